@@ -1,0 +1,207 @@
+"""Shared plumbing of the simulators: a real HTTP server on loopback, fault injection,
+a request log with counts per endpoint, and the `/_control` routes tests drive."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CONTROL_PREFIX = "/_control"
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+_ID_SEGMENT = re.compile(r"/(?:\d+|[0-9a-fA-F-]{32,36})(?=/|$)")
+
+
+@dataclass
+class Faults:
+    """What the simulator does wrong, on purpose. Rates are shares of requests (0..1)."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    timeout_seconds: float = 30.0
+    drop_rate: float = 0.0
+    drop_after_write_rate: float = 0.0
+    throttle_rate: float = 0.0
+    seed: int | None = None
+
+    def update(self, changes: dict[str, Any]) -> None:
+        names = {f.name for f in fields(self)}
+        for key, value in changes.items():
+            if key not in names:
+                raise ValueError(f"unknown fault setting {key!r}; known: {sorted(names)}")
+            setattr(self, key, None if value is None and key == "seed" else type_of(key)(value))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def type_of(name: str) -> type:
+    return int if name == "seed" else float
+
+
+class RequestLog:
+    """Counts requests per endpoint (ids folded to `{id}`) and per status, thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_endpoint: Counter[str] = Counter()
+        self.by_status: Counter[int] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.total = 0
+
+    @staticmethod
+    def endpoint(method: str, path: str) -> str:
+        return f"{method} {_ID_SEGMENT.sub('/{id}', path)}"
+
+    def record(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self.by_endpoint[self.endpoint(method, path)] += 1
+            self.by_status[status] += 1
+            self.total += 1
+
+    def record_fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": self.total,
+                "by_endpoint": dict(self.by_endpoint),
+                "by_status": {str(k): v for k, v in self.by_status.items()},
+                "faults": dict(self.faults),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_endpoint.clear()
+            self.by_status.clear()
+            self.faults.clear()
+            self.total = 0
+
+
+class DroppedConnection(Exception):
+    """Raised after the response head is sent so the server cuts the connection."""
+
+
+class FaultInjector:
+    """ASGI middleware: latency, 5xx, timeouts, dropped connections (before or after the
+    write was applied) and 429s, by configuration and deterministic for a seed.
+    `/_control` routes are never faulted and never logged."""
+
+    def __init__(
+        self, app: ASGIApp, faults: Faults, log: RequestLog, throttle_body: bytes
+    ) -> None:
+        self.app = app
+        self.faults = faults
+        self.log = log
+        self.throttle_body = throttle_body
+        self._rng = random.Random(faults.seed)
+        self._seed = faults.seed
+
+    def _roll(self, rate: float) -> bool:
+        if self._seed != self.faults.seed:
+            self._rng = random.Random(self.faults.seed)
+            self._seed = self.faults.seed
+        return rate > 0 and self._rng.random() < rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        f = self.faults
+        if f.latency_ms:
+            await asyncio.sleep(f.latency_ms / 1000)
+        if self._roll(f.timeout_rate):
+            self.log.record_fault("timeout")
+            await asyncio.sleep(f.timeout_seconds)
+        if self._roll(f.drop_rate):
+            self.log.record_fault("drop")
+            await _drop(send)
+        if self._roll(f.error_rate):
+            self.log.record_fault("5xx")
+            self.log.record(method, path, 503)
+            await _plain(send, 503, b'{"message":"Service Unavailable (injected)"}')
+            return
+        if self._roll(f.throttle_rate):
+            self.log.record_fault("429")
+            self.log.record(method, path, 429)
+            await _plain(send, 429, self.throttle_body, [(b"retry-after", b"1")])
+            return
+        drop_after = method in WRITE_METHODS and self._roll(f.drop_after_write_rate)
+        status = 0
+
+        async def send_logged(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if drop_after:
+                    self.log.record_fault("drop_after_write")
+                    self.log.record(method, path, status)
+                    await _drop(send)
+            await send(message)
+
+        await self.app(scope, receive, send_logged)
+        self.log.record(method, path, status)
+
+
+async def _drop(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+    raise DroppedConnection("connection dropped on purpose")
+
+
+async def _plain(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SimulatorServer:
+    """Runs an ASGI app with uvicorn on a loopback port in a background thread."""
+
+    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.host, self.port = self.sock.getsockname()[:2]
+        config = uvicorn.Config(app, log_level="critical", access_log=False, timeout_keep_alive=30)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, name=f"sim-{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _run(self) -> None:
+        self.server.run(sockets=[self.sock])
+
+    def start(self) -> SimulatorServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"simulator on port {self.port} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    def serve_forever(self) -> None:
+        """Foreground mode for `ledgerpush simulate`."""
+        self._run()
