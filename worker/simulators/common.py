@@ -99,9 +99,7 @@ class FaultInjector:
     write was applied) and 429s, by configuration and deterministic for a seed.
     `/_control` routes are never faulted and never logged."""
 
-    def __init__(
-        self, app: ASGIApp, faults: Faults, log: RequestLog, throttle_body: bytes
-    ) -> None:
+    def __init__(self, app: ASGIApp, faults: Faults, log: RequestLog, throttle_body: bytes) -> None:
         self.app = app
         self.faults = faults
         self.log = log
@@ -157,7 +155,9 @@ class FaultInjector:
 
 
 async def _drop(send: Send) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]}
+    )
     raise DroppedConnection("connection dropped on purpose")
 
 
@@ -165,7 +165,9 @@ async def _plain(
     send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -1,0 +1,15 @@
+"""Payment jobs: parse, hand to the pipeline, act on its outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from tasks.runner import run_job
+from worker.app import PAYMENT_TASK, app
+
+
+@app.task(name=PAYMENT_TASK, bind=True)
+def process_payment(self: Task, payload: Any, enqueued_at: float | None = None) -> str:
+    return run_job(self, payload, enqueued_at)

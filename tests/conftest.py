@@ -1,0 +1,219 @@
+"""Real components for every test: a Redis server, SQLite (or PostgreSQL when
+LEDGERPUSH_TEST_DATABASE_URL is set), the simulators over HTTP, Celery worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_HOME = Path(
+    os.environ["LEDGERPUSH_HOME"]
+    if os.environ.get("_LEDGERPUSH_TEST_SESSION")
+    else tempfile.mkdtemp(prefix="ledgerpush-test-")
+)
+
+
+def _database_url() -> str:
+    given = os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")
+    if not given:
+        return f"sqlite:///{_HOME / 'ledger.db'}"
+    import psycopg
+
+    name = f"ledgerpush_test_{uuid.uuid4().hex[:10]}"
+    admin = given.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    os.environ["_LEDGERPUSH_TEST_DB_TO_DROP"] = name
+    return f"{base}/{name}"
+
+
+def _redis_url() -> str:
+    given = os.environ.get("LEDGERPUSH_TEST_REDIS_URL")
+    if given:
+        import redis
+
+        redis.Redis.from_url(given).flushdb()
+        return given
+    from worker.embedded_redis import EmbeddedRedis
+
+    server = EmbeddedRedis(_HOME / "redis").start()
+    _SERVERS.append(server)
+    return server.url
+
+
+_SERVERS: list[Any] = []
+
+
+def _configure_once() -> None:
+    """Child processes (spawned workers, pools) inherit the session's environment."""
+    if os.environ.get("_LEDGERPUSH_TEST_SESSION"):
+        return
+    os.environ["_LEDGERPUSH_TEST_SESSION"] = "1"
+    os.environ.update(
+        {
+            "LEDGERPUSH_ENV": "test",
+            "LEDGERPUSH_HOME": str(_HOME),
+            "LEDGERPUSH_DATABASE_URL": _database_url(),
+            "LEDGERPUSH_SECRET_KEY": "Jm6nQ0-gGmS7c2jm1KlR3jPOjuwJ3h9n6XGbGUVJ6uM=",
+            "LEDGERPUSH_LOG_JSON": "true",
+            "LEDGERPUSH_RETRY_BACKOFF_BASE": "0.2",
+            "LEDGERPUSH_RETRY_BACKOFF_MAX": "2",
+            "LEDGERPUSH_HTTP_TIMEOUT": "5",
+            "LEDGERPUSH_EACCOUNTING_CLIENT_ID": "ledgerpush",
+            "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": "sim-secret",
+            "LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN": "sim-app-secret",
+            "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": "sim-app-public",
+        }
+    )
+    os.environ["LEDGERPUSH_REDIS_URL"] = _redis_url()
+
+
+_configure_once()
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    for server in _SERVERS:
+        server.stop()
+    name = os.environ.get("_LEDGERPUSH_TEST_DB_TO_DROP")
+    if name:
+        import psycopg
+
+        from worker.ledger.db import engine
+
+        engine().dispose()
+        admin = os.environ["LEDGERPUSH_TEST_DATABASE_URL"].replace(
+            "postgresql+psycopg://", "postgresql://"
+        )
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class WorkerProcess:
+    """A real `ledgerpush worker` process; its output goes to a log file."""
+
+    def __init__(self, name: str, env: dict[str, str], concurrency: int = 8) -> None:
+        self.name = name
+        self.log_path = _HOME / f"worker-{name}-{uuid.uuid4().hex[:6]}.log"
+        self.env = env
+        self.concurrency = concurrency
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        command = [
+            sys.executable, "-m", "worker", "worker",
+            f"--concurrency={self.concurrency}", f"--hostname={self.name}@%h", "--loglevel=INFO",
+        ]  # fmt: skip
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        wait_for(lambda: b"ready" in self.log_path.read_bytes() or self._died(), 60)
+        if self._died():
+            raise RuntimeError(self.log_path.read_text()[-3000:])
+        return self
+
+    def _died(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def base_env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+@pytest.fixture
+def start_worker(base_env: dict[str, str]) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "w", concurrency: int = 8, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(unique(name), {**base_env, **env}, concurrency).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def session_worker(base_env: dict[str, str]) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess("session", base_env, concurrency=16).start()
+    yield worker
+    worker.stop()
+
+
+def invoice_job(tenant_id: str, key: str | None = None, **overrides: Any) -> dict[str, Any]:
+    invoice: dict[str, Any] = {
+        "issue_date": "2026-11-20",
+        "due_date": "2026-12-04",
+        "currency": "NOK",
+        "customer": {
+            "external_id": "c-42",
+            "name": "Nordic Tools AS",
+            "country": "NO",
+            "email": "ap@nordictools.no",
+            "org_number": "912345678",
+            "is_private_person": False,
+            "address": {"line1": "Storgata 1", "postal_code": "0155", "city": "Oslo"},
+        },
+        "lines": [
+            {
+                "description": "Consulting, November",
+                "quantity": "10",
+                "unit_price": "1200.00",
+                "vat_rate": "25",
+                "discount_percent": "0",
+            }
+        ],
+        "your_reference": "PO-7781",
+    }
+    invoice.update(overrides)
+    return {
+        "tenant_id": tenant_id,
+        "idempotency_key": key or unique("inv"),
+        "kind": "invoice",
+        "invoice": invoice,
+    }

@@ -1,0 +1,77 @@
+"""The Celery app and all of its settings, in one place.
+
+Delivery is at least once (acks late, requeue when a worker dies); the ledger and the
+lookup-before-write rule in the pipeline turn that into exactly-once effects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from worker.redis_client import redis_url
+from worker.settings import get_settings
+
+INVOICES_QUEUE = "ledgerpush.invoices"
+PAYMENTS_QUEUE = "ledgerpush.payments"
+MAINTENANCE_QUEUE = "ledgerpush.maintenance"
+QUEUES = (INVOICES_QUEUE, PAYMENTS_QUEUE, MAINTENANCE_QUEUE)
+INVOICE_TASK = "ledgerpush.invoice"
+PAYMENT_TASK = "ledgerpush.payment"
+TASK_FOR_KIND = {"invoice": INVOICE_TASK, "credit_note": INVOICE_TASK, "payment": PAYMENT_TASK}
+QUEUE_FOR_TASK = {INVOICE_TASK: INVOICES_QUEUE, PAYMENT_TASK: PAYMENTS_QUEUE}
+
+
+def celery_config() -> dict[str, Any]:
+    """Evaluated lazily, on first use, so importing this module starts nothing."""
+    settings = get_settings()
+    return {
+        "broker_url": redis_url(),
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            # Must exceed the longest task (and any countdown) or a message runs twice.
+            "visibility_timeout": settings.visibility_timeout,
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+        },
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_pool": "threads",
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_soft_time_limit": settings.task_soft_time_limit,
+        "task_time_limit": settings.task_time_limit,
+        "task_default_queue": INVOICES_QUEUE,
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_routes": {
+            INVOICE_TASK: {"queue": INVOICES_QUEUE},
+            PAYMENT_TASK: {"queue": PAYMENTS_QUEUE},
+            "ledgerpush.maintenance.*": {"queue": MAINTENANCE_QUEUE},
+        },
+        "task_default_retry_delay": 5,
+        "beat_schedule": {
+            "refresh-expiring-tokens": {
+                "task": "ledgerpush.maintenance.refresh_tokens",
+                "schedule": 60.0,
+            },
+            "reconcile-stuck-jobs": {
+                "task": "ledgerpush.maintenance.reconcile",
+                "schedule": 30.0,
+            },
+        },
+        "timezone": "UTC",
+    }
+
+
+app = Celery("ledgerpush", include=["tasks.invoices", "tasks.payments", "tasks.maintenance"])
+app.add_defaults(celery_config)

@@ -1,0 +1,352 @@
+"""The `ledgerpush` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from worker.settings import SettingsError
+
+app = typer.Typer(
+    help="Books invoices, credit notes and payments exactly once.", no_args_is_help=True
+)
+jobs_app = typer.Typer(help="Inspect jobs in the ledger.", no_args_is_help=True)
+tenants_app = typer.Typer(
+    help="Add and inspect tenants and their connections.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Encryption keys for credentials at rest.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+console = Console()
+err = Console(stderr=True)
+
+
+def _setup(log_level: str | None = None) -> None:
+    from worker.logs import setup_logging
+    from worker.settings import get_settings
+    from worker.telemetry import init_sentry
+
+    settings = get_settings()
+    setup_logging(log_level or settings.log_level, settings.log_json)
+    init_sentry()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Threads per worker process.")] = None,
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "",
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+    hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
+) -> None:
+    """Run a Celery worker (thread pool) on the ledgerpush queues."""
+    from worker.app import QUEUES
+    from worker.app import app as celery_app
+    from worker.ledger.db import engine
+
+    _setup(loglevel)
+    engine()
+    argv = ["worker", f"--loglevel={loglevel}", f"--queues={queues or ','.join(QUEUES)}"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def beat(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
+    """Run the scheduler: proactive token refresh and the reconciler."""
+    from worker.app import app as celery_app
+    from worker.settings import get_settings
+
+    _setup(loglevel)
+    schedule = get_settings().home / "beat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the queue contract (one job payload)."""
+    from worker.jobs import job_schema
+
+    print(json.dumps(job_schema(), indent=2))
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new Fernet key for LEDGERPUSH_SECRET_KEY."""
+    from worker.crypto import generate_key
+
+    print(generate_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every tenant's credentials with the first key of LEDGERPUSH_SECRET_KEY."""
+    from worker.crypto import rotate
+    from worker.ledger.db import session
+    from worker.ledger.models import Tenant
+
+    count = 0
+    with session() as db:
+        for tenant in db.query(Tenant).where(Tenant.credentials.is_not(None)):
+            assert tenant.credentials is not None
+            tenant.credentials = rotate(tenant.credentials)
+            count += 1
+    console.print(f"re-encrypted the credentials of {count} tenants")
+
+
+def _read_lines(source: str) -> list[str]:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    stripped = text.strip()
+    if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in stripped):
+        data = json.loads(stripped)
+        items = data if isinstance(data, list) else [data]
+        return [json.dumps(item) for item in items]
+    return text.splitlines()
+
+
+@app.command()
+def enqueue(
+    source: Annotated[
+        str, typer.Argument(help="A JSON job, a JSON array or JSONL file; - for stdin.")
+    ],
+) -> None:
+    """Validate and enqueue jobs; bad lines are reported by number and skipped."""
+    from worker.jobs import JobValidationError
+    from worker.producer import enqueue as enqueue_job
+
+    lines = [(n, line) for n, line in enumerate(_read_lines(source), start=1) if line.strip()]
+    bad = 0
+    with Progress(console=err, transient=True, disable=len(lines) < 20) as progress:
+        task = progress.add_task("enqueueing", total=len(lines))
+        for number, line in lines:
+            try:
+                print(enqueue_job(json.loads(line)))
+            except json.JSONDecodeError as exc:
+                bad += 1
+                err.print(f"[red]line {number}: not JSON: {exc}[/red]")
+            except JobValidationError as exc:
+                bad += 1
+                for error in exc.errors:
+                    err.print(f"[red]line {number}: {error.field}: {error.message}[/red]")
+            progress.advance(task)
+    err.print(f"enqueued {len(lines) - bad} of {len(lines)}")
+    if bad:
+        raise typer.Exit(1)
+
+
+def _job_dict(job: Any) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "tenant_id": job.tenant_id,
+        "idempotency_key": job.idempotency_key,
+        "kind": job.kind,
+        "state": job.state,
+        "attempts": job.attempts,
+        "remote": job.remote,
+        "error": {
+            "category": job.error_category,
+            "code": job.error_code,
+            "message": job.error_message,
+            "fields": job.error_fields,
+        }
+        if job.error_code
+        else None,
+        "created_at": job.created_at.isoformat(),
+        "updated_at": job.updated_at.isoformat(),
+    }
+
+
+@jobs_app.command("list")
+def jobs_list(
+    tenant: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List jobs, newest first."""
+    from worker.ledger.store import list_jobs
+
+    jobs = list_jobs(tenant, state, limit)
+    if as_json:
+        print(json.dumps([_job_dict(j) for j in jobs], indent=2))
+        return
+    table = Table("id", "tenant", "key", "kind", "state", "attempts", "error")
+    for j in jobs:
+        table.add_row(
+            j.id[:8],
+            j.tenant_id,
+            j.idempotency_key,
+            j.kind,
+            j.state,
+            str(j.attempts),
+            j.error_code or "",
+        )
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show one job with its history and attempts."""
+    from worker.ledger.store import JobNotFound, attempts_of, events_of, get_job
+
+    try:
+        job = get_job(job_id)
+    except JobNotFound as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    data = _job_dict(job)
+    data["payload"] = job.payload
+    data["history"] = [
+        {
+            "at": e.at.isoformat(),
+            "from": e.from_state,
+            "to": e.to_state,
+            "by": e.actor,
+            "note": e.note,
+        }
+        for e in events_of(job.id)
+    ]
+    data["attempts_detail"] = [
+        {"number": a.number, "outcome": a.outcome, "error": a.error, "calls": a.calls}
+        for a in attempts_of(job.id)
+    ]
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        console.print_json(json.dumps(data, default=str))
+
+
+def _credentials_from(
+    stdin: bool, access_token: str | None, refresh_token: str | None, grant_token: str | None
+) -> dict[str, Any] | None:
+    if stdin:
+        data: dict[str, Any] = json.loads(sys.stdin.read())
+        return data
+    creds = {
+        k: v
+        for k, v in {
+            "access_token": access_token,
+            "refresh_token": refresh_token,
+            "grant_token": grant_token,
+        }.items()
+        if v
+    }
+    return creds or None
+
+
+@tenants_app.command("add")
+def tenants_add(
+    tenant_id: str,
+    provider: Annotated[str, typer.Option(help="eaccounting or economic")],
+    country: Annotated[
+        str, typer.Option(help="NO, NL, SE, FI (eaccounting); DK, NO, SE (economic)")
+    ],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    credentials_stdin: Annotated[
+        bool, typer.Option("--credentials-stdin", help="Read credentials JSON from stdin.")
+    ] = False,
+    access_token: Annotated[str | None, typer.Option(envvar="LEDGERPUSH_NEW_ACCESS_TOKEN")] = None,
+    refresh_token: Annotated[
+        str | None, typer.Option(envvar="LEDGERPUSH_NEW_REFRESH_TOKEN")
+    ] = None,
+    grant_token: Annotated[str | None, typer.Option(envvar="LEDGERPUSH_NEW_GRANT_TOKEN")] = None,
+) -> None:
+    """Add a tenant. Credentials are encrypted at rest and never printed."""
+    from worker.tenants import TenantError, add_tenant
+
+    creds = _credentials_from(credentials_stdin, access_token, refresh_token, grant_token)
+    try:
+        add_tenant(tenant_id, provider, country.upper(), creds, name)
+    except TenantError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    state = "with credentials" if creds else "without credentials (connect it next)"
+    console.print(f"added tenant {tenant_id} ({provider}, {country.upper()}) {state}")
+
+
+def _tenant_dict(tenant: Any) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "provider": tenant.provider,
+        "country": tenant.country,
+        "name": tenant.display_name,
+        "connection_state": tenant.connection_state,
+        "reason": tenant.connection_reason,
+        "has_credentials": tenant.credentials is not None,
+        "token_expires_at": tenant.token_expires_at.isoformat()
+        if tenant.token_expires_at
+        else None,
+        "mapping": tenant.mapping,
+        "capabilities": tenant.capabilities,
+    }
+
+
+@tenants_app.command("list")
+def tenants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List tenants and their connection state."""
+    from worker.tenants import list_tenants
+
+    rows = [_tenant_dict(t) for t in list_tenants()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "provider", "country", "connection", "reason")
+    for r in rows:
+        table.add_row(
+            r["id"], r["provider"], r["country"], r["connection_state"], r["reason"] or ""
+        )
+    console.print(table)
+
+
+@tenants_app.command("show")
+def tenants_show(tenant_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show one tenant (never its credentials)."""
+    from worker.tenants import UnknownTenant, get_tenant
+
+    try:
+        data = _tenant_dict(get_tenant(tenant_id))
+    except UnknownTenant as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        console.print_json(json.dumps(data))
+
+
+@tenants_app.command("map")
+def tenants_map(
+    tenant_id: str,
+    settings: Annotated[
+        list[str], typer.Argument(help="key=value pairs, e.g. vat.25=3 journal=1; key= removes")
+    ],
+) -> None:
+    """Pin the tenant's mapping: VAT codes, accounts, layout, payment terms, product, bank, journal."""
+    from worker.mapping import MappingError, parse_assignments
+    from worker.tenants import UnknownTenant, update_mapping
+
+    try:
+        tenant = update_mapping(tenant_id, parse_assignments(settings))
+    except (MappingError, UnknownTenant) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print_json(json.dumps(tenant.mapping))
+
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise SystemExit(2) from None

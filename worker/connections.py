@@ -1,0 +1,56 @@
+"""Tenant connection transitions and what follows them: parking, resuming, alerts."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from worker import alerts, tenants
+from worker.ledger import store
+from worker.ledger.db import session
+from worker.ledger.models import CONNECTED, NEEDS_REAUTH, RECEIVED, WAITING_FOR_REAUTH, Job
+
+log = logging.getLogger("ledgerpush.connections")
+
+
+def tenant_needs_reauth(tenant_id: str, reason: str) -> None:
+    """Mark the tenant; the worker that made the change alerts, nobody else."""
+    if tenants.set_connection(tenant_id, NEEDS_REAUTH, reason):
+        log.warning("tenant %s needs re-authorization: %s", tenant_id, reason)
+        alerts.tenant_reauth_required(tenants.get_tenant(tenant_id), reason)
+
+
+def tenant_reconnected(tenant_id: str, credentials: dict[str, object], actor: str) -> int:
+    """Store new credentials, mark connected, and resume parked jobs in order."""
+    was_disconnected = tenants.reconnect(tenant_id, dict(credentials))
+    if was_disconnected:
+        alerts.tenant_reconnected(tenants.get_tenant(tenant_id), actor)
+    return resume_parked_jobs(tenant_id, actor)
+
+
+def parked_jobs(tenant_id: str) -> list[Job]:
+    with session() as db:
+        return list(
+            db.scalars(
+                select(Job)
+                .where(Job.tenant_id == tenant_id, Job.state == WAITING_FOR_REAUTH)
+                .order_by(Job.created_at, Job.id)
+            )
+        )
+
+
+def resume_parked_jobs(tenant_id: str, actor: str = "worker") -> int:
+    """Send every parked job of a connected tenant back to the queue, oldest first."""
+    from worker.producer import send
+
+    tenant = tenants.get_tenant(tenant_id)
+    if tenant.connection_state != CONNECTED:
+        return 0
+    jobs = parked_jobs(tenant_id)
+    for job in jobs:
+        store.transition(job.id, RECEIVED, actor=actor, note="resumed after reconnect")
+        send(job.payload, job.kind, job.id)
+    if jobs:
+        log.info("resumed %d parked jobs of tenant %s", len(jobs), tenant_id)
+    return len(jobs)

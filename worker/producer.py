@@ -1,0 +1,35 @@
+"""Enqueue helpers for Python producers.
+
+Re-enqueueing the same (tenant, idempotency key) is harmless: the worker accepts the
+first copy and acknowledges later ones without doing anything.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, app
+from worker.jobs import CreditNoteJob, InvoiceJob, PaymentJob, parse_job
+
+AnyJob = InvoiceJob | CreditNoteJob | PaymentJob
+
+
+def enqueue(job: AnyJob | dict[str, Any] | str) -> str:
+    """Validate and send one job; returns its id. Raises JobValidationError for a bad job."""
+    parsed = job if isinstance(job, InvoiceJob | CreditNoteJob | PaymentJob) else parse_job(job)
+    return send(parsed.model_dump(mode="json"), parsed.kind, parsed.job_id)
+
+
+def send(payload: dict[str, Any], kind: str, job_id: str, countdown: float | None = None) -> str:
+    """Publish an already validated payload (also used to resume and retry jobs)."""
+    task = TASK_FOR_KIND[kind]
+    app.send_task(
+        task,
+        args=[payload],
+        kwargs={"enqueued_at": time.time()},
+        queue=QUEUE_FOR_TASK[task],
+        task_id=job_id,
+        countdown=countdown,
+    )
+    return job_id

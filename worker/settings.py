@@ -1,0 +1,134 @@
+"""Configuration: environment variables prefixed `LEDGERPUSH_`, or a `.env` file."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: A fixed key used only in demo/dev mode, so data written by the demo stays readable.
+DEV_SECRET_KEY = "bGVkZ2VycHVzaC1kZXYta2V5LW5vdC1mb3ItcHJvZC0="
+
+
+class SettingsError(RuntimeError):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGERPUSH_", env_file=".env", extra="ignore")
+
+    env: Literal["production", "dev", "demo", "test"] = "dev"
+    home: Path = Path(".ledgerpush")
+    redis_url: str | None = None
+    database_url: str | None = None
+    secret_key: SecretStr | None = Field(
+        default=None, description="Comma-separated Fernet keys; the first encrypts."
+    )
+    sentry_dsn: str | None = None
+    log_level: str = "INFO"
+    log_json: bool | None = None
+
+    eaccounting_api_url: str = "https://eaccountingapi.vismaonline.com/v2"
+    eaccounting_identity_url: str = "https://identity.vismaonline.com"
+    eaccounting_client_id: str = ""
+    eaccounting_client_secret: SecretStr = SecretStr("")
+    eaccounting_redirect_uri: str = "http://127.0.0.1:8000/connect/eaccounting/callback"
+    eaccounting_rate_per_minute: int = Field(default=600, ge=1)
+    economic_api_url: str = "https://restapi.e-conomic.com"
+    economic_install_url: str = "https://secure.e-conomic.com/secure/api1/requestaccess.aspx"
+    economic_app_secret_token: SecretStr = SecretStr("")
+    economic_app_public_token: str = ""
+    economic_redirect_uri: str = "http://127.0.0.1:8000/connect/economic/callback"
+    economic_calls_per_day: int = Field(default=50_000, ge=1)
+
+    worker_concurrency: int = Field(default=16, ge=1, le=512)
+    task_soft_time_limit: int = Field(default=120, ge=5)
+    task_time_limit: int = Field(default=150, ge=10)
+    visibility_timeout: int = Field(default=3600, ge=30)
+    max_retries: int = Field(default=8, ge=0, le=50)
+    retry_backoff_base: float = Field(default=2.0, gt=0)
+    retry_backoff_max: float = Field(default=600.0, gt=0)
+    tenant_max_in_flight: int = Field(default=4, ge=1)
+    lease_seconds: int = Field(default=180, ge=5)
+    reference_cache_ttl: int = Field(default=3600, ge=0)
+    http_timeout: float = Field(default=20.0, gt=0)
+    refresh_window_seconds: int = Field(default=600, ge=0)
+    web_base_url: str = "http://127.0.0.1:8000"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        if value and value.startswith("postgresql://"):
+            return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value or None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        for number, key in enumerate(value.get_secret_value().split(","), start=1):
+            try:
+                Fernet(key.strip())
+            except (ValueError, TypeError):
+                raise ValueError(
+                    f"key {number} is not a Fernet key (32 url-safe base64-encoded bytes); "
+                    "make one with `ledgerpush keygen`"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_secret(self) -> Settings:
+        if self.secret_key is None and self.env == "production":
+            raise ValueError("LEDGERPUSH_SECRET_KEY is required when LEDGERPUSH_ENV=production")
+        if self.task_time_limit <= self.task_soft_time_limit:
+            raise ValueError("LEDGERPUSH_TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
+        if self.visibility_timeout <= self.task_time_limit * 2:
+            raise ValueError(
+                "LEDGERPUSH_VISIBILITY_TIMEOUT must be more than twice LEDGERPUSH_TASK_TIME_LIMIT"
+            )
+        return self
+
+    @property
+    def fernet_keys(self) -> list[str]:
+        raw = self.secret_key.get_secret_value() if self.secret_key else DEV_SECRET_KEY
+        return [key.strip() for key in raw.split(",")]
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.home / "ledger.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"LEDGERPUSH_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,141 @@
+"""Tenants: provider, country, connection state and encrypted credentials."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select, update
+
+from worker.crypto import decrypt_json, encrypt_json
+from worker.ledger.db import session
+from worker.ledger.models import CONNECTED, NEEDS_REAUTH, Tenant, utcnow
+
+PROVIDERS = ("eaccounting", "economic")
+COUNTRIES = {"eaccounting": ("NO", "NL", "SE", "FI"), "economic": ("DK", "NO", "SE")}
+
+
+class TenantError(ValueError):
+    """A tenant operation was asked for with a wrong value; the message says which."""
+
+
+class UnknownTenant(LookupError):
+    pass
+
+
+def add_tenant(
+    tenant_id: str,
+    provider: str,
+    country: str,
+    credentials: dict[str, Any] | None = None,
+    display_name: str | None = None,
+    mapping: dict[str, Any] | None = None,
+) -> Tenant:
+    if provider not in PROVIDERS:
+        raise TenantError(f"provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
+    if country not in COUNTRIES[provider]:
+        allowed = ", ".join(COUNTRIES[provider])
+        raise TenantError(f"country for {provider} must be one of {allowed}, not {country!r}")
+    with session() as db:
+        if db.get(Tenant, tenant_id) is not None:
+            raise TenantError(f"tenant {tenant_id!r} already exists")
+        tenant = Tenant(
+            id=tenant_id,
+            provider=provider,
+            country=country,
+            display_name=display_name,
+            mapping=mapping or {},
+            capabilities={},
+        )
+        _set_credentials(tenant, credentials)
+        db.add(tenant)
+        return tenant
+
+
+def _set_credentials(tenant: Tenant, credentials: dict[str, Any] | None) -> None:
+    tenant.credentials = encrypt_json(credentials) if credentials else None
+    tenant.credentials_version = (tenant.credentials_version or 0) + 1
+    expires = (credentials or {}).get("expires_at")
+    tenant.token_expires_at = dt.datetime.fromtimestamp(expires, dt.UTC) if expires else None
+
+
+def find_tenant(tenant_id: str) -> Tenant | None:
+    with session() as db:
+        return db.get(Tenant, tenant_id)
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    tenant = find_tenant(tenant_id)
+    if tenant is None:
+        raise UnknownTenant(f"no tenant {tenant_id!r}; add it with `ledgerpush tenants add`")
+    return tenant
+
+
+def list_tenants() -> list[Tenant]:
+    with session() as db:
+        return list(db.scalars(select(Tenant).order_by(Tenant.id)))
+
+
+def credentials_of(tenant: Tenant) -> dict[str, Any]:
+    return decrypt_json(tenant.credentials) if tenant.credentials else {}
+
+
+def store_credentials(tenant_id: str, credentials: dict[str, Any]) -> Tenant:
+    """Durably replace a tenant's credentials (committed before this returns)."""
+    with session() as db:
+        tenant = db.get(Tenant, tenant_id, with_for_update=True)
+        if tenant is None:
+            raise UnknownTenant(f"no tenant {tenant_id!r}")
+        _set_credentials(tenant, credentials)
+        return tenant
+
+
+def set_connection(tenant_id: str, state: str, reason: str | None = None) -> bool:
+    """Set the connection state; True only for the one caller that changed it, so
+    whatever follows a transition (an alert) happens once even when workers race."""
+    with session() as db:
+        changed = db.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id, Tenant.connection_state != state)
+            .values(
+                connection_state=state,
+                connection_reason=reason if state != CONNECTED else None,
+                updated_at=utcnow(),
+            )
+        ).rowcount
+        return bool(changed)
+
+
+def reconnect(tenant_id: str, credentials: dict[str, Any]) -> bool:
+    """Store fresh credentials and mark the tenant connected; True if it was not."""
+    store_credentials(tenant_id, credentials)
+    return set_connection(tenant_id, CONNECTED)
+
+
+def needs_reauth(tenant: Tenant) -> bool:
+    return tenant.connection_state == NEEDS_REAUTH
+
+
+def update_mapping(tenant_id: str, changes: dict[str, Any], replace: bool = False) -> Tenant:
+    with session() as db:
+        tenant = db.get(Tenant, tenant_id, with_for_update=True)
+        if tenant is None:
+            raise UnknownTenant(f"no tenant {tenant_id!r}")
+        base = {} if replace else dict(tenant.mapping)
+        base.update(changes)
+        tenant.mapping = {k: v for k, v in base.items() if v is not None}
+        return tenant
+
+
+def update_capabilities(tenant_id: str, changes: dict[str, Any]) -> None:
+    with session() as db:
+        tenant = db.get(Tenant, tenant_id, with_for_update=True)
+        if tenant is not None:
+            tenant.capabilities = {**tenant.capabilities, **changes}
+
+
+def mark_success(tenant_id: str) -> None:
+    with session() as db:
+        tenant = db.get(Tenant, tenant_id)
+        if tenant is not None:
+            tenant.last_success_at = utcnow()
