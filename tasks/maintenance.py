@@ -37,3 +37,18 @@ def deliver_webhook(self: Task, delivery_id: int) -> bool:
         mark_undeliverable(delivery_id)
         return False
     raise self.retry(countdown=min(600, 2 ** (self.request.retries + 1)))
+
+
+@app.task(name="ledgerpush.maintenance.refresh_tenant", bind=True, max_retries=6)
+def refresh_tenant_token(self: Task, tenant_id: str) -> bool:
+    from worker.auth.proactive import refresh_if_expiring
+    from worker.connections import tenant_needs_reauth
+    from worker.providers.base import NeedsReauth, Transient
+
+    try:
+        return refresh_if_expiring(tenant_id)
+    except NeedsReauth as exc:
+        tenant_needs_reauth(tenant_id, exc.message)
+        return False
+    except Transient as exc:
+        raise self.retry(countdown=min(300, 5 * 2**self.request.retries), exc=exc) from None

@@ -344,6 +344,22 @@ def tenants_map(
     console.print_json(json.dumps(tenant.mapping))
 
 
+@tenants_app.command("connect-url")
+def tenants_connect_url(
+    tenant_id: str,
+    days: Annotated[int, typer.Option(help="How long the link stays valid.")] = 7,
+) -> None:
+    """Print the link the tenant's user opens to connect (or reconnect) their books."""
+    from worker.auth.connect import connect_url
+    from worker.tenants import UnknownTenant
+
+    try:
+        print(connect_url(tenant_id, ttl=days * 24 * 3600))
+    except UnknownTenant as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
 def main() -> None:
     try:
         app()

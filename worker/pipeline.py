@@ -8,11 +8,14 @@ and the record never causes a second document.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import LockError
 
 from worker import tenants
 from worker.jobs import JobValidationError, job_id_for, parse_job
@@ -44,9 +47,12 @@ from worker.providers.base import (
     Transient,
     Unsupported,
 )
+from worker.reconciler import lease_key
+from worker.redis_client import get_redis
 from worker.settings import get_settings
 
 log = logging.getLogger("ledgerpush.pipeline")
+LEASE_RECHECK_SECONDS = 15.0
 STEP_STATES = {"draft": (DRAFTING, DRAFTED), "book": (BOOKING, BOOKED), "pay": (BOOKING, BOOKED)}
 
 
@@ -75,7 +81,18 @@ def process(payload: Any, enqueued_at: float | None = None, worker: str = "local
         if row.state in TERMINAL_STATES:
             log.info("job already %s; nothing to do", row.state)
             return Outcome(row.state)
-        return _run(job, row, worker)
+        lease = get_redis().lock(
+            lease_key(row.id), timeout=get_settings().lease_seconds, blocking=False
+        )
+        if not lease.acquire():
+            # Another copy of this job is running (redelivery): let it finish first.
+            log.info("job is running elsewhere; this copy will look again later")
+            return Outcome(row.state, retry_in=LEASE_RECHECK_SECONDS)
+        try:
+            return _run(job, store.get_job(row.id), worker)
+        finally:
+            with contextlib.suppress(LockError):
+                lease.release()
 
 
 def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=20.0, gt=0)
     refresh_window_seconds: int = Field(default=600, ge=0)
     web_base_url: str = "http://127.0.0.1:8000"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=1, le=65535)
+    web_admin_user: str | None = None
+    web_admin_password: SecretStr | None = None
+    web_session_secret: SecretStr | None = None
+    web_secure_cookies: bool = False
+    metrics_public: bool = True
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
 

@@ -1,0 +1,79 @@
+"""Proactive refresh: the beat task finds eAccounting tokens that expire soon and
+schedules each tenant's refresh at a stable, spread-out offset, so thousands of
+tenants never hit the token endpoint in the same second."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import zlib
+from typing import Any
+
+from sqlalchemy import select
+
+from worker.auth.eaccounting import refresh
+from worker.auth.tokens import refresh_single_flight
+from worker.ledger.db import session
+from worker.ledger.models import CONNECTED, Tenant, utcnow
+from worker.settings import get_settings
+
+log = logging.getLogger("ledgerpush.auth.proactive")
+SAFETY_MARGIN = 60.0
+
+
+def expiring_tenants(window: float) -> list[tuple[str, float]]:
+    """(tenant id, seconds until its access token expires) for tokens inside the window."""
+    horizon = utcnow() + dt.timedelta(seconds=window)
+    with session() as db:
+        rows = db.execute(
+            select(Tenant.id, Tenant.token_expires_at).where(
+                Tenant.provider == "eaccounting",
+                Tenant.connection_state == CONNECTED,
+                Tenant.token_expires_at.is_not(None),
+                Tenant.token_expires_at < horizon,
+            )
+        ).tuples()
+        now = utcnow()
+        return [
+            (tenant_id, _seconds_between(now, expires)) for tenant_id, expires in rows if expires
+        ]
+
+
+def _seconds_between(now: dt.datetime, expires: dt.datetime) -> float:
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=dt.UTC)
+    return (expires - now).total_seconds()
+
+
+def spread_delay(tenant_id: str, seconds_left: float) -> float:
+    """A stable offset per tenant inside the time that is left before expiry."""
+    room = max(seconds_left - SAFETY_MARGIN, 0.0)
+    return (zlib.crc32(tenant_id.encode()) % 10_000) / 10_000 * room
+
+
+def refresh_expiring_tokens() -> int:
+    from tasks.maintenance import refresh_tenant_token
+
+    window = float(get_settings().refresh_window_seconds)
+    scheduled = 0
+    for tenant_id, seconds_left in expiring_tenants(window):
+        refresh_tenant_token.apply_async(
+            (tenant_id,), countdown=spread_delay(tenant_id, seconds_left)
+        )
+        scheduled += 1
+    if scheduled:
+        log.info("scheduled proactive refresh of %d tenants", scheduled)
+    return scheduled
+
+
+def refresh_if_expiring(tenant_id: str) -> bool:
+    """Refresh unless someone already did; True when a refresh happened."""
+    window = float(get_settings().refresh_window_seconds)
+
+    def still_needed(current: dict[str, Any]) -> bool:
+        return float(current.get("expires_at") or 0) < time.time() + window
+
+    before: dict[str, Any] = {}
+    after = refresh_single_flight(tenant_id, before, refresh, still_needed=still_needed)
+    return bool(after.get("expires_at")) and float(after["expires_at"]) > time.time() + window

@@ -1,0 +1,98 @@
+"""Single-flight token refresh across every worker process and machine.
+
+One Redis lock per tenant. Whoever holds it re-reads the stored credentials first: if
+another worker already refreshed, that token is used and no second refresh is made.
+A new refresh token is committed to the ledger before the new access token is used,
+so a rotated (one-time) refresh token is never only in a dead worker's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from worker import tenants
+from worker.providers.base import NeedsReauth, Transient
+from worker.redis_client import get_redis
+
+log = logging.getLogger("ledgerpush.auth.tokens")
+LOCK_TIMEOUT = 30
+Refresher = Callable[[str], dict[str, Any]]
+
+
+def _stored(tenant_id: str) -> dict[str, Any]:
+    return tenants.credentials_of(tenants.get_tenant(tenant_id))
+
+
+def _fresh(creds: dict[str, Any], margin: float = 30.0) -> bool:
+    return (
+        bool(creds.get("access_token")) and float(creds.get("expires_at", 0)) > time.time() + margin
+    )
+
+
+def _replaced_since(current: dict[str, Any], seen: dict[str, Any]) -> bool:
+    return current.get("access_token") != seen.get("access_token") and _fresh(current)
+
+
+def refresh_single_flight(
+    tenant_id: str,
+    seen: dict[str, Any],
+    refresher: Refresher,
+    still_needed: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """Return credentials newer than `seen`, refreshing only if nobody else has.
+
+    `still_needed(current)` decides, under the lock, whether a refresh is still due;
+    by default: unless another worker replaced the token we saw."""
+    from worker.auth.eaccounting import InvalidGrant
+
+    lock = get_redis().lock(
+        f"lp:refresh:{tenant_id}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_TIMEOUT + 5
+    )
+    if not lock.acquire():
+        raise Transient(
+            "another worker is still refreshing this tenant's token", "refresh_lock_timeout"
+        )
+    try:
+        current = _stored(tenant_id)
+        needed = still_needed(current) if still_needed else not _replaced_since(current, seen)
+        if not needed:
+            return current
+        refresh_token = current.get("refresh_token")
+        if not refresh_token:
+            raise NeedsReauth(
+                "no refresh token stored; connect the tenant again", "no_refresh_token"
+            )
+        try:
+            renewed = refresher(refresh_token)
+        except InvalidGrant as exc:
+            return _after_invalid_grant(tenant_id, refresh_token, str(exc))
+        if not renewed.get("refresh_token"):
+            renewed["refresh_token"] = refresh_token
+        tenants.store_credentials(tenant_id, {**current, **renewed})
+        _count_refresh(tenant_id)
+        log.info("refreshed access token of tenant %s", tenant_id)
+        return {**current, **renewed}
+    finally:
+        try:
+            lock.release()
+        except Exception:
+            log.warning("refresh lock of tenant %s expired before release", tenant_id)
+
+
+def _after_invalid_grant(tenant_id: str, used: str, description: str) -> dict[str, Any]:
+    """invalid_grant is only a revocation if nobody else rotated the token meanwhile."""
+    current = _stored(tenant_id)
+    if current.get("refresh_token") != used and _fresh(current):
+        return current
+    raise NeedsReauth(
+        f"refresh token rejected by Visma (invalid_grant: {description}); the user may have "
+        "changed their password or withdrawn consent - connect the tenant again",
+        "refresh_token_revoked",
+    )
+
+
+def _count_refresh(tenant_id: str) -> None:
+    get_redis().hincrby("lp:stats:token_refreshes", tenant_id, 1)

@@ -1,0 +1,104 @@
+"""The HTTP layer every provider client shares: one pooled httpx client per process,
+the tenant's auth, shared rate limits, the call record for the attempt history, and
+transport failures mapped to `Transient`."""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from worker.providers.base import Call, ProviderError, Transient
+from worker.ratelimit import Rate, RateLimited, RateLimiter
+from worker.settings import get_settings
+
+_ID_SEGMENT = re.compile(r"/(?:\d+|[0-9a-fA-F-]{32,36})(?=/|$)")
+ErrorMapper = Callable[[httpx.Response], ProviderError]
+
+
+@functools.cache
+def http_client() -> httpx.Client:
+    settings = get_settings()
+    return httpx.Client(
+        timeout=httpx.Timeout(settings.http_timeout, connect=5.0),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        headers={"User-Agent": "ledgerpush/0.1", "Accept": "application/json"},
+    )
+
+
+def endpoint_of(method: str, path: str) -> str:
+    return f"{method} {_ID_SEGMENT.sub('/{id}', path.split('?', 1)[0])}"
+
+
+def retry_after_seconds(response: httpx.Response, default: float = 5.0) -> float:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        return default
+
+
+class ProviderHttp:
+    """Sends one tenant's requests; `calls` is what the attempt history shows."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: httpx.Auth,
+        limit_key: str,
+        rate: Rate,
+        map_error: ErrorMapper,
+        endpoint_limits: bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.limit_key = limit_key
+        self.rate = rate
+        self.map_error = map_error
+        self.endpoint_limits = endpoint_limits
+        self.calls: list[Call] = []
+        self.limiter = RateLimiter()
+
+    def request(
+        self, method: str, path: str, params: dict[str, Any] | None = None, json: Any = None
+    ) -> httpx.Response:
+        endpoint = endpoint_of(method, path)
+        self._wait_for_slot(endpoint)
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            response = http_client().request(
+                method, self.base_url + path, params=params, json=json, auth=self.auth
+            )
+            status = response.status_code
+        except httpx.TimeoutException:
+            raise Transient(f"{endpoint} timed out", "timeout") from None
+        except httpx.TransportError as exc:
+            raise Transient(
+                f"{endpoint}: connection failed ({type(exc).__name__})", "connection_error"
+            ) from None
+        finally:
+            self.calls.append(
+                Call(method, path.split("?", 1)[0], status, (time.perf_counter() - started) * 1000)
+            )
+        if response.status_code >= 400:
+            raise self.map_error(response)
+        return response
+
+    def _wait_for_slot(self, endpoint: str) -> None:
+        key = f"{self.limit_key}:{endpoint}" if self.endpoint_limits else self.limit_key
+        try:
+            self.limiter.acquire(key, self.rate)
+        except RateLimited as exc:
+            raise Transient(
+                f"rate limit budget used up; next slot in {exc.wait:.0f}s",
+                "rate_limited",
+                retry_after=exc.wait,
+            ) from None
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params).json()

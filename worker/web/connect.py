@@ -1,0 +1,68 @@
+"""OAuth connect routes. `router` starts a connection (operators, behind sign-in);
+`callback_router` receives the customer's browser back from Visma (public)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from worker.auth.connect import connect_url, finish_eaccounting, finish_economic
+from worker.auth.state import StateRefused
+from worker.providers.base import ProviderError
+from worker.tenants import UnknownTenant
+
+router = APIRouter(tags=["connect"])
+callback_router = APIRouter(tags=["connect"])
+START_TTL = 15 * 60
+
+
+def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
+    body = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>ledgerpush</title></head>"
+        f"<body style='font-family:sans-serif;max-width:40em;margin:4em auto'><h1>{title}</h1>"
+        f"<p>{html.escape(text)}</p></body></html>"
+    )
+    return HTMLResponse(body, status_code=status)
+
+
+@router.get("/connect/{provider}/{tenant_id}", include_in_schema=False)
+def start(provider: str, tenant_id: str) -> RedirectResponse:
+    if provider not in ("eaccounting", "economic"):
+        raise HTTPException(404, "unknown provider")
+    try:
+        return RedirectResponse(connect_url(tenant_id, START_TTL), status_code=302)
+    except UnknownTenant as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@callback_router.get("/connect/eaccounting/callback", include_in_schema=False)
+def eaccounting_callback(
+    state: str = "", code: str = "", error: str = "", error_description: str = ""
+) -> HTMLResponse:
+    if error:
+        return _page("Not connected", f"Visma answered: {error} {error_description}".strip(), 400)
+    return _finish(lambda: finish_eaccounting(code, state))
+
+
+@callback_router.get("/connect/economic/callback", include_in_schema=False)
+def economic_callback(state: str = "", token: str = "") -> HTMLResponse:
+    if not token:
+        return _page("Not connected", "e-conomic did not send a grant token.", 400)
+    return _finish(lambda: finish_economic(token, state))
+
+
+def _finish(complete: Callable[[], tuple[str, int]]) -> HTMLResponse:
+    try:
+        tenant_id, resumed = complete()
+    except StateRefused as exc:
+        return _page("Link refused", str(exc), 400)
+    except ProviderError as exc:
+        return _page("Not connected", exc.message, 502)
+    return _page(
+        "Connected",
+        f"Tenant {tenant_id} is connected. {resumed} waiting jobs were resumed. "
+        "You can close this window.",
+    )
