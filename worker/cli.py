@@ -74,6 +74,28 @@ def beat(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
 
 
 @app.command()
+def simulate(
+    system: Annotated[str, typer.Argument(help="eaccounting or economic")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8101,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Run a local simulator of Visma eAccounting or e-conomic (seeded demo companies)."""
+    if system == "eaccounting":
+        from worker.simulators.eaccounting import serve as serve_eaccounting
+
+        console.print(f"eAccounting simulator on http://{host}:{port} (API /v2, identity /connect)")
+        serve_eaccounting(port, host=host)
+    elif system == "economic":
+        from worker.simulators.economic import serve as serve_economic
+
+        console.print(f"e-conomic simulator on http://{host}:{port}")
+        serve_economic(port, host=host)
+    else:
+        err.print("[red]system must be eaccounting or economic[/red]")
+        raise typer.Exit(2)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the queue contract (one job payload)."""
     from worker.jobs import job_schema

@@ -202,13 +202,15 @@ def _run_step(
     running, done = STEP_STATES[step]
     if intent and intent.get("step") == step:
         ctx.intent_at = dt.datetime.fromisoformat(intent["at"])
+        ctx.intent = intent
         found = _recover(row, step, ctx, provider)
         if found is not None:
             return found
     started = utcnow()
-    store.transition(row.id, running, intent={"step": step, "at": started.isoformat()})
     ctx.intent_at = started
-    result = provider.write_step(step, ctx)
+    ctx.intent = {"step": step, "at": started.isoformat(), **provider.intent_details(step, ctx)}
+    store.transition(row.id, running, intent=ctx.intent)
+    result: dict[str, Any] = provider.write_step(step, ctx)
     store.transition(row.id, done, remote={**ctx.remote, step: result}, intent=None)
     return result
 

@@ -135,6 +135,7 @@ class StepContext:
     mapping: dict[str, Any]
     remote: dict[str, Any]
     intent_at: dt.datetime | None = None
+    intent: dict[str, Any] = field(default_factory=dict)
     related: dict[str, Any] = field(default_factory=dict)
 
 
@@ -148,6 +149,10 @@ class Provider(Protocol):
 
     def prepare(self, ctx: StepContext) -> None:
         """Resolve references and upsert the customer (idempotent reads and upserts)."""
+        ...
+
+    def intent_details(self, step: str, ctx: StepContext) -> dict[str, Any]:
+        """What to record with the intent so a later lookup can tell if the write happened."""
         ...
 
     def write_step(self, step: str, ctx: StepContext) -> dict[str, Any]:

@@ -1,0 +1,586 @@
+"""Visma eAccounting (NO, NL; Spiris SE; ePasseli FI) provider client.
+
+VAT reaches an invoice row through an article: a non-text row must reference an
+article, and the article's account coding decides the VAT rate and sales account. So
+for each VAT rate of a job we pick the coding with that rate (or the one the tenant's
+mapping pins) and find or create one article that uses it, once per tenant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from worker import tenants
+from worker.auth.eaccounting import EAccountingAuth
+from worker.jobs import Customer, Line
+from worker.ledger.models import Tenant
+from worker.mapping import rate_key
+from worker.providers.base import (
+    AnyJob,
+    Call,
+    NeedsReauth,
+    NeedsReview,
+    ProviderError,
+    ReferenceStale,
+    Rejected,
+    StepContext,
+    Transient,
+)
+from worker.providers.http import ProviderHttp, retry_after_seconds
+from worker.ratelimit import Rate
+from worker.refcache import TenantCache
+from worker.settings import get_settings
+
+PAGE_SIZE = 200
+CLOCK_SKEW = dt.timedelta(seconds=5)
+PAYMENT_COMPLETE, PAYMENT_PARTIAL = 2, 1
+_SCOPE = re.compile(r"ea:[a-z_]+")
+_ROW_FIELD = re.compile(r"Rows\[(\d+)\]\.(\w+)")
+_REFERENCE_FIELDS = (
+    "CustomerId",
+    "ArticleId",
+    "CodingId",
+    "TermsOfPaymentId",
+    "UnitId",
+    "CompanyBankAccountId",
+)
+ROW_FIELDS = {
+    "UnitPrice": "unit_price",
+    "Quantity": "quantity",
+    "Text": "description",
+    "DiscountPercentage": "discount_percent",
+    "ArticleId": "vat_rate",
+}
+DOCUMENT_FIELDS = {
+    "InvoiceDate": "issue_date",
+    "DueDate": "due_date",
+    "YourReference": "your_reference",
+    "InvoiceCurrencyCode": "currency",
+    "CustomerId": "customer",
+}
+CUSTOMER_FIELDS = {
+    "Name": "name",
+    "InvoiceAddress1": "address.line1",
+    "InvoiceAddress2": "address.line2",
+    "InvoiceCity": "address.city",
+    "InvoicePostalCode": "address.postal_code",
+    "InvoiceCountryCode": "country",
+    "EmailAddress": "email",
+    "CorporateIdentityNumber": "org_number",
+    "VatNumber": "vat_number",
+    "CustomerNumber": "external_id",
+}
+PAYMENT_FIELDS = {
+    "PaymentAmount": "amount",
+    "PaymentDate": "payment_date",
+    "PaymentCurrency": "currency",
+    "Reference": "reference",
+}
+
+
+def _rate(value: Any) -> Decimal:
+    """VatRate / VatRatePercent may arrive as 0.25 or 25; normalise to percent."""
+    number = Decimal(str(value))
+    return (number * 100).normalize() if number <= 1 else number.normalize()
+
+
+def _message(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300], str(response.status_code)
+    if not isinstance(body, dict):
+        return str(body)[:300], str(response.status_code)
+    text = str(
+        body.get("DeveloperErrorMessage") or body.get("Error") or body.get("Message") or body
+    )
+    return text, str(body.get("ErrorCode", response.status_code))
+
+
+def map_error(response: httpx.Response, prefix: str = "invoice") -> ProviderError:
+    text, code = _message(response)
+    original = f"HTTP {response.status_code} ErrorCode {code}: {text}"
+    status = response.status_code
+    if status == 401:
+        return NeedsReauth(
+            "eAccounting refused the access token even after a refresh", "token_refused", original
+        )
+    if status == 403:
+        scopes = _SCOPE.findall(text)
+        scope = scopes[0] if scopes else "an area scope"
+        return NeedsReauth(
+            f"missing scope {scope}: the consent must be given again", "missing_scope", original
+        )
+    if status == 429:
+        return Transient(
+            "eAccounting rate limit hit",
+            "rate_limited",
+            original,
+            retry_after=_retry_after(response, text),
+        )
+    if status >= 500:
+        return Transient(f"eAccounting answered {status}", "provider_unavailable", original)
+    if status == 404 or any(
+        f"{name}" in text and ("not exist" in text or "not found" in text)
+        for name in _REFERENCE_FIELDS
+    ):
+        return ReferenceStale(
+            "a cached eAccounting reference no longer exists", "reference_stale", original
+        )
+    return Rejected(
+        f"eAccounting rejected the document: {text}", "rejected", original, fields_of(text, prefix)
+    )
+
+
+def _retry_after(response: httpx.Response, text: str) -> float:
+    match = re.search(r"Try again in (\d+) seconds", text)
+    return float(match.group(1)) if match else retry_after_seconds(response, 60)
+
+
+def fields_of(text: str, prefix: str) -> list[dict[str, str]]:
+    """Point eAccounting's field names at our payload's paths."""
+    found: list[dict[str, str]] = []
+    for match in _ROW_FIELD.finditer(text):
+        index, name = match.groups()
+        ours = ROW_FIELDS.get(name, name)
+        found.append({"field": f"{prefix}.lines.{index}.{ours}", "message": text})
+    for name, ours in {**DOCUMENT_FIELDS, **PAYMENT_FIELDS}.items():
+        if re.search(rf"(?<![\w.\]]){name}\b", text):
+            found.append({"field": f"{prefix}.{ours}", "message": text})
+    for name, ours in CUSTOMER_FIELDS.items():
+        if re.search(rf"(?<![\w.\]]){name}\b", text) and not any(
+            f["field"].endswith(ours) for f in found
+        ):
+            found.append({"field": f"{prefix}.customer.{ours}", "message": text})
+    return found
+
+
+class EAccountingProvider:
+    name = "eaccounting"
+
+    def __init__(self, tenant: Tenant) -> None:
+        settings = get_settings()
+        self.tenant = tenant
+        self.cache = TenantCache(tenant.id)
+        self.http = ProviderHttp(
+            settings.eaccounting_api_url,
+            EAccountingAuth(tenant.id, tenants.credentials_of(tenant)),
+            limit_key=f"ea:{settings.eaccounting_client_id}:{tenant.id}",
+            rate=Rate(
+                settings.eaccounting_rate_per_minute,
+                60.0,
+                burst=max(settings.eaccounting_rate_per_minute // 20, 1),
+            ),
+            map_error=map_error,
+        )
+        self.calls: list[Call] = self.http.calls
+        self.prepared: dict[str, Any] = {}
+
+    # -- references -----------------------------------------------------------------
+
+    def _collect(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every page of a collection, not just the first."""
+        items: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self.http.get_json(
+                path, {**(params or {}), "$page": page, "$pagesize": PAGE_SIZE}
+            )
+            items.extend(body.get("Data") or [])
+            meta = body.get("Meta") or {}
+            if page >= int(meta.get("TotalNumberOfPages") or 1):
+                return items
+            page += 1
+
+    def _cached(self, name: str, path: str) -> Any:
+        return self.cache.get(name, lambda: self._collect(path))
+
+    def company(self) -> dict[str, Any]:
+        settings: dict[str, Any] = self.cache.get(
+            "companysettings", lambda: self.http.get_json("/companysettings")
+        )
+        return settings
+
+    def fiscal_year_id(self, day: dt.date) -> str:
+        for year in self._cached("fiscalyears", "/fiscalyears"):
+            if str(year["StartDate"])[:10] <= day.isoformat() <= str(year["EndDate"])[:10]:
+                return str(year["Id"])
+        raise Rejected(
+            f"no fiscal year in eAccounting covers {day.isoformat()}; create it in eAccounting first",
+            "no_fiscal_year",
+            fields=[{"field": "invoice.issue_date", "message": "no fiscal year covers this date"}],
+        )
+
+    def accounts(self, fiscal_year_id: str) -> list[dict[str, Any]]:
+        accounts: list[dict[str, Any]] = self._cached(
+            f"accounts:{fiscal_year_id}", f"/accounts/{fiscal_year_id}"
+        )
+        return accounts
+
+    def coding_for(self, rate: Decimal) -> dict[str, Any]:
+        codings: list[dict[str, Any]] = self._cached("codings", "/articleaccountcodings")
+        pinned = self.tenant.mapping.get(rate_key("vat", rate))
+        if pinned:
+            for coding in codings:
+                if str(coding["Id"]) == str(pinned):
+                    return coding
+            raise Rejected(
+                f"mapping vat.{rate:f} points at coding {pinned}, which does not exist",
+                "mapping_invalid",
+            )
+        matching = [
+            c
+            for c in codings
+            if c.get("IsActive", True) and _rate(c.get("VatRatePercent", -1)) == rate
+        ]
+        if not matching:
+            raise Rejected(
+                f"no article account coding with {rate:f}% VAT in this company; map one with "
+                f"`ledgerpush tenants map {self.tenant.id} vat.{rate:f}=<coding id>`",
+                "no_vat_coding",
+                fields=[
+                    {"field": "invoice.lines.vat_rate", "message": f"no coding with {rate:f}% VAT"}
+                ],
+            )
+        return sorted(matching, key=lambda c: (c.get("Type") != "Goods", str(c.get("Name"))))[0]
+
+    def unit_id(self) -> str:
+        units: list[dict[str, Any]] = self._cached("units", "/units")
+        if not units:
+            raise Rejected("the company has no units; create one in eAccounting", "no_units")
+        preferred = [
+            u for u in units if str(u.get("Code", "")).lower() in ("st", "stk", "pcs", "kpl", "st.")
+        ]
+        return str((preferred or units)[0]["Id"])
+
+    def article_for(self, line: Line) -> str:
+        pinned = self.tenant.mapping.get(rate_key("article", line.vat_rate))
+        if pinned:
+            return str(pinned)
+        number = line.article_number or f"LP-VAT{line.vat_rate.normalize():f}"
+        return str(
+            self.cache.get(f"article:{number}", lambda: self._find_or_create_article(number, line))
+        )
+
+    def _find_or_create_article(self, number: str, line: Line) -> str:
+        found = self._collect("/articles", {"$filter": f"Number eq '{_quote(number)}'"})
+        if found:
+            return str(found[0]["Id"])
+        if line.article_number:
+            raise Rejected(f"article {number} does not exist in eAccounting", "unknown_article")
+        coding = self.coding_for(line.vat_rate)
+        body = {
+            "Number": number,
+            "Name": f"Sales {line.vat_rate.normalize():f}% VAT",
+            "CodingId": coding["Id"],
+            "UnitId": self.unit_id(),
+            "IsActive": True,
+            "NetPrice": 0,
+        }
+        return str(self.http.request("POST", "/articles", json=body).json()["Id"])
+
+    def terms_of_payment_id(self, days: int) -> str:
+        pinned = self.tenant.mapping.get("payment_terms")
+        if pinned:
+            return str(pinned)
+        terms = [
+            t
+            for t in self._cached("termsofpayment", "/termsofpayments")
+            if t.get("AvailableForSales", True)
+        ]
+        if not terms:
+            raise Rejected(
+                "no terms of payment for sales; map one with payment_terms=<id>", "no_payment_terms"
+            )
+        return str(min(terms, key=lambda t: abs(int(t.get("NumberOfDays") or 0) - days))["Id"])
+
+    def bank_account_id(self, currency: str) -> str:
+        pinned = self.tenant.mapping.get("bank_account")
+        if pinned:
+            return str(pinned)
+        accounts = [
+            a for a in self._cached("bankaccounts", "/bankaccounts") if a.get("IsActive", True)
+        ]
+        same = [a for a in accounts if a.get("CurrencyCode") in (currency, None, "")]
+        if not same:
+            raise Rejected(
+                f"no active bank account for {currency}; map one with "
+                f"`ledgerpush tenants map {self.tenant.id} bank_account=<id>`",
+                "no_bank_account",
+            )
+        default = [a for a in same if a.get("IsDefaultChequeAccount")]
+        return str((default or same)[0]["Id"])
+
+    def customer_id(self, customer: Customer, days: int) -> str:
+        return str(
+            self.cache.get(
+                f"customer:{customer.external_id}", lambda: self._upsert_customer(customer, days)
+            )
+        )
+
+    def _upsert_customer(self, customer: Customer, days: int) -> str:
+        found = self._collect(
+            "/customers", {"$filter": f"CustomerNumber eq '{_quote(customer.external_id)}'"}
+        )
+        if found:
+            return str(found[0]["Id"])
+        address = customer.address
+        body = {
+            "CustomerNumber": customer.external_id,
+            "Name": customer.name,
+            "InvoiceAddress1": address.line1,
+            "InvoiceAddress2": address.line2,
+            "InvoiceCity": address.city,
+            "InvoicePostalCode": address.postal_code,
+            "InvoiceCountryCode": customer.country,
+            "EmailAddress": customer.email,
+            "CorporateIdentityNumber": customer.org_number,
+            "VatNumber": customer.vat_number,
+            "IsPrivatePerson": customer.is_private_person,
+            "IsActive": True,
+            "TermsOfPaymentId": self.terms_of_payment_id(days),
+        }
+        body = {k: v for k, v in body.items() if v is not None}
+        try:
+            response = self.http.request("POST", "/customers", json=body)
+        except Rejected as exc:
+            exc.fields = fields_of(exc.original or exc.message, "invoice")
+            raise
+        return str(response.json()["Id"])
+
+    # -- steps ------------------------------------------------------------------------
+
+    def steps(self, kind: str) -> tuple[str, ...]:
+        return ("pay",) if kind == "payment" else ("draft", "book")
+
+    def invalidate_references(self) -> None:
+        self.cache.invalidate()
+
+    def prepare(self, ctx: StepContext) -> None:
+        job = ctx.job
+        if job.kind == "payment":
+            self.prepared["bank_account"] = self.bank_account_id(job.payment.currency)
+            return
+        if "book" in ctx.remote:
+            return
+        document = _document(ctx)
+        self.company()
+        fiscal_year = self.fiscal_year_id(document["date"])
+        self.accounts(fiscal_year)
+        self.cache.get("vatcodes", lambda: self._collect("/vatcodes"))
+        if "draft" in ctx.remote:
+            return
+        days = max((document["due"] - document["date"]).days, 0)
+        self.prepared["customer"] = self.customer_id(document["customer"], days)
+        self.prepared["articles"] = [self.article_for(line) for line in document["lines"]]
+
+    def intent_details(self, step: str, ctx: StepContext) -> dict[str, Any]:
+        if step != "pay":
+            return {}
+        invoice = self.http.get_json(f"/customerinvoices/{_invoice_id(ctx)}")
+        return {
+            "remaining_before": str(
+                invoice.get("RemainingAmountInvoiceCurrency", invoice.get("RemainingAmount"))
+            )
+        }
+
+    def write_step(self, step: str, ctx: StepContext) -> dict[str, Any]:
+        if step == "draft":
+            body = self._draft_body(ctx)
+            draft = self.http.request("POST", "/customerinvoicedrafts", json=body).json()
+            return {"id": draft["Id"], "customer_id": body["CustomerId"]}
+        if step == "book":
+            draft_id = ctx.remote["draft"]["id"]
+            invoice = self.http.request("POST", f"/customerinvoicedrafts/{draft_id}/convert").json()
+            return {"id": invoice["Id"], "number": invoice.get("InvoiceNumber")}
+        return self._pay(ctx)
+
+    def _draft_body(self, ctx: StepContext) -> dict[str, Any]:
+        document = _document(ctx)
+        credit = ctx.job.kind == "credit_note"
+        sign = Decimal(-1) if credit else Decimal(1)
+        rows = [
+            {
+                "LineNumber": index,
+                "ArticleId": article,
+                "Text": line.description,
+                "Quantity": float(sign * line.quantity),
+                "UnitPrice": float(line.unit_price),
+                "DiscountPercentage": float(line.discount_percent / 100),
+                "IsTextRow": False,
+                "ReversedConstructionServicesVatFree": False,
+            }
+            for index, (line, article) in enumerate(
+                zip(document["lines"], self.prepared["articles"], strict=True)
+            )
+        ]
+        body: dict[str, Any] = {
+            "CustomerId": self.prepared["customer"],
+            "InvoiceDate": document["date"].isoformat(),
+            "DueDate": document["due"].isoformat(),
+            "InvoiceCurrencyCode": document["currency"],
+            "YourReference": document["reference"],
+            "RotReducedInvoicingType": 0,
+            "EuThirdParty": False,
+            "IsCreditInvoice": credit,
+            "Rows": rows,
+        }
+        if credit:
+            body["CreditedInvoiceId"] = ctx.related["invoice"]["book"]["id"]
+        return {k: v for k, v in body.items() if v is not None}
+
+    def _pay(self, ctx: StepContext) -> dict[str, Any]:
+        payment = ctx.job.payment  # type: ignore[union-attr]
+        invoice_id = _invoice_id(ctx)
+        body = {
+            "PaymentDate": payment.payment_date.isoformat(),
+            "PaymentAmount": float(payment.amount),
+            "PaymentCurrency": payment.currency,
+            "PaymentType": PAYMENT_PARTIAL,
+            "CompanyBankAccountId": self.prepared["bank_account"],
+            "Reference": payment.reference,
+        }
+        try:
+            self.http.request(
+                "POST",
+                f"/customerinvoices/{invoice_id}/payments",
+                json={k: v for k, v in body.items() if v is not None},
+            )
+        except Rejected as exc:
+            exc.fields = fields_of(exc.original or exc.message, "payment")
+            raise
+        return {"invoice_id": invoice_id, "amount": str(payment.amount)}
+
+    def lookup_step(self, step: str, ctx: StepContext) -> list[dict[str, Any]]:
+        if step == "draft":
+            return self._find_drafts(ctx)
+        if step == "book":
+            return self._find_booked(ctx)
+        return self._find_payment(ctx)
+
+    def _find_drafts(self, ctx: StepContext) -> list[dict[str, Any]]:
+        document = _document(ctx)
+        customer_id = (
+            self.customer_id(document["customer"], 0)
+            if "customer" not in self.prepared
+            else self.prepared["customer"]
+        )
+        drafts = self._collect(
+            "/customerinvoicedrafts",
+            {
+                "$filter": f"CustomerId eq {customer_id} and InvoiceDate eq {document['date'].isoformat()}"
+            },
+        )
+        wanted = _fingerprint(document["lines"], -1 if ctx.job.kind == "credit_note" else 1)
+        return [
+            {"id": d["Id"], "customer_id": customer_id}
+            for d in drafts
+            if _created_after(d, ctx.intent_at) and _row_fingerprint(d.get("Rows") or []) == wanted
+        ]
+
+    def _find_booked(self, ctx: StepContext) -> list[dict[str, Any]]:
+        draft = ctx.remote["draft"]
+        try:
+            self.http.get_json(f"/customerinvoicedrafts/{draft['id']}")
+            return []  # the draft still exists: it was not converted
+        except ReferenceStale:
+            pass
+        document = _document(ctx)
+        invoices = self._collect(
+            "/customerinvoices",
+            {
+                "$filter": f"CustomerId eq {draft['customer_id']} and InvoiceDate eq {document['date'].isoformat()}"
+            },
+        )
+        matches = [i for i in invoices if str(i.get("CreatedFromDraftId")) == str(draft["id"])]
+        if not matches:
+            raise NeedsReview(
+                f"draft {draft['id']} is gone but no invoice was created from it; check eAccounting",
+                [{"draft_id": draft["id"]}],
+            )
+        return [{"id": i["Id"], "number": i.get("InvoiceNumber")} for i in matches]
+
+    def _find_payment(self, ctx: StepContext) -> list[dict[str, Any]]:
+        payment = ctx.job.payment  # type: ignore[union-attr]
+        invoice = self.http.get_json(f"/customerinvoices/{_invoice_id(ctx)}")
+        now = Decimal(
+            str(invoice.get("RemainingAmountInvoiceCurrency", invoice.get("RemainingAmount")))
+        )
+        before = Decimal(ctx.intent.get("remaining_before", "NaN"))
+        if now == before:
+            return []
+        if now == before - payment.amount:
+            return [{"invoice_id": invoice["Id"], "amount": str(payment.amount), "recovered": True}]
+        raise NeedsReview(
+            f"the invoice's remaining amount moved from {before} to {now}, not by {payment.amount}",
+            [
+                {
+                    "invoice_id": invoice["Id"],
+                    "remaining_before": str(before),
+                    "remaining_now": str(now),
+                }
+            ],
+        )
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _invoice_id(ctx: StepContext) -> str:
+    return str(ctx.related["invoice"]["book"]["id"])
+
+
+def _document(ctx: StepContext) -> dict[str, Any]:
+    """The fields of the document to write, for an invoice or a credit note."""
+    job: AnyJob = ctx.job
+    if job.kind == "invoice":
+        inv = job.invoice
+        return {
+            "date": inv.issue_date, "due": inv.due_date, "currency": inv.currency,
+            "customer": inv.customer, "lines": inv.lines, "reference": inv.your_reference,
+        }  # fmt: skip
+    from worker.jobs import InvoiceJob, parse_job
+
+    original = parse_job(ctx.related["invoice_payload"])
+    assert isinstance(original, InvoiceJob) and job.kind == "credit_note"
+    note = job.credit_note
+    return {
+        "date": note.issue_date, "due": note.issue_date, "currency": original.invoice.currency,
+        "customer": original.invoice.customer, "lines": note.lines or original.invoice.lines,
+        "reference": (note.reason or "")[:50] or None,
+    }  # fmt: skip
+
+
+def _fingerprint(lines: list[Line], sign: int) -> list[tuple[str, str, str]]:
+    return sorted(
+        (line.description, f"{Decimal(sign) * line.quantity:.2f}", f"{line.unit_price:.4f}")
+        for line in lines
+    )
+
+
+def _row_fingerprint(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return sorted(
+        (
+            str(r.get("Text")),
+            f"{Decimal(str(r.get('Quantity'))):.2f}",
+            f"{Decimal(str(r.get('UnitPrice'))):.4f}",
+        )
+        for r in rows
+        if not r.get("IsTextRow")
+    )
+
+
+def _created_after(document: dict[str, Any], moment: dt.datetime | None) -> bool:
+    created = document.get("CreatedUtc")
+    if moment is None or not created:
+        return True
+    stamp = dt.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp >= moment - CLOCK_SKEW
