@@ -44,3 +44,53 @@ def test_raw_message_with_bad_payload_is_kept(session_worker: WorkerProcess) -> 
     assert job.error_fields[0]["field"] == "invoice.lines.0.unit_price"
     assert job.payload["invoice"]["lines"][0]["unit_price"] == 12.5
     assert "ready" in session_worker.output() or session_worker.process is not None
+
+
+def raw_celery_message(task: str, queue: str, payload: dict[str, Any], task_id: str) -> bytes:
+    """The message a producer in any language pushes; mirrors the README's example."""
+    import base64
+    import json
+    import time
+
+    body = [
+        [payload],
+        {"enqueued_at": time.time()},
+        {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
+    ]
+    message = {
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py",
+            "task": task,
+            "id": task_id,
+            "root_id": task_id,
+            "parent_id": None,
+            "group": None,
+        },
+        "properties": {
+            "correlation_id": task_id,
+            "reply_to": "",
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": task_id,
+        },
+    }
+    return json.dumps(message).encode()
+
+
+def test_raw_redis_message_from_another_language(session_worker: WorkerProcess) -> None:
+    from worker.jobs import job_id_for
+    from worker.redis_client import get_redis
+
+    tenant = unique("polyglot")
+    payload = invoice_job(tenant, "inv-raw")
+    job_id = job_id_for(tenant, "inv-raw")
+    get_redis().lpush(
+        INVOICES_QUEUE, raw_celery_message(INVOICE_TASK, INVOICES_QUEUE, payload, job_id)
+    )
+    job = wait_for(lambda: _terminal(job_id))
+    assert job.error_code == "unknown_tenant"
