@@ -498,6 +498,23 @@ def test_convert_uses_today_unless_the_draft_date_is_kept(no: Api, clock: FakeCl
     assert invoice["InvoiceDate"].startswith("2026-01-01")  # the fake clock's today
 
 
+def test_booking_needs_an_open_fiscal_year(no: Api) -> None:
+    base = _valid_draft(no)
+    created = no.post("/v2/customerinvoicedrafts", dict(base, InvoiceDate="2024-06-01")).json()
+    path = f"/v2/customerinvoicedrafts/{created['Id']}/convert"
+    assert "InvoiceDate" in error_of(no.post(path, keepOriginalDraftDate="true"))
+    assert no.get(f"/v2/customerinvoicedrafts/{created['Id']}").status_code == 200
+
+
+def test_unknown_paths_tokens_and_unsimulated_endpoints(no: Api, url: str) -> None:
+    assert error_of(httpx.get(f"{url}/v2/customers"), 401)
+    assert error_of(httpx.get(f"{url}/v2/customers", headers={"Authorization": "Bearer nope"}), 401)
+    assert error_of(no.get("/v2/no-such-thing"), 404)
+    assert error_of(no.get("/v2/customers/00000000-0000-0000-0000-000000000000"), 404)
+    assert "not simulated" in error_of(no.get("/v2/quotes"), 501)
+    assert error_of(no.http.patch("/v2/customers"), 405)
+
+
 def test_convert_checks_the_callers_expected_totals(no: Api) -> None:
     created = no.post("/v2/customerinvoicedrafts", _valid_draft(no)).json()
     wrong = {"TotalAmountInvoiceCurrency": 1.0}
@@ -951,8 +968,12 @@ def test_fault_injection_drop_after_write_5xx_and_seeds(no: Api, sim: EAccountin
     assert [no.get("/v2/units").status_code for _ in range(12)] == first
     assert set(first) == {200, 503}
     sim.faults.update({"error_rate": 0.0, "throttle_rate": 1.0})
+    sim.update_config({"rate_limit_per_minute": 250})
     injected = no.get("/v2/units")
-    assert injected.status_code == 429 and injected.json()["ErrorCode"] == 4010
+    assert injected.status_code == 429 and injected.headers["Retry-After"] == "1"
+    assert injected.json()["DeveloperErrorMessage"] == (
+        "API calls quota exceeded! maximum admitted 250 per Minute. Try again in 1 seconds."
+    )
 
 
 # ---------------------------------------------------------------- control routes
@@ -1052,3 +1073,43 @@ def test_prices_include_vat_for_private_people_when_the_company_says_so(
         assert money(invoice["Rows"][0]["AmountNoVat"]) == Decimal("200")
     finally:
         settings["ShowPricesExclVatPC"] = True
+
+
+def test_responses_only_use_fields_of_their_models(
+    no: Api, sim: EAccountingSimulator, url: str
+) -> None:
+    invoice = _booked(no)
+    no.post(f"/v2/customerinvoices/{invoice['Id']}/payments", _payment(no, 100))
+    no.post("/v2/customerinvoicedrafts", _valid_draft(no))
+    year = no.data("/v2/fiscalyears")[0]["Id"]
+    lists = {
+        "/v2/customers": "CustomerApi",
+        "/v2/articles": "ArticleApi",
+        "/v2/articleaccountcodings": "ArticleAccountCodingAPI",
+        "/v2/vatcodes": "VatCodeApi",
+        "/v2/termsofpayments": "TermsOfPaymentApi",
+        "/v2/units": "UnitApi",
+        "/v2/bankaccounts": "BankAccountApi",
+        "/v2/fiscalyears": "FiscalYearApi",
+        f"/v2/accounts/{year}": "AccountApi",
+        "/v2/customerinvoicedrafts": "CustomerInvoiceDraftApi",
+        "/v2/customerinvoices": "CustomerInvoiceApi",
+    }
+    nested = {
+        ("CustomerInvoiceDraftApi", "Rows"): "CustomerInvoiceDraftRowApi",
+        ("CustomerInvoiceApi", "Rows"): "CustomerInvoiceRowApi",
+        ("CustomerInvoiceApi", "VatSpecification"): "CustomerInvoiceVatApi",
+    }
+    for path, model in lists.items():
+        for item in no.data(path, **{"$pagesize": 1000}):
+            assert set(item) <= set(MODELS.fields(model)), (
+                path,
+                set(item) - set(MODELS.fields(model)),
+            )
+            for (owner, field), inner in nested.items():
+                for entry in item.get(field) or [] if owner == model else []:
+                    assert set(entry) <= set(MODELS.fields(inner)), (path, field)
+    settings = no.get("/v2/companysettings").json()
+    assert set(settings) <= set(MODELS.fields("CompanySettingsApi"))
+    paid = no.post(f"/v2/customerinvoices/{invoice['Id']}/payments", _payment(no, 100)).json()
+    assert set(paid) <= set(MODELS.fields("InvoicePaymentApi"))

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlencode, urlsplit
 
 from starlette.applications import Starlette
@@ -99,7 +99,7 @@ class EAccountingSimulator:
         client_id: str = "ledgerpush",
         client_secret: str = "sim-secret",
         token_lifetime_seconds: float = 3600,
-        refresh_mode: str = "reuse",
+        refresh_mode: Literal["reuse", "one_time"] = "reuse",
         refresh_grace_seconds: float = 0,
         rate_limit_per_minute: int = 600,
         faults: Faults | None = None,
@@ -147,7 +147,8 @@ class EAccountingSimulator:
             if existing is not None and existing.country != country:
                 raise ValueError(f"company {company_id!r} already exists in {existing.country}")
             if existing is None:
-                self.companies[company_id] = build_company(company_id, country)
+                company = build_company(company_id, country, self._now().year)
+                self.companies[company_id] = company
 
     def issue_tokens(self, company_id: str, scopes: list[str]) -> dict[str, Any]:
         """Tokens as the browser flow would give them; `ea:api offline_access` are implied."""

@@ -65,45 +65,13 @@ _OVERRIDABLE = {
     "DeliveryCity": "DeliveryCity",
     "DeliveryCountryCode": "DeliveryCountryCode",
 }
-_COPIED_TO_INVOICE = (
-    "CustomerId",
-    "CustomerName",
-    "CustomerNumber",
-    "CustomerIsPrivatePerson",
-    "DeliveryDate",
-    "EuThirdParty",
-    "RotReducedInvoicingType",
-    "IncludesVat",
-    "IsCreditInvoice",
-    "ReverseChargeOnConstructionServices",
-    "InvoiceCustomerName",
-    "InvoiceAddress1",
-    "InvoiceAddress2",
-    "InvoicePostalCode",
-    "InvoiceCity",
-    "InvoiceCountryCode",
-    "DeliveryCustomerName",
-    "DeliveryAddress1",
-    "DeliveryAddress2",
-    "DeliveryPostalCode",
-    "DeliveryCity",
-    "DeliveryCountryCode",
-    "DeliveryMethodCode",
-    "DeliveryMethodName",
-    "DeliveryTermCode",
-    "DeliveryTermName",
-    "YourReference",
-    "OurReference",
-    "BuyersOrderReference",
-    "ElectronicReference",
-    "IsDirectDebit",
-    "UsesGreenTechnology",
-    "RotPropertyType",
-    "RotReducedInvoicingAmount",
-    "RotReducedInvoicingOrgNumber",
-    "RotReducedInvoicingPropertyName",
-    "RotReducedInvoicingAutomaticDistribution",
-    "Persons",
+#: What booking copies from a draft: the fields both models have (the rest is computed).
+_COPIED_TO_INVOICE = sorted(
+    MODELS.fields("CustomerInvoiceDraftApi").keys() & MODELS.fields("CustomerInvoiceApi").keys()
+)
+_COPIED_TO_INVOICE_ROW = sorted(
+    MODELS.fields("CustomerInvoiceDraftRowApi").keys()
+    & MODELS.fields("CustomerInvoiceRowApi").keys()
 )
 
 
@@ -114,6 +82,7 @@ class SaleContext:
     eu_third_party: bool
     includes_vat: bool
     replace_zero_price: bool
+    reverse_charge_construction: bool
     problems: list[Violation] = field(default_factory=list)
 
     @property
@@ -156,6 +125,10 @@ def build_draft(
         includes_vat=bool(customer.get("IsPrivatePerson"))
         and not company.settings.get("ShowPricesExclVatPC", True),
         replace_zero_price=bool(clean.get("ReplaceUnitPriceWhenZero")),
+        reverse_charge_construction=bool(
+            customer.get("ReverseChargeOnConstructionServices")
+            or clean.get("ReverseChargeOnConstructionServices")
+        ),
     )
     _check_header(context, clean)
     rows = [_draft_row(context, index, row) for index, row in enumerate(clean.get("Rows") or [])]
@@ -325,7 +298,7 @@ def _row_coding(
 def _reversed_construction(context: SaleContext, row: Mapping[str, Any], path: str) -> bool:
     if not row.get("ReversedConstructionServicesVatFree"):
         return False
-    if context.domestic and context.customer.get("ReverseChargeOnConstructionServices"):
+    if context.domestic and context.reverse_charge_construction:
         return True
     name = f"{path}.ReversedConstructionServicesVatFree"
     context.problems.append(
@@ -585,30 +558,7 @@ def _payment_reference(company: Company, number: int) -> str | None:
 
 
 def _invoice_row(row: Mapping[str, Any], includes_vat: bool) -> dict[str, Any]:
-    keys = (
-        "ArticleId",
-        "ArticleNumber",
-        "IsTextRow",
-        "Text",
-        "UnitPrice",
-        "DiscountPercentage",
-        "Quantity",
-        "UnitId",
-        "UnitAbbreviation",
-        "UnitAbbreviationEnglish",
-        "IsServiceArticle",
-        "IsWorkCost",
-        "WorkCostType",
-        "WorkHours",
-        "MaterialCosts",
-        "ProjectId",
-        "CostCenterItemId1",
-        "CostCenterItemId2",
-        "CostCenterItemId3",
-        "GreenTechnologyType",
-        "LineNumber",
-    )
-    invoice_row: dict[str, Any] = {key: row.get(key) for key in keys}
+    invoice_row: dict[str, Any] = {key: row.get(key) for key in _COPIED_TO_INVOICE_ROW}
     invoice_row.update(
         Id=str(uuid.uuid4()),
         AmountNoVat=row_amount_no_vat(row, includes_vat),

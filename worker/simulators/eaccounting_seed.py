@@ -2,9 +2,10 @@
 
 One profile per country (NO, SE, FI, NL): chart of accounts (per fiscal year, more than one
 page of 50), VAT codes with the country's real rates, article account codings per rate with
-domestic/EU/outside-EU sales accounts, terms of payment, units, bank accounts, a few articles
-and enough customers (55) that the customer list spans two pages. All ids are derived from
-the company id, so they are the same on every run.
+domestic/EU/outside-EU sales accounts, terms of payment, units, bank accounts (one inactive),
+five articles and 58 customers (domestic businesses and people, EU businesses and people,
+outside the EU), so the customer list spans two pages. Fiscal years are last, this and next
+calendar year. Ids are derived from the company id, so they are the same on every run.
 
 Conventions: VAT rates are fractions everywhere (`VatRate` on vat codes, `VatRatePercent` on
 codings, `PercentVat` on invoice rows): 25 % is 0.25. Only Dutch accounts carry
@@ -23,7 +24,8 @@ from worker.simulators.eaccounting_state import Company, date_text, utc_text
 
 _NAMESPACE = uuid.UUID("3f6d1a52-8c1e-4b7a-9a51-0e6f5c2d7b10")
 COUNTRIES = ("NO", "SE", "FI", "NL")
-FISCAL_YEARS = (2025, 2026, 2027)
+#: Fiscal years are calendar years: last year, this year and next year.
+FISCAL_YEAR_OFFSETS = (-1, 0, 1)
 #: Units of each currency per euro; the simulator's fixed exchange rates.
 PER_EUR = {
     "EUR": Decimal("1"),
@@ -69,7 +71,6 @@ def currency_rate(currency: str, base: str) -> Decimal:
 class Profile:
     country: str
     currency: str
-    language: str
     company: tuple[
         str, str, str, str, str, str, str
     ]  # name, address, postal, city, phone, org, vat
@@ -89,7 +90,6 @@ class Profile:
 NO = Profile(
     country="NO",
     currency="NOK",
-    language="NO",
     company=(
         "Demo Regnskap AS",
         "Storgata 12",
@@ -208,7 +208,6 @@ NO = Profile(
 SE = Profile(
     country="SE",
     currency="SEK",
-    language="SV",
     company=(
         "Demo Bokföring AB",
         "Drottninggatan 5",
@@ -320,7 +319,6 @@ SE = Profile(
 FI = Profile(
     country="FI",
     currency="EUR",
-    language="FI",
     company=(
         "Demo Kirjanpito Oy",
         "Mannerheimintie 10",
@@ -426,7 +424,6 @@ FI = Profile(
 NL = Profile(
     country="NL",
     currency="EUR",
-    language="NL",
     company=(
         "Demo Boekhouding B.V.",
         "Damrak 1",
@@ -622,9 +619,10 @@ DOMESTIC_BUSINESS_COUNT = 41
 SEED_NOW = datetime(2025, 1, 2, 8, 0, 0)
 
 
-def build_company(company_id: str, country: str) -> Company:
+def build_company(company_id: str, country: str, current_year: int) -> Company:
     profile = PROFILES[country]
-    fiscal_years = [_fiscal_year(company_id, year) for year in FISCAL_YEARS]
+    years = [current_year + offset for offset in FISCAL_YEAR_OFFSETS]
+    fiscal_years = [_fiscal_year(company_id, year) for year in years]
     company = Company(
         id=company_id,
         country=country,
