@@ -382,6 +382,11 @@ def tenants_connect_url(
         raise typer.Exit(1) from None
 
 
+from worker.web.cli import register as _register_web  # noqa: E402
+
+_register_web(app)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,503 @@
+"""The web app over HTTP (in-process ASGI client, real Redis and ledger): sign-in, CSRF,
+API keys, the JSON API's idempotency and validation, operator actions, no secrets shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from tests.conftest import invoice_job, unique
+from tests.web_helpers import PASSWORD, SECRETS, make_job, make_tenant, sign_in
+from worker.jobs import job_id_for
+from worker.ledger import store
+from worker.ledger.db import session
+from worker.ledger.models import Attempt
+from worker.redis_client import get_redis
+from worker.tenants import get_tenant, set_connection
+from worker.web.accounts import revoke_api_key, verify_api_key
+from worker.web.explain import explain
+
+pytest_plugins = ["tests.web_fixtures"]
+
+PUBLIC = {
+    "/health",
+    "/metrics",
+    "/login",
+    "/connect/eaccounting/callback",
+    "/connect/economic/callback",
+}
+Signed = tuple[TestClient, str]
+
+
+def all_routes() -> list[tuple[str, str]]:
+    """(method, path) of every route, whatever way FastAPI keeps included routers."""
+    from fastapi.routing import APIRoute
+
+    from worker.web.app import create_app
+
+    found: list[tuple[str, str]] = []
+
+    def visit(routes: list[Any]) -> None:
+        for route in routes:
+            if hasattr(route, "effective_route_contexts"):
+                visit(list(route.effective_route_contexts()))
+            elif isinstance(route, APIRoute) or hasattr(route, "methods"):
+                found.extend((m, route.path) for m in sorted(route.methods or ()) if m != "HEAD")
+
+    visit(list(create_app().routes))
+    return found
+
+
+def concrete(path: str) -> str:
+    return (
+        path.replace("{action}", "retry")
+        .replace("{provider}", "eaccounting")
+        .replace("{job_id}", "00000000-0000-0000-0000-000000000000")
+        .replace("{tenant_id}", "nobody")
+    )
+
+
+def test_every_route_is_refused_without_session_or_key(anon: TestClient) -> None:
+    routes = all_routes()
+    assert len(routes) > 25
+    for method, path in routes:
+        if path in PUBLIC or path.startswith("/static"):
+            continue
+        response = anon.request(method, concrete(path))
+        if path.startswith("/api"):
+            assert response.status_code == 401, (method, path, response.status_code)
+            assert response.headers["www-authenticate"] == "Bearer"
+        else:
+            assert response.status_code == 303, (method, path, response.status_code)
+            assert response.headers["location"].startswith("/login")
+
+
+def test_public_routes_and_private_metrics(anon: TestClient, monkeypatch: Any) -> None:
+    assert anon.get("/health").json()["status"] == "ok"
+    assert anon.get("/metrics").status_code == 200
+    import worker.web.app as web_app
+
+    private = web_app.get_settings().model_copy(update={"metrics_public": False})
+    monkeypatch.setattr(web_app, "get_settings", lambda: private)
+    assert anon.get("/metrics").status_code == 401
+
+
+def test_wrong_revoked_or_malformed_api_keys_are_refused(anon: TestClient, api_key: str) -> None:
+    for bad in ("nope", api_key + "x", "lp_000000000000_abc", api_key.replace("lp_", "xx_")):
+        response = anon.get("/api/jobs", headers={"Authorization": f"Bearer {bad}"})
+        assert response.status_code == 401
+    assert anon.get("/api/jobs", headers={"Authorization": f"Bearer {api_key}"}).status_code == 200
+    assert revoke_api_key(api_key.split("_")[1]) == 1
+    assert verify_api_key(api_key) is None
+    assert anon.get("/api/jobs", headers={"Authorization": f"Bearer {api_key}"}).status_code == 401
+
+
+def test_sign_in_cookie_flags_wrong_password_and_sign_out(anon: TestClient, operator: str) -> None:
+    page = anon.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    wrong = anon.post(
+        "/login", data={"username": operator, "password": "nope", "csrf_token": token.group(1)}
+    )
+    assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
+    no_csrf = anon.post("/login", data={"username": operator, "password": PASSWORD})
+    assert no_csrf.status_code == 403
+    page = anon.get("/login?next=/tenants")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    ok = anon.post(
+        "/login",
+        data={
+            "username": operator,
+            "password": PASSWORD,
+            "csrf_token": token.group(1),
+            "next": "//evil.example",
+        },
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/"
+    cookie = ok.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', anon.get("/").text)
+    assert csrf
+    old_session = anon.cookies.get("lp_session")
+    assert anon.post("/logout").status_code == 403  # no CSRF token
+    assert anon.post("/logout", data={"csrf_token": csrf.group(1)}).status_code == 303
+    anon.cookies.set("lp_session", old_session or "")
+    assert anon.get("/").status_code == 303  # the old cookie is dead everywhere
+
+
+def test_admin_from_settings_can_sign_in(anon: TestClient, monkeypatch: Any) -> None:
+    from pydantic import SecretStr
+
+    import worker.web.accounts as accounts
+
+    settings = accounts.get_settings().model_copy(
+        update={"web_admin_user": "boss", "web_admin_password": SecretStr("s3cret-admin-pw")}
+    )
+    monkeypatch.setattr(accounts, "get_settings", lambda: settings)
+    assert accounts.authenticate("boss", "s3cret-admin-pw") == "boss"
+    assert accounts.authenticate("boss", "wrong") is None
+    sign_in(anon, "boss", "s3cret-admin-pw")
+
+
+def test_form_posts_need_the_csrf_token(browser_client: Signed) -> None:
+    client, csrf = browser_client
+    job = make_job(unique("nobody"), "failed")
+    assert client.post(f"/jobs/{job.id}/cancel").status_code == 403
+    assert client.post(f"/jobs/{job.id}/cancel", data={"csrf_token": "forged"}).status_code == 403
+    assert (
+        client.post(f"/jobs/{job.id}/cancel", headers={"X-CSRF-Token": "forged"}).status_code == 403
+    )
+    assert store.get_job(job.id).state == "failed"
+    done = client.post(f"/jobs/{job.id}/cancel", headers={"X-CSRF-Token": csrf})  # as htmx sends it
+    assert done.status_code == 303
+    assert store.get_job(job.id).state == "cancelled"
+    # A session used on the API needs the header too.
+    other = make_job(unique("nobody"), "failed")
+    assert client.post(f"/api/jobs/{other.id}/cancel").status_code == 403
+    assert (
+        client.post(f"/api/jobs/{other.id}/cancel", headers={"X-CSRF-Token": csrf}).status_code
+        == 200
+    )
+
+
+def test_no_secret_appears_in_any_page(browser_client: Signed, api: TestClient) -> None:
+    client, _ = browser_client
+    tenant = make_tenant(display_name="Secretive AS")
+    set_connection(tenant, "needs_reauth", "refresh token rejected")
+    job = make_job(tenant, "failed", message="token=SECRET-IN-MESSAGE-99 was refused")
+    store.update_job(job.id, payload={**job.payload, "access_token": "SECRET-IN-PAYLOAD-42"})
+    pages = [
+        "/", "/overview/live", "/jobs", f"/jobs/{job.id}", f"/jobs/{job.id}/retry", "/tenants",
+        f"/tenants/{tenant}", "/dead-letters", f"/bulk?tenant={tenant}",
+    ]  # fmt: skip
+    bodies = [client.get(p).text for p in pages]
+    bodies += [
+        api.get(p).text
+        for p in ("/api/tenants", f"/api/tenants/{tenant}", f"/api/jobs/{job.id}", "/api/jobs")
+    ]
+    assert "Secretive AS" in bodies[6]
+    forbidden = [
+        *[str(v) for k, v in SECRETS.items() if k != "expires_at"],
+        "SECRET-IN-PAYLOAD-42",
+        "SECRET-IN-MESSAGE-99",
+        "sim-secret",
+    ]
+    for body in bodies:
+        for secret in forbidden:
+            assert secret not in body
+
+
+def test_api_submit_is_idempotent_and_names_bad_fields(api: TestClient) -> None:
+    payload = invoice_job(unique("nobody"))
+    first = api.post("/api/jobs", json=payload)
+    assert first.status_code == 201, first.text
+    job_id = job_id_for(payload["tenant_id"], payload["idempotency_key"])
+    assert first.json()["id"] == job_id and first.json()["created"] is True
+    again = api.post("/api/jobs", json=payload)
+    assert again.status_code == 200 and again.json()["id"] == job_id
+    assert again.json()["created"] is False
+    # Once a worker accepted it, the existing ledger row comes back.
+    store.accept_job(job_id, payload["tenant_id"], payload["idempotency_key"], "invoice", payload)
+    get_redis().delete(f"lp:enq:{job_id}")
+    known = api.post("/api/jobs", json=payload)
+    assert known.status_code == 200 and known.json()["job"]["state"] == "received"
+
+    bad = invoice_job(unique("nobody"))
+    bad["invoice"]["lines"][0]["unit_price"] = 12.5
+    response = api.post("/api/jobs", json=bad)
+    assert response.status_code == 422
+    fields = [d["field"] for d in response.json()["detail"]]
+    assert fields == ["invoice.lines.0.unit_price"]
+    assert "decimal string" in response.json()["detail"][0]["message"]
+    not_json = api.post("/api/jobs", content=b"{nope", headers={"content-type": "application/json"})
+    assert not_json.status_code == 422 and not_json.json()["detail"][0]["field"] == "(body)"
+    extra = api.post("/api/jobs", json={**invoice_job("t1"), "surprise": 1})
+    assert extra.status_code == 422 and extra.json()["detail"][0]["field"] == "surprise"
+
+
+def test_api_lists_filters_and_paginates(api: TestClient) -> None:
+    tenant = make_tenant()
+    jobs = [make_job(tenant, "failed", code="mapping_invalid") for _ in range(3)]
+    make_job(tenant, "booked")
+    listed = api.get("/api/jobs", params={"tenant": tenant, "state": "failed", "per_page": 2})
+    body = listed.json()
+    assert body["total"] == 3 and len(body["items"]) == 2
+    assert body["items"][0]["provider"] == "eaccounting"
+    page2 = api.get(
+        "/api/jobs", params={"tenant": tenant, "state": "failed", "per_page": 2, "page": 2}
+    )
+    ids = {j["id"] for j in body["items"]} | {j["id"] for j in page2.json()["items"]}
+    assert ids == {j.id for j in jobs}
+    key = jobs[0].idempotency_key
+    assert [j["id"] for j in api.get("/api/jobs", params={"key": key[-6:]}).json()["items"]] == [
+        jobs[0].id
+    ]
+    today = dt.date.today().isoformat()
+    assert api.get("/api/jobs", params={"tenant": tenant, "since": today}).json()["total"] == 4
+    assert (
+        api.get("/api/jobs", params={"tenant": tenant, "until": "2001-01-01"}).json()["total"] == 0
+    )
+    bad = api.get("/api/jobs", params={"state": "nonsense"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "state"
+    asc = api.get("/api/jobs", params={"tenant": tenant, "sort": "state", "order": "asc"}).json()
+    assert [j["state"] for j in asc["items"]] == ["booked", "failed", "failed", "failed"]
+
+
+def test_api_job_detail_explains_the_error(api: TestClient) -> None:
+    job = make_job(unique("nobody"), "failed")
+    body = api.get(f"/api/jobs/{job.id}").json()
+    assert body["error"]["code"] == "unknown_tenant"
+    assert "Unknown tenant" in body["error"]["explanation"]
+    assert body["history"][-1]["to_state"] == "failed"
+    assert api.get("/api/jobs/does-not-exist").status_code == 404
+
+
+def test_actions_follow_the_rules_and_are_audited(api: TestClient, api_key: str) -> None:
+    booked = make_job(unique("nobody"), "booked")
+    replay = api.post(f"/api/jobs/{booked.id}/replay")
+    assert replay.status_code == 409
+    assert "booked invoices are immutable" in replay.json()["detail"]
+    assert api.post(f"/api/jobs/{booked.id}/cancel").status_code == 409
+    received = make_job(unique("nobody"))
+    assert "only failed" in api.post(f"/api/jobs/{received.id}/retry").json()["detail"]
+    assert api.post("/api/jobs/unknown/retry").status_code == 404
+
+    failed = make_job(unique("nobody"), "failed")
+    retried = api.post(f"/api/jobs/{failed.id}/retry")
+    assert retried.status_code == 200 and retried.json()["state"] == "received"
+    last = store.events_of(failed.id)[-1]
+    assert last.note == "retry requested" and last.actor.startswith("apikey:producer-")
+
+    parked_tenant = make_tenant()
+    set_connection(parked_tenant, "needs_reauth", "refresh token revoked")
+    parked = make_job(parked_tenant, "failed", code="refresh_token_revoked")
+    refused = api.post(f"/api/jobs/{parked.id}/replay")
+    assert refused.status_code == 409 and "reconnect it first" in refused.json()["detail"]
+
+
+def test_page_actions_confirm_then_act_or_refuse(browser_client: Signed, operator: str) -> None:
+    client, csrf = browser_client
+    booked = make_job(unique("nobody"), "booked")
+    confirm = client.get(f"/jobs/{booked.id}/replay")
+    assert confirm.status_code == 200 and "Confirm: replay" in confirm.text
+    refused = client.post(f"/jobs/{booked.id}/replay", data={"csrf_token": csrf})
+    assert refused.status_code == 409
+    assert "Replay refused" in refused.text and "credit note" in refused.text
+    failed = make_job(unique("nobody"), "failed")
+    done = client.post(f"/jobs/{failed.id}/replay", data={"csrf_token": csrf})
+    assert done.status_code == 303
+    page = client.get(f"/jobs/{failed.id}")
+    assert f"Replay: done by {operator}" in page.text
+    assert store.events_of(failed.id)[-1].actor == operator
+
+
+def test_job_page_shows_plain_words_history_attempts_and_masked_payload(
+    browser_client: Signed,
+) -> None:
+    client, _ = browser_client
+    tenant = make_tenant()
+    job = make_job(tenant)
+    attempt_id, _ = store.begin_attempt(job.id, "w1@host")
+    calls = [{"method": "POST", "path": "/v2/customerinvoicedrafts", "status": 400, "ms": 83.2}]
+    store.end_attempt(
+        attempt_id,
+        "failed",
+        calls,
+        {"category": "rejected", "code": "mapping_invalid", "message": "coding 99 missing"},
+    )
+    fields = [{"field": "invoice.lines.0.vat_rate", "message": "no such VAT code"}]
+    store.fail_job(
+        job.id, "rejected", "mapping_invalid", "mapping vat.25 points at coding 99", fields
+    )
+    page = client.get(f"/jobs/{job.id}").text
+    assert "The tenant&#39;s mapping points at something that does not exist" in page
+    assert "invoice.lines.0.vat_rate: no such VAT code" in page
+    assert "mapping vat.25 points at coding 99" in page  # the original, too
+    assert "/v2/customerinvoicedrafts" in page and "83.2" in page
+    assert "received → <strong>resolving</strong>" not in page
+    assert "Nordic Tools AS" in page
+
+
+def test_bulk_retry_previews_the_count_then_retries(browser_client: Signed, operator: str) -> None:
+    client, csrf = browser_client
+    code = unique("code").replace("-", "_")
+    jobs = [make_job(unique("nobody"), "failed", code=code) for _ in range(3)]
+    preview = client.get("/bulk", params={"error_code": code})
+    assert "3 failed jobs would be retried" in preview.text
+    assert all(store.get_job(j.id).state == "failed" for j in jobs)
+    done = client.post("/bulk/retry", data={"csrf_token": csrf, "error_code": code})
+    assert done.status_code == 303
+    assert all(store.get_job(j.id).state == "received" for j in jobs)
+    assert store.events_of(jobs[0].id)[-1].actor == operator
+    assert (
+        client.post("/bulk/retry", data={"csrf_token": csrf}).status_code == 303
+    )  # refused: flash
+
+
+def test_mapping_put_validates_and_replaces(api: TestClient) -> None:
+    tenant = make_tenant()
+    ok = api.put(
+        f"/api/tenants/{tenant}/mapping", json={"vat.25": "3", "journal": 1, "layout": None}
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["mapping"] == {"vat.25": "3", "journal": 1}
+    bad = api.put(f"/api/tenants/{tenant}/mapping", json={"vat.25": "3", "colour": "blue"})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["field"] == "colour"
+    assert "unknown mapping key" in bad.json()["detail"][0]["message"]
+    wrong_type = api.put(f"/api/tenants/{tenant}/mapping", json={"vat.25": [1]})
+    assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["field"].startswith(
+        "vat.25"
+    )
+    assert get_tenant(tenant).mapping == {"vat.25": "3", "journal": 1}
+    assert api.put("/api/tenants/nobody-here/mapping", json={}).status_code == 404
+    body = api.get(f"/api/tenants/{tenant}").json()
+    assert body["has_credentials"] is True and "credentials" not in body
+    assert body["connect_path"] == f"/connect/eaccounting/{tenant}"
+
+
+def test_mapping_editor_page_shows_errors_and_saves(browser_client: Signed) -> None:
+    client, csrf = browser_client
+    tenant = make_tenant()
+    bad = client.post(
+        f"/tenants/{tenant}/mapping",
+        data={"csrf_token": csrf, "mapping": "vat.25 = 3\ncolour = blue\nnonsense"},
+    )
+    assert bad.status_code == 422
+    assert "line 2: unknown mapping key" in bad.text and "line 3" in bad.text
+    assert get_tenant(tenant).mapping == {}
+    good = client.post(
+        f"/tenants/{tenant}/mapping",
+        data={"csrf_token": csrf, "mapping": "vat.25.0 = 3\njournal = 2"},
+    )
+    assert good.status_code == 303
+    assert get_tenant(tenant).mapping == {"vat.25": "3", "journal": "2"}
+    get_redis().set(
+        f"lp:ref:{tenant}:{int(get_redis().get(f'lp:refgen:{tenant}') or 0)}:vat_codes", "[]"
+    )
+    page = client.get(f"/tenants/{tenant}").text
+    assert "vat_codes" in page and "Connect" in page
+    assert (
+        client.post(f"/tenants/{tenant}/references/refresh", data={"csrf_token": csrf}).status_code
+        == 303
+    )
+    assert "vat_codes" not in client.get(f"/tenants/{tenant}").text
+
+
+def test_tenants_page_shows_health_and_reconnect_link(browser_client: Signed) -> None:
+    client, _ = browser_client
+    tenant = make_tenant("economic", "DK")
+    set_connection(tenant, "needs_reauth", "grant revoked")
+    make_job(tenant, "waiting_for_reauth")
+    listing = client.get("/tenants").text
+    assert f'href="/connect/economic/{tenant}"' in listing and "grant revoked" in listing
+    detail = client.get(f"/tenants/{tenant}").text
+    assert "This tenant must reconnect" in detail and "1 job parked" in detail
+    overview = client.get("/overview/live").text
+    assert tenant in overview
+
+
+def test_dead_letters_group_by_reason(browser_client: Signed) -> None:
+    client, _ = browser_client
+    code = unique("weird").replace("-", "_")
+    for _ in range(2):
+        make_job(unique("nobody"), "failed", category="rejected", code=code)
+    page = client.get("/dead-letters").text
+    row = page[page.index(code) :]
+    assert "The accounting system refused the document" in row
+    assert f"/jobs?state=failed&error_code={code}" in row and ">2</a>" in row
+
+
+def test_jobs_page_filters_sorts_and_paginates(browser_client: Signed) -> None:
+    client, _ = browser_client
+    tenant = make_tenant()
+    for _ in range(3):
+        make_job(tenant, "failed")
+    page = client.get("/jobs", params={"tenant": tenant, "state": "failed", "per_page": 2}).text
+    assert "3 jobs, page 1 of 2" in page and "older →" in page
+    assert client.get("/jobs", params={"since": "garbage", "sort": "evil"}).status_code == 200
+
+
+def test_metrics_come_from_shared_state(anon: TestClient) -> None:
+    tenant = make_tenant()
+    job = make_job(tenant)
+    attempt_id, _ = store.begin_attempt(job.id, "w")
+    calls = [{"method": "POST", "path": "/v2/x", "status": 201, "ms": 120.0}]
+    store.end_attempt(attempt_id, "booked", calls, None)
+    with session() as db:
+        row = db.get(Attempt, attempt_id)
+        assert row is not None
+        row.ended_at = row.started_at - dt.timedelta(seconds=60)
+        folded_until = row.ended_at - dt.timedelta(seconds=1)
+    # Calls are folded into Redis counters once; pretend the last fold was before this one.
+    get_redis().set(
+        "lp:metrics:calls_folded_until", folded_until.replace(tzinfo=dt.UTC).isoformat()
+    )
+    get_redis().hincrby("lp:stats:token_refreshes", tenant, 2)
+    text = anon.get("/metrics").text
+    assert 'ledgerpush_jobs{provider="eaccounting",state="received"}' in text
+    assert 'ledgerpush_attempts_total{outcome="booked"}' in text
+    assert (
+        'ledgerpush_provider_calls_total{method="POST",provider="eaccounting",status="201"}' in text
+    )
+    assert (
+        'ledgerpush_provider_call_duration_seconds_bucket{le="0.25",provider="eaccounting"}' in text
+    )
+    assert f'ledgerpush_token_refreshes_total{{tenant="{tenant}"}} 2.0' in text
+    assert 'ledgerpush_queue_depth{queue="ledgerpush.invoices"}' in text
+    assert "ledgerpush_tenants{" in text
+
+
+def test_openapi_document_and_docs_need_auth(api: TestClient, anon: TestClient) -> None:
+    document = api.get("/api/openapi.json").json()
+    assert "/api/jobs" in document["paths"]
+    assert document["components"]["schemas"]["Job"]["discriminator"]["propertyName"] == "kind"
+    assert "swagger-ui" in api.get("/api/docs").text
+    assert anon.get("/api/openapi.json").status_code == 401
+
+
+def test_explain_names_fields_and_falls_back() -> None:
+    plain = explain(
+        "rejected", "something_new", fields=[{"field": "invoice.due_date", "message": "too early"}]
+    )
+    assert plain is not None and plain.fields == ("invoice.due_date: too early",)
+    assert explain("unsupported", "module_missing: Projects") is not None
+    assert "no plain-words" in (explain("alien", "zzz") or plain).text
+    assert explain(None, None) is None
+
+
+def test_cli_users_and_api_keys() -> None:
+    from worker.cli import app
+
+    runner = CliRunner()
+    name = unique("cli")
+    added = runner.invoke(app, ["users", "add", name, "--password-stdin"], input="longpassword\n")
+    assert added.exit_code == 0, added.output
+    assert (
+        runner.invoke(
+            app, ["users", "add", name, "--password-stdin"], input="longpassword\n"
+        ).exit_code
+        == 1
+    )
+    created = runner.invoke(app, ["apikeys", "create", name])
+    assert created.exit_code == 0
+    key = created.stdout.strip().splitlines()[-1]
+    assert verify_api_key(key) == name
+    listed = runner.invoke(app, ["apikeys", "list"])
+    assert name in listed.output and key not in listed.output
+    assert runner.invoke(app, ["apikeys", "revoke", name]).exit_code == 0
+    assert verify_api_key(key) is None
+    assert runner.invoke(app, ["apikeys", "revoke", name]).exit_code == 1
+
+
+@pytest.mark.parametrize("path", ["/api/jobs/x/retry", "/api/tenants/x/mapping"])
+def test_session_without_csrf_cannot_change_through_api(browser_client: Signed, path: str) -> None:
+    client, _ = browser_client
+    method = "PUT" if path.endswith("mapping") else "POST"
+    assert client.request(method, path, json={}).status_code == 403

@@ -1,0 +1,141 @@
+"""Who is asking: a signed-in operator (session cookie) or a producer (bearer API key).
+
+Sessions live in Redis (`lp:web:session:<sha256 of the cookie>`), so signing out ends
+them everywhere and any number of web processes share them. Each session has a CSRF
+token; every unsafe request made with the cookie must send it back, as the form field
+`csrf_token` or the `X-CSRF-Token` header (htmx sends the header). Requests with a
+bearer API key carry no ambient credentials, so they need no CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from worker.redis_client import get_redis
+from worker.settings import get_settings
+from worker.web.accounts import verify_api_key
+
+SESSION_COOKIE = "lp_session"
+LOGIN_CSRF_COOKIE = "lp_login_csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SESSION_TTL = 12 * 3600
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in operator or API key; `actor` is what the audit trail records."""
+
+    name: str
+    kind: str  # "session" or "apikey"
+    csrf: str = ""
+
+    @property
+    def actor(self) -> str:
+        return self.name if self.kind == "session" else f"apikey:{self.name}"
+
+
+class NotAuthenticated(Exception):
+    """No valid session or API key."""
+
+
+class CsrfRefused(Exception):
+    """An unsafe request with the session cookie but without the right CSRF token."""
+
+
+def _session_key(token: str) -> str:
+    return "lp:web:session:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(username: str) -> str:
+    """A new session (a new id at every sign-in: no fixation); returns the cookie value."""
+    token = secrets.token_urlsafe(32)
+    key = _session_key(token)
+    redis = get_redis()
+    redis.hset(key, mapping={"user": username, "csrf": secrets.token_urlsafe(32)})
+    redis.expire(key, SESSION_TTL)
+    return token
+
+
+def end_session(token: str) -> None:
+    get_redis().delete(_session_key(token))
+
+
+def _session_principal(token: str) -> Principal | None:
+    key = _session_key(token)
+    redis = get_redis()
+    data: dict[bytes, bytes] = redis.hgetall(key)  # type: ignore[assignment]
+    if not data or b"user" not in data:
+        return None
+    redis.expire(key, SESSION_TTL)
+    return Principal(data[b"user"].decode(), "session", data.get(b"csrf", b"").decode())
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def principal_of(request: Request) -> Principal | None:
+    key = _bearer(request)
+    if key is not None:
+        name = verify_api_key(key)
+        return Principal(name, "apikey") if name else None
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token or len(token) > 200:
+        return None
+    return _session_principal(token)
+
+
+async def _sent_csrf(request: Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+async def require_auth(request: Request) -> Principal:
+    """Dependency for every protected route: a principal, and CSRF on unsafe requests."""
+    principal = principal_of(request)
+    if principal is None:
+        raise NotAuthenticated()
+    request.state.principal = principal
+    if principal.kind == "session" and request.method not in SAFE_METHODS:
+        sent = await _sent_csrf(request)
+        if not sent or not hmac.compare_digest(sent.encode(), principal.csrf.encode()):
+            raise CsrfRefused()
+    return principal
+
+
+def cookie_options() -> dict[str, Any]:
+    return {
+        "httponly": True,
+        "samesite": "lax",
+        "secure": get_settings().web_secure_cookies,
+        "path": "/",
+    }
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def login_csrf_ok(request: Request, sent: str) -> bool:
+    """Double-submit check for the sign-in form (there is no session yet)."""
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    return bool(cookie) and bool(sent) and hmac.compare_digest(cookie.encode(), sent.encode())

@@ -1,0 +1,194 @@
+"""Provider and pipeline errors in plain words: what happened, and what fixes it.
+
+Keyed by error code first, then by category; the original message is always shown
+beside the explanation, never replaced by it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Explanation:
+    title: str
+    text: str
+    fix: str
+    fields: tuple[str, ...] = ()
+
+
+_BY_CODE: dict[str, tuple[str, str, str]] = {
+    "unknown_tenant": (
+        "Unknown tenant",
+        "The job names a tenant that ledgerpush does not know, so nothing was sent anywhere.",
+        "Add the tenant (ledgerpush tenants add) and connect it, then retry the job.",
+    ),
+    "invalid_payload": (
+        "The producer sent an invalid job",
+        "The payload breaks the job contract, so it was kept here instead of being booked.",
+        "Fix the fields listed below at the producer and send the job again with a new key.",
+    ),
+    "mapping_invalid": (
+        "The tenant's mapping points at something that does not exist",
+        "A VAT code, account or article pinned in the tenant's mapping is not in the "
+        "accounting system.",
+        "Correct or remove that mapping entry on the tenant page, then retry.",
+    ),
+    "unknown_article": (
+        "Unknown article or product",
+        "A line refers to an article number the accounting system does not have.",
+        "Create the article remotely or fix the tenant's article mapping, then retry.",
+    ),
+    "no_units": (
+        "The company has no units",
+        "eAccounting needs a unit (such as 'pcs') for article rows and the company has none.",
+        "Create a unit in eAccounting, then retry.",
+    ),
+    "no_vat_coding": (
+        "No matching VAT coding",
+        "No account coding in the accounting system matches the line's VAT rate.",
+        "Create one or pin vat.<rate> in the tenant's mapping, then retry.",
+    ),
+    "no_fiscal_year": (
+        "No open fiscal year",
+        "The invoice date falls outside every fiscal year of the company.",
+        "Open the fiscal year in the accounting system, then retry.",
+    ),
+    "no_payment_terms": (
+        "No payment terms",
+        "The accounting system has no terms of payment ledgerpush could use.",
+        "Create terms of payment or pin payment_terms in the tenant's mapping, then retry.",
+    ),
+    "no_bank_account": (
+        "No bank account for payments",
+        "No bank account in the accounting system fits the payment's currency.",
+        "Pin bank_account in the tenant's mapping, then retry.",
+    ),
+    "needs_review": (
+        "Needs a human decision",
+        "After an interruption, more than one document in the accounting system could be "
+        "this job's. ledgerpush stopped rather than risk booking it twice.",
+        "Check the candidates below in the accounting system; then cancel or replay the job.",
+    ),
+    "module_missing": (
+        "A module is not enabled",
+        "The tenant's subscription lacks a module this document needs.",
+        "Enable the module in the accounting system (or change the document), then retry.",
+    ),
+    "refresh_token_revoked": (
+        "The connection was revoked",
+        "The accounting system refused the stored refresh token; usually the user changed "
+        "their password or withdrew consent.",
+        "Send the tenant's user the reconnect link; parked jobs resume on their own.",
+    ),
+    "no_refresh_token": (
+        "Not connected",
+        "The tenant has no stored refresh token.",
+        "Connect the tenant; parked jobs resume on their own.",
+    ),
+    "missing_scope": (
+        "Missing permission",
+        "The tenant's consent does not cover this part of the API.",
+        "Send the reconnect link so the user grants the missing scope.",
+    ),
+    "rate_limited": (
+        "Rate limited",
+        "The accounting system asked us to slow down (HTTP 429).",
+        "Nothing: the job is retried after the wait the server asked for.",
+    ),
+    "timeout": (
+        "The accounting system did not answer in time",
+        "The request timed out; it is retried with backoff, looking up any half-done write first.",
+        "Usually nothing. If it keeps happening, check the provider's status page.",
+    ),
+    "connection_error": (
+        "Could not reach the accounting system",
+        "The connection failed or was reset.",
+        "Usually nothing: the job is retried. Check network and the provider's status.",
+    ),
+    "provider_unavailable": (
+        "The accounting system had an error",
+        "The provider answered with a server error (5xx).",
+        "Usually nothing: the job is retried with backoff.",
+    ),
+    "invoice_not_booked": (
+        "Waiting for the invoice",
+        "This credit note or payment refers to an invoice that is not booked yet.",
+        "Nothing: it waits and retries until the invoice is booked.",
+    ),
+    "internal_error": (
+        "Internal error in ledgerpush",
+        "Something unexpected went wrong in the worker (see its logs for the job id).",
+        "Retry; if it repeats, report it with the job id.",
+    ),
+}
+
+_BY_CATEGORY: dict[str, tuple[str, str, str]] = {
+    "rejected": (
+        "The accounting system refused the document",
+        "The provider answered that some values are not acceptable.",
+        "Fix the fields listed below (in the tenant mapping or at the producer), then retry.",
+    ),
+    "invalid": _BY_CODE["invalid_payload"],
+    "unsupported": _BY_CODE["module_missing"],
+    "needs_reauth": (
+        "The tenant must reconnect",
+        "Only the tenant's user can fix the connection to the accounting system.",
+        "Send the reconnect link; parked jobs resume on their own.",
+    ),
+    "transient": (
+        "A temporary problem",
+        "A timeout, server error or rate limit; ledgerpush retried and gave up after the limit.",
+        "Retry now; if it keeps failing, check the provider's status.",
+    ),
+    "reference_stale": (
+        "A cached reference was out of date",
+        "A VAT code, account or article ledgerpush had cached no longer exists.",
+        "Refresh the tenant's cached references, then retry.",
+    ),
+    "not_ready": _BY_CODE["invoice_not_booked"],
+    "needs_review": _BY_CODE["needs_review"],
+}
+
+
+def _field_names(fields: Any) -> tuple[str, ...]:
+    if not isinstance(fields, list):
+        return ()
+    names = []
+    for item in fields:
+        if isinstance(item, dict) and item.get("field"):
+            message = item.get("message")
+            names.append(f"{item['field']}: {message}" if message else str(item["field"]))
+    return tuple(names)
+
+
+def explain(
+    category: str | None, code: str | None, message: str | None = None, fields: Any = None
+) -> Explanation | None:
+    if not code and not category:
+        return None
+    base = _BY_CODE.get(code or "")
+    if base is None and code and code.startswith("module_missing"):
+        base = _BY_CODE["module_missing"]
+    if base is None:
+        base = _BY_CATEGORY.get(category or "")
+    if base is None:
+        base = (
+            f"Error: {code or category}",
+            "ledgerpush has no plain-words text for this error yet; the original is below.",
+            "Read the original message; retry once the cause is fixed.",
+        )
+    title, text, fix = base
+    return Explanation(title, text, fix, _field_names(fields))
+
+
+def explain_job(job: Any) -> Explanation | None:
+    return explain(job.error_category, job.error_code, job.error_message, job.error_fields)
+
+
+def explain_error(error: dict[str, Any] | None) -> Explanation | None:
+    """For an Attempt.error dict ({category, code, message, original})."""
+    if not error:
+        return None
+    return explain(error.get("category"), error.get("code"), error.get("message"))

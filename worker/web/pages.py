@@ -1,0 +1,252 @@
+"""Dashboard pages: overview, jobs, job detail, dead letters, bulk retry."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from worker import operations
+from worker.jobs import KINDS
+from worker.ledger import store
+from worker.ledger.models import JOB_STATES, utcnow
+from worker.tenants import PROVIDERS, list_tenants
+from worker.web.auth import Principal, require_auth
+from worker.web.explain import explain, explain_error, explain_job
+from worker.web.queries import (
+    JobFilter,
+    dead_letter_groups,
+    error_codes,
+    find_jobs,
+    providers_of,
+    queue_depths,
+    recent_dead_letters,
+    reserved_messages,
+    states_since,
+    tenant_health,
+    throughput,
+)
+from worker.web.templating import flash, render
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_auth)])
+Action = Literal["retry", "replay", "cancel"]
+ACTIONS = {"retry": operations.retry, "replay": operations.replay, "cancel": operations.cancel}
+ACTION_TEXT = {
+    "retry": (
+        "Retry now",
+        "Run the job again now, continuing where it stopped. Remote results already "
+        "recorded are kept.",
+    ),
+    "replay": (
+        "Replay",
+        "Start the job again from the beginning (after a fix to the mapping, tenant or "
+        "references). Results already written remotely are kept and an unfinished write is "
+        "looked up before it is repeated, so no second document is created.",
+    ),
+    "cancel": (
+        "Cancel",
+        "Mark the job cancelled: it will not be booked. Only jobs that wrote nothing to the "
+        "accounting system can be cancelled.",
+    ),
+}
+
+
+def _overview_data() -> dict[str, Any]:
+    now = utcnow()
+    buckets = throughput(60)
+    health = tenant_health()
+    return {
+        "states": JOB_STATES,
+        "last_hour": states_since(now - dt.timedelta(hours=1)),
+        "last_day": states_since(now - dt.timedelta(days=1)),
+        "queues": queue_depths(),
+        "reserved": reserved_messages(),
+        "throughput": buckets,
+        "booked_hour": sum(buckets),
+        "peak": max(buckets) if buckets else 0,
+        "attention": [h for h in health if h.needs_attention],
+        "dead_letters": recent_dead_letters(8),
+        "explain": explain_job,
+        "now": now,
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request) -> Response:
+    return render(request, "overview.html", _overview_data())
+
+
+@router.get("/overview/live", response_class=HTMLResponse)
+def overview_live(request: Request) -> Response:
+    """The part of the overview htmx reloads every few seconds."""
+    return render(request, "_overview_live.html", _overview_data())
+
+
+def _date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _choice(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    return value if value in allowed else None
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs(
+    request: Request,
+    tenant: Annotated[str | None, Query(max_length=64)] = None,
+    provider: str | None = None,
+    kind: str | None = None,
+    state: str | None = None,
+    error_code: Annotated[str | None, Query(max_length=100)] = None,
+    key: Annotated[str | None, Query(max_length=200)] = None,
+    since: str | None = None,
+    until: str | None = None,
+    sort: str = "created",
+    order: str = "desc",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Response:
+    f = JobFilter(
+        tenant=tenant or None,
+        provider=_choice(provider, PROVIDERS),
+        kind=_choice(kind, KINDS),
+        state=_choice(state, JOB_STATES),
+        error_code=error_code or None,
+        key=key or None,
+        since=_date(since),
+        until=_date(until),
+        sort=sort
+        if sort in ("created", "updated", "tenant", "key", "kind", "state", "attempts")
+        else "created",
+        order="asc" if order == "asc" else "desc",
+        page=page,
+        per_page=per_page,
+    )
+    context = {
+        "f": f,
+        "result": find_jobs(f),
+        "states": JOB_STATES,
+        "kinds": KINDS,
+        "providers": PROVIDERS,
+        "tenants": [t.id for t in list_tenants()],
+        "codes": error_codes(),
+    }
+    return render(request, "jobs.html", context)
+
+
+def _job_context(job_id: str) -> dict[str, Any] | None:
+    job = store.find_job(job_id)
+    if job is None:
+        return None
+    return {
+        "job": job,
+        "provider": providers_of([job]).get(job.tenant_id),
+        "plain": explain_job(job),
+        "events": store.events_of(job.id),
+        "attempts": store.attempts_of(job.id),
+        "explain_error": explain_error,
+        "actions": ACTION_TEXT,
+    }
+
+
+def _not_found(request: Request, what: str) -> Response:
+    return render(request, "message.html", {"title": "Not found", "text": what}, 404)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_detail(request: Request, job_id: str) -> Response:
+    context = _job_context(job_id)
+    if context is None:
+        return _not_found(request, f"There is no job with id {job_id}.")
+    return render(request, "job.html", context)
+
+
+@router.get("/jobs/{job_id}/live")
+def job_live(job_id: str, seen: Annotated[str, Query(max_length=64)] = "") -> Response:
+    """Polled by an open job page: 204 while nothing changed, else htmx reloads the page."""
+    job = store.find_job(job_id)
+    if job is None or job.updated_at.isoformat() == seen:
+        return Response(status_code=204)
+    return Response(status_code=200, headers={"HX-Refresh": "true"})
+
+
+@router.get("/jobs/{job_id}/{action}", response_class=HTMLResponse)
+def confirm_action(request: Request, job_id: str, action: Action) -> Response:
+    job = store.find_job(job_id)
+    if job is None:
+        return _not_found(request, f"There is no job with id {job_id}.")
+    title, text = ACTION_TEXT[action]
+    return render(
+        request, "confirm_action.html", {"job": job, "action": action, "title": title, "text": text}
+    )
+
+
+@router.post("/jobs/{job_id}/{action}")
+def do_action(
+    request: Request,
+    job_id: str,
+    action: Action,
+    principal: Annotated[Principal, Depends(require_auth)],
+) -> Response:
+    try:
+        ACTIONS[action](job_id, principal.actor)
+    except store.JobNotFound:
+        return _not_found(request, f"There is no job with id {job_id}.")
+    except operations.ActionRefused as exc:
+        context = _job_context(job_id) or {}
+        refusal = f"{ACTION_TEXT[action][0]} refused: {exc}"
+        return render(request, "job.html", {**context, "refusal": refusal}, 409)
+    flash(request, f"{ACTION_TEXT[action][0]}: done by {principal.actor}.")
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@router.get("/dead-letters", response_class=HTMLResponse)
+def dead_letters(request: Request) -> Response:
+    groups = dead_letter_groups()
+    return render(
+        request,
+        "dead_letters.html",
+        {"groups": groups, "explain": explain, "total": sum(g.count for g in groups)},
+    )
+
+
+@router.get("/bulk", response_class=HTMLResponse)
+def bulk_preview(
+    request: Request,
+    tenant: Annotated[str | None, Query(max_length=64)] = None,
+    error_code: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    tenant, error_code = tenant or None, error_code or None
+    candidates = operations.bulk_candidates(tenant, error_code) if tenant or error_code else []
+    context = {
+        "tenant": tenant,
+        "error_code": error_code,
+        "candidates": candidates,
+        "chosen": bool(tenant or error_code),
+        "tenants": [h.tenant.id for h in tenant_health() if h.failed_now],
+        "codes": error_codes(),
+    }
+    return render(request, "bulk.html", context)
+
+
+@router.post("/bulk/retry")
+def bulk_retry(
+    request: Request,
+    principal: Annotated[Principal, Depends(require_auth)],
+    tenant: Annotated[str, Form(max_length=64)] = "",
+    error_code: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    try:
+        count = operations.bulk_retry(principal.actor, tenant or None, error_code or None)
+    except operations.ActionRefused as exc:
+        flash(request, f"Bulk retry refused: {exc}", "error")
+        return RedirectResponse("/bulk", status_code=303)
+    flash(request, f"Bulk retry: {count} failed jobs sent again by {principal.actor}.")
+    query = "?" + urlencode({"tenant": tenant}) if tenant else ""
+    return RedirectResponse("/jobs" + query if count else "/dead-letters", status_code=303)

@@ -1,0 +1,118 @@
+"""Tenant pages: connection health, mapping editor, cached references, connect link."""
+
+from __future__ import annotations
+
+from decimal import InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from worker.connections import parked_jobs
+from worker.ledger import store
+from worker.mapping import PLAIN_KEYS, MappingError, validate_key
+from worker.refcache import cached_names, invalidate
+from worker.tenants import UnknownTenant, update_mapping
+from worker.web.auth import require_auth
+from worker.web.queries import tenant_health
+from worker.web.schemas import connect_path
+from worker.web.templating import flash, render
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_auth)])
+RATE_KEY_HELP = ("vat.<rate>", "account.<rate>", "article.<rate>")
+
+
+@router.get("/tenants", response_class=HTMLResponse)
+def tenants(request: Request) -> Response:
+    return render(request, "tenants.html", {"rows": tenant_health(), "connect_path": connect_path})
+
+
+def mapping_text(mapping: dict[str, Any]) -> str:
+    return "\n".join(f"{key} = {value}" for key, value in sorted(mapping.items()))
+
+
+def parse_mapping_text(text: str) -> tuple[dict[str, Any], list[str]]:
+    """`key = value` per line; every bad line is reported, not just the first."""
+    mapping: dict[str, Any] = {}
+    errors = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            errors.append(f"line {number} ({line!r}): expected key = value")
+            continue
+        try:
+            clean = validate_key(key.strip())
+        except (MappingError, InvalidOperation) as exc:
+            errors.append(f"line {number}: {exc}")
+            continue
+        if value.strip():
+            mapping[clean] = value.strip()
+    return mapping, errors
+
+
+def _tenant_context(tenant_id: str) -> dict[str, Any] | None:
+    found = tenant_health(tenant_id)
+    if not found:
+        return None
+    health = found[0]
+    return {
+        "h": health,
+        "t": health.tenant,
+        "mapping_text": mapping_text(health.tenant.mapping or {}),
+        "references": cached_names(tenant_id),
+        "parked": len(parked_jobs(tenant_id)),
+        "connect_path": connect_path(tenant_id, health.tenant.provider),
+        "plain_keys": sorted(PLAIN_KEYS),
+        "rate_keys": RATE_KEY_HELP,
+        "recent": store.list_jobs(tenant_id=tenant_id, limit=10),
+        "errors": [],
+    }
+
+
+def _missing(request: Request, tenant_id: str) -> Response:
+    return render(
+        request,
+        "message.html",
+        {"title": "Not found", "text": f"There is no tenant {tenant_id}."},
+        404,
+    )
+
+
+@router.get("/tenants/{tenant_id}", response_class=HTMLResponse)
+def tenant_detail(request: Request, tenant_id: str) -> Response:
+    context = _tenant_context(tenant_id)
+    if context is None:
+        return _missing(request, tenant_id)
+    return render(request, "tenant.html", context)
+
+
+@router.post("/tenants/{tenant_id}/mapping")
+def save_mapping(
+    request: Request, tenant_id: str, mapping: Annotated[str, Form(max_length=20000)] = ""
+) -> Response:
+    context = _tenant_context(tenant_id)
+    if context is None:
+        return _missing(request, tenant_id)
+    parsed, errors = parse_mapping_text(mapping)
+    if errors:
+        context.update(errors=errors, mapping_text=mapping)
+        return render(request, "tenant.html", context, 422)
+    try:
+        update_mapping(tenant_id, parsed, replace=True)
+    except UnknownTenant:
+        return _missing(request, tenant_id)
+    invalidate(tenant_id)
+    flash(request, "Mapping saved; cached references dropped so the next job resolves afresh.")
+    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+
+
+@router.post("/tenants/{tenant_id}/references/refresh")
+def refresh_references(request: Request, tenant_id: str) -> Response:
+    if not tenant_health(tenant_id):
+        return _missing(request, tenant_id)
+    invalidate(tenant_id)
+    flash(request, "Cached references dropped; they are fetched again by the next job.")
+    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
