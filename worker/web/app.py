@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from worker.jobs import JOB_ADAPTER
+from worker.jobs import JOB_ADAPTER, FieldError
 from worker.ledger.db import session
 from worker.redis_client import get_redis
 from worker.settings import get_settings
@@ -118,6 +118,27 @@ def _docs_page() -> HTMLResponse:
     )
 
 
+def _document_field_problems(document: dict[str, Any]) -> None:
+    """Every 422 has the shape `_invalid_request` answers with, not FastAPI's default."""
+    schemas = document["components"]["schemas"]
+    schemas["FieldProblem"] = FieldError.model_json_schema()
+    schemas["FieldProblems"] = {
+        "type": "object",
+        "required": ["detail"],
+        "properties": {
+            "detail": {"type": "array", "items": {"$ref": "#/components/schemas/FieldProblem"}}
+        },
+    }
+    ref = {"$ref": "#/components/schemas/FieldProblems"}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"]["content"] = {"application/json": {"schema": ref}}
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+
+
 def openapi_document(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document plus the job contract (pydantic's schema) as components."""
     if app.openapi_schema:
@@ -132,6 +153,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(job.pop("$defs", {}))
     schemas["Job"] = job
+    _document_field_problems(document)
     document["components"]["securitySchemes"] = {"apiKey": {"type": "http", "scheme": "bearer"}}
     document["security"] = [{"apiKey": []}]
     app.openapi_schema = document

@@ -4,14 +4,22 @@ from ledger rows. Tenants are shown without credentials; payloads are scrubbed."
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from worker.ledger.models import Attempt, Job, JobEvent
 from worker.logs import scrub
 from worker.web.explain import explain_error, explain_job
 from worker.web.queries import TenantHealth
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; the ledger stores UTC, so say so (RFC 3339)."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+Timestamp = Annotated[dt.datetime, AfterValidator(_utc)]
 
 
 class FieldProblem(BaseModel):
@@ -46,14 +54,14 @@ class JobOut(BaseModel):
     attempts: int
     remote: dict[str, Any]
     error: ErrorOut | None
-    next_retry_at: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    finished_at: dt.datetime | None
+    next_retry_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    finished_at: Timestamp | None
 
 
 class EventOut(BaseModel):
-    at: dt.datetime
+    at: Timestamp
     from_state: str | None
     to_state: str
     actor: str
@@ -70,8 +78,8 @@ class CallOut(BaseModel):
 class AttemptOut(BaseModel):
     number: int
     worker: str | None
-    started_at: dt.datetime
-    ended_at: dt.datetime | None
+    started_at: Timestamp
+    ended_at: Timestamp | None
     outcome: str | None
     error: ErrorOut | None
     calls: list[CallOut]
@@ -111,10 +119,10 @@ class TenantOut(BaseModel):
     connection_state: str
     connection_reason: str | None
     has_credentials: bool
-    token_expires_at: dt.datetime | None
+    token_expires_at: Timestamp | None
     mapping: dict[str, Any]
     capabilities: dict[str, Any]
-    last_success_at: dt.datetime | None
+    last_success_at: Timestamp | None
     booked_24h: int
     failed_24h: int
     failure_rate_24h: float | None
