@@ -131,6 +131,18 @@ def test_sign_in_cookie_flags_wrong_password_and_sign_out(anon: TestClient, oper
     assert anon.get("/").status_code == 303  # the old cookie is dead everywhere
 
 
+def test_password_guessing_is_throttled(anon: TestClient, operator: str) -> None:
+    def attempt(password: str) -> int:
+        page = anon.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert token
+        form = {"username": operator, "password": password, "csrf_token": token.group(1)}
+        return anon.post("/login", data=form).status_code
+
+    assert [attempt("guess") for _ in range(10)] == [401] * 10
+    assert attempt(PASSWORD) == 429
+
+
 def test_admin_from_settings_can_sign_in(anon: TestClient, monkeypatch: Any) -> None:
     from pydantic import SecretStr
 

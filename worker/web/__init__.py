@@ -1,4 +1,11 @@
 """The operator web app: dashboard pages, the JSON API for producers, /metrics, /health.
 
-`worker.web.app.create_app()` builds it; `ledgerpush web` serves it with uvicorn.
+`worker.web.app.create_app()` builds it; `ledgerpush web` serves it with uvicorn. All
+state it shows comes from the ledger and Redis, so any number of web processes can run
+beside any number of workers.
+
+Flower works beside it: the Celery app sends task events (`worker_send_task_events`,
+`task_send_sent_event` in worker/app.py), so `celery -A worker.app flower` (pip install
+flower) shows workers and tasks live. The dashboard is the place for jobs and tenants;
+Flower for Celery internals.
 """
