@@ -53,6 +53,28 @@ def _redis_url() -> str:
 
 
 _SERVERS: list[Any] = []
+SIMULATORS: dict[str, Any] = {}
+EA_CLIENT = ("ledgerpush", "sim-secret")
+EC_APP = ("sim-app-secret", "sim-app-public")
+
+
+def _start_simulators() -> dict[str, str]:
+    """Both simulators in this process, over real HTTP; workers reach them by URL."""
+    from worker.simulators.common import SimulatorServer
+    from worker.simulators.eaccounting import EAccountingSimulator
+    from worker.simulators.economic import EconomicSimulator
+
+    ea = EAccountingSimulator(client_id=EA_CLIENT[0], client_secret=EA_CLIENT[1])
+    ec = EconomicSimulator(app_secret_token=EC_APP[0], app_public_token=EC_APP[1])
+    ea_server, ec_server = SimulatorServer(ea.app).start(), SimulatorServer(ec.app).start()
+    SIMULATORS.update(ea=ea, ec=ec)
+    _SERVERS.extend([ea_server, ec_server])
+    return {
+        "LEDGERPUSH_EACCOUNTING_API_URL": f"{ea_server.url}/v2",
+        "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": ea_server.url,
+        "LEDGERPUSH_ECONOMIC_API_URL": ec_server.url,
+        "LEDGERPUSH_ECONOMIC_INSTALL_URL": f"{ec_server.url}/_control/install",
+    }
 
 
 def _configure_once() -> None:
@@ -69,6 +91,7 @@ def _configure_once() -> None:
             "LEDGERPUSH_LOG_JSON": "true",
             "LEDGERPUSH_RETRY_BACKOFF_BASE": "0.2",
             "LEDGERPUSH_RETRY_BACKOFF_MAX": "2",
+            "LEDGERPUSH_MAX_RETRIES": "20",
             "LEDGERPUSH_HTTP_TIMEOUT": "5",
             "LEDGERPUSH_EACCOUNTING_CLIENT_ID": "ledgerpush",
             "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": "sim-secret",
@@ -77,13 +100,14 @@ def _configure_once() -> None:
         }
     )
     os.environ["LEDGERPUSH_REDIS_URL"] = _redis_url()
+    os.environ.update(_start_simulators())
 
 
 _configure_once()
 
 
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
-    for server in _SERVERS:
+    for server in reversed(_SERVERS):
         server.stop()
     name = os.environ.get("_LEDGERPUSH_TEST_DB_TO_DROP")
     if name:
@@ -217,3 +241,53 @@ def invoice_job(tenant_id: str, key: str | None = None, **overrides: Any) -> dic
         "kind": "invoice",
         "invoice": invoice,
     }
+
+
+@pytest.fixture
+def ea_sim() -> Any:
+    return SIMULATORS["ea"]
+
+
+@pytest.fixture
+def ec_sim() -> Any:
+    return SIMULATORS["ec"]
+
+
+EA_SCOPES = [
+    "ea:api",
+    "offline_access",
+    "ea:sales",
+    "ea:accounting_readonly",
+    "ea:purchase_readonly",
+]
+
+
+def connect_ea_tenant(country: str = "NO", scopes: list[str] | None = None, **mapping: Any) -> str:
+    """A new simulated company and a ledgerpush tenant connected to it."""
+    import time as _time
+
+    from worker.tenants import add_tenant
+
+    sim = SIMULATORS["ea"]
+    tenant_id = unique(f"ea-{country.lower()}")
+    sim.add_company(tenant_id, country)
+    tokens = sim.issue_tokens(tenant_id, scopes or EA_SCOPES)
+    credentials = {
+        "access_token": tokens["access_token"],
+        "refresh_token": tokens["refresh_token"],
+        "expires_at": _time.time() + float(tokens["expires_in"]),
+        "scope": tokens.get("scope", ""),
+    }
+    add_tenant(tenant_id, "eaccounting", country, credentials, mapping=mapping or None)
+    return tenant_id
+
+
+def connect_ec_tenant(country: str = "DK", modules: list[str] | None = None, **mapping: Any) -> str:
+    from worker.tenants import add_tenant
+
+    tenant_id = unique(f"ec-{country.lower()}")
+    grant = SIMULATORS["ec"].add_agreement(
+        country, modules=modules, grant_token=f"grant-{tenant_id}"
+    )
+    add_tenant(tenant_id, "economic", country, {"grant_token": grant}, mapping=mapping or None)
+    return tenant_id

@@ -96,6 +96,20 @@ def simulate(
 
 
 @app.command()
+def demo(
+    once: Annotated[
+        bool, typer.Option("--once", help="Exit when every job is terminal or parked.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the jobs to settle.")] = 300,
+) -> None:
+    """Run everything on embedded defaults against the simulators, with live progress."""
+    from worker.demo import run
+
+    raise typer.Exit(run(once, as_json, timeout))
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the queue contract (one job payload)."""
     from worker.jobs import job_schema

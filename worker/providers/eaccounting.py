@@ -21,7 +21,6 @@ from worker.jobs import Customer, Line
 from worker.ledger.models import Tenant
 from worker.mapping import rate_key
 from worker.providers.base import (
-    AnyJob,
     Call,
     NeedsReauth,
     NeedsReview,
@@ -31,6 +30,7 @@ from worker.providers.base import (
     StepContext,
     Transient,
 )
+from worker.providers.documents import document_of
 from worker.providers.http import ProviderHttp, retry_after_seconds
 from worker.ratelimit import Rate
 from worker.refcache import TenantCache
@@ -368,7 +368,7 @@ class EAccountingProvider:
             return
         if "book" in ctx.remote:
             return
-        document = _document(ctx)
+        document = document_of(ctx)
         self.company()
         fiscal_year = self.fiscal_year_id(document["date"])
         self.accounts(fiscal_year)
@@ -396,12 +396,15 @@ class EAccountingProvider:
             return {"id": draft["Id"], "customer_id": body["CustomerId"]}
         if step == "book":
             draft_id = ctx.remote["draft"]["id"]
-            invoice = self.http.request("POST", f"/customerinvoicedrafts/{draft_id}/convert").json()
+            # Without the flag eAccounting dates the invoice today, not on the draft's date.
+            invoice = self.http.request(
+                "POST", f"/customerinvoicedrafts/{draft_id}/convert?keepOriginalDraftDate=true"
+            ).json()
             return {"id": invoice["Id"], "number": invoice.get("InvoiceNumber")}
         return self._pay(ctx)
 
     def _draft_body(self, ctx: StepContext) -> dict[str, Any]:
-        document = _document(ctx)
+        document = document_of(ctx)
         credit = ctx.job.kind == "credit_note"
         sign = Decimal(-1) if credit else Decimal(1)
         rows = [
@@ -430,8 +433,6 @@ class EAccountingProvider:
             "IsCreditInvoice": credit,
             "Rows": rows,
         }
-        if credit:
-            body["CreditedInvoiceId"] = ctx.related["invoice"]["book"]["id"]
         return {k: v for k, v in body.items() if v is not None}
 
     def _pay(self, ctx: StepContext) -> dict[str, Any]:
@@ -441,7 +442,9 @@ class EAccountingProvider:
             "PaymentDate": payment.payment_date.isoformat(),
             "PaymentAmount": float(payment.amount),
             "PaymentCurrency": payment.currency,
-            "PaymentType": PAYMENT_PARTIAL,
+            "PaymentType": PAYMENT_COMPLETE
+            if Decimal(ctx.intent.get("remaining_before", "0")) == payment.amount
+            else PAYMENT_PARTIAL,
             "CompanyBankAccountId": self.prepared["bank_account"],
             "Reference": payment.reference,
         }
@@ -464,7 +467,7 @@ class EAccountingProvider:
         return self._find_payment(ctx)
 
     def _find_drafts(self, ctx: StepContext) -> list[dict[str, Any]]:
-        document = _document(ctx)
+        document = document_of(ctx)
         customer_id = (
             self.customer_id(document["customer"], 0)
             if "customer" not in self.prepared
@@ -490,7 +493,7 @@ class EAccountingProvider:
             return []  # the draft still exists: it was not converted
         except ReferenceStale:
             pass
-        document = _document(ctx)
+        document = document_of(ctx)
         invoices = self._collect(
             "/customerinvoices",
             {
@@ -534,27 +537,6 @@ def _quote(value: str) -> str:
 
 def _invoice_id(ctx: StepContext) -> str:
     return str(ctx.related["invoice"]["book"]["id"])
-
-
-def _document(ctx: StepContext) -> dict[str, Any]:
-    """The fields of the document to write, for an invoice or a credit note."""
-    job: AnyJob = ctx.job
-    if job.kind == "invoice":
-        inv = job.invoice
-        return {
-            "date": inv.issue_date, "due": inv.due_date, "currency": inv.currency,
-            "customer": inv.customer, "lines": inv.lines, "reference": inv.your_reference,
-        }  # fmt: skip
-    from worker.jobs import InvoiceJob, parse_job
-
-    original = parse_job(ctx.related["invoice_payload"])
-    assert isinstance(original, InvoiceJob) and job.kind == "credit_note"
-    note = job.credit_note
-    return {
-        "date": note.issue_date, "due": note.issue_date, "currency": original.invoice.currency,
-        "customer": original.invoice.customer, "lines": note.lines or original.invoice.lines,
-        "reference": (note.reason or "")[:50] or None,
-    }  # fmt: skip
 
 
 def _fingerprint(lines: list[Line], sign: int) -> list[tuple[str, str, str]]:

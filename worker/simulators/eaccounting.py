@@ -413,10 +413,12 @@ class EAccountingSimulator:
         raise ApiError(404, NOT_FOUND, f"No resource at {request.url.path}.", error="NotFound")
 
     def _throttle(self, grant: Grant, method: str, template: str) -> Response | None:
+        # Counted per client and endpoint within one company (tenant): ledgerpush's
+        # contract (issue: "per tenant x provider x endpoint") reads Visma's limit so.
         limit = self.config.rate_limit_per_minute
         with self._lock:
             wait = self.limiter.wait_seconds(
-                f"{grant.client_id} {method} {template.lower()}", limit
+                f"{grant.client_id} {grant.company_id} {method} {template.lower()}", limit
             )
         if wait is None:
             return None

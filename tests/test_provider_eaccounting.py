@@ -1,0 +1,243 @@
+"""eAccounting end to end: a real worker process, the simulator over HTTP."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
+from worker.ledger.store import attempts_of, find_job
+from worker.producer import enqueue
+
+TERMINAL = ("booked", "failed", "waiting_for_reauth")
+
+
+def settle(job_id: str, timeout: float = 60) -> Any:
+    def done() -> Any:
+        job = find_job(job_id)
+        return job if job is not None and job.state in TERMINAL else None
+
+    return wait_for(done, timeout)
+
+
+def invoices_of(sim: Any, company: str) -> list[dict[str, Any]]:
+    return list(sim.state_dump()[company]["invoices"])
+
+
+def test_invoice_is_booked_with_vat(session_worker: WorkerProcess, ea_sim: Any) -> None:
+    tenant = connect_ea_tenant("NO")
+    job = settle(enqueue(invoice_job(tenant, "inv-1")))
+    assert job.state == "booked", (job.error_code, job.error_message)
+    invoices = invoices_of(ea_sim, tenant)
+    assert len(invoices) == 1
+    assert Decimal(str(invoices[0]["TotalAmount"])) == Decimal("15000.00")
+    assert Decimal(str(invoices[0]["TotalVatAmount"])) == Decimal("3000.00")
+    assert job.remote["book"]["number"] == invoices[0]["InvoiceNumber"]
+
+
+def _line(description: str, quantity: str, price: str, rate: str) -> dict[str, str]:
+    return {"description": description, "quantity": quantity, "unit_price": price, "vat_rate": rate}
+
+
+def test_several_vat_rates_use_codings_per_rate(session_worker: WorkerProcess, ea_sim: Any) -> None:
+    tenant = connect_ea_tenant("NO")
+    lines = [
+        _line("Software", "1", "1000.00", "25"),
+        _line("Food", "2", "100.00", "15"),
+        _line("Cinema", "1", "100.00", "12"),
+    ]
+    job = settle(enqueue(invoice_job(tenant, "inv-rates", lines=lines)))
+    assert job.state == "booked", job.error_message
+    invoice = invoices_of(ea_sim, tenant)[0]
+    assert Decimal(str(invoice["TotalVatAmount"])) == Decimal("292.00")  # 250 + 30 + 12
+    articles = {a["Number"] for a in ea_sim.state_dump()[tenant]["articles"]}
+    assert {"LP-VAT25", "LP-VAT15", "LP-VAT12"} <= articles
+
+
+def test_foreign_currency_and_foreign_customer(session_worker: WorkerProcess, ea_sim: Any) -> None:
+    tenant = connect_ea_tenant("NO")
+    customer = {
+        "external_id": "de-1", "name": "Berlin GmbH", "country": "DE", "is_private_person": False,
+        "address": {"line1": "Unter den Linden 1", "postal_code": "10117", "city": "Berlin"},
+    }  # fmt: skip
+    lines = [_line("Consulting", "3", "99.1234", "0")]
+    job = settle(
+        enqueue(invoice_job(tenant, "inv-eur", currency="EUR", customer=customer, lines=lines))
+    )
+    assert job.state == "booked", job.error_message
+    invoice = invoices_of(ea_sim, tenant)[0]
+    assert invoice["CurrencyCode"] == "EUR"
+    assert Decimal(str(invoice["TotalAmountInvoiceCurrency"])) == Decimal("297.37")
+
+
+def test_domestic_unit_price_with_four_decimals_is_rejected_with_our_field(
+    session_worker: WorkerProcess,
+) -> None:
+    tenant = connect_ea_tenant("NO")
+    job = settle(enqueue(invoice_job(tenant, "inv-dec", lines=[_line("x", "1", "10.1234", "25")])))
+    assert job.state == "failed"
+    assert job.error_category == "rejected"
+    assert any(f["field"] == "invoice.lines.0.unit_price" for f in job.error_fields), (
+        job.error_fields
+    )
+
+
+def test_credit_note_and_payment(session_worker: WorkerProcess, ea_sim: Any) -> None:
+    tenant = connect_ea_tenant("NO")
+    assert settle(enqueue(invoice_job(tenant, "inv-1"))).state == "booked"
+    credit = {
+        "tenant_id": tenant, "idempotency_key": "cn-1", "kind": "credit_note",
+        "credit_note": {"original_idempotency_key": "inv-1", "issue_date": "2026-11-21",
+                        "lines": [_line("Consulting, November", "2", "1200.00", "25")]},
+    }  # fmt: skip
+    payment = {
+        "tenant_id": tenant, "idempotency_key": "pay-1", "kind": "payment",
+        "payment": {"invoice_idempotency_key": "inv-1", "amount": "5000.00", "currency": "NOK",
+                    "payment_date": "2026-11-21", "reference": "bank-77"},
+    }  # fmt: skip
+    assert settle(enqueue(credit)).state == "booked"
+    paid = settle(enqueue(payment))
+    assert paid.state == "booked", paid.error_message
+    invoices = invoices_of(ea_sim, tenant)
+    assert len(invoices) == 2
+    credit_invoice = next(i for i in invoices if i["IsCreditInvoice"])
+    assert Decimal(str(credit_invoice["TotalAmount"])) == Decimal("-3000.00")
+    original = next(i for i in invoices if not i["IsCreditInvoice"])
+    assert Decimal(str(original["RemainingAmount"])) == Decimal("10000.00")
+
+
+def test_payment_waits_for_its_invoice(session_worker: WorkerProcess) -> None:
+    tenant = connect_ea_tenant("NO")
+    payment = {
+        "tenant_id": tenant, "idempotency_key": "pay-early", "kind": "payment",
+        "payment": {"invoice_idempotency_key": "inv-late", "amount": "100.00", "currency": "NOK",
+                    "payment_date": "2026-11-21"},
+    }  # fmt: skip
+    pay_id = enqueue(payment)
+    wait_for(lambda: (find_job(pay_id) or None) and find_job(pay_id).state == "retry_scheduled")  # type: ignore[union-attr]
+    assert find_job(pay_id).error_code == "invoice_not_booked"  # type: ignore[union-attr]
+    assert settle(enqueue(invoice_job(tenant, "inv-late"))).state == "booked"
+    assert settle(pay_id).state == "booked"
+
+
+def test_customer_created_once_then_found(session_worker: WorkerProcess, ea_sim: Any) -> None:
+    tenant = connect_ea_tenant("NO")
+    before = len(ea_sim.state_dump()[tenant]["customers"])
+    for key in ("a", "b"):
+        assert settle(enqueue(invoice_job(tenant, key))).state == "booked"
+    customers = ea_sim.state_dump()[tenant]["customers"]
+    assert len(customers) == before + 1
+    assert sum(1 for c in customers if c["CustomerNumber"] == "c-42") == 1
+
+
+def test_existing_customer_beyond_first_page_is_found(
+    session_worker: WorkerProcess, ea_sim: Any
+) -> None:
+    tenant = connect_ea_tenant("NO")
+    seeded = ea_sim.state_dump()[tenant]["customers"]
+    assert len(seeded) > 50
+    last = seeded[-1]
+    customer = {
+        "external_id": last["CustomerNumber"], "name": last["Name"], "country": "NO",
+        "address": {"line1": "x", "postal_code": "0150", "city": "Oslo"},
+    }  # fmt: skip
+    assert settle(enqueue(invoice_job(tenant, "inv-old", customer=customer))).state == "booked"
+    assert len(ea_sim.state_dump()[tenant]["customers"]) == len(seeded)
+    assert invoices_of(ea_sim, tenant)[0]["CustomerId"] == last["Id"]
+
+
+def test_same_job_twice_books_once(session_worker: WorkerProcess, ea_sim: Any) -> None:
+    tenant = connect_ea_tenant("SE")
+    payload = invoice_job(tenant, "inv-twice", currency="SEK")
+    first, second = enqueue(payload), enqueue(payload)
+    assert settle(first).state == "booked"
+    assert first == second
+    assert len(invoices_of(ea_sim, tenant)) == 1
+
+
+def test_steady_state_costs_draft_and_book_only(session_worker: WorkerProcess) -> None:
+    tenant = connect_ea_tenant("NO")
+    assert settle(enqueue(invoice_job(tenant, "warm-up"))).state == "booked"
+    job = settle(enqueue(invoice_job(tenant, "steady")))
+    assert job.state == "booked"
+    calls = [c for a in attempts_of(job.id) for c in a.calls]
+    assert [(c["method"], c["path"].split("/")[-1]) for c in calls] == [
+        ("POST", "customerinvoicedrafts"),
+        ("POST", "convert"),
+    ]
+
+
+def test_missing_scope_parks_tenant_naming_the_scope(session_worker: WorkerProcess) -> None:
+    from worker.tenants import get_tenant
+
+    tenant = connect_ea_tenant("NO", scopes=["ea:api", "offline_access", "ea:accounting_readonly"])
+    job = settle(enqueue(invoice_job(tenant, "inv-scope")))
+    assert job.state == "waiting_for_reauth"
+    state = get_tenant(tenant)
+    assert state.connection_state == "needs_reauth"
+    assert "ea:sales" in (state.connection_reason or "")
+
+
+def test_transient_errors_are_retried(session_worker: WorkerProcess, ea_sim: Any) -> None:
+    tenant = connect_ea_tenant("NO")
+    ea_sim.faults.update({"error_rate": 0.3, "seed": 7})
+    try:
+        job = settle(enqueue(invoice_job(tenant, "inv-flaky")), timeout=90)
+    finally:
+        ea_sim.faults.update({"error_rate": 0.0})
+    assert job.state == "booked"
+    assert len(invoices_of(ea_sim, tenant)) == 1
+
+
+def test_connection_dropped_after_write_books_once(
+    session_worker: WorkerProcess, ea_sim: Any
+) -> None:
+    tenant = connect_ea_tenant("NO")
+    assert settle(enqueue(invoice_job(tenant, "warm"))).state == "booked"
+    ea_sim.faults.update({"drop_after_write_rate": 1.0})
+    try:
+        job_id = enqueue(invoice_job(tenant, "inv-drop"))
+        wait_for(lambda: (find_job(job_id) is not None) and find_job(job_id).attempts >= 2, 30)  # type: ignore[union-attr]
+    finally:
+        ea_sim.faults.update({"drop_after_write_rate": 0.0})
+    job = settle(job_id)
+    assert job.state == "booked", job.error_message
+    assert len(invoices_of(ea_sim, tenant)) == 2
+    assert not ea_sim.state_dump()[tenant]["drafts"]
+
+
+def test_nl_accounts_carry_dutch_fields_only_there(session_worker: WorkerProcess) -> None:
+    customer_nl = {
+        "external_id": "nl-1", "name": "Utrecht BV", "country": "NL",
+        "address": {"line1": "Oudegracht 1", "postal_code": "3511 AB", "city": "Utrecht"},
+    }  # fmt: skip
+    nl, no = connect_ea_tenant("NL"), connect_ea_tenant("NO")
+    nl_job = invoice_job(
+        nl, "inv-nl", currency="EUR", customer=customer_nl, lines=[_line("x", "1", "100.00", "21")]
+    )
+    assert settle(enqueue(nl_job)).state == "booked"
+    assert settle(enqueue(invoice_job(no, "inv-no"))).state == "booked"
+    nl_accounts, no_accounts = _cached_accounts(nl), _cached_accounts(no)
+    assert nl_accounts and all("ReferenceCode" in a and "Type" in a for a in nl_accounts)
+    assert no_accounts and not any("ReferenceCode" in a for a in no_accounts)
+
+
+def _cached_accounts(tenant_id: str) -> list[dict[str, Any]]:
+    import json
+
+    from worker.redis_client import get_redis
+    from worker.refcache import TenantCache, cached_names
+
+    cache = TenantCache(tenant_id)
+    name = next(n for n in cached_names(tenant_id) if n.startswith("accounts:"))
+    return list(json.loads(get_redis().get(cache._key(name)) or "[]"))
+
+
+def test_unknown_key_for_credit_note_waits_not_fails(session_worker: WorkerProcess) -> None:
+    tenant = connect_ea_tenant("NO")
+    credit = {
+        "tenant_id": tenant, "idempotency_key": unique("cn"), "kind": "credit_note",
+        "credit_note": {"original_idempotency_key": "never-sent", "issue_date": "2026-11-21"},
+    }  # fmt: skip
+    job_id = enqueue(credit)
+    wait_for(lambda: (find_job(job_id) is not None) and find_job(job_id).state == "retry_scheduled")  # type: ignore[union-attr]

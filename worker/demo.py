@@ -1,0 +1,333 @@
+"""`ledgerpush demo`: the whole system on embedded defaults against the simulators.
+
+Runs in its own home (`.ledgerpush/demo`, wiped at start) so it never touches real
+data: the bundled Redis, a SQLite ledger, both simulators, a worker process and the web
+app. Tenants are connected through the real connect flow (authorize → callback)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from worker.embedded_redis import free_port
+
+EACCOUNTING_TENANTS = (
+    ("acme-no", "NO", "demo-no"),
+    ("acme-nl", "NL", "demo-nl"),
+    ("acme-se", "SE", "demo-se"),
+)
+ECONOMIC_TENANTS = (("acme-dk", "DK"),)
+REVOKED_TENANT = "acme-se"
+CURRENCY = {"NO": "NOK", "NL": "EUR", "SE": "SEK", "DK": "DKK"}
+RATES = {"NO": ("25", "15", "12"), "NL": ("21", "9"), "SE": ("25", "12", "6"), "DK": ("25",)}
+CITY = {
+    "NO": ("Oslo", "0155"),
+    "NL": ("Utrecht", "3511 AB"),
+    "SE": ("Stockholm", "111 22"),
+    "DK": ("Aarhus", "8000"),
+}
+
+
+@dataclass
+class DemoStack:
+    home: Path
+    env: dict[str, str]
+    web_url: str
+    simulators: list[Any] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+def prepare_environment(home: Path, web_port: int) -> dict[str, str]:
+    """Settings for this process and its children, before anything reads them."""
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    env = {
+        "LEDGERPUSH_ENV": "demo",
+        "LEDGERPUSH_HOME": str(home),
+        "LEDGERPUSH_EACCOUNTING_CLIENT_ID": "ledgerpush-demo",
+        "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": "demo-secret",
+        "LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN": "demo-app-secret",
+        "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": "demo-app-public",
+        "LEDGERPUSH_EACCOUNTING_REDIRECT_URI": f"http://127.0.0.1:{web_port}/connect/eaccounting/callback",
+        "LEDGERPUSH_ECONOMIC_REDIRECT_URI": f"http://127.0.0.1:{web_port}/connect/economic/callback",
+        "LEDGERPUSH_WEB_PORT": str(web_port),
+        "LEDGERPUSH_WEB_BASE_URL": f"http://127.0.0.1:{web_port}",
+        "LEDGERPUSH_WEB_ADMIN_USER": "admin",
+        "LEDGERPUSH_WEB_ADMIN_PASSWORD": "demo",
+        "LEDGERPUSH_RETRY_BACKOFF_BASE": "0.5",
+        "LEDGERPUSH_RETRY_BACKOFF_MAX": "5",
+        "LEDGERPUSH_REFRESH_WINDOW_SECONDS": "20",
+    }
+    for name in ("LEDGERPUSH_REDIS_URL", "LEDGERPUSH_DATABASE_URL", "LEDGERPUSH_SECRET_KEY"):
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    return env
+
+
+def start_simulators(stack: DemoStack) -> None:
+    from worker.simulators.common import SimulatorServer
+    from worker.simulators.eaccounting import EAccountingSimulator
+    from worker.simulators.economic import EconomicSimulator
+
+    ea = EAccountingSimulator(
+        client_id="ledgerpush-demo",
+        client_secret="demo-secret",
+        token_lifetime_seconds=90,
+        refresh_mode="one_time",
+    )
+    for _, country, company in EACCOUNTING_TENANTS:
+        ea.add_company(company, country)
+    ec = EconomicSimulator(app_secret_token="demo-app-secret", app_public_token="demo-app-public")
+    ea_server, ec_server = SimulatorServer(ea.app).start(), SimulatorServer(ec.app).start()
+    stack.simulators = [ea, ec, ea_server, ec_server]
+    settings = {
+        "LEDGERPUSH_EACCOUNTING_API_URL": f"{ea_server.url}/v2",
+        "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": ea_server.url,
+        "LEDGERPUSH_ECONOMIC_API_URL": ec_server.url,
+        "LEDGERPUSH_ECONOMIC_INSTALL_URL": f"{ec_server.url}/_control/install",
+    }
+    os.environ.update(settings)
+    stack.env.update(settings)
+    for tenant_id, country in ECONOMIC_TENANTS:
+        ec.add_agreement(country, grant_token=f"grant-{tenant_id}")
+
+
+def start_process(stack: DemoStack, args: list[str], name: str) -> None:
+    log = open(stack.home / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", *args],
+        env={**os.environ, **stack.env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    stack.processes.append(process)
+
+
+def wait_until_up(url: str, timeout: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up; see the logs under .ledgerpush/demo")
+
+
+def connect_tenants(stack: DemoStack) -> None:
+    """Add the tenants and connect each through the real consent flow."""
+    import httpx
+
+    from worker.auth.connect import connect_url
+    from worker.tenants import add_tenant
+
+    for tenant_id, country, company in EACCOUNTING_TENANTS:
+        add_tenant(tenant_id, "eaccounting", country, display_name=f"Acme {country}")
+        url = connect_url(tenant_id) + f"&login_hint={company}"
+        _follow(httpx, url)
+    for tenant_id, country in ECONOMIC_TENANTS:
+        add_tenant(tenant_id, "economic", country, display_name=f"Acme {country}")
+        url = connect_url(tenant_id) + f"&agreement=grant-{tenant_id}"
+        _follow(httpx, url)
+
+
+def _follow(httpx: Any, url: str) -> None:
+    response = httpx.get(url, follow_redirects=True, timeout=20)
+    if response.status_code != 200 or "Connected" not in response.text:
+        raise RuntimeError(
+            f"connecting failed at {response.url}: {response.status_code} {response.text[:300]}"
+        )
+
+
+def revoke_one_tenant(stack: DemoStack) -> None:
+    """The user of one tenant changes their Visma password: its refresh token dies."""
+    ea = stack.simulators[0]
+    company = next(c for t, _, c in EACCOUNTING_TENANTS if t == REVOKED_TENANT)
+    ea.revoke_refresh_tokens(company)
+    ea.expire_access_tokens(company)
+
+
+def demo_jobs() -> Iterator[dict[str, Any]]:
+    tenants = [(t, c) for t, c, _ in EACCOUNTING_TENANTS] + list(ECONOMIC_TENANTS)
+    for tenant_id, country in tenants:
+        yield from _tenant_jobs(tenant_id, country)
+
+
+def _customer(country: str, number: int) -> dict[str, Any]:
+    city, postal = CITY[country]
+    return {
+        "external_id": f"{1000 + number}",
+        "name": f"Customer {number} {country}",
+        "country": country,
+        "email": f"ap{number}@example.com",
+        "is_private_person": False,
+        "address": {"line1": f"Main street {number}", "postal_code": postal, "city": city},
+    }
+
+
+def _invoice(
+    tenant_id: str, country: str, number: int, currency: str | None = None
+) -> dict[str, Any]:
+    rates = RATES[country]
+    lines = [
+        {
+            "description": f"Subscription, {rate}% VAT",
+            "quantity": str(1 + index),
+            "unit_price": f"{Decimal(450 + 100 * number + 10 * index):.2f}",
+            "vat_rate": rate,
+        }
+        for index, rate in enumerate(rates)
+    ]
+    return {
+        "tenant_id": tenant_id,
+        "idempotency_key": f"inv-{number:04d}",
+        "kind": "invoice",
+        "invoice": {
+            "issue_date": "2026-11-20",
+            "due_date": "2026-12-04",
+            "currency": currency or CURRENCY[country],
+            "customer": _customer(country, number % 3),
+            "lines": lines,
+            "your_reference": f"PO-{7000 + number}",
+        },
+    }
+
+
+def _tenant_jobs(tenant_id: str, country: str) -> Iterator[dict[str, Any]]:
+    for number in range(1, 6):
+        yield _invoice(tenant_id, country, number)
+    yield _invoice(tenant_id, country, 6, currency="EUR" if CURRENCY[country] != "EUR" else "USD")
+    yield {
+        "tenant_id": tenant_id,
+        "idempotency_key": "cn-0001",
+        "kind": "credit_note",
+        "credit_note": {
+            "original_idempotency_key": "inv-0001",
+            "issue_date": "2026-11-21",
+            "reason": "Wrong quantity",
+        },
+    }
+    for number in (2, 3):
+        yield {
+            "tenant_id": tenant_id,
+            "idempotency_key": f"pay-{number:04d}",
+            "kind": "payment",
+            "payment": {
+                "invoice_idempotency_key": f"inv-{number:04d}",
+                "amount": "500.00",
+                "currency": CURRENCY[country],
+                "payment_date": "2026-11-25",
+            },
+        }
+
+
+def bad_job() -> dict[str, Any]:
+    job = _invoice("acme-no", "NO", 99)
+    job["invoice"]["lines"][0]["unit_price"] = 12.5  # a float: the contract wants a string
+    return job
+
+
+def enqueue_all() -> int:
+    from worker.app import INVOICE_TASK, INVOICES_QUEUE, app
+    from worker.producer import enqueue
+
+    count = 0
+    for job in demo_jobs():
+        enqueue(job)
+        count += 1
+    app.send_task(
+        INVOICE_TASK, args=[bad_job()], queue=INVOICES_QUEUE
+    )  # as a foreign producer would
+    return count + 1
+
+
+def summary(stack: DemoStack) -> dict[str, Any]:
+    from worker.ledger.store import count_by_state, list_jobs
+
+    jobs = list_jobs(limit=100_000)
+    by_tenant: dict[str, dict[str, int]] = {}
+    for job in jobs:
+        by_tenant.setdefault(job.tenant_id, {}).setdefault(job.state, 0)
+        by_tenant[job.tenant_id][job.state] += 1
+    calls = sum(sim.log.snapshot()["total"] for sim in stack.simulators[:2])
+    return {
+        "jobs": len(jobs),
+        "by_state": count_by_state(),
+        "by_tenant": by_tenant,
+        "provider_calls": calls,
+    }
+
+
+def settled(expected: int) -> bool:
+    from worker.ledger.store import count_by_state
+
+    counts = count_by_state()
+    done = sum(counts.get(s, 0) for s in ("booked", "failed", "cancelled", "waiting_for_reauth"))
+    return sum(counts.values()) >= expected and done == sum(counts.values())
+
+
+def stop(stack: DemoStack) -> None:
+    for process in stack.processes:
+        process.terminate()
+    for process in stack.processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    for server in stack.simulators[2:]:
+        server.stop()
+
+
+def run(once: bool, as_json: bool, timeout: float = 300) -> int:
+    from rich.console import Console
+
+    from worker.demo_view import live_progress, outcome_table
+
+    console = Console(stderr=as_json)
+    home = Path(os.environ.get("LEDGERPUSH_DEMO_HOME", ".ledgerpush/demo")).resolve()
+    web_port = int(os.environ.get("LEDGERPUSH_DEMO_WEB_PORT") or free_port())
+    stack = DemoStack(
+        home=home, env=prepare_environment(home, web_port), web_url=f"http://127.0.0.1:{web_port}"
+    )
+    try:
+        start_simulators(stack)
+        from worker.ledger.db import engine
+        from worker.redis_client import redis_url
+
+        stack.env["LEDGERPUSH_REDIS_URL"] = redis_url()
+        engine()
+        start_process(stack, ["web", "--port", str(web_port)], "web")
+        start_process(stack, ["worker", "--concurrency", "16"], "worker")
+        wait_until_up(f"{stack.web_url}/health")
+        console.print(f"dashboard: [bold]{stack.web_url}[/bold]  (user admin, password demo)")
+        connect_tenants(stack)
+        revoke_one_tenant(stack)
+        expected = enqueue_all()
+        console.print(
+            f"enqueued {expected} jobs over {len(EACCOUNTING_TENANTS) + len(ECONOMIC_TENANTS)} tenants"
+        )
+        finished = live_progress(console, lambda: settled(expected), timeout)
+        result = summary(stack)
+        if as_json:
+            print(json.dumps(result, indent=2))
+        else:
+            console.print(outcome_table(result))
+        if not once:
+            console.print(f"dashboard still up at {stack.web_url} - Ctrl-C to stop")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(1)
+        return 0 if finished else 1
+    finally:
+        stop(stack)
