@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,12 @@ ECONOMIC_TENANTS = (("acme-dk", "DK"),)
 REVOKED_TENANT = "acme-se"
 CURRENCY = {"NO": "NOK", "NL": "EUR", "SE": "SEK", "DK": "DKK"}
 RATES = {"NO": ("25", "15", "12"), "NL": ("21", "9"), "SE": ("25", "12", "6"), "DK": ("25",)}
+TODAY = dt.date.today()
+ISSUED, PAID, DUE = (
+    (TODAY - dt.timedelta(days=2)),
+    (TODAY - dt.timedelta(days=1)),
+    (TODAY + dt.timedelta(days=12)),
+)
 CITY = {
     "NO": ("Oslo", "0155"),
     "NL": ("Utrecht", "3511 AB"),
@@ -194,8 +201,8 @@ def _invoice(
         "idempotency_key": f"inv-{number:04d}",
         "kind": "invoice",
         "invoice": {
-            "issue_date": "2026-11-20",
-            "due_date": "2026-12-04",
+            "issue_date": ISSUED.isoformat(),
+            "due_date": DUE.isoformat(),
             "currency": currency or CURRENCY[country],
             "customer": _customer(country, number % 3),
             "lines": lines,
@@ -227,7 +234,7 @@ def _tenant_jobs(tenant_id: str, country: str) -> Iterator[dict[str, Any]]:
                 "invoice_idempotency_key": f"inv-{number:04d}",
                 "amount": "500.00",
                 "currency": CURRENCY[country],
-                "payment_date": "2026-11-25",
+                "payment_date": PAID.isoformat(),
             },
         }
 

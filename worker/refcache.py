@@ -36,23 +36,40 @@ class TenantCache:
     def _key(self, name: str) -> str:
         return f"lp:ref:{self.tenant_id}:{self.generation}:{name}"
 
-    def get(self, name: str, load: Callable[[], Any], ttl: int | None = None) -> Any:
+    def get(
+        self, name: str, load: Callable[[], Any], ttl: int | None = None, exclusive: bool = False
+    ) -> Any:
+        """The cached value, or `load()`'s. With `exclusive`, one worker at a time loads
+        it, so a find-or-create (customer, article) never creates twice in a race."""
         key = self._key(name)
         now = time.monotonic()
         with _local_lock:
             hit = _local.get(key)
         if hit and hit[0] > now:
             return hit[2]
-        raw = get_redis().get(key)
-        if raw is not None:
-            value = json.loads(raw)
-        else:
-            value = load()
-            seconds = get_settings().reference_cache_ttl if ttl is None else ttl
-            if seconds:
-                get_redis().set(key, json.dumps(value, default=str), ex=seconds)
+        value = self._shared(key)
+        if value is None:
+            if exclusive:
+                with get_redis().lock(f"lp:reflock:{key}", timeout=60, blocking_timeout=65):
+                    value = self._shared(key)
+                    if value is None:
+                        value = self._store(key, load(), ttl)
+            else:
+                value = self._store(key, load(), ttl)
         with _local_lock:
             _local[key] = (now + LOCAL_TTL, self.generation, value)
+        return value
+
+    @staticmethod
+    def _shared(key: str) -> Any:
+        raw = get_redis().get(key)
+        return None if raw is None else json.loads(raw)
+
+    @staticmethod
+    def _store(key: str, value: Any, ttl: int | None) -> Any:
+        seconds = get_settings().reference_cache_ttl if ttl is None else ttl
+        if seconds:
+            get_redis().set(key, json.dumps(value, default=str), ex=seconds)
         return value
 
     def put(self, name: str, value: Any, ttl: int | None = None) -> None:

@@ -264,7 +264,11 @@ class EAccountingProvider:
             return str(pinned)
         number = line.article_number or f"LP-VAT{line.vat_rate.normalize():f}"
         return str(
-            self.cache.get(f"article:{number}", lambda: self._find_or_create_article(number, line))
+            self.cache.get(
+                f"article:{number}",
+                lambda: self._find_or_create_article(number, line),
+                exclusive=True,
+            )
         )
 
     def _find_or_create_article(self, number: str, line: Line) -> str:
@@ -319,7 +323,9 @@ class EAccountingProvider:
     def customer_id(self, customer: Customer, days: int) -> str:
         return str(
             self.cache.get(
-                f"customer:{customer.external_id}", lambda: self._upsert_customer(customer, days)
+                f"customer:{customer.external_id}",
+                lambda: self._upsert_customer(customer, days),
+                exclusive=True,
             )
         )
 

@@ -1,0 +1,32 @@
+"""`ledgerpush demo --once --json` from a clean home, as CI and a new user run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_demo_once_settles_every_job(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LEDGERPUSH_") and not k.startswith("_LEDGERPUSH")
+    }
+    env["LEDGERPUSH_DEMO_HOME"] = str(tmp_path / "demo")
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "demo", "--once", "--json", "--timeout", "150"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["jobs"] == 37
+    assert summary["by_state"].get("failed") == 1  # the payload with a float amount
+    assert summary["by_tenant"]["acme-se"] == {"waiting_for_reauth": 9}  # its password changed
+    for tenant in ("acme-no", "acme-nl", "acme-dk"):
+        assert summary["by_tenant"][tenant].get("booked", 0) >= 9
+    assert summary["provider_calls"] > 0
