@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from celery import Task
 
 from worker import pipeline
 
+NO_CELERY_LIMIT = sys.maxsize
+
 
 def run_job(task: Task, payload: Any, enqueued_at: float | None) -> str:
     outcome = pipeline.process(payload, enqueued_at, worker=str(task.request.hostname))
     if outcome.retry_in is not None:
-        raise task.retry(countdown=outcome.retry_in, max_retries=None)
+        # The pipeline owns the retry limit (settings.max_retries, then dead letter); Celery's
+        # must not cut it short. (`max_retries=None` here would mean Celery's default, 3.)
+        raise task.retry(countdown=outcome.retry_in, max_retries=NO_CELERY_LIMIT)
     return outcome.state

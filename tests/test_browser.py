@@ -237,3 +237,11 @@ def test_operator_reconnects_a_tenant_that_needs_reauthorization(
     assert page.locator("#reauth").count() == 0
     page.goto(f"{web_url}/dead-letters")
     _screenshot(page, "dead-letters.png")
+
+
+def test_api_docs_render_offline(page: Any, web_url: str) -> None:
+    """Swagger UI is served from the app itself (no CDN) and allowed by its CSP."""
+    page.goto(f"{web_url}/api/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "ledgerpush API" in page.inner_text(".swagger-ui .info .title")
+    assert page.locator(".opblock-summary-path", has_text="/api/jobs").count() >= 2

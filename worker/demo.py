@@ -221,7 +221,7 @@ def _tenant_jobs(tenant_id: str, country: str) -> Iterator[dict[str, Any]]:
         "kind": "credit_note",
         "credit_note": {
             "original_idempotency_key": "inv-0001",
-            "issue_date": "2026-11-21",
+            "issue_date": PAID.isoformat(),
             "reason": "Wrong quantity",
         },
     }

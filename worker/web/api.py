@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,7 @@ from worker.web.schemas import (
 from worker.web.submit import submit
 
 router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(require_auth)])
+log = logging.getLogger("ledgerpush.web")
 
 State = Literal[JOB_STATES]  # type: ignore[valid-type]
 Kind = Literal[KINDS]  # type: ignore[valid-type]
@@ -194,7 +196,11 @@ def mapping_problems(mapping: dict[str, Any]) -> list[FieldError]:
     response_model=TenantOut,
     responses={404: {"model": Problem}, 422: {"model": FieldProblems}},
 )
-def put_mapping(tenant_id: str, mapping: dict[str, MappingValue]) -> Any:
+def put_mapping(
+    tenant_id: str,
+    mapping: dict[str, MappingValue],
+    principal: Annotated[Principal, Depends(require_auth)],
+) -> Any:
     """Replace the tenant's mapping (keys as in `ledgerpush tenants map`; null drops a key).
     The tenant's cached references are dropped so the next job resolves afresh."""
     problems = mapping_problems(mapping)
@@ -205,4 +211,5 @@ def put_mapping(tenant_id: str, mapping: dict[str, MappingValue]) -> Any:
     except UnknownTenant as exc:
         return problem(str(exc), 404)
     invalidate(tenant_id)
+    log.info("mapping of tenant %s replaced by %s", tenant_id, principal.actor)
     return tenant_out(tenant_health(tenant_id)[0])

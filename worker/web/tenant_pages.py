@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import InvalidOperation
 from typing import Annotated, Any
 
@@ -13,12 +14,13 @@ from worker.ledger import store
 from worker.mapping import PLAIN_KEYS, MappingError, validate_key
 from worker.refcache import cached_names, invalidate
 from worker.tenants import UnknownTenant, update_mapping
-from worker.web.auth import require_auth
+from worker.web.auth import Principal, require_auth
 from worker.web.queries import tenant_health
 from worker.web.schemas import connect_path
 from worker.web.templating import flash, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_auth)])
+log = logging.getLogger("ledgerpush.web")
 RATE_KEY_HELP = ("vat.<rate>", "account.<rate>", "article.<rate>")
 
 
@@ -91,7 +93,10 @@ def tenant_detail(request: Request, tenant_id: str) -> Response:
 
 @router.post("/tenants/{tenant_id}/mapping")
 def save_mapping(
-    request: Request, tenant_id: str, mapping: Annotated[str, Form(max_length=20000)] = ""
+    request: Request,
+    tenant_id: str,
+    principal: Annotated[Principal, Depends(require_auth)],
+    mapping: Annotated[str, Form(max_length=20000)] = "",
 ) -> Response:
     context = _tenant_context(tenant_id)
     if context is None:
@@ -105,14 +110,18 @@ def save_mapping(
     except UnknownTenant:
         return _missing(request, tenant_id)
     invalidate(tenant_id)
+    log.info("mapping of tenant %s set to %s by %s", tenant_id, parsed, principal.actor)
     flash(request, "Mapping saved; cached references dropped so the next job resolves afresh.")
     return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
 
 
 @router.post("/tenants/{tenant_id}/references/refresh")
-def refresh_references(request: Request, tenant_id: str) -> Response:
+def refresh_references(
+    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
+) -> Response:
     if not tenant_health(tenant_id):
         return _missing(request, tenant_id)
     invalidate(tenant_id)
+    log.info("cached references of tenant %s dropped by %s", tenant_id, principal.actor)
     flash(request, "Cached references dropped; they are fetched again by the next job.")
     return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
