@@ -77,7 +77,7 @@ def _sentry(
         scope.fingerprint = fingerprint
         for key, value in tags.items():
             scope.set_tag(key, value)
-        scope.level = level  # type: ignore[assignment]
+        scope.level = level
         sentry_sdk.capture_message(message)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu import Queue  # type: ignore[attr-defined]
 
 from worker.redis_client import redis_url
 from worker.settings import get_settings
@@ -52,7 +52,7 @@ def celery_config() -> dict[str, Any]:
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
         "task_default_queue": INVOICES_QUEUE,
-        "task_queues": [Queue(name) for name in QUEUES],
+        "task_queues": [Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
         "task_routes": {
             INVOICE_TASK: {"queue": INVOICES_QUEUE},
             PAYMENT_TASK: {"queue": PAYMENTS_QUEUE},

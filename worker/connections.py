@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from sqlalchemy import select
 
@@ -21,7 +22,7 @@ def tenant_needs_reauth(tenant_id: str, reason: str) -> None:
         alerts.tenant_reauth_required(tenants.get_tenant(tenant_id), reason)
 
 
-def tenant_reconnected(tenant_id: str, credentials: dict[str, object], actor: str) -> int:
+def tenant_reconnected(tenant_id: str, credentials: Mapping[str, object], actor: str) -> int:
     """Store new credentials, mark connected, and resume parked jobs in order."""
     was_disconnected = tenants.reconnect(tenant_id, dict(credentials))
     if was_disconnected:

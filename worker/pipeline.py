@@ -40,6 +40,7 @@ from worker.providers.base import (
     NeedsReauth,
     NeedsReview,
     NotReady,
+    Provider,
     ProviderError,
     ReferenceStale,
     Rejected,
@@ -181,7 +182,7 @@ def _related(job: AnyJob) -> dict[str, Any]:
     return {"invoice": original.remote, "invoice_payload": original.payload}
 
 
-def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Any) -> Outcome:
+def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Provider) -> Outcome:
     store.transition(row.id, RESOLVING)
     ctx = _context(job, row, tenant)
     provider.prepare(ctx)
@@ -197,7 +198,7 @@ def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Any) -> Outcome:
 
 
 def _run_step(
-    row: Job, step: str, ctx: StepContext, provider: Any, intent: dict[str, Any] | None
+    row: Job, step: str, ctx: StepContext, provider: Provider, intent: dict[str, Any] | None
 ) -> dict[str, Any]:
     running, done = STEP_STATES[step]
     if intent and intent.get("step") == step:
@@ -215,7 +216,7 @@ def _run_step(
     return result
 
 
-def _recover(row: Job, step: str, ctx: StepContext, provider: Any) -> dict[str, Any] | None:
+def _recover(row: Job, step: str, ctx: StepContext, provider: Provider) -> dict[str, Any] | None:
     """An earlier run wrote the intent but not the result: did the write happen?"""
     candidates = provider.lookup_step(step, ctx)
     if len(candidates) > 1:
@@ -237,13 +238,15 @@ def _recover(row: Job, step: str, ctx: StepContext, provider: Any) -> dict[str, 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     settings = get_settings()
-    delay = min(settings.retry_backoff_max, settings.retry_backoff_base * 2 ** max(attempt - 1, 0))
+    delay = min(
+        settings.retry_backoff_max, settings.retry_backoff_base * 2.0 ** max(attempt - 1, 0)
+    )
     jittered = delay * random.uniform(0.5, 1.0)
     return max(jittered, retry_after or 0.0)
 
 
 def _handle_error(
-    row: Job, tenant: Tenant, exc: ProviderError, attempt: int, provider: Any
+    row: Job, tenant: Tenant, exc: ProviderError, attempt: int, provider: Provider
 ) -> Outcome:
     error = {"error_category": exc.category, "error_code": exc.code, "error_message": exc.message}
     if isinstance(exc, NeedsReauth):

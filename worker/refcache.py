@@ -23,7 +23,8 @@ LOCAL_TTL = 30.0
 
 
 def _generation(tenant_id: str) -> int:
-    return int(get_redis().get(f"lp:refgen:{tenant_id}") or 0)
+    raw: bytes | None = get_redis().get(f"lp:refgen:{tenant_id}")  # type: ignore[assignment]
+    return int(raw or 0)
 
 
 class TenantCache:
@@ -62,7 +63,7 @@ class TenantCache:
 
     @staticmethod
     def _shared(key: str) -> Any:
-        raw = get_redis().get(key)
+        raw: bytes | None = get_redis().get(key)  # type: ignore[assignment]
         return None if raw is None else json.loads(raw)
 
     @staticmethod

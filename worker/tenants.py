@@ -94,7 +94,7 @@ def set_connection(tenant_id: str, state: str, reason: str | None = None) -> boo
     """Set the connection state; True only for the one caller that changed it, so
     whatever follows a transition (an alert) happens once even when workers race."""
     with session() as db:
-        changed = db.execute(
+        result = db.execute(
             update(Tenant)
             .where(Tenant.id == tenant_id, Tenant.connection_state != state)
             .values(
@@ -102,8 +102,8 @@ def set_connection(tenant_id: str, state: str, reason: str | None = None) -> boo
                 connection_reason=reason if state != CONNECTED else None,
                 updated_at=utcnow(),
             )
-        ).rowcount
-        return bool(changed)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
 
 def reconnect(tenant_id: str, credentials: dict[str, Any]) -> bool:
