@@ -7,20 +7,18 @@ app. Tenants are connected through the real connect flow (authorize → callback
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-import datetime as dt
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from worker import localstack
 from worker.embedded_redis import free_port
+from worker.localstack import LocalStack, prepare_home, setenv, start_process, wait_until_up
 
 EACCOUNTING_TENANTS = (
     ("acme-no", "NO", "demo-no"),
@@ -45,44 +43,30 @@ CITY = {
 }
 
 
-@dataclass
-class DemoStack:
-    home: Path
-    env: dict[str, str]
-    web_url: str
-    simulators: list[Any] = field(default_factory=list)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-
-def prepare_environment(home: Path, web_port: int) -> dict[str, str]:
+def prepare_environment(home: Path, web_port: int) -> LocalStack:
     """Settings for this process and its children, before anything reads them."""
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    env = {
-        "LEDGERPUSH_ENV": "demo",
-        "LEDGERPUSH_HOME": str(home),
-        "LEDGERPUSH_EACCOUNTING_CLIENT_ID": "ledgerpush-demo",
-        "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": "demo-secret",
-        "LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN": "demo-app-secret",
-        "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": "demo-app-public",
-        "LEDGERPUSH_EACCOUNTING_REDIRECT_URI": f"http://127.0.0.1:{web_port}/connect/eaccounting/callback",
-        "LEDGERPUSH_ECONOMIC_REDIRECT_URI": f"http://127.0.0.1:{web_port}/connect/economic/callback",
-        "LEDGERPUSH_WEB_PORT": str(web_port),
-        "LEDGERPUSH_WEB_BASE_URL": f"http://127.0.0.1:{web_port}",
-        "LEDGERPUSH_WEB_ADMIN_USER": "admin",
-        "LEDGERPUSH_WEB_ADMIN_PASSWORD": "demo",
-        "LEDGERPUSH_RETRY_BACKOFF_BASE": "0.5",
-        "LEDGERPUSH_RETRY_BACKOFF_MAX": "5",
-        "LEDGERPUSH_REFRESH_WINDOW_SECONDS": "20",
-    }
-    for name in ("LEDGERPUSH_REDIS_URL", "LEDGERPUSH_DATABASE_URL", "LEDGERPUSH_SECRET_KEY"):
-        os.environ.pop(name, None)
-    os.environ.update(env)
-    return env
+    return prepare_home(
+        home,
+        {
+            "LEDGERPUSH_ENV": "demo",
+            "LEDGERPUSH_EACCOUNTING_CLIENT_ID": "ledgerpush-demo",
+            "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": "demo-secret",
+            "LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN": "demo-app-secret",
+            "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": "demo-app-public",
+            "LEDGERPUSH_EACCOUNTING_REDIRECT_URI": f"http://127.0.0.1:{web_port}/connect/eaccounting/callback",
+            "LEDGERPUSH_ECONOMIC_REDIRECT_URI": f"http://127.0.0.1:{web_port}/connect/economic/callback",
+            "LEDGERPUSH_WEB_PORT": str(web_port),
+            "LEDGERPUSH_WEB_BASE_URL": f"http://127.0.0.1:{web_port}",
+            "LEDGERPUSH_WEB_ADMIN_USER": "admin",
+            "LEDGERPUSH_WEB_ADMIN_PASSWORD": "demo",
+            "LEDGERPUSH_RETRY_BACKOFF_BASE": "0.5",
+            "LEDGERPUSH_RETRY_BACKOFF_MAX": "5",
+            "LEDGERPUSH_REFRESH_WINDOW_SECONDS": "20",
+        },
+    )
 
 
-def start_simulators(stack: DemoStack) -> None:
-    from worker.simulators.common import SimulatorServer
+def start_simulators(stack: LocalStack) -> None:
     from worker.simulators.eaccounting import EAccountingSimulator
     from worker.simulators.economic import EconomicSimulator
 
@@ -95,44 +79,12 @@ def start_simulators(stack: DemoStack) -> None:
     for _, country, company in EACCOUNTING_TENANTS:
         ea.add_company(company, country)
     ec = EconomicSimulator(app_secret_token="demo-app-secret", app_public_token="demo-app-public")
-    ea_server, ec_server = SimulatorServer(ea.app).start(), SimulatorServer(ec.app).start()
-    stack.simulators = [ea, ec, ea_server, ec_server]
-    settings = {
-        "LEDGERPUSH_EACCOUNTING_API_URL": f"{ea_server.url}/v2",
-        "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": ea_server.url,
-        "LEDGERPUSH_ECONOMIC_API_URL": ec_server.url,
-        "LEDGERPUSH_ECONOMIC_INSTALL_URL": f"{ec_server.url}/_control/install",
-    }
-    os.environ.update(settings)
-    stack.env.update(settings)
+    localstack.start_simulators(stack, ea, ec)
     for tenant_id, country in ECONOMIC_TENANTS:
         ec.add_agreement(country, grant_token=f"grant-{tenant_id}")
 
 
-def start_process(stack: DemoStack, args: list[str], name: str) -> None:
-    log = open(stack.home / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "worker", *args],
-        env={**os.environ, **stack.env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    stack.processes.append(process)
-
-
-def wait_until_up(url: str, timeout: float = 30) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up; see the logs under .ledgerpush/demo")
-
-
-def connect_tenants(stack: DemoStack) -> None:
+def connect_tenants(stack: LocalStack) -> None:
     """Add the tenants and connect each through the real consent flow."""
     import httpx
 
@@ -157,9 +109,10 @@ def _follow(httpx: Any, url: str) -> None:
         )
 
 
-def revoke_one_tenant(stack: DemoStack) -> None:
+def revoke_one_tenant(stack: LocalStack) -> None:
     """The user of one tenant changes their Visma password: its refresh token dies."""
-    ea = stack.simulators[0]
+    ea = stack.ea
+    assert ea is not None
     company = next(c for t, _, c in EACCOUNTING_TENANTS if t == REVOKED_TENANT)
     ea.revoke_refresh_tokens(company)
     ea.expire_access_tokens(company)
@@ -259,7 +212,7 @@ def enqueue_all() -> int:
     return count + 1
 
 
-def summary(stack: DemoStack) -> dict[str, Any]:
+def summary(stack: LocalStack) -> dict[str, Any]:
     from worker.ledger.store import count_by_state, list_jobs
 
     jobs = list_jobs(limit=100_000)
@@ -267,12 +220,11 @@ def summary(stack: DemoStack) -> dict[str, Any]:
     for job in jobs:
         by_tenant.setdefault(job.tenant_id, {}).setdefault(job.state, 0)
         by_tenant[job.tenant_id][job.state] += 1
-    calls = sum(sim.log.snapshot()["total"] for sim in stack.simulators[:2])
     return {
         "jobs": len(jobs),
         "by_state": count_by_state(),
         "by_tenant": by_tenant,
-        "provider_calls": calls,
+        "provider_calls": stack.provider_calls(),
     }
 
 
@@ -284,18 +236,6 @@ def settled(expected: int) -> bool:
     return sum(counts.values()) >= expected and done == sum(counts.values())
 
 
-def stop(stack: DemoStack) -> None:
-    for process in stack.processes:
-        process.terminate()
-    for process in stack.processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    for server in stack.simulators[2:]:
-        server.stop()
-
-
 def run(once: bool, as_json: bool, timeout: float = 300) -> int:
     from rich.console import Console
 
@@ -304,20 +244,19 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
     console = Console(stderr=as_json)
     home = Path(os.environ.get("LEDGERPUSH_DEMO_HOME", ".ledgerpush/demo")).resolve()
     web_port = int(os.environ.get("LEDGERPUSH_DEMO_WEB_PORT") or free_port())
-    stack = DemoStack(
-        home=home, env=prepare_environment(home, web_port), web_url=f"http://127.0.0.1:{web_port}"
-    )
+    web_url = f"http://127.0.0.1:{web_port}"
+    stack = prepare_environment(home, web_port)
     try:
         start_simulators(stack)
         from worker.ledger.db import engine
         from worker.redis_client import redis_url
 
-        stack.env["LEDGERPUSH_REDIS_URL"] = redis_url()
+        setenv(stack, {"LEDGERPUSH_REDIS_URL": redis_url()})
         engine()
         start_process(stack, ["web", "--port", str(web_port)], "web")
         start_process(stack, ["worker", "--concurrency", "16"], "worker")
-        wait_until_up(f"{stack.web_url}/health")
-        console.print(f"dashboard: [bold]{stack.web_url}[/bold]  (user admin, password demo)")
+        wait_until_up(f"{web_url}/health")
+        console.print(f"dashboard: [bold]{web_url}[/bold]  (user admin, password demo)")
         connect_tenants(stack)
         revoke_one_tenant(stack)
         expected = enqueue_all()
@@ -331,10 +270,10 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
         else:
             console.print(outcome_table(result))
         if not once:
-            console.print(f"dashboard still up at {stack.web_url} - Ctrl-C to stop")
+            console.print(f"dashboard still up at {web_url} - Ctrl-C to stop")
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)
         return 0 if finished else 1
     finally:
-        stop(stack)
+        localstack.stop(stack)

@@ -497,6 +497,7 @@ class EconomicProvider:
         found: dict[str, Any] = self.cache.get(
             f"customer:{customer.external_id}",
             lambda: self._upsert_customer(customer, currency, prefix),
+            exclusive=True,
         )
         return found
 
