@@ -121,8 +121,7 @@ def _submit(web_url: str, key: str, job: dict[str, Any]) -> str:
 
 
 def _invoice_for_customer(tenant: str, number: int) -> dict[str, Any]:
-    """Concurrent first jobs of a new tenant race in the provider's find-or-create of
-    customers and articles (one fails with 'already exists'); this test is not about that."""
+    """Distinct customers, so the overview shows a little variety."""
     job = invoice_job(tenant)
     customer = dict(
         job["invoice"]["customer"], external_id=f"c-{number}", name=f"Kunde {number} AS"
@@ -154,7 +153,7 @@ def test_operator_finds_fixes_and_retries_a_failed_job(
     key = create_api_key(unique("browser-producer"))
     healthy = connect_ea_tenant("NO")
     broken = connect_ea_tenant("NO", **{"vat.25": "999999"})
-    for n in range(3):  # one after the other: see _invoice_for_customer
+    for n in range(3):
         _settled(_submit(web_url, key, _invoice_for_customer(healthy, n)), "booked")
     _submit(web_url, key, invoice_job(unique("nobody")))  # an unknown tenant: a dead letter
     failing = _submit(web_url, key, invoice_job(broken, unique("inv-broken")))
