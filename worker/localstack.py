@@ -1,0 +1,146 @@
+"""A whole ledgerpush on one machine, for `ledgerpush demo` and `ledgerpush chaos`.
+
+A fresh home directory (wiped), settings in this process's environment before anything
+reads them, both simulators served from this process over real HTTP, tenants connected
+to them, and `ledgerpush` child processes (workers, web) logging into the home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.simulators.common import SimulatorServer
+    from worker.simulators.eaccounting import EAccountingSimulator
+    from worker.simulators.economic import EconomicSimulator
+
+#: Settings of the developer's shell that must not leak into a throw-away stack.
+FOREIGN_SETTINGS = ("LEDGERPUSH_REDIS_URL", "LEDGERPUSH_DATABASE_URL", "LEDGERPUSH_SECRET_KEY")
+EA_SCOPES = [
+    "ea:api",
+    "offline_access",
+    "ea:sales",
+    "ea:accounting_readonly",
+    "ea:purchase_readonly",
+]
+
+
+@dataclass
+class LocalStack:
+    home: Path
+    env: dict[str, str]
+    ea: EAccountingSimulator | None = None
+    ec: EconomicSimulator | None = None
+    servers: list[SimulatorServer] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def provider_calls(self) -> int:
+        return sum(sim.log.snapshot()["total"] for sim in (self.ea, self.ec) if sim is not None)
+
+
+def prepare_home(home: Path, env: dict[str, str]) -> LocalStack:
+    """Wipe `home`, and put `env` (plus LEDGERPUSH_HOME) into this process's environment."""
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    env = {"LEDGERPUSH_HOME": str(home), **env}
+    for name in FOREIGN_SETTINGS:
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    return LocalStack(home=home, env=env)
+
+
+def setenv(stack: LocalStack, settings: dict[str, str]) -> None:
+    """Settings for this process and for every child started from now on."""
+    os.environ.update(settings)
+    stack.env.update(settings)
+
+
+def start_simulators(stack: LocalStack, ea: EAccountingSimulator, ec: EconomicSimulator) -> None:
+    """Serve both simulators from this process and point the settings at them."""
+    from worker.simulators.common import SimulatorServer
+
+    ea_server, ec_server = SimulatorServer(ea.app).start(), SimulatorServer(ec.app).start()
+    stack.ea, stack.ec = ea, ec
+    stack.servers += [ea_server, ec_server]
+    setenv(
+        stack,
+        {
+            "LEDGERPUSH_EACCOUNTING_API_URL": f"{ea_server.url}/v2",
+            "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": ea_server.url,
+            "LEDGERPUSH_ECONOMIC_API_URL": ec_server.url,
+            "LEDGERPUSH_ECONOMIC_INSTALL_URL": f"{ec_server.url}/_control/install",
+        },
+    )
+
+
+def start_process(stack: LocalStack, args: list[str], name: str) -> subprocess.Popen[bytes]:
+    """`ledgerpush <args>` as a child process logging to `<home>/<name>.log`."""
+    log = open(stack.home / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", *args],
+        env={**os.environ, **stack.env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    stack.processes.append(process)
+    return process
+
+
+def wait_until_up(url: str, timeout: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up; see the logs in the stack's home")
+
+
+def connect_eaccounting(stack: LocalStack, tenant_id: str, country: str, company: str) -> None:
+    """A simulated company and a tenant holding tokens for it, as after the consent flow."""
+    from worker.tenants import add_tenant
+
+    assert stack.ea is not None
+    stack.ea.add_company(company, country)
+    tokens = stack.ea.issue_tokens(company, EA_SCOPES)
+    credentials: dict[str, Any] = {
+        "access_token": tokens["access_token"],
+        "refresh_token": tokens["refresh_token"],
+        "expires_at": time.time() + float(tokens["expires_in"]),
+        "scope": tokens.get("scope", ""),
+    }
+    add_tenant(tenant_id, "eaccounting", country, credentials, display_name=company)
+
+
+def connect_economic(stack: LocalStack, tenant_id: str, country: str) -> None:
+    """A simulated agreement and a tenant holding its grant token."""
+    from worker.tenants import add_tenant
+
+    assert stack.ec is not None
+    grant = stack.ec.add_agreement(country, grant_token=f"grant-{tenant_id}")
+    add_tenant(tenant_id, "economic", country, {"grant_token": grant}, display_name=tenant_id)
+
+
+def stop(stack: LocalStack, timeout: float = 30) -> None:
+    """SIGTERM every child (SIGKILL after `timeout`), then stop the simulators."""
+    for process in stack.processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in stack.processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for server in stack.servers:
+        server.stop()
