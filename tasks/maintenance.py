@@ -9,9 +9,10 @@ from worker.app import app
 
 @app.task(name="ledgerpush.maintenance.reconcile")
 def reconcile() -> int:
+    from worker.connections import resume_stranded_jobs
     from worker.reconciler import reconcile_stuck_jobs
 
-    return reconcile_stuck_jobs()
+    return reconcile_stuck_jobs() + resume_stranded_jobs()
 
 
 @app.task(name="ledgerpush.maintenance.refresh_tokens")

@@ -10,7 +10,14 @@ from sqlalchemy import select
 from worker import alerts, tenants
 from worker.ledger import store
 from worker.ledger.db import session
-from worker.ledger.models import CONNECTED, NEEDS_REAUTH, RECEIVED, WAITING_FOR_REAUTH, Job
+from worker.ledger.models import (
+    CONNECTED,
+    NEEDS_REAUTH,
+    RECEIVED,
+    WAITING_FOR_REAUTH,
+    Job,
+    Tenant,
+)
 
 log = logging.getLogger("ledgerpush.connections")
 
@@ -55,3 +62,19 @@ def resume_parked_jobs(tenant_id: str, actor: str = "worker") -> int:
     if jobs:
         log.info("resumed %d parked jobs of tenant %s", len(jobs), tenant_id)
     return len(jobs)
+
+
+def resume_stranded_jobs() -> int:
+    """Parked jobs of tenants that are connected: a job that read "needs_reauth" just
+    before a reconnect and parked just after its resume sweep would wait forever.
+    Run by the periodic reconcile task."""
+    with session() as db:
+        tenant_ids = list(
+            db.scalars(
+                select(Job.tenant_id)
+                .join(Tenant, Tenant.id == Job.tenant_id)
+                .where(Job.state == WAITING_FOR_REAUTH, Tenant.connection_state == CONNECTED)
+                .distinct()
+            )
+        )
+    return sum(resume_parked_jobs(tenant_id, actor="reconciler") for tenant_id in tenant_ids)

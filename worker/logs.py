@@ -13,19 +13,23 @@ from typing import Any
 
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 
+#: Keys whose values are secrets wherever they appear (dicts, Sentry events, payloads).
+#: Anchored where a plain substring would also hit harmless keys (postal_code, errorCode,
+#: token_expires_at, token_type).
 SECRET_KEYS = re.compile(
-    r"(access_token|refresh_token|id_token|client_secret|authorization|password|secret|"
-    r"grant_token|agreementgranttoken|appsecrettoken|api_key|apikey|code|token)",
+    r"(access_token|refresh_token|id_token|secret|password|passwd|authorization|api_?key|"
+    r"cookie|token$|^code$|^grant$)",
     re.IGNORECASE,
 )
+_SECRET_NAME = (
+    r"(?:[\w-]*(?:token|secret|password|passwd|api_?key)|(?<![\w-])(?:authorization|code))"
+)
 _PATTERNS = [
+    # Schemes first, so "Authorization: Bearer x" loses the token before the key rule runs.
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
     (
-        re.compile(
-            r"(?i)([\"']?(?:access_token|refresh_token|id_token|client_secret|password|code|"
-            r"x-appsecrettoken|x-agreementgranttoken|grant_token|token|secret)[\"']?\s*[:=]\s*[\"']?)"
-            r"([^\"'&,\s}]+)"
-        ),
+        # key=value, key: value, "key": "value", 'key': 'value' (also httpx's Headers repr)
+        re.compile(rf"(?i)([\"']?{_SECRET_NAME}[\"']?\s*[:=]\s*[\"']?)([^\"'&,;\s}})]+)"),
         r"\1[redacted]",
     ),
 ]

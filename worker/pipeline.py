@@ -253,7 +253,9 @@ def _handle_error(
         from worker.connections import tenant_needs_reauth
 
         tenant_needs_reauth(tenant.id, exc.message)
-        store.transition(row.id, WAITING_FOR_REAUTH, note=exc.message, **error)
+        # An authorization refusal means the write was not done: drop its intent, or on
+        # resume the lookup could adopt a look-alike document another job wrote meanwhile.
+        store.transition(row.id, WAITING_FOR_REAUTH, note=exc.message, intent=None, **error)
         return Outcome(WAITING_FOR_REAUTH)
     if isinstance(exc, Rejected | Unsupported | NeedsReview):
         fields = exc.fields if isinstance(exc, Rejected) else None

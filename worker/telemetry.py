@@ -25,6 +25,9 @@ def init_sentry(**overrides: Any) -> bool:
         before_send=before_send,
         before_send_transaction=before_send,
         send_default_pii=False,
+        # Frame locals hold tokens under any name (a refresh token in `used`, a grant in
+        # `grant`); no key-based scrubber can know them all, so they are never sent.
+        include_local_variables=False,
         environment=get_settings().env,
         **overrides,
     )

@@ -106,12 +106,15 @@ class EAccountingAuth(httpx.Auth):
         self.credentials = credentials
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        refreshed = False
         if float(self.credentials.get("expires_at") or 0) < time.time():
             # Known to be expired: refresh first instead of spending a call on a 401.
             self.credentials = refresh_single_flight(self.tenant_id, self.credentials, refresh)
+            refreshed = True
         request.headers["Authorization"] = f"Bearer {self.credentials.get('access_token', '')}"
         response = yield request
-        if response.status_code != 401:
+        if response.status_code != 401 or refreshed:
+            # A 401 on a token this very flow just got is not cured by another refresh.
             return
         self.credentials = refresh_single_flight(self.tenant_id, self.credentials, refresh)
         request.headers["Authorization"] = f"Bearer {self.credentials['access_token']}"

@@ -56,7 +56,14 @@ def refresh_single_flight(
             "another worker is still refreshing this tenant's token", "refresh_lock_timeout"
         )
     try:
-        current = _stored(tenant_id)
+        tenant = tenants.get_tenant(tenant_id)
+        if tenants.needs_reauth(tenant):
+            # Another worker already learnt the refresh token is dead: asking the
+            # identity server again would only repeat the same invalid_grant.
+            raise NeedsReauth(
+                tenant.connection_reason or "the tenant must connect again", "tenant_needs_reauth"
+            )
+        current = tenants.credentials_of(tenant)
         needed = still_needed(current) if still_needed else not _replaced_since(current, seen)
         if not needed:
             return current
@@ -87,11 +94,17 @@ def _after_invalid_grant(tenant_id: str, used: str, description: str) -> dict[st
     current = _stored(tenant_id)
     if current.get("refresh_token") != used and _fresh(current):
         return current
-    raise NeedsReauth(
+    error = NeedsReauth(
         f"refresh token rejected by Visma (invalid_grant: {description}); the user may have "
         "changed their password or withdrawn consent - connect the tenant again",
         "refresh_token_revoked",
     )
+    # Marked while the lock is still held, so workers waiting for it see the verdict
+    # instead of spending the dead refresh token again; the marking worker alerts.
+    from worker.connections import tenant_needs_reauth
+
+    tenant_needs_reauth(tenant_id, error.message)
+    raise error
 
 
 def _count_refresh(tenant_id: str) -> None:

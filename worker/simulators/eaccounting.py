@@ -139,6 +139,15 @@ class EAccountingSimulator:
     def token_calls_by_grant(self) -> dict[str, int]:
         return dict(self.tokens.calls)
 
+    def token_calls_for(self, company_id: str) -> dict[str, int]:
+        """Token-endpoint calls by grant type that used this company's code or refresh token."""
+        with self._lock:
+            return {
+                grant: count
+                for (company, grant), count in self.tokens.company_calls.items()
+                if company == company_id
+            }
+
     def add_company(self, company_id: str, country: str) -> None:
         if country not in COUNTRIES:
             raise ValueError(f"country must be one of {COUNTRIES}, not {country!r}")
@@ -462,6 +471,7 @@ class EAccountingSimulator:
         self.log.reset()
         with self._lock:
             self.tokens.calls.clear()
+            self.tokens.company_calls.clear()
         return json_response({"reset": True})
 
     async def _control_companies(self, request: Request) -> Response:

@@ -83,6 +83,8 @@ class TokenStore:
     refresh: dict[str, RefreshToken] = field(default_factory=dict)
     codes: dict[str, AuthCode] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
+    #: Token-endpoint calls per (company, grant type), for codes and refresh tokens it knows.
+    company_calls: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def issue(self, company_id: str, client_id: str, scopes: tuple[str, ...]) -> dict[str, object]:
         refresh = secrets.token_urlsafe(32)
@@ -128,6 +130,8 @@ class TokenStore:
 
     def redeem_code(self, code: str, client_id: str, redirect_uri: str) -> dict[str, object]:
         found = self.codes.get(code)
+        if found is not None:
+            self.company_calls[(found.company_id, "authorization_code")] += 1
         if found is None or found.expires_at <= self.clock():
             raise OAuthError("invalid_grant", "The authorization code is invalid or expired.")
         if found.used:
@@ -145,6 +149,8 @@ class TokenStore:
 
     def use_refresh(self, token: str, client_id: str) -> dict[str, object]:
         found = self.refresh.get(token)
+        if found is not None:
+            self.company_calls[(found.company_id, "refresh_token")] += 1
         if found is None or found.revoked or found.client_id != client_id:
             raise OAuthError("invalid_grant", "The refresh token is invalid or has been revoked.")
         now = self.clock()
