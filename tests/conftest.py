@@ -93,6 +93,9 @@ def _configure_once() -> None:
             "LEDGERPUSH_RETRY_BACKOFF_MAX": "2",
             "LEDGERPUSH_MAX_RETRIES": "20",
             "LEDGERPUSH_HTTP_TIMEOUT": "5",
+            # The simulators never apply a write late unless a test asks them to
+            # (late_write_rate; see tests/test_exactly_once.py): look lost answers up at once.
+            "LEDGERPUSH_WRITE_SETTLE_SECONDS": "0",
             "LEDGERPUSH_EACCOUNTING_CLIENT_ID": "ledgerpush",
             "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": "sim-secret",
             "LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN": "sim-app-secret",

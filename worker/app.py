@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_shutting_down
 from kombu import Queue  # type: ignore[attr-defined]
 
+from worker import shutdown
 from worker.redis_client import redis_url
 from worker.settings import get_settings
 
@@ -29,10 +31,17 @@ def celery_config() -> dict[str, Any]:
     settings = get_settings()
     return {
         "broker_url": redis_url(),
+        # kombu's Redis transport, repaired so a worker survives Redis restarting.
+        "broker_transport": "worker.broker:Transport",
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             # Must exceed the longest task (and any countdown) or a message runs twice.
             "visibility_timeout": settings.visibility_timeout,
+            # kombu looks for messages past the visibility timeout only every
+            # interval x throttle seconds (100 by default): sweep every 10 s instead, so
+            # the message of a worker that died comes back soon after the timeout.
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
             "socket_timeout": 10,
             "socket_connect_timeout": 5,
         },
@@ -75,3 +84,5 @@ def celery_config() -> dict[str, Any]:
 
 app = Celery("ledgerpush", include=["tasks.invoices", "tasks.payments", "tasks.maintenance"])
 app.add_defaults(celery_config)
+# SIGTERM: running jobs finish the write they are in, then hand back (worker/shutdown.py).
+worker_shutting_down.connect(shutdown.request, weak=False)

@@ -110,6 +110,25 @@ def demo(
 
 
 @app.command()
+def chaos(
+    jobs: Annotated[
+        int, typer.Option(help="Jobs to enqueue (invoices, credit notes, payments).")
+    ] = 1000,
+    kills: Annotated[int, typer.Option(help="Worker processes to SIGKILL during the run.")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed of the jobs, the faults and the schedule.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    workers: Annotated[int, typer.Option(help="Worker processes at any time.", min=2)] = 2,
+    concurrency: Annotated[int, typer.Option(help="Threads per worker process.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every job to settle.")] = 900,
+) -> None:
+    """Kill workers and Redis while jobs run against faulty simulators, then compare the
+    ledger with the simulators: exits 1 if anything was lost or duplicated."""
+    from worker.chaos import run
+
+    raise typer.Exit(run(jobs, kills, seed, as_json, workers, concurrency, timeout))
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the queue contract (one job payload)."""
     from worker.jobs import job_schema

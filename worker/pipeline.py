@@ -8,17 +8,17 @@ and the record never causes a second document.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import random
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import LockError
+from redis.exceptions import RedisError
 
-from worker import tenants
+from worker import outbox, shutdown, tenants
 from worker.jobs import JobValidationError, job_id_for, parse_job
+from worker.lease import JobLease, LeaseLost
 from worker.ledger import store
 from worker.ledger.models import (
     BOOKED,
@@ -39,6 +39,7 @@ from worker.providers.base import (
     AnyJob,
     NeedsReauth,
     NeedsReview,
+    NoAnswer,
     NotReady,
     Provider,
     ProviderError,
@@ -48,13 +49,16 @@ from worker.providers.base import (
     Transient,
     Unsupported,
 )
-from worker.reconciler import lease_key
-from worker.redis_client import get_redis
 from worker.settings import get_settings
 
 log = logging.getLogger("ledgerpush.pipeline")
 LEASE_RECHECK_SECONDS = 15.0
+HAND_BACK_SECONDS = 1.0
 STEP_STATES = {"draft": (DRAFTING, DRAFTED), "book": (BOOKING, BOOKED), "pay": (BOOKING, BOOKED)}
+
+
+class HandedBack(Transient):
+    """The worker is shutting down: the job stops before its next remote write."""
 
 
 @dataclass(frozen=True)
@@ -79,21 +83,28 @@ def process(payload: Any, enqueued_at: float | None = None, worker: str = "local
         queued,
     )
     with log_context(job_id=row.id, tenant=job.tenant_id, kind=job.kind):
+        _accepted(job.kind, row.id)
         if row.state in TERMINAL_STATES:
             log.info("job already %s; nothing to do", row.state)
             return Outcome(row.state)
-        lease = get_redis().lock(
-            lease_key(row.id), timeout=get_settings().lease_seconds, blocking=False
-        )
+        lease = JobLease(row.id, get_settings().lease_seconds)
         if not lease.acquire():
             # Another copy of this job is running (redelivery): let it finish first.
             log.info("job is running elsewhere; this copy will look again later")
             return Outcome(row.state, retry_in=LEASE_RECHECK_SECONDS)
         try:
-            return _run(job, store.get_job(row.id), worker)
+            return _run(job, store.get_job(row.id), worker, lease)
         finally:
-            with contextlib.suppress(LockError):
-                lease.release()
+            lease.release()
+
+
+def _accepted(kind: str, job_id: str) -> None:
+    """The job is in the ledger now: its outbox entry can go (best effort; if Redis is
+    away, the reconciler finds the ledger row and removes the entry later)."""
+    try:
+        outbox.accepted(outbox.queue_for(kind), job_id)
+    except RedisError as exc:
+        log.warning("could not clear the outbox entry of job %s: %s", job_id, exc)
 
 
 def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
@@ -111,7 +122,7 @@ def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
     return Outcome(FAILED)
 
 
-def _run(job: AnyJob, row: Job, worker: str) -> Outcome:
+def _run(job: AnyJob, row: Job, worker: str, lease: JobLease) -> Outcome:
     tenant = tenants.find_tenant(job.tenant_id)
     if tenant is None:
         store.fail_job(
@@ -128,7 +139,12 @@ def _run(job: AnyJob, row: Job, worker: str) -> Outcome:
         provider = provider_for(tenant)
         error: ProviderError | None = None
         try:
-            outcome = _drive(job, row, tenant, provider)
+            outcome = _drive(job, row, tenant, provider, lease)
+        except LeaseLost as exc:
+            # Another copy holds the job now: leave the ledger to it and look again later.
+            log.warning("stopped before a remote write: %s", exc.message)
+            error = exc
+            outcome = Outcome(store.get_job(row.id).state, retry_in=LEASE_RECHECK_SECONDS)
         except ProviderError as exc:
             error = exc
             outcome = _handle_error(row, tenant, exc, number, provider)
@@ -182,14 +198,16 @@ def _related(job: AnyJob) -> dict[str, Any]:
     return {"invoice": original.remote, "invoice_payload": original.payload}
 
 
-def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Provider) -> Outcome:
+def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Provider, lease: JobLease) -> Outcome:
+    if shutdown.requested():
+        raise HandedBack("the worker is shutting down; the job continues elsewhere", "handed_back")
     store.transition(row.id, RESOLVING)
     ctx = _context(job, row, tenant)
     provider.prepare(ctx)
     for step in provider.steps(job.kind):
         if step in ctx.remote:
             continue
-        ctx.remote[step] = _run_step(row, step, ctx, provider, row.intent)
+        ctx.remote[step] = _run_step(row, step, ctx, provider, row.intent, lease)
         row.intent = None
     store.transition(row.id, BOOKED, error_category=None, error_code=None, error_message=None)
     tenants.mark_success(tenant.id)
@@ -198,22 +216,60 @@ def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Provider) -> Outcome
 
 
 def _run_step(
-    row: Job, step: str, ctx: StepContext, provider: Provider, intent: dict[str, Any] | None
+    row: Job,
+    step: str,
+    ctx: StepContext,
+    provider: Provider,
+    intent: dict[str, Any] | None,
+    lease: JobLease,
 ) -> dict[str, Any]:
     running, done = STEP_STATES[step]
     if intent and intent.get("step") == step:
         ctx.intent_at = dt.datetime.fromisoformat(intent["at"])
         ctx.intent = intent
+        if not intent.get("answered"):
+            _let_write_settle(step, ctx.intent_at)
         found = _recover(row, step, ctx, provider)
         if found is not None:
             return found
+    _before_write(lease)
     started = utcnow()
     ctx.intent_at = started
     ctx.intent = {"step": step, "at": started.isoformat(), **provider.intent_details(step, ctx)}
     store.transition(row.id, running, intent=ctx.intent)
-    result: dict[str, Any] = provider.write_step(step, ctx)
+    try:
+        result: dict[str, Any] = provider.write_step(step, ctx)
+    except ProviderError as exc:
+        if not isinstance(exc, NoAnswer):
+            # The server answered: nothing of this write can still be on its way.
+            store.update_job(row.id, intent={**ctx.intent, "answered": True})
+        raise
     store.transition(row.id, done, remote={**ctx.remote, step: result}, intent=None)
     return result
+
+
+def _let_write_settle(step: str, intent_at: dt.datetime) -> None:
+    """A write whose answer was lost may still be applied by the server after we stopped
+    waiting (a request timed out, the worker died mid-request). Looking it up before
+    then finds nothing, and writing again would make two: so wait until it has settled."""
+    settings = get_settings()
+    settle = settings.write_settle_seconds
+    if settle is None:
+        settle = 3 * settings.http_timeout
+    wait = (intent_at + dt.timedelta(seconds=settle) - utcnow()).total_seconds()
+    if wait > 0:
+        raise Transient(
+            f"the last {step} may still be landing remotely; looking it up in {wait:.0f}s",
+            "write_settling",
+            retry_after=wait,
+        )
+
+
+def _before_write(lease: JobLease) -> None:
+    """Only the lease holder writes, and a worker that is shutting down stops here."""
+    if shutdown.requested():
+        raise HandedBack("the worker is shutting down; the job continues elsewhere", "handed_back")
+    lease.ensure_held()
 
 
 def _recover(row: Job, step: str, ctx: StepContext, provider: Provider) -> dict[str, Any] | None:
@@ -267,13 +323,18 @@ def _handle_error(
     if isinstance(exc, ReferenceStale):
         provider.invalidate_references()
     retry_after = exc.retry_after if isinstance(exc, Transient) else None
-    if attempt > get_settings().max_retries and not isinstance(exc, NotReady):
+    if attempt > get_settings().max_retries and not isinstance(exc, NotReady | HandedBack):
         failed = store.fail_job(
             row.id, exc.category, exc.code, f"gave up after {attempt} attempts: {exc.message}"
         )
         _dead_lettered(failed)
         return Outcome(FAILED)
-    delay = 0.5 if isinstance(exc, ReferenceStale) else backoff_seconds(attempt, retry_after)
+    if isinstance(exc, HandedBack):
+        delay = HAND_BACK_SECONDS
+    elif isinstance(exc, ReferenceStale):
+        delay = 0.5
+    else:
+        delay = backoff_seconds(attempt, retry_after)
     store.transition(
         row.id,
         RETRY_SCHEDULED,

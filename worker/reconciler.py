@@ -9,6 +9,9 @@ import logging
 
 from sqlalchemy import or_, select
 
+from worker import outbox
+from worker.lease import lease_key
+from worker.ledger import store
 from worker.ledger.db import session
 from worker.ledger.models import IN_FLIGHT_STATES, RECEIVED, RETRY_SCHEDULED, Job, utcnow
 from worker.redis_client import get_redis
@@ -16,17 +19,16 @@ from worker.settings import get_settings
 
 log = logging.getLogger("ledgerpush.reconciler")
 LOST_RETRY_GRACE = 120.0
+__all__ = ["lease_key", "reconcile_stuck_jobs", "resend_lost_messages", "stuck_jobs"]
 
 
-def lease_key(job_id: str) -> str:
-    return f"lp:lease:{job_id}"
-
-
-def stuck_jobs(limit: int = 500) -> list[Job]:
+def stuck_jobs(limit: int = 500, lost_retry_grace: float = LOST_RETRY_GRACE) -> list[Job]:
+    """Jobs in flight or received but quiet for a lease period, and retries overdue by
+    `lost_retry_grace` (their message was lost, e.g. published while Redis was down)."""
     settings = get_settings()
     now = utcnow()
     quiet_since = now - dt.timedelta(seconds=settings.lease_seconds)
-    lost_retry = now - dt.timedelta(seconds=LOST_RETRY_GRACE)
+    lost_retry = now - dt.timedelta(seconds=lost_retry_grace)
     query = (
         select(Job)
         .where(
@@ -42,12 +44,13 @@ def stuck_jobs(limit: int = 500) -> list[Job]:
         return list(db.scalars(query))
 
 
-def reconcile_stuck_jobs() -> int:
+def reconcile_stuck_jobs(lost_retry_grace: float = LOST_RETRY_GRACE) -> int:
+    """Re-send stuck jobs whose lease nobody holds; returns how many were re-sent."""
     from worker.producer import send
 
     redis = get_redis()
     resent = 0
-    for job in stuck_jobs():
+    for job in stuck_jobs(lost_retry_grace=lost_retry_grace):
         if redis.exists(lease_key(job.id)):
             continue
         # One resend per job per lease period, however many beat ticks see it.
@@ -56,4 +59,21 @@ def reconcile_stuck_jobs() -> int:
         send(job.payload, job.kind, job.id)
         resent += 1
         log.info("re-sent stuck job %s (was %s since %s)", job.id, job.state, job.updated_at)
+    return resent + resend_lost_messages(lost_retry_grace)
+
+
+def resend_lost_messages(grace: float = LOST_RETRY_GRACE) -> int:
+    """Jobs sent but never accepted, although the queue has been read past them."""
+    from worker.app import INVOICES_QUEUE, PAYMENTS_QUEUE
+    from worker.producer import send
+
+    resent = 0
+    for queue in (INVOICES_QUEUE, PAYMENTS_QUEUE):
+        for job_id, kind, payload in outbox.overdue(queue, grace):
+            if store.find_job(job_id) is not None:
+                outbox.accepted(queue, job_id)  # accepted; the entry outlived a crash
+                continue
+            send(payload, kind, job_id)
+            resent += 1
+            log.warning("re-sent job %s: its message was lost before a worker accepted it", job_id)
     return resent

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=180, ge=5)
     reference_cache_ttl: int = Field(default=3600, ge=0)
     http_timeout: float = Field(default=20.0, gt=0)
+    write_settle_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="How long after an unanswered write before it is looked up; "
+        "unset: three HTTP timeouts (request, token refresh, replay).",
+    )
     refresh_window_seconds: int = Field(default=600, ge=0)
     web_base_url: str = "http://127.0.0.1:8000"
     web_host: str = "127.0.0.1"

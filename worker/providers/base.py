@@ -51,6 +51,11 @@ class Transient(ProviderError):
         self.retry_after = retry_after
 
 
+class NoAnswer(Transient):
+    """The request went out and no answer came back (timeout, connection cut): a write
+    may or may not have been applied, now or a little later."""
+
+
 class AuthExpired(ProviderError):
     """401 on a token that should have been fresh; the auth flow refreshes once."""
 

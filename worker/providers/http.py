@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from worker.providers.base import Call, ProviderError, Transient
+from worker.providers.base import Call, NoAnswer, ProviderError, Transient
 from worker.ratelimit import Rate, RateLimited, RateLimiter
 from worker.settings import get_settings
 
@@ -76,9 +76,9 @@ class ProviderHttp:
             )
             status = response.status_code
         except httpx.TimeoutException:
-            raise Transient(f"{endpoint} timed out", "timeout") from None
+            raise NoAnswer(f"{endpoint} timed out", "timeout") from None
         except httpx.TransportError as exc:
-            raise Transient(
+            raise NoAnswer(
                 f"{endpoint}: connection failed ({type(exc).__name__})", "connection_error"
             ) from None
         finally:

@@ -31,14 +31,26 @@ class Faults:
     timeout_seconds: float = 30.0
     drop_rate: float = 0.0
     drop_after_write_rate: float = 0.0
+    #: Writes taken in full, left unanswered for `timeout_seconds`, then applied: what a
+    #: server does that finishes a request after its client gave up waiting.
+    late_write_rate: float = 0.0
     throttle_rate: float = 0.0
     seed: int | None = None
+    #: Writes whose path matches this regex are applied, then their answer is held for
+    #: `hang_seconds` (or until this is set to ""): the moment to kill a client that
+    #: wrote but has not heard back.
+    hang_after_write_path: str = ""
+    hang_seconds: float = 30.0
+    #: Hold only this many matching writes after the path was set (0: every one).
+    hang_after_write_limit: int = 0
 
     def update(self, changes: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
         for key, value in changes.items():
             if key not in names:
                 raise ValueError(f"unknown fault setting {key!r}; known: {sorted(names)}")
+            if key == "hang_after_write_path" and value:
+                re.compile(str(value))
             setattr(self, key, None if value is None and key == "seed" else type_of(key)(value))
 
     def as_dict(self) -> dict[str, Any]:
@@ -46,7 +58,18 @@ class Faults:
 
 
 def type_of(name: str) -> type:
-    return int if name == "seed" else float
+    if name in ("seed", "hang_after_write_limit"):
+        return int
+    return str if name == "hang_after_write_path" else float
+
+
+@dataclass(frozen=True)
+class HeldWrite:
+    """A write that was applied and whose answer is being held back."""
+
+    method: str
+    path: str
+    client: tuple[str, int] | None
 
 
 class RequestLog:
@@ -106,6 +129,30 @@ class FaultInjector:
         self.throttle_body = throttle_body
         self._rng = random.Random(faults.seed)
         self._seed = faults.seed
+        self._hang_pattern = ""
+        self._hangs = 0
+        self.held: list[HeldWrite] = []
+
+    def _hang(self, method: str, path: str, status: int) -> bool:
+        """Whether this applied write's answer is held (counted per pattern for the limit)."""
+        pattern = self.faults.hang_after_write_path
+        if pattern != self._hang_pattern:
+            self._hang_pattern, self._hangs = pattern, 0
+        if not pattern or method not in WRITE_METHODS or status >= 400:
+            return False
+        if not re.search(pattern, path):
+            return False
+        limit = self.faults.hang_after_write_limit
+        if limit and self._hangs >= limit:
+            return False
+        self._hangs += 1
+        return True
+
+    async def _hold(self, seconds: float) -> None:
+        """Hold an answer for `seconds`, or until the hang fault is cleared (path "")."""
+        deadline = time.monotonic() + seconds
+        while self.faults.hang_after_write_path and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
 
     def _roll(self, rate: float) -> bool:
         if self._seed != self.faults.seed:
@@ -138,12 +185,24 @@ class FaultInjector:
             await _plain(send, 429, self.throttle_body, [(b"retry-after", b"1")])
             return
         drop_after = method in WRITE_METHODS and self._roll(f.drop_after_write_rate)
+        if method in WRITE_METHODS and self._roll(f.late_write_rate):
+            self.log.record_fault("late_write")
+            receive = await _late(receive, f.timeout_seconds)
         status = 0
 
         async def send_logged(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self._hang(method, path, status):
+                    client = scope.get("client")
+                    held = HeldWrite(method, path, (client[0], client[1]) if client else None)
+                    self.log.record_fault("hang_after_write")
+                    self.held.append(held)
+                    try:
+                        await self._hold(f.hang_seconds)
+                    finally:
+                        self.held.remove(held)
                 if drop_after:
                     self.log.record_fault("drop_after_write")
                     self.log.record(method, path, status)
@@ -152,6 +211,27 @@ class FaultInjector:
 
         await self.app(scope, receive, send_logged)
         self.log.record(method, path, status)
+
+
+async def _late(receive: Receive, seconds: float) -> Receive:
+    """Read the whole request now, wait, and replay it to the app: the app applies the
+    write even though the client has long stopped waiting (a disconnect would otherwise
+    reach the app as `http.disconnect` instead of the body)."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    await asyncio.sleep(seconds)
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(3600)  # nothing more will come: the client is gone
+        return {"type": "http.disconnect"}
+
+    return replay
 
 
 async def _drop(send: Send) -> None:

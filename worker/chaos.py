@@ -1,0 +1,694 @@
+"""`ledgerpush chaos`: exactly-once effects, demonstrated under failure.
+
+In its own home (`.ledgerpush/chaos`, wiped; `LEDGERPUSH_CHAOS_HOME` moves it) it starts
+an embedded Redis with the persistence ledgerpush ships (AOF, appendfsync always), a
+SQLite ledger, both simulators with seeded fault injection (5xx, timeouts whose write is
+applied after the client gave up, connections dropped before and after the write was
+applied, 429s), worker processes and a reconciler loop, and enqueues invoices, credit
+notes and payments over several tenants of both providers. While they run it SIGKILLs
+workers at random moments — some right after a remote write was applied, before the
+worker heard back — and starts new ones, SIGKILLs Redis once and restarts it on the
+same port and data, and expires every access token. Then it waits until every job is
+settled and compares the ledger with what the simulators hold.
+
+lost       enqueued jobs not settled, booked without their document (or payment) in the
+           accounting system, or failed (other than needs_review) although it is there
+duplicates documents beyond the first per job (booked invoices and credit notes by
+           e-conomic's references.other / eAccounting's YourReference, drafts left beside
+           a booked one, payments by reference and amount)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from worker import localstack
+from worker.embedded_redis import EmbeddedRedis
+from worker.localstack import LocalStack
+
+log = logging.getLogger("ledgerpush.chaos")
+SETTLED = ("booked", "failed", "cancelled", "waiting_for_reauth")
+HOLD_SECONDS = 20.0
+RECONCILE_EVERY = 2.0
+#: The reconciler's patience with a retry whose message went missing (e.g. published
+#: while Redis was down); production uses worker.reconciler.LOST_RETRY_GRACE.
+LOST_RETRY_GRACE = 15.0
+SETTINGS = {
+    "LEDGERPUSH_ENV": "demo",
+    "LEDGERPUSH_EACCOUNTING_CLIENT_ID": "ledgerpush-chaos",
+    "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": "chaos-secret",
+    "LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN": "chaos-app-secret",
+    "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": "chaos-app-public",
+    "LEDGERPUSH_RETRY_BACKOFF_BASE": "0.2",
+    "LEDGERPUSH_RETRY_BACKOFF_MAX": "2",
+    "LEDGERPUSH_MAX_RETRIES": "50",
+    "LEDGERPUSH_HTTP_TIMEOUT": "3",
+    "LEDGERPUSH_LEASE_SECONDS": "5",
+    "LEDGERPUSH_VISIBILITY_TIMEOUT": "30",
+    "LEDGERPUSH_TASK_TIME_LIMIT": "12",
+    "LEDGERPUSH_TASK_SOFT_TIME_LIMIT": "10",
+    "LEDGERPUSH_LOG_JSON": "false",
+}
+
+
+@dataclass(frozen=True)
+class TenantPlan:
+    tenant_id: str
+    provider: str
+    country: str
+    currency: str
+    rates: tuple[str, ...]
+    city: tuple[str, str]
+
+
+TENANTS = (
+    TenantPlan("chaos-ea-no", "eaccounting", "NO", "NOK", ("25", "15"), ("0155", "Oslo")),
+    TenantPlan("chaos-ea-se", "eaccounting", "SE", "SEK", ("25", "12"), ("111 22", "Stockholm")),
+    TenantPlan("chaos-ea-nl", "eaccounting", "NL", "EUR", ("21", "9"), ("3511 AB", "Utrecht")),
+    TenantPlan("chaos-ea-fi", "eaccounting", "FI", "EUR", ("25.5",), ("00100", "Helsinki")),
+    TenantPlan("chaos-ec-dk", "economic", "DK", "DKK", ("25",), ("8000", "Aarhus C")),
+    TenantPlan("chaos-ec-no", "economic", "NO", "NOK", ("25",), ("0155", "Oslo")),
+    TenantPlan("chaos-ec-se", "economic", "SE", "SEK", ("25",), ("111 22", "Stockholm")),
+)
+#: Paths of the remote writes a kill can follow, per simulator.
+WRITE_PATHS = {
+    "eaccounting": (
+        r"/customerinvoicedrafts$",
+        r"/customerinvoicedrafts/[^/]+/convert$",
+        r"/customerinvoices/[^/]+/payments$",
+    ),
+    "economic": (r"/invoices/drafts$", r"/invoices/booked$", r"/journals/\d+/vouchers$"),
+}
+
+
+@dataclass
+class Plan:
+    """The jobs of one run, reproducible from the seed."""
+
+    jobs: list[dict[str, Any]]
+    tenants: dict[str, TenantPlan]
+
+
+def plan_jobs(count: int, rng: random.Random) -> Plan:
+    today = dt.date.today()
+    issued, paid, due = today - dt.timedelta(2), today - dt.timedelta(1), today + dt.timedelta(14)
+    jobs: list[dict[str, Any]] = []
+    open_invoices: dict[str, list[dict[str, Any]]] = {t.tenant_id: [] for t in TENANTS}
+    for number in range(count):
+        tenant = rng.choice(TENANTS)
+        key = f"chaos-{number:05d}"
+        candidates = open_invoices[tenant.tenant_id]
+        roll = rng.random()
+        if candidates and roll < 0.15:
+            original = candidates.pop(rng.randrange(len(candidates)))
+            jobs.append(_credit_note(tenant, key, original, paid))
+        elif candidates and roll < 0.40:
+            original = candidates.pop(rng.randrange(len(candidates)))
+            jobs.append(_payment(tenant, key, original, paid, rng))
+        else:
+            job = _invoice(tenant, key, issued, due, rng)
+            jobs.append(job)
+            candidates.append(job)
+    return Plan(jobs, {t.tenant_id: t for t in TENANTS})
+
+
+def _invoice(
+    tenant: TenantPlan, key: str, issued: dt.date, due: dt.date, rng: random.Random
+) -> dict[str, Any]:
+    number = rng.randint(1, 5)
+    lines = [
+        {
+            "description": f"Chaos {key} item {index + 1}",
+            "quantity": str(rng.randint(1, 5)),
+            "unit_price": f"{rng.randint(100, 2000)}.00",
+            "vat_rate": rng.choice(tenant.rates),
+        }
+        for index in range(rng.randint(1, 3))
+    ]
+    postal, city = tenant.city
+    return {
+        "tenant_id": tenant.tenant_id,
+        "idempotency_key": key,
+        "kind": "invoice",
+        "invoice": {
+            "issue_date": issued.isoformat(),
+            "due_date": due.isoformat(),
+            "currency": tenant.currency,
+            "customer": {
+                "external_id": f"chaos-c{number}",
+                "name": f"Chaos Customer {number} {tenant.country}",
+                "country": tenant.country,
+                "is_private_person": False,
+                "address": {"line1": f"Main street {number}", "postal_code": postal, "city": city},
+            },
+            "lines": lines,
+            "your_reference": key,
+        },
+    }
+
+
+def _credit_note(
+    tenant: TenantPlan, key: str, original: dict[str, Any], day: dt.date
+) -> dict[str, Any]:
+    first = original["invoice"]["lines"][0]
+    return {
+        "tenant_id": tenant.tenant_id,
+        "idempotency_key": key,
+        "kind": "credit_note",
+        "credit_note": {
+            "original_idempotency_key": original["idempotency_key"],
+            "issue_date": day.isoformat(),
+            "reason": key,
+            "lines": [{**first, "description": f"Credit {key}", "quantity": "1"}],
+        },
+    }
+
+
+def gross_of(invoice: dict[str, Any]) -> Decimal:
+    return sum(
+        (
+            Decimal(line["quantity"])
+            * Decimal(line["unit_price"])
+            * (1 + Decimal(line["vat_rate"]) / 100)
+        ).quantize(Decimal("0.01"))
+        for line in invoice["invoice"]["lines"]
+    ) or Decimal(0)
+
+
+def _payment(
+    tenant: TenantPlan, key: str, original: dict[str, Any], day: dt.date, rng: random.Random
+) -> dict[str, Any]:
+    gross = gross_of(original)
+    share = Decimal(rng.choice(("0.25", "0.5", "0.8")))
+    amount = (gross * share).quantize(Decimal("0.01"))
+    return {
+        "tenant_id": tenant.tenant_id,
+        "idempotency_key": key,
+        "kind": "payment",
+        "payment": {
+            "invoice_idempotency_key": original["idempotency_key"],
+            "amount": f"{amount:.2f}",
+            "currency": tenant.currency,
+            "payment_date": day.isoformat(),
+            "reference": key,
+        },
+    }
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    enqueued: int = 0
+    booked: int = 0
+    failed: int = 0
+    needs_review: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    worker_kills: int = 0
+    redis_restarts: int = 0
+    faults_injected: int = 0
+    seconds: float = 0.0
+    kills_after_write: int = 0
+    token_expiries: int = 0
+    unexpected_exits: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        keys = (
+            "enqueued", "booked", "failed", "needs_review", "lost", "duplicates",
+            "worker_kills", "redis_restarts", "faults_injected", "seconds",
+        )  # fmt: skip
+        return {k: getattr(self, k) for k in keys}
+
+
+class Chaos:
+    def __init__(self, jobs: int, kills: int, seed: int, workers: int, concurrency: int) -> None:
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.kills = kills
+        self.worker_count = workers
+        self.concurrency = concurrency
+        self.plan = plan_jobs(jobs, self.rng)
+        self.report = Report(enqueued=0)
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.killed: set[subprocess.Popen[bytes]] = set()
+        self.started_workers = 0
+        self.stop_reconciler = threading.Event()
+        self.home = Path(os.environ.get("LEDGERPUSH_CHAOS_HOME", ".ledgerpush/chaos")).resolve()
+        self.stack: LocalStack | None = None
+        self.redis: EmbeddedRedis | None = None
+
+    # -- set-up -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        from worker.simulators.common import Faults
+        from worker.simulators.eaccounting import EAccountingSimulator
+        from worker.simulators.economic import EconomicSimulator
+
+        stack = self.stack = localstack.prepare_home(
+            self.home, {**SETTINGS, "LEDGERPUSH_WORKER_CONCURRENCY": str(self.concurrency)}
+        )
+        handler = logging.FileHandler(self.home / "chaos.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        for name in ("ledgerpush", "celery", "kombu"):
+            logging.getLogger(name).addHandler(handler)
+            logging.getLogger(name).setLevel(logging.INFO)
+            logging.getLogger(name).propagate = False
+        self.redis = EmbeddedRedis(self.home / "redis").start()
+        localstack.setenv(stack, {"LEDGERPUSH_REDIS_URL": self.redis.url})
+        ea = EAccountingSimulator(
+            client_id=SETTINGS["LEDGERPUSH_EACCOUNTING_CLIENT_ID"],
+            client_secret=SETTINGS["LEDGERPUSH_EACCOUNTING_CLIENT_SECRET"],
+            refresh_mode="one_time",
+            refresh_grace_seconds=600,
+            faults=self._faults(Faults, self.seed),
+        )
+        ec = EconomicSimulator(
+            app_secret_token=SETTINGS["LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN"],
+            app_public_token=SETTINGS["LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN"],
+            faults=self._faults(Faults, self.seed + 1),
+        )
+        localstack.start_simulators(stack, ea, ec)
+        from worker.ledger.db import engine
+
+        engine()
+        for tenant in TENANTS:
+            if tenant.provider == "eaccounting":
+                localstack.connect_eaccounting(
+                    stack, tenant.tenant_id, tenant.country, tenant.tenant_id
+                )
+            else:
+                localstack.connect_economic(stack, tenant.tenant_id, tenant.country)
+        for _ in range(self.worker_count):
+            self.start_worker()
+
+    @staticmethod
+    def _faults(faults: Callable[..., Any], seed: int) -> Any:
+        return faults(
+            error_rate=0.03,
+            timeout_rate=0.01,
+            timeout_seconds=4.0,  # longer than the worker waits: the write lands afterwards
+            drop_rate=0.01,
+            drop_after_write_rate=0.03,
+            late_write_rate=0.01,  # the write lands after the worker stopped waiting
+            throttle_rate=0.02,
+            seed=seed,
+        )
+
+    def start_worker(self) -> None:
+        assert self.stack is not None
+        self.started_workers += 1
+        name = f"chaos-{self.started_workers}"
+        args = ["worker", f"--concurrency={self.concurrency}", f"--hostname={name}@%h"]
+        self.workers.append(localstack.start_process(self.stack, args, f"worker-{name}"))
+
+    def enqueue_all(self) -> None:
+        from worker.producer import enqueue
+
+        for job in self.plan.jobs:
+            while True:  # a producer retries while Redis is away
+                try:
+                    enqueue(job)
+                    break
+                except Exception as exc:
+                    log.warning(
+                        "enqueue of %s failed, again in 0.5s: %s", job["idempotency_key"], exc
+                    )
+                    time.sleep(0.5)
+            self.report.enqueued += 1
+
+    # -- the faults ------------------------------------------------------------------
+
+    def events(self) -> list[str]:
+        events = ["kill"] * self.kills + ["redis", "tokens", "tokens"]
+        self.rng.shuffle(events)
+        if events and events[0] == "redis":  # let some work start before Redis goes
+            events.append(events.pop(0))
+        return events
+
+    def supervise(self, say: Callable[[str], None]) -> None:
+        """Start a new worker for each that exited on its own, as systemd or Docker would."""
+        for process in list(self.workers):
+            code = process.poll()
+            if code is not None and process not in self.killed:
+                self.killed.add(process)
+                self.report.unexpected_exits += 1
+                self.report.problems.append(f"worker pid {process.pid} exited on its own ({code})")
+                say(
+                    f"[yellow]worker pid {process.pid} exited on its own ({code}); restarting[/yellow]"
+                )
+                self.start_worker()
+
+    def kill_worker(self, say: Callable[[str], None]) -> None:
+        """SIGKILL a worker: right after a remote write every other time, else at random."""
+        alive = [w for w in self.workers if w.poll() is None]
+        if not alive:
+            self.start_worker()
+            return
+        victim: subprocess.Popen[bytes] | None = None
+        how = "at a random moment"
+        if self.report.worker_kills % 2 == 0:
+            victim, how = self._victim_after_write(alive, say)
+        if victim is None:
+            victim = self.rng.choice(alive)
+        self.killed.add(victim)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        self._release_holds()
+        self.report.worker_kills += 1
+        say(f"killed worker pid {victim.pid} {how}")
+        self.start_worker()
+
+    def _victim_after_write(
+        self, alive: list[subprocess.Popen[bytes]], say: Callable[[str], None]
+    ) -> tuple[subprocess.Popen[bytes] | None, str]:
+        assert self.stack is not None and self.stack.ea is not None and self.stack.ec is not None
+        provider = self.rng.choice(("eaccounting", "economic"))
+        sim: Any = self.stack.ea if provider == "eaccounting" else self.stack.ec
+        path = self.rng.choice(WRITE_PATHS[provider])
+        sim.faults.update(
+            {
+                "hang_after_write_path": path,
+                "hang_after_write_limit": 1,
+                "hang_seconds": HOLD_SECONDS,
+            }
+        )
+        deadline = time.monotonic() + 10
+        while not sim.app.held and time.monotonic() < deadline:
+            time.sleep(0.02)
+        held = list(sim.app.held)
+        if not held:
+            self._release_holds()
+            return None, "at a random moment (no write to follow)"
+        owner = socket_owner(held[0].client[1] if held[0].client else 0, [w.pid for w in alive])
+        victim = next((w for w in alive if w.pid == owner), None)
+        if victim is None:
+            return None, "at a random moment (writer not found)"
+        self.report.kills_after_write += 1
+        return victim, f"right after {held[0].method} {held[0].path} was applied"
+
+    def _release_holds(self) -> None:
+        assert self.stack is not None
+        for sim in (self.stack.ea, self.stack.ec):
+            if sim is not None:
+                sim.faults.update({"hang_after_write_path": ""})
+
+    def restart_redis(self, say: Callable[[str], None]) -> None:
+        assert self.redis is not None
+        self.redis.kill()
+        say(f"killed Redis (port {self.redis.port}); restarting it on its AOF")
+        time.sleep(self.rng.uniform(0.5, 2.0))
+        self.redis.start()
+        self.report.redis_restarts += 1
+        say("Redis is back")
+
+    def expire_tokens(self, say: Callable[[str], None]) -> None:
+        assert self.stack is not None and self.stack.ea is not None
+        self.stack.ea.expire_access_tokens()
+        self.report.token_expiries += 1
+        say("expired every eAccounting access token")
+
+    def reconciler(self) -> None:
+        from worker.reconciler import reconcile_stuck_jobs
+
+        while not self.stop_reconciler.wait(RECONCILE_EVERY):
+            try:
+                resent = reconcile_stuck_jobs(lost_retry_grace=LOST_RETRY_GRACE)
+            except Exception as exc:  # Redis may be away for a moment
+                log.warning("reconciler: %s", exc)
+            else:
+                if resent:
+                    log.info("reconciler re-sent %s stuck jobs", resent)
+
+    # -- progress and the verdict ----------------------------------------------------
+
+    def settled(self) -> int:
+        from worker.ledger.store import count_by_state
+
+        counts = count_by_state()
+        return sum(counts.get(s, 0) for s in SETTLED)
+
+    def faults_injected(self) -> int:
+        assert self.stack is not None
+        return sum(
+            sum(sim.log.snapshot()["faults"].values())
+            for sim in (self.stack.ea, self.stack.ec)
+            if sim is not None
+        )
+
+    def stop_workers(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.workers:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def verdict(self) -> None:
+        from worker.ledger.store import list_jobs
+
+        assert self.stack is not None and self.stack.ea is not None and self.stack.ec is not None
+        rows = {(j.tenant_id, j.idempotency_key): j for j in list_jobs(limit=10_000_000)}
+        remote = RemoteState(self.stack.ea.state_dump(), self.stack.ec.state_dump())
+        report = self.report
+        for job in self.plan.jobs:
+            tenant = self.plan.tenants[job["tenant_id"]]
+            key = job["idempotency_key"]
+            row = rows.get((tenant.tenant_id, key))
+            state = row.state if row is not None else "not in the ledger"
+            review = row is not None and row.error_code == "needs_review"
+            report.booked += state == "booked"
+            report.failed += state == "failed"
+            report.needs_review += review
+            effects, strays = remote.effects(tenant, job)
+            if state == "booked" and not effects:
+                report.lost += 1
+                report.problems.append(f"{key}: booked in the ledger, absent remotely")
+            elif state == "failed" and effects and not review:
+                report.lost += 1
+                report.problems.append(
+                    f"{key}: failed in the ledger ({row and row.error_code}) but booked remotely"
+                )
+            elif state not in SETTLED:
+                report.lost += 1
+                report.problems.append(f"{key}: {state}, never settled")
+            if (state == "booked" and len(effects) > 1) or strays:
+                report.duplicates += max(len(effects) - 1, 0) + strays
+                report.problems.append(f"{key}: {len(effects)} documents and {strays} stray drafts")
+            amount = Decimal(job["payment"]["amount"]) if job["kind"] == "payment" else None
+            if amount is not None and len(effects) == 1 and effects[0] != amount:
+                report.lost += 1
+                report.problems.append(f"{key}: applied {effects[0]}, not {amount}")
+
+
+class RemoteState:
+    """Documents and payments per job key, as the simulators hold them."""
+
+    def __init__(self, ea: dict[str, Any], ec: dict[str, Any]) -> None:
+        self.ea, self.ec = ea, ec
+
+    def effects(self, tenant: TenantPlan, job: dict[str, Any]) -> tuple[list[Any], int]:
+        """What exists remotely for this job (documents, or applied payment amounts), and
+        how many drafts are left beside it."""
+        key, kind = job["idempotency_key"], job["kind"]
+        if tenant.provider == "eaccounting":
+            company = self.ea[tenant.tenant_id]
+            if kind == "payment":
+                return [
+                    Decimal(str(p["PaymentAmount"]))
+                    for invoice in company["invoices"]
+                    for p in invoice["Payments"]
+                    if p.get("Reference") == key
+                ], 0
+            documents = [
+                i
+                for i in company["invoices"]
+                if i.get("YourReference") == key
+                and bool(i.get("IsCreditInvoice")) == (kind == "credit_note")
+            ]
+            drafts = sum(1 for d in company["drafts"] if d.get("YourReference") == key)
+            return documents, drafts
+        agreement = self.ec[f"grant-{tenant.tenant_id}"]
+        if kind == "payment":
+            return [
+                -Decimal(str(entry["amount"]))
+                for voucher in agreement["vouchers"]
+                for entry in voucher["entries"].get("customerPayments", [])
+                if str(entry.get("text", "")).endswith(f": {key}")
+            ], 0
+        documents = [
+            b for b in agreement["booked"] if (b.get("references") or {}).get("other") == key
+        ]
+        drafts = sum(
+            1 for d in agreement["drafts"] if (d.get("references") or {}).get("other") == key
+        )
+        return documents, drafts
+
+
+def socket_owner(port: int, pids: list[int]) -> int | None:
+    """The process among `pids` whose TCP socket has local port `port` (Linux /proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(parts[9])
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    link = os.readlink(fd)
+                    if link.startswith("socket:[") and link[8:-1] in inodes:
+                        return pid
+    return None
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def run(
+    jobs: int,
+    kills: int,
+    seed: int,
+    as_json: bool,
+    workers: int = 2,
+    concurrency: int = 8,
+    timeout: float = 900,
+) -> int:
+    console = Console(stderr=as_json)
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up the children on `kill` too
+    chaos = Chaos(jobs, kills, seed, workers, concurrency)
+    started = time.monotonic()
+    finished = False
+    try:
+        chaos.start()
+        reconciler = threading.Thread(target=chaos.reconciler, name="reconciler", daemon=True)
+        reconciler.start()
+        finished = _drive(chaos, console, timeout)
+        chaos.stop_workers()
+        chaos.stop_reconciler.set()
+        chaos.report.faults_injected = chaos.faults_injected()
+        chaos.verdict()
+    finally:
+        chaos.stop_reconciler.set()
+        chaos.stop_workers()
+        if chaos.stack is not None:
+            localstack.stop(chaos.stack)
+        if chaos.redis is not None:
+            chaos.redis.stop()
+    report = chaos.report
+    report.seconds = round(time.monotonic() - started, 1)
+    if as_json:
+        print(json.dumps(report.as_json()))
+    else:
+        console.print(result_table(report))
+    for problem in report.problems[:20]:
+        console.print(f"[red]{problem}[/red]")
+    if not finished:
+        console.print(f"[red]not every job settled within {timeout:.0f}s[/red]")
+    return 1 if report.lost or report.duplicates else 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _drive(chaos: Chaos, console: Console, timeout: float) -> bool:
+    total = len(chaos.plan.jobs)
+    events = chaos.events()
+    columns = (
+        TextColumn("[bold]chaos[/bold]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("settled · kills {task.fields[kills]} · Redis restarts {task.fields[redis]}"),
+        TimeElapsedColumn(),
+    )  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("jobs", total=total, kills=0, redis=0)
+
+        def say(text: str) -> None:
+            progress.console.print(f"  {text}")
+
+        def update() -> int:
+            done = chaos.settled()
+            progress.update(
+                task,
+                completed=done,
+                kills=chaos.report.worker_kills,
+                redis=chaos.report.redis_restarts,
+            )
+            return done
+
+        enqueuer = threading.Thread(target=chaos.enqueue_all, name="enqueue", daemon=True)
+        enqueuer.start()
+        say(f"enqueueing {total} jobs over {len(TENANTS)} tenants; {len(chaos.workers)} workers")
+        deadline = time.monotonic() + timeout
+        for number, event in enumerate(events, start=1):
+            # Spread the events over the run: each waits for its share of settled jobs.
+            target = total * number / (len(events) + 1)
+            waited = time.monotonic()
+            while update() < target and time.monotonic() - waited < 30:
+                chaos.supervise(say)
+                time.sleep(chaos.rng.uniform(0.05, 0.3))
+            if event == "kill":
+                chaos.kill_worker(say)
+            elif event == "redis":
+                chaos.restart_redis(say)
+            else:
+                chaos.expire_tokens(say)
+        enqueuer.join()
+        quiet = 0
+        while time.monotonic() < deadline:
+            chaos.supervise(say)
+            quiet = quiet + 1 if update() >= total else 0
+            if quiet >= 3:
+                return True
+            time.sleep(0.5)
+        return False
+
+
+def result_table(report: Report) -> Table:
+    table = Table(title=f"ledgerpush chaos: {report.enqueued} jobs in {report.seconds:.0f}s")
+    table.add_column("")
+    table.add_column("", justify="right")
+    rows: Iterator[tuple[str, Any]] = iter(
+        (
+            ("booked", report.booked),
+            ("failed", report.failed),
+            ("  of which needs_review", report.needs_review),
+            ("lost", report.lost),
+            ("duplicates", report.duplicates),
+            ("worker kills", report.worker_kills),
+            ("  right after a remote write", report.kills_after_write),
+            ("Redis restarts", report.redis_restarts),
+            ("token expiries", report.token_expiries),
+            ("workers that exited on their own", report.unexpected_exits),
+            ("faults injected", report.faults_injected),
+        )
+    )
+    for name, value in rows:
+        bad = name in ("lost", "duplicates") and value
+        table.add_row(name, f"[red]{value}[/red]" if bad else str(value))
+    return table

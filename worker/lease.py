@@ -1,0 +1,81 @@
+"""The per-job lease: at most one copy of a job runs at a time, on any machine.
+
+Celery on Redis redelivers a message whose task outlives the visibility timeout, and the
+reconciler re-sends jobs that look stuck; both can produce a second copy while the first
+still runs. The copy that holds `lp:lease:{job_id}` runs; any other yields and looks
+again later. The lease is short (`LEDGERPUSH_LEASE_SECONDS`) so a job whose worker died
+is picked up again soon, and a background thread renews it while the job runs, so a
+slow job keeps it however long it takes. Before every remote write the pipeline asks
+`ensure_held()`: a copy that lost its lease (it was paused longer than the lease, or
+Redis lost the key) stops before writing instead of racing the new holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
+
+from worker.providers.base import Transient
+from worker.redis_client import get_redis
+
+log = logging.getLogger("ledgerpush.lease")
+
+
+def lease_key(job_id: str) -> str:
+    return f"lp:lease:{job_id}"
+
+
+class LeaseLost(Transient):
+    """This copy no longer holds the job's lease: stop before the next remote write."""
+
+
+class JobLease:
+    def __init__(self, job_id: str, seconds: float) -> None:
+        self.job_id = job_id
+        self.seconds = seconds
+        # thread_local=False: the renewing thread must see the token the acquirer got.
+        self.lock = get_redis().lock(
+            lease_key(job_id), timeout=seconds, blocking=False, thread_local=False
+        )
+        self.lost = False
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        if not self.lock.acquire():
+            return False
+        self._renewer = threading.Thread(
+            target=self._renew, name=f"lease-{self.job_id[:8]}", daemon=True
+        )
+        self._renewer.start()
+        return True
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                self.lock.extend(self.seconds, replace_ttl=True)
+            except LockNotOwnedError:
+                log.warning("lease of job %s expired before it was renewed", self.job_id)
+                self.lost = True
+                return
+            except (LockError, RedisError) as exc:
+                log.warning("could not renew the lease of job %s: %s", self.job_id, exc)
+
+    def ensure_held(self) -> None:
+        """Raise `LeaseLost` unless this copy still holds the lease (checked in Redis)."""
+        try:
+            held = not self.lost and self.lock.owned()
+        except RedisError as exc:
+            raise LeaseLost(f"cannot confirm the job's lease: {exc}", "lease_unknown") from None
+        if not held:
+            raise LeaseLost("another copy of this job may be running", "lease_lost")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+        with contextlib.suppress(LockError, RedisError):
+            self.lock.release()
