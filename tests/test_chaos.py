@@ -22,7 +22,8 @@ def test_small_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         if not k.startswith("LEDGERPUSH_") and not k.startswith("_LEDGERPUSH")
     }
     env["LEDGERPUSH_CHAOS_HOME"] = str(tmp_path / "chaos")
-    command = "chaos --jobs 200 --kills 4 --seed 1 --json --timeout 100".split()
+    command = ["chaos", "--jobs", "200", "--kills", "4", "--seed", "1"]
+    command += ["--json", "--timeout", "100"]
     result = subprocess.run(
         [sys.executable, "-m", "worker", *command],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,

@@ -10,6 +10,7 @@ then SIGKILLs the worker before the ledger can record the result.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -63,9 +64,23 @@ class Stack:
         )
         return job.job_id
 
-    def reconcile(self) -> int:
+    def reconcile(self, grace: float = 120) -> int:
         """What the beat task does, run against this module's Redis."""
-        code = "from worker.reconciler import reconcile_stuck_jobs; print(reconcile_stuck_jobs())"
+        return int(
+            self.python(
+                "from worker.reconciler import reconcile_stuck_jobs; "
+                f"print(reconcile_stuck_jobs(lost_retry_grace={grace}))"
+            )
+        )
+
+    def produce(self, payload: dict[str, Any]) -> str:
+        """`worker.producer.enqueue` as a producer process on this module's Redis runs
+        it (its outbox is in that Redis; `enqueue` above skips the outbox)."""
+        return self.python(
+            f"import json; from worker.producer import enqueue; print(enqueue(json.loads({json.dumps(json.dumps(payload))})))"
+        )
+
+    def python(self, code: str) -> str:
         result = subprocess.run(
             [sys.executable, "-c", code],
             env={**os.environ, **self.env},
@@ -74,7 +89,7 @@ class Stack:
             timeout=60,
         )
         assert result.returncode == 0, result.stderr[-2000:]
-        return int(result.stdout.strip().splitlines()[-1])
+        return result.stdout.strip().splitlines()[-1]
 
     def leases_gone(self, job_ids: list[str]) -> bool:
         import redis
@@ -323,6 +338,34 @@ def test_worker_killed_right_after_each_write_completes_exactly_once(
     if system is EA:
         [paid] = state["booked"]["base-pay"]
         assert Decimal(str(paid["RemainingAmount"])) == Decimal("11000.00")
+
+
+# -- a message lost before any worker recorded it ----------------------------------------
+
+
+def test_message_taken_off_the_queue_by_a_worker_that_died_is_sent_again(
+    stack: Stack, spawn: Callable[..., WorkerProcess]
+) -> None:
+    """Celery's Redis transport takes a message off the list (BRPOP) before recording it
+    as unacknowledged; a worker killed in between leaves it nowhere in Redis. The
+    outbox still has the job, and once the queue has been read past it, the reconciler
+    sends it again."""
+    import redis
+
+    tenant = tenant_for(stack, EA)
+    client: Any = redis.Redis.from_url(stack.redis.url)
+    job_id = stack.produce(invoice(EA, tenant, "vanished"))  # no worker is running
+    [message] = [m for m in client.lrange("ledgerpush.invoices", 0, -1) if job_id.encode() in m]
+    assert client.lrem("ledgerpush.invoices", 1, message) == 1  # popped by the dead worker
+    spawn("vanish")
+    later = stack.produce(invoice(EA, tenant, "later"))
+    booked(later)
+    time.sleep(1.5)
+    assert find_job(job_id) is None  # nothing in the ledger, nothing in Redis's queues
+    assert stack.reconcile(grace=1) >= 1
+    booked(job_id)
+    state = remote(stack, EA, tenant)
+    assert len(state["booked"]["vanished"]) == 1 and len(state["booked"]["later"]) == 1
 
 
 # -- a second copy while the first still runs ---------------------------------------------

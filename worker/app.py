@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_shutting_down
+from celery.signals import before_task_publish, task_received, worker_shutting_down
 from kombu import Queue  # type: ignore[attr-defined]
 
-from worker import shutdown
+from worker import outbox, shutdown
 from worker.redis_client import redis_url
 from worker.settings import get_settings
 
@@ -86,3 +86,7 @@ app = Celery("ledgerpush", include=["tasks.invoices", "tasks.payments", "tasks.m
 app.add_defaults(celery_config)
 # SIGTERM: running jobs finish the write they are in, then hand back (worker/shutdown.py).
 worker_shutting_down.connect(shutdown.request, weak=False)
+# Every job message is kept in the outbox from publish until a worker receives it (then
+# kombu has recorded it as unacknowledged): a message lost in between is sent again.
+before_task_publish.connect(outbox.on_before_publish, weak=False)
+task_received.connect(outbox.on_task_received, weak=False)

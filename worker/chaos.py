@@ -628,8 +628,10 @@ def _drive(chaos: Chaos, console: Console, timeout: float) -> bool:
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("jobs", total=total, kills=0, redis=0)
 
+        started = time.monotonic()
+
         def say(text: str) -> None:
-            progress.console.print(f"  {text}")
+            progress.console.print(f"  {time.monotonic() - started:6.1f}s  {text}")
 
         def update() -> int:
             done = chaos.settled()

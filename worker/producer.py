@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from worker import outbox
 from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, app
 from worker.jobs import CreditNoteJob, InvoiceJob, PaymentJob, parse_job
 
@@ -23,11 +22,9 @@ def enqueue(job: AnyJob | dict[str, Any] | str) -> str:
 
 
 def send(payload: dict[str, Any], kind: str, job_id: str, countdown: float | None = None) -> str:
-    """Publish an already validated payload (also used to resume and retry jobs). It is
-    kept in the outbox until a worker accepts it, so a message lost on the way is sent
-    again (see worker/outbox.py)."""
+    """Publish an already validated payload (also used to resume and retry jobs). The
+    message is kept in the outbox until a worker receives it (worker/outbox.py)."""
     task = TASK_FOR_KIND[kind]
-    outbox.record(QUEUE_FOR_TASK[task], job_id, kind, payload)
     app.send_task(
         task,
         args=[payload],

@@ -50,9 +50,11 @@ def reconcile_stuck_jobs(lost_retry_grace: float = LOST_RETRY_GRACE) -> int:
 
     redis = get_redis()
     resent = 0
-    for job in stuck_jobs(lost_retry_grace=lost_retry_grace):
-        if redis.exists(lease_key(job.id)):
-            continue
+    candidates = stuck_jobs(lost_retry_grace=lost_retry_grace)
+    on_the_way = outbox.pending([job.id for job in candidates])
+    for job in candidates:
+        if redis.exists(lease_key(job.id)) or job.id in on_the_way:
+            continue  # running, or a message for it is queued (a retry behind a backlog)
         # One resend per job per lease period, however many beat ticks see it.
         if not redis.set(f"lp:reconciled:{job.id}", 1, nx=True, ex=get_settings().lease_seconds):
             continue
@@ -64,11 +66,10 @@ def reconcile_stuck_jobs(lost_retry_grace: float = LOST_RETRY_GRACE) -> int:
 
 def resend_lost_messages(grace: float = LOST_RETRY_GRACE) -> int:
     """Jobs sent but never accepted, although the queue has been read past them."""
-    from worker.app import INVOICES_QUEUE, PAYMENTS_QUEUE
     from worker.producer import send
 
     resent = 0
-    for queue in (INVOICES_QUEUE, PAYMENTS_QUEUE):
+    for queue in outbox.queues():
         for job_id, kind, payload in outbox.overdue(queue, grace):
             if store.find_job(job_id) is not None:
                 outbox.accepted(queue, job_id)  # accepted; the entry outlived a crash
