@@ -7,14 +7,18 @@ from typing import Any
 
 from celery import Task
 
-from worker import pipeline
+from worker import fairness, pipeline
 
 NO_CELERY_LIMIT = sys.maxsize
 
 
 def run_job(task: Task, payload: Any, enqueued_at: float | None) -> str:
-    outcome = pipeline.process(payload, enqueued_at, worker=str(task.request.hostname))
-    if outcome.retry_in is not None:
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    outcome = pipeline.process(payload, enqueued_at, worker=str(task.request.hostname), queue=queue)
+    if outcome.retry_in is None:
+        # Booked, failed or parked: it no longer counts toward its tenant's backlog.
+        fairness.settled(payload, task.request.id)
+    else:
         # The pipeline owns the retry limit (settings.max_retries, then dead letter); Celery's
         # must not cut it short. (`max_retries=None` here would mean Celery's default, 3.)
         raise task.retry(countdown=outcome.retry_in, max_retries=NO_CELERY_LIMIT)

@@ -19,7 +19,8 @@ from worker.settings import get_settings
 INVOICES_QUEUE = "ledgerpush.invoices"
 PAYMENTS_QUEUE = "ledgerpush.payments"
 MAINTENANCE_QUEUE = "ledgerpush.maintenance"
-QUEUES = (INVOICES_QUEUE, PAYMENTS_QUEUE, MAINTENANCE_QUEUE)
+BULK_QUEUE = "ledgerpush.bulk"  # a tenant's jobs beyond its fair share (worker/fairness.py)
+QUEUES = (INVOICES_QUEUE, PAYMENTS_QUEUE, MAINTENANCE_QUEUE, BULK_QUEUE)
 INVOICE_TASK = "ledgerpush.invoice"
 PAYMENT_TASK = "ledgerpush.payment"
 TASK_FOR_KIND = {"invoice": INVOICE_TASK, "credit_note": INVOICE_TASK, "payment": PAYMENT_TASK}

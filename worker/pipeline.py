@@ -67,8 +67,11 @@ class Outcome:
     retry_in: float | None = None
 
 
-def process(payload: Any, enqueued_at: float | None = None, worker: str = "local") -> Outcome:
-    """Run one delivery of a job message to completion, a parked state, or a retry."""
+def process(
+    payload: Any, enqueued_at: float | None = None, worker: str = "local", queue: str | None = None
+) -> Outcome:
+    """Run one delivery of a job message (taken from `queue`) to completion, a parked
+    state, or a retry."""
     try:
         job = parse_job(payload)
     except JobValidationError as exc:
@@ -83,7 +86,7 @@ def process(payload: Any, enqueued_at: float | None = None, worker: str = "local
         queued,
     )
     with log_context(job_id=row.id, tenant=job.tenant_id, kind=job.kind):
-        _accepted(job.kind, row.id)
+        _accepted(job.kind, row.id, queue)
         if row.state in TERMINAL_STATES:
             log.info("job already %s; nothing to do", row.state)
             return Outcome(row.state)
@@ -98,11 +101,12 @@ def process(payload: Any, enqueued_at: float | None = None, worker: str = "local
             lease.release()
 
 
-def _accepted(kind: str, job_id: str) -> None:
+def _accepted(kind: str, job_id: str, queue: str | None = None) -> None:
     """The job is in the ledger now: its outbox entry can go (best effort; if Redis is
     away, the reconciler finds the ledger row and removes the entry later)."""
     try:
-        outbox.accepted(outbox.queue_for(kind), job_id)
+        # The queue it came from: a tenant's backlog overflows to the bulk queue.
+        outbox.accepted(queue or outbox.queue_for(kind), job_id)
     except RedisError as exc:
         log.warning("could not clear the outbox entry of job %s: %s", job_id, exc)
 
@@ -133,7 +137,8 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease) -> Outcome:
     with log_context(provider=tenant.provider):
         if tenants.needs_reauth(tenant):
             return _park(row, tenant)
-        attempt_id, number = store.begin_attempt(row.id, worker)
+        # The attempt and RESOLVING in one transaction (each one costs a commit).
+        attempt_id, number = store.begin_attempt(row.id, worker, RESOLVING)
         from worker.providers import provider_for
 
         provider = provider_for(tenant)
@@ -201,7 +206,6 @@ def _related(job: AnyJob) -> dict[str, Any]:
 def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Provider, lease: JobLease) -> Outcome:
     if shutdown.requested():
         raise HandedBack("the worker is shutting down; the job continues elsewhere", "handed_back")
-    store.transition(row.id, RESOLVING)
     ctx = _context(job, row, tenant)
     provider.prepare(ctx)
     for step in provider.steps(job.kind):
@@ -209,7 +213,10 @@ def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Provider, lease: Job
             continue
         ctx.remote[step] = _run_step(row, step, ctx, provider, row.intent, lease)
         row.intent = None
-    store.transition(row.id, BOOKED, error_category=None, error_code=None, error_message=None)
+    if row.error_category or row.error_code or row.error_message:
+        # The last step's result already moved the job to BOOKED; only an earlier
+        # attempt's error needs clearing (one more transaction, on retried jobs only).
+        store.transition(row.id, BOOKED, error_category=None, error_code=None, error_message=None)
     tenants.mark_success(tenant.id)
     log.info("job booked: %s", ctx.remote)
     return Outcome(BOOKED)
@@ -236,7 +243,7 @@ def _run_step(
     started = utcnow()
     ctx.intent_at = started
     ctx.intent = {"step": step, "at": started.isoformat(), **provider.intent_details(step, ctx)}
-    store.transition(row.id, running, intent=ctx.intent)
+    store.advance(row.id, running, intent=ctx.intent)
     try:
         result: dict[str, Any] = provider.write_step(step, ctx)
     except ProviderError as exc:
@@ -244,7 +251,7 @@ def _run_step(
             # The server answered: nothing of this write can still be on its way.
             store.update_job(row.id, intent={**ctx.intent, "answered": True})
         raise
-    store.transition(row.id, done, remote={**ctx.remote, step: result}, intent=None)
+    store.advance(row.id, done, remote={**ctx.remote, step: result}, intent=None)
     return result
 
 

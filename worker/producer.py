@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from worker import fairness
 from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, app
 from worker.jobs import CreditNoteJob, InvoiceJob, PaymentJob, parse_job
 
@@ -25,11 +26,13 @@ def send(payload: dict[str, Any], kind: str, job_id: str, countdown: float | Non
     """Publish an already validated payload (also used to resume and retry jobs). The
     message is kept in the outbox until a worker receives it (worker/outbox.py)."""
     task = TASK_FOR_KIND[kind]
+    # A tenant with a backlog overflows to the bulk queue (worker/fairness.py).
+    queue = fairness.route(str(payload.get("tenant_id", "")), job_id, QUEUE_FOR_TASK[task])
     app.send_task(
         task,
         args=[payload],
         kwargs={"enqueued_at": time.time()},
-        queue=QUEUE_FOR_TASK[task],
+        queue=queue,
         task_id=job_id,
         countdown=countdown,
     )

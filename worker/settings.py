@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     retry_backoff_base: float = Field(default=2.0, gt=0)
     retry_backoff_max: float = Field(default=600.0, gt=0)
     tenant_max_in_flight: int = Field(default=4, ge=1)
+    tenant_overflow_after: int = Field(
+        default=8,
+        ge=0,
+        description="A tenant's jobs beyond this many pending go to the overflow queue "
+        "(worker/fairness.py); 0: never.",
+    )
     lease_seconds: int = Field(default=180, ge=5)
     reference_cache_ttl: int = Field(default=3600, ge=0)
     http_timeout: float = Field(default=20.0, gt=0)

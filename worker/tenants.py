@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.orm import make_transient_to_detached
 
 from worker.crypto import decrypt_json, encrypt_json
-from worker.ledger.db import session
+from worker.ledger.db import engine, session
 from worker.ledger.models import CONNECTED, NEEDS_REAUTH, Tenant, utcnow
 
 PROVIDERS = ("eaccounting", "economic")
@@ -59,9 +60,20 @@ def _set_credentials(tenant: Tenant, credentials: dict[str, Any] | None) -> None
     tenant.token_expires_at = dt.datetime.fromtimestamp(expires, dt.UTC) if expires else None
 
 
+_TENANTS: Table = Tenant.__table__  # type: ignore[assignment]
+_TENANT_ROW = select(*_TENANTS.c).where(_TENANTS.c.id == bindparam("b_id"))
+
+
 def find_tenant(tenant_id: str) -> Tenant | None:
-    with session() as db:
-        return db.get(Tenant, tenant_id)
+    """The tenant as a detached object, read without the ORM's unit of work (every job
+    reads its tenant once)."""
+    with engine().begin() as conn:
+        row = conn.execute(_TENANT_ROW, {"b_id": tenant_id}).first()
+    if row is None:
+        return None
+    tenant = Tenant(**row._asdict())
+    make_transient_to_detached(tenant)
+    return tenant
 
 
 def get_tenant(tenant_id: str) -> Tenant:
@@ -134,7 +146,16 @@ def update_capabilities(tenant_id: str, changes: dict[str, Any]) -> None:
             tenant.capabilities = {**tenant.capabilities, **changes}
 
 
+#: `last_success_at` is written at most this often per tenant (a commit per booked job
+#: would be the hot path's most expensive line; the page shows minutes, not seconds).
+SUCCESS_MARK_SECONDS = 30
+
+
 def mark_success(tenant_id: str) -> None:
+    from worker.redis_client import get_redis
+
+    if not get_redis().set(f"lp:success-mark:{tenant_id}", 1, nx=True, ex=SUCCESS_MARK_SECONDS):
+        return
     with session() as db:
         tenant = db.get(Tenant, tenant_id)
         if tenant is not None:
