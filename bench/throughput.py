@@ -1,0 +1,229 @@
+"""Throughput: N invoices across T tenants of both providers at simulator latency L.
+
+    .venv/bin/python bench/throughput.py [--invoices 3000] [--tenants 100] [--latency-ms 50]
+        [--workers 1] [--concurrency 16] [--database sqlite|postgresql|both]
+        [--baseline-invoices 200] [--no-baseline] [--json]
+
+Phases: connect the tenants; warm up (one invoice per tenant and customer, which loads
+the references and creates the customers and articles); the measured run: the workers are
+stopped, every invoice is queued (round robin over tenants), the workers start again and
+drain it, so the producer does not compete with them for the cores; then a steady-load
+phase at half the measured rate for the latency without a backlog. Figures: invoices
+booked per second (first job picked up to last booked; and the middle 80 %), provider
+calls per invoice (steady state, and including the warm-up), service time (worker picked
+the job up -> booked), enqueue->booked latency p50/p95/p99 at steady load (and for the
+backlog, where it is mostly the wait in the queue), worker CPU ms per invoice (all worker
+processes, user+system from /proc, over the measured run) and peak worker memory. The
+concurrency-bound limit, in-flight slots / (calls per invoice x L), is printed beside the
+measured rate as a ratio.
+
+The baseline (bench/baseline/) books the same workload, in the same invocation, the way a
+typical hand-written Celery task does; its rate and the ratio to it are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import _stack
+from _stack import Stack, emit, log, percentiles
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--invoices", type=int, default=3000, help="measured invoices (the issue: 5000)"
+    )
+    parser.add_argument("--tenants", type=int, default=100)
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="simulated L per call")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=16, help="threads per worker")
+    parser.add_argument("--customers", type=int, default=3, help="customers per tenant")
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite")
+    parser.add_argument(
+        "--baseline-invoices", type=int, default=200, help="invoices for the baseline run"
+    )
+    parser.add_argument(
+        "--baseline-concurrency",
+        type=int,
+        default=0,
+        help="baseline prefork processes (default: the core count, Celery's default)",
+    )
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--latency-seconds", type=float, default=20, help="steady-load latency phase"
+    )
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--json", action="store_true")
+    return parser.parse_args(argv)
+
+
+def run_ledgerpush(args: argparse.Namespace, database: str) -> dict[str, Any]:
+    tenants = _stack.tenant_set(args.tenants)
+    with Stack(f"throughput-{database}", database=database, latency_ms=args.latency_ms) as stack:
+        assert stack.sims is not None
+        log(f"[{database}] connecting {len(tenants)} tenants")
+        stack.connect(tenants)
+        stack.start_workers(args.workers, args.concurrency)
+        from worker.producer import enqueue
+
+        log(f"[{database}] warm-up: {len(tenants) * args.customers} invoices")
+        warm = list(_stack.interleaved(tenants, args.customers, "warm", args.customers))
+        for job in warm:
+            enqueue(job)
+        _stack.wait_settled(len(warm), args.timeout)
+        warm_calls = stack.sims.call("log")
+        stack.sims.call("reset_log")
+
+        per_tenant = max(args.invoices // len(tenants), 1)
+        jobs = list(_stack.interleaved(tenants, per_tenant, "run", args.customers))
+        # The backlog is queued before the workers start, so the producer (this process)
+        # does not compete with them for the two cores while they are measured.
+        stack.stop_workers()
+        log(f"[{database}] enqueueing {len(jobs)} invoices, then starting the workers")
+        started = time.time()
+        for job in jobs:
+            enqueue(job)
+        enqueued = time.time() - started
+        stack.start_workers(args.workers, args.concurrency)
+        meter = _stack.CpuMeter(stack.worker_pids)
+        meter.start()
+        settled = _stack.wait_settled(len(warm) + len(jobs), args.timeout, interval=0.2)
+        cpu = meter.stop()
+        calls = stack.sims.call("log")
+        times = [r for r in _stack.job_times() if r["key"].startswith("run-")]
+        peak = max(_stack.peak_rss_mib(pid) for pid in stack.worker_pids())
+        result = summarize(
+            args, database, jobs, times, warm, warm_calls, calls, cpu, peak, enqueued, settled
+        )
+        result["steady_load"] = steady_load(args, tenants, result["invoices_per_second"] / 2)
+        return result
+
+
+def steady_load(
+    args: argparse.Namespace, tenants: list[tuple[str, str, str]], rate: float
+) -> dict[str, Any]:
+    """enqueue→booked latency without a backlog: invoices sent at half the measured
+    throughput for `--latency-seconds`."""
+    from worker.producer import enqueue
+
+    log(f"steady load: {rate:.0f} invoices/s for {args.latency_seconds:.0f} s")
+    start = time.monotonic()
+    sent = 0
+    while time.monotonic() - start < args.latency_seconds:
+        time.sleep(max(start + sent / rate - time.monotonic(), 0))
+        tenant_id, _, country = tenants[sent % len(tenants)]
+        enqueue(_stack.invoice(tenant_id, country, f"steady-{sent:06d}", sent % args.customers))
+        sent += 1
+    _stack.wait_settled(len(_stack.job_times()), 60)
+    time.sleep(2)
+    rows = [r for r in _stack.job_times() if r["key"].startswith("steady-")]
+    done = [r["finished"] - r["enqueued"] for r in rows if r["state"] == "booked"]
+    return {
+        "invoices_per_second": round(rate, 1),
+        "sent": sent,
+        "booked": len(done),
+        "enqueue_to_booked_ms": {k: round(v * 1000, 1) for k, v in percentiles(done).items()},
+    }
+
+
+def summarize(
+    args: argparse.Namespace,
+    database: str,
+    jobs: list[dict[str, Any]],
+    times: list[dict[str, Any]],
+    warm: list[dict[str, Any]],
+    warm_calls: dict[str, Any],
+    calls: dict[str, Any],
+    cpu: float,
+    peak: float,
+    enqueue_seconds: float,
+    settled: bool,
+) -> dict[str, Any]:
+    booked = [r for r in times if r["state"] == "booked"]
+    first = min(r["created"] for r in times)  # the first job a worker picked up
+    finished = sorted(r["finished"] for r in booked)
+    span = finished[-1] - first
+    low, high = finished[len(finished) // 10], finished[(len(finished) * 9) // 10]
+    middle_rate = (len(finished) * 8 // 10) / (high - low) if high > low else float("nan")
+    steady_calls = calls["ea"]["total"] + calls["ec"]["total"]
+    warm_total = warm_calls["ea"]["total"] + warm_calls["ec"]["total"]
+    per_invoice = steady_calls / max(len(booked), 1)
+    slots = args.workers * args.concurrency
+    limit = slots / (2 * args.latency_ms / 1000)
+    rate = len(booked) / span
+    statuses: dict[str, int] = {}
+    for side in ("ea", "ec"):
+        for status, count in calls[side]["by_status"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    return {
+        "database": database,
+        "invoices": len(jobs),
+        "booked": len(booked),
+        "not_booked": {
+            s: sum(1 for r in times if r["state"] == s)
+            for s in {r["state"] for r in times}
+            if s != "booked"
+        },
+        "settled_in_time": settled,
+        "enqueue_seconds": round(enqueue_seconds, 2),
+        "run_seconds": round(span, 2),
+        "invoices_per_second": round(rate, 1),
+        "invoices_per_second_middle_80pct": round(middle_rate, 1),
+        "concurrency_bound_limit": round(limit, 1),
+        "ratio_to_limit": round(rate / limit, 3),
+        "ratio_to_limit_middle_80pct": round(middle_rate / limit, 3),
+        "in_flight_slots": slots,
+        "provider_calls_per_invoice_steady": round(per_invoice, 3),
+        "provider_calls_per_invoice_with_warmup": round(
+            (steady_calls + warm_total) / max(len(booked) + len(warm), 1), 3
+        ),
+        "warmup_calls_per_tenant": round(warm_total / max(args.tenants, 1), 1),
+        "responses_by_status": statuses,
+        "enqueue_to_booked_ms_whole_backlog_queued_first": {
+            k: round(v * 1000, 1)
+            for k, v in percentiles([r["finished"] - r["enqueued"] for r in booked]).items()
+        },
+        "service_ms": {
+            k: round(v * 1000, 1)
+            for k, v in percentiles([r["finished"] - r["created"] for r in booked]).items()
+        },
+        "worker_cpu_seconds": round(cpu, 2),
+        "worker_cpu_ms_per_invoice": round(cpu * 1000 / max(len(booked), 1), 2),
+        "peak_worker_rss_mib": round(peak, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result: dict[str, Any] = {
+        "benchmark": "throughput",
+        "machine": _stack.machine(),
+        "parameters": {
+            "invoices": args.invoices,
+            "tenants": args.tenants,
+            "latency_ms": args.latency_ms,
+            "worker_processes": args.workers,
+            "threads_per_worker": args.concurrency,
+            "customers_per_tenant": args.customers,
+        },
+    }
+    databases = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
+    for database in databases:
+        result[f"ledgerpush_{database}"] = _stack.isolated(run_ledgerpush, args, database)
+    if not args.no_baseline:
+        from baseline.run import run_baseline
+
+        base = run_baseline(args)
+        result["baseline"] = base
+        for database in databases:
+            ours = result[f"ledgerpush_{database}"]["invoices_per_second"]
+            result[f"ratio_to_baseline_{database}"] = round(ours / base["invoices_per_second"], 1)
+    emit(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
