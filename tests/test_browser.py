@@ -60,7 +60,6 @@ def web_url(base_env: dict[str, str]) -> Iterator[str]:
     env = {
         **base_env,
         "LEDGERPUSH_EACCOUNTING_REDIRECT_URI": f"{url}/connect/eaccounting/callback",
-        "LEDGERPUSH_WEB_BASE_URL": url,
     }
     ARTIFACTS.mkdir(exist_ok=True)
     with open(ARTIFACTS / "web.log", "wb") as log:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
 from worker.ledger.store import attempts_of, find_job
 from worker.producer import enqueue
@@ -241,3 +243,20 @@ def test_unknown_key_for_credit_note_waits_not_fails(session_worker: WorkerProce
     }  # fmt: skip
     job_id = enqueue(credit)
     wait_for(lambda: (find_job(job_id) is not None) and find_job(job_id).state == "retry_scheduled")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("scope", "shared"), [("company", False), ("client", True)])
+def test_rate_limit_budget_per_company_or_per_client(
+    monkeypatch: pytest.MonkeyPatch, scope: str, shared: bool
+) -> None:
+    from worker.providers.eaccounting import rate_limit_key
+    from worker.settings import get_settings
+
+    monkeypatch.setenv("LEDGERPUSH_EACCOUNTING_RATE_SCOPE", scope)
+    get_settings.cache_clear()
+    try:
+        keys = {rate_limit_key("app", "acme-no"), rate_limit_key("app", "acme-nl")}
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert (len(keys) == 1) is shared

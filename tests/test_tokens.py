@@ -29,7 +29,7 @@ from tests.connection_support import (
 from worker.auth import eaccounting
 from worker.auth.eaccounting import EAccountingAuth
 from worker.auth.state import StateRefused, consume_state, make_state
-from worker.auth.tokens import refresh_single_flight
+from worker.auth.tokens import REFRESH_FAILURES, refresh_single_flight
 from worker.ledger.store import attempts_of, find_job
 from worker.producer import enqueue
 from worker.redis_client import get_redis
@@ -211,6 +211,7 @@ def test_rotation_lost_without_grace_is_reported_not_silent(workers: Fleet, ea_s
     wait_for(lambda: workers.receiver.sentry_events(tenant), 20)
     assert len(workers.receiver.hooks("tenant.reauth_required", tenant)) == 1
     assert len(workers.receiver.sentry_events(tenant)) == 1
+    assert get_redis().hget(REFRESH_FAILURES, tenant) == b"1"  # ledgerpush_token_refresh_failures
 
 
 # ---------------------------------------------------------------- a 401 that is not a loop

@@ -56,7 +56,6 @@ def prepare_environment(home: Path, web_port: int) -> LocalStack:
             "LEDGERPUSH_EACCOUNTING_REDIRECT_URI": f"http://127.0.0.1:{web_port}/connect/eaccounting/callback",
             "LEDGERPUSH_ECONOMIC_REDIRECT_URI": f"http://127.0.0.1:{web_port}/connect/economic/callback",
             "LEDGERPUSH_WEB_PORT": str(web_port),
-            "LEDGERPUSH_WEB_BASE_URL": f"http://127.0.0.1:{web_port}",
             "LEDGERPUSH_WEB_ADMIN_USER": "admin",
             "LEDGERPUSH_WEB_ADMIN_PASSWORD": "demo",
             "LEDGERPUSH_RETRY_BACKOFF_BASE": "0.5",

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     eaccounting_client_secret: SecretStr = SecretStr("")
     eaccounting_redirect_uri: str = "http://127.0.0.1:8000/connect/eaccounting/callback"
     eaccounting_rate_per_minute: int = Field(default=600, ge=1)
+    eaccounting_rate_scope: Literal["company", "client"] = Field(
+        default="company",
+        description="What one 600-a-minute budget covers: each connected company, or the "
+        "whole client application across all companies (the stricter reading).",
+    )
     economic_api_url: str = "https://restapi.e-conomic.com"
     economic_install_url: str = "https://secure.e-conomic.com/secure/api1/requestaccess.aspx"
     economic_app_secret_token: SecretStr = SecretStr("")
@@ -52,7 +57,6 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=8, ge=0, le=50)
     retry_backoff_base: float = Field(default=2.0, gt=0)
     retry_backoff_max: float = Field(default=600.0, gt=0)
-    tenant_max_in_flight: int = Field(default=4, ge=1)
     tenant_overflow_after: int = Field(
         default=8,
         ge=0,
@@ -69,7 +73,6 @@ class Settings(BaseSettings):
         "unset: three HTTP timeouts (request, token refresh, replay).",
     )
     refresh_window_seconds: int = Field(default=600, ge=0)
-    web_base_url: str = "http://127.0.0.1:8000"
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
     web_admin_user: str | None = None

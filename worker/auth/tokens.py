@@ -13,12 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from worker import tenants
 from worker.providers.base import NeedsReauth, Transient
 from worker.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.auth.tokens")
 LOCK_TIMEOUT = 30
+REFRESHES = "lp:stats:token_refreshes"
+REFRESH_FAILURES = "lp:stats:token_refresh_failures"
 Refresher = Callable[[str], dict[str, Any]]
 
 
@@ -75,11 +79,15 @@ def refresh_single_flight(
         try:
             renewed = refresher(refresh_token)
         except InvalidGrant as exc:
+            _count(REFRESH_FAILURES, tenant_id)
             return _after_invalid_grant(tenant_id, refresh_token, str(exc))
+        except Exception:
+            _count(REFRESH_FAILURES, tenant_id)
+            raise
         if not renewed.get("refresh_token"):
             renewed["refresh_token"] = refresh_token
         tenants.store_credentials(tenant_id, {**current, **renewed})
-        _count_refresh(tenant_id)
+        _count(REFRESHES, tenant_id)
         log.info("refreshed access token of tenant %s", tenant_id)
         return {**current, **renewed}
     finally:
@@ -107,5 +115,9 @@ def _after_invalid_grant(tenant_id: str, used: str, description: str) -> dict[st
     raise error
 
 
-def _count_refresh(tenant_id: str) -> None:
-    get_redis().hincrby("lp:stats:token_refreshes", tenant_id, 1)
+def _count(stat: str, tenant_id: str) -> None:
+    """Counters read by /metrics; a Redis hiccup here must not fail the refresh."""
+    try:
+        get_redis().hincrby(stat, tenant_id, 1)
+    except RedisError as exc:
+        log.warning("could not count %s for tenant %s: %s", stat, tenant_id, exc)

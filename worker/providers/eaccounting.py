@@ -83,6 +83,15 @@ PAYMENT_FIELDS = {
 }
 
 
+def rate_limit_key(client_id: str, tenant_id: str) -> str:
+    """Visma counts 600 requests a minute "per client and endpoint"; the endpoint is added
+    by ProviderHttp. LEDGERPUSH_EACCOUNTING_RATE_SCOPE=client shares one budget between
+    all companies of the application."""
+    if get_settings().eaccounting_rate_scope == "client":
+        return f"ea:{client_id}"
+    return f"ea:{client_id}:{tenant_id}"
+
+
 def _rate(value: Any) -> Decimal:
     """VatRate / VatRatePercent may arrive as 0.25 or 25; normalise to percent."""
     number = Decimal(str(value))
@@ -170,7 +179,7 @@ class EAccountingProvider:
         self.http = ProviderHttp(
             settings.eaccounting_api_url,
             EAccountingAuth(tenant.id, tenants.credentials_of(tenant)),
-            limit_key=f"ea:{settings.eaccounting_client_id}:{tenant.id}",
+            limit_key=rate_limit_key(settings.eaccounting_client_id, tenant.id),
             rate=Rate(
                 settings.eaccounting_rate_per_minute,
                 60.0,

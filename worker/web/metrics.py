@@ -23,6 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from worker.auth.tokens import REFRESH_FAILURES, REFRESHES
 from worker.ledger.db import session
 from worker.ledger.models import Attempt, Job, Tenant, WebhookDelivery, utcnow
 from worker.redis_client import get_redis
@@ -34,8 +35,6 @@ FIRST_FOLD_WINDOW = dt.timedelta(hours=24)
 CURSOR = "lp:metrics:calls_folded_until"
 CALLS = "lp:metrics:calls"
 LATENCY = "lp:metrics:latency"
-REFRESHES = "lp:stats:token_refreshes"
-REFRESH_FAILURES = "lp:stats:token_refresh_failures"
 
 
 def _decode(raw: Any) -> str:
