@@ -4,8 +4,12 @@ when not allowed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import select
 
+from worker.lease import lease_key
 from worker.ledger import store
 from worker.ledger.db import session
 from worker.ledger.models import (
@@ -18,6 +22,7 @@ from worker.ledger.models import (
     Job,
 )
 from worker.producer import send
+from worker.redis_client import get_redis
 from worker.tenants import find_tenant
 
 RETRYABLE = frozenset({FAILED, RETRY_SCHEDULED})
@@ -28,15 +33,30 @@ class ActionRefused(ValueError):
     """The action is not allowed for this job now; the message says why."""
 
 
+@contextmanager
+def _holding_lease(job_id: str) -> Iterator[Job]:
+    """The job, read while holding its lease: no copy of it runs while the action
+    decides and records, and a copy that starts afterwards sees the new state."""
+    lock = get_redis().lock(lease_key(job_id), timeout=30, blocking=False)
+    if not lock.acquire():
+        raise ActionRefused("the job is running right now; try again when it has stopped")
+    try:
+        yield store.get_job(job_id)
+    finally:
+        lock.release()
+
+
 def retry(job_id: str, actor: str) -> Job:
     """Run a failed or waiting job again now, continuing where it stopped."""
-    job = store.get_job(job_id)
-    if job.state not in RETRYABLE:
-        raise ActionRefused(
-            f"only failed or retry-scheduled jobs can be retried; this one is {job.state}"
-        )
-    _refuse_if_tenant_parked(job)
-    return _resend(job, actor, "retry requested")
+    with _holding_lease(job_id) as job:
+        if job.state not in RETRYABLE:
+            raise ActionRefused(
+                f"only failed or retry-scheduled jobs can be retried; this one is {job.state}"
+            )
+        _refuse_if_tenant_parked(job)
+        updated = _reset(job, actor, "retry requested")
+    send(job.payload, job.kind, job.id)
+    return updated
 
 
 def replay(job_id: str, actor: str) -> Job:
@@ -44,7 +64,16 @@ def replay(job_id: str, actor: str) -> Job:
 
     Remote results already recorded are kept and an unfinished write is still looked
     up before it is repeated, so a replay never creates a second document."""
-    job = store.get_job(job_id)
+    with _holding_lease(job_id) as job:
+        _refuse_replay(job)
+        _refuse_if_tenant_parked(job)
+        store.update_job(job.id, attempts=0)
+        updated = _reset(job, actor, "replay requested")
+    send(job.payload, job.kind, job.id)
+    return updated
+
+
+def _refuse_replay(job: Job) -> None:
     if job.state == BOOKED:
         raise ActionRefused(
             "this job is booked; booked invoices are immutable - issue a credit note instead"
@@ -55,24 +84,30 @@ def replay(job_id: str, actor: str) -> Job:
         raise ActionRefused(
             "the payload is invalid; fix it at the producer and send it with a new key"
         )
-    _refuse_if_tenant_parked(job)
-    store.update_job(job.id, attempts=0)
-    return _resend(job, actor, "replay requested")
 
 
 def cancel(job_id: str, actor: str) -> Job:
-    job = store.get_job(job_id)
-    if job.state not in CANCELLABLE:
-        raise ActionRefused(
-            f"a job that is {job.state} cannot be cancelled"
-            + ("; booked documents are corrected with a credit note" if job.state == BOOKED else "")
-        )
-    if job.remote:
-        raise ActionRefused(
-            "this job already wrote to the accounting system "
-            f"({', '.join(job.remote)}); replay it or clean up remotely before cancelling"
-        )
-    return store.transition(job.id, CANCELLED, actor=actor, note="cancelled by operator")
+    with _holding_lease(job_id) as job:
+        if job.state not in CANCELLABLE:
+            raise ActionRefused(
+                f"a job that is {job.state} cannot be cancelled"
+                + (
+                    "; booked documents are corrected with a credit note"
+                    if job.state == BOOKED
+                    else ""
+                )
+            )
+        if job.remote:
+            raise ActionRefused(
+                "this job already wrote to the accounting system "
+                f"({', '.join(job.remote)}); replay it or clean up remotely before cancelling"
+            )
+        if job.intent:
+            raise ActionRefused(
+                "a write of this job to the accounting system is unanswered and may have "
+                "been applied; retry or replay it so that it is looked up, not cancelled"
+            )
+        return store.transition(job.id, CANCELLED, actor=actor, note="cancelled by operator")
 
 
 def _refuse_if_tenant_parked(job: Job) -> None:
@@ -83,8 +118,8 @@ def _refuse_if_tenant_parked(job: Job) -> None:
         )
 
 
-def _resend(job: Job, actor: str, note: str) -> Job:
-    updated = store.transition(
+def _reset(job: Job, actor: str, note: str) -> Job:
+    return store.transition(
         job.id,
         RECEIVED,
         actor=actor,
@@ -96,8 +131,6 @@ def _resend(job: Job, actor: str, note: str) -> Job:
         next_retry_at=None,
         finished_at=None,
     )
-    send(job.payload, job.kind, job.id)
-    return updated
 
 
 def bulk_candidates(tenant_id: str | None = None, error_code: str | None = None) -> list[Job]:

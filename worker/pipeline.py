@@ -96,7 +96,11 @@ def process(
             log.info("job is running elsewhere; this copy will look again later")
             return Outcome(row.state, retry_in=LEASE_RECHECK_SECONDS)
         try:
-            return _run(job, store.get_job(row.id), worker, lease)
+            current = store.get_job(row.id)
+            if current.state in TERMINAL_STATES:
+                # Cancelled (or finished by another copy) while this one waited for the lease.
+                return Outcome(current.state)
+            return _run(job, current, worker, lease)
         finally:
             lease.release()
 
@@ -121,7 +125,7 @@ def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
     row, _ = store.accept_job(job_id, tenant_id, key, kind, data)
     if row.state not in TERMINAL_STATES:
         fields = [e.model_dump() for e in exc.errors]
-        store.fail_job(job_id, "invalid", "invalid_payload", str(exc), fields)
+        _dead_lettered(store.fail_job(job_id, "invalid", "invalid_payload", str(exc), fields))
     log.warning("invalid payload kept as failed job %s: %s", job_id, exc)
     return Outcome(FAILED)
 
@@ -129,10 +133,10 @@ def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
 def _run(job: AnyJob, row: Job, worker: str, lease: JobLease) -> Outcome:
     tenant = tenants.find_tenant(job.tenant_id)
     if tenant is None:
-        store.fail_job(
+        _dead_lettered(store.fail_job(
             row.id, "rejected", "unknown_tenant",
             f"no tenant {job.tenant_id!r} is configured; add it with `ledgerpush tenants add`",
-        )  # fmt: skip
+        ))  # fmt: skip
         return Outcome(FAILED)
     with log_context(provider=tenant.provider):
         if tenants.needs_reauth(tenant):

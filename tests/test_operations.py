@@ -1,0 +1,92 @@
+"""Operator actions keep the exactly-once rules: never while a copy of the job runs, never
+a cancel over a write that may have landed; and every dead letter alerts, whatever the
+path that made it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import invoice_job, unique
+from worker import operations, pipeline
+from worker.jobs import job_id_for
+from worker.lease import JobLease
+from worker.ledger import store
+from worker.ledger.db import session
+from worker.ledger.models import RETRY_SCHEDULED, WebhookDelivery
+from worker.settings import get_settings
+
+
+def _accepted(tenant_id: str = "ops-tenant") -> str:
+    job = invoice_job(tenant_id, unique("ops"))
+    job_id = job_id_for(tenant_id, job["idempotency_key"])
+    store.accept_job(job_id, tenant_id, job["idempotency_key"], "invoice", job)
+    return job_id
+
+
+def test_cancel_is_refused_while_a_write_is_unanswered() -> None:
+    job_id = _accepted()
+    store.transition(
+        job_id,
+        RETRY_SCHEDULED,
+        note="draft: connection dropped",
+        intent={"step": "draft", "at": "2026-11-20T10:00:00+00:00"},
+    )
+    with pytest.raises(operations.ActionRefused, match="unanswered and may have been applied"):
+        operations.cancel(job_id, "ops@example.com")
+    assert store.get_job(job_id).state == RETRY_SCHEDULED
+
+
+@pytest.mark.parametrize("action", [operations.cancel, operations.retry, operations.replay])
+def test_actions_wait_until_no_copy_of_the_job_runs(action: Any) -> None:
+    job_id = _accepted()
+    store.transition(job_id, RETRY_SCHEDULED, note="transient")
+    lease = JobLease(job_id, seconds=30)
+    assert lease.acquire()
+    try:
+        with pytest.raises(operations.ActionRefused, match="running right now"):
+            action(job_id, "ops@example.com")
+        assert store.get_job(job_id).state == RETRY_SCHEDULED
+    finally:
+        lease.release()
+    assert action(job_id, "ops@example.com").state in ("cancelled", "received")
+
+
+@pytest.fixture
+def webhooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("LEDGERPUSH_WEBHOOK_URL", "http://127.0.0.1:9/hooks")
+    monkeypatch.setenv("LEDGERPUSH_WEBHOOK_SECRET", "whsec-test")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def _failure_alerts(job_id: str) -> list[WebhookDelivery]:
+    with session() as db:
+        rows = db.query(WebhookDelivery).filter(WebhookDelivery.event == "job.failed").all()
+        return [row for row in rows if row.payload["data"]["job_id"] == job_id]
+
+
+def test_unknown_tenant_is_dead_lettered_with_one_alert(webhooks: None) -> None:
+    tenant_id = unique("nobody")
+    job = invoice_job(tenant_id, unique("inv"))
+    job_id = job_id_for(tenant_id, job["idempotency_key"])
+    assert pipeline.process(job).state == "failed"
+    assert pipeline.process(job).state == "failed"  # a redelivery: no second alert
+    assert store.get_job(job_id).error_code == "unknown_tenant"
+    [alert] = _failure_alerts(job_id)
+    assert alert.payload["data"]["error"]["code"] == "unknown_tenant"
+
+
+def test_invalid_payload_is_dead_lettered_with_one_alert(webhooks: None) -> None:
+    tenant_id = unique("bad")
+    job = invoice_job(tenant_id, unique("inv"))
+    job["invoice"]["currency"] = "kroner"
+    job_id = job_id_for(tenant_id, job["idempotency_key"])
+    assert pipeline.process(job).state == "failed"
+    assert pipeline.process(job).state == "failed"
+    [alert] = _failure_alerts(job_id)
+    assert alert.payload["data"]["error"]["code"] == "invalid_payload"
