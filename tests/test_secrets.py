@@ -337,3 +337,20 @@ def test_no_token_value_reaches_logs_sentry_webhooks_or_the_database(
         stored = db.scalars(select(Tenant.credentials).where(Tenant.id.in_([ea, ec]))).all()
     assert len(stored) == 2 and all(blob for blob in stored)
     assert_clean(b"".join(blob or b"" for blob in stored).decode("latin-1"), values)
+
+
+def test_webhook_url_without_a_secret_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alert webhooks are never sent unsigned: the URL alone is a configuration error."""
+    from worker.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("LEDGERPUSH_WEBHOOK_URL", "https://hooks.example.com/ledgerpush")
+    monkeypatch.delenv("LEDGERPUSH_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert "LEDGERPUSH_WEBHOOK_SECRET" in str(refused.value)
+    assert "LEDGERPUSH_WEBHOOK_URL" in str(refused.value)
+    monkeypatch.setenv("LEDGERPUSH_WEBHOOK_SECRET", "")
+    with pytest.raises(SettingsError, match="LEDGERPUSH_WEBHOOK_SECRET"):
+        load_settings()
+    monkeypatch.setenv("LEDGERPUSH_WEBHOOK_SECRET", "whsec-x")
+    assert load_settings().webhook_url == "https://hooks.example.com/ledgerpush"

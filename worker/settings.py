@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     def _production_needs_secret(self) -> Settings:
         if self.secret_key is None and self.env == "production":
             raise ValueError("LEDGERPUSH_SECRET_KEY is required when LEDGERPUSH_ENV=production")
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "LEDGERPUSH_WEBHOOK_SECRET is required when LEDGERPUSH_WEBHOOK_URL is set "
+                "(alert webhooks are signed with it)"
+            )
         if self.task_time_limit <= self.task_soft_time_limit:
             raise ValueError("LEDGERPUSH_TASK_TIME_LIMIT must be above TASK_SOFT_TIME_LIMIT")
         if self.visibility_timeout <= self.task_time_limit * 2:
