@@ -131,6 +131,32 @@ def test_sign_in_cookie_flags_wrong_password_and_sign_out(anon: TestClient, oper
     assert anon.get("/").status_code == 303  # the old cookie is dead everywhere
 
 
+def test_session_cookie_is_secure_when_the_request_came_over_https(operator: str) -> None:
+    from worker.web.app import create_app
+
+    def cookie_flags(base_url: str) -> tuple[list[str], list[str]]:
+        """The flags of the sign-in form's CSRF cookie and of the session cookie."""
+        with TestClient(create_app(), base_url=base_url, follow_redirects=False) as client:
+            page = client.get("/login")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert token
+            form = {"username": operator, "password": PASSWORD, "csrf_token": token.group(1)}
+            ok = client.post("/login", data=form)
+            assert ok.status_code == 303, ok.text
+            session_cookie = next(
+                c for c in ok.headers.get_list("set-cookie") if c.startswith("lp_session=")
+            )
+            return (
+                page.headers["set-cookie"].lower().split("; "),
+                session_cookie.lower().split("; "),
+            )
+
+    login_csrf, session_cookie = cookie_flags("https://testserver")
+    assert "secure" in login_csrf and "secure" in session_cookie
+    login_csrf, session_cookie = cookie_flags("http://testserver")
+    assert "secure" not in login_csrf and "secure" not in session_cookie
+
+
 def test_password_guessing_is_throttled(anon: TestClient, operator: str) -> None:
     def attempt(password: str) -> int:
         page = anon.get("/login")

@@ -122,11 +122,13 @@ async def require_auth(request: Request) -> Principal:
     return principal
 
 
-def cookie_options() -> dict[str, Any]:
+def cookie_options(request: Request) -> dict[str, Any]:
+    """`Secure` when configured, or when the request came over https (behind a proxy,
+    uvicorn takes the scheme from X-Forwarded-Proto; see `ledgerpush web`)."""
     return {
         "httponly": True,
         "samesite": "lax",
-        "secure": get_settings().web_secure_cookies,
+        "secure": get_settings().web_secure_cookies or request.url.scheme == "https",
         "path": "/",
     }
 

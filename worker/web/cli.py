@@ -31,7 +31,15 @@ def web(
     engine()
     bind_host, bind_port = host or settings.web_host, port or settings.web_port
     err.print(f"ledgerpush web on http://{bind_host}:{bind_port} (API docs at /api/docs)")
-    uvicorn.run("worker.web.app:app", host=bind_host, port=bind_port, log_config=None)
+    # Behind a TLS-terminating proxy on this machine, X-Forwarded-Proto/-For are trusted
+    # (uvicorn's default: from 127.0.0.1 only), so https requests get Secure cookies.
+    uvicorn.run(
+        "worker.web.app:app",
+        host=bind_host,
+        port=bind_port,
+        log_config=None,
+        proxy_headers=True,
+    )
 
 
 def users_add(

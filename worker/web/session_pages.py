@@ -67,7 +67,7 @@ def _login_page(request: Request, next_path: str, error: str = "", status: int =
         },
         status,
     )
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, **cookie_options())
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, **cookie_options(request))
     return response
 
 
@@ -94,7 +94,7 @@ def login(
         return _login_page(request, next, "Wrong username or password.", 401)
     get_redis().delete(_failures_key(username))
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, start_session(user), **cookie_options())
+    response.set_cookie(SESSION_COOKIE, start_session(user), **cookie_options(request))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 
