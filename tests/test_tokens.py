@@ -142,6 +142,7 @@ def test_invalid_grant_after_another_worker_rotated_is_not_a_revocation(ea_sim: 
     assert result["access_token"] == stored["access_token"] != seen["access_token"]
     assert get_tenant(tenant).connection_state == "connected"
     assert refreshes(tenant) == 2
+    assert get_redis().hget(REFRESH_FAILURES, tenant) is None  # a lost race, not a failure
 
 
 # ---------------------------------------------------------------- transient failures

@@ -479,6 +479,7 @@ def test_metrics_come_from_shared_state(anon: TestClient) -> None:
         "lp:metrics:calls_folded_until", folded_until.replace(tzinfo=dt.UTC).isoformat()
     )
     get_redis().hincrby("lp:stats:token_refreshes", tenant, 2)
+    get_redis().hincrby("lp:stats:token_refresh_failures", tenant, 1)
     text = anon.get("/metrics").text
     assert 'ledgerpush_jobs{provider="eaccounting",state="received"}' in text
     assert 'ledgerpush_attempts_total{outcome="booked"}' in text
@@ -489,6 +490,7 @@ def test_metrics_come_from_shared_state(anon: TestClient) -> None:
         'ledgerpush_provider_call_duration_seconds_bucket{le="0.25",provider="eaccounting"}' in text
     )
     assert f'ledgerpush_token_refreshes_total{{tenant="{tenant}"}} 2.0' in text
+    assert f'ledgerpush_token_refresh_failures_total{{tenant="{tenant}"}} 1.0' in text
     assert 'ledgerpush_queue_depth{queue="ledgerpush.invoices"}' in text
     assert "ledgerpush_tenants{" in text
 

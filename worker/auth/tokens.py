@@ -79,7 +79,6 @@ def refresh_single_flight(
         try:
             renewed = refresher(refresh_token)
         except InvalidGrant as exc:
-            _count(REFRESH_FAILURES, tenant_id)
             return _after_invalid_grant(tenant_id, refresh_token, str(exc))
         except Exception:
             _count(REFRESH_FAILURES, tenant_id)
@@ -101,7 +100,8 @@ def _after_invalid_grant(tenant_id: str, used: str, description: str) -> dict[st
     """invalid_grant is only a revocation if nobody else rotated the token meanwhile."""
     current = _stored(tenant_id)
     if current.get("refresh_token") != used and _fresh(current):
-        return current
+        return current  # lost a race with another worker's rotation: not a failure
+    _count(REFRESH_FAILURES, tenant_id)
     error = NeedsReauth(
         f"refresh token rejected by Visma (invalid_grant: {description}); the user may have "
         "changed their password or withdrawn consent - connect the tenant again",
