@@ -266,7 +266,13 @@ def test_spread_is_stable_inside_the_time_left_and_spread_out() -> None:
 
 def test_beat_refreshes_tokens_inside_the_window_once_each(workers: Fleet, ea_sim: Any) -> None:
     from worker.app import app
-    from worker.auth.proactive import expiring_tenants, refresh_expiring_tokens
+    from worker.auth.proactive import (
+        SCHEDULED_GRACE,
+        expiring_tenants,
+        refresh_expiring_tokens,
+        schedule_refreshes,
+        scheduled_key,
+    )
 
     entry = app.conf.beat_schedule["refresh-expiring-tokens"]  # what `ledgerpush beat` runs
     assert entry["task"] == "ledgerpush.maintenance.refresh_tokens" and entry["schedule"] <= 60
@@ -283,7 +289,14 @@ def test_beat_refreshes_tokens_inside_the_window_once_each(workers: Fleet, ea_si
         found = dict(expiring_tenants(90))
         assert set(soon) <= set(found) and later not in found
         assert all(60 < found[t] <= 64 for t in soon), found
-        assert refresh_expiring_tokens() >= 3
+        first_tick = schedule_refreshes(90)
+        assert set(soon) <= set(first_tick) and later not in first_tick
+        # The next ticks, a minute apart, find the same tokens still inside the window:
+        # each tenant's refresh is already scheduled, so nothing more is.
+        refresh_expiring_tokens()
+        assert not set(soon) & set(schedule_refreshes(90))
+        marked = [get_redis().ttl(scheduled_key(t)) for t in soon]
+        assert all(SCHEDULED_GRACE - 2 <= ttl <= SCHEDULED_GRACE + 5 for ttl in marked), marked
 
     def refreshed(tenant: str) -> bool:
         return float(credentials_of(get_tenant(tenant))["expires_at"]) > time.time() + 3000

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 import zlib
 from typing import Any
@@ -16,10 +17,12 @@ from worker.auth.eaccounting import refresh
 from worker.auth.tokens import refresh_single_flight
 from worker.ledger.db import session
 from worker.ledger.models import CONNECTED, Tenant, utcnow
+from worker.redis_client import get_redis
 from worker.settings import get_settings
 
 log = logging.getLogger("ledgerpush.auth.proactive")
 SAFETY_MARGIN = 60.0
+SCHEDULED_GRACE = 60.0  # how long after its due time a scheduled refresh may still run
 
 
 def expiring_tenants(window: float) -> list[tuple[str, float]]:
@@ -53,18 +56,35 @@ def spread_delay(tenant_id: str, seconds_left: float) -> float:
 
 
 def refresh_expiring_tokens() -> int:
+    """The beat task: schedule a refresh of each tenant whose token expires soon."""
+    return len(schedule_refreshes(float(get_settings().refresh_window_seconds)))
+
+
+def schedule_refreshes(window: float) -> list[str]:
+    """Schedule one refresh per tenant inside the window; the tenants scheduled.
+
+    The beat ticks every minute and a tenant stays inside the window for several ticks:
+    a Redis marker per tenant, kept until a little after its refresh is due, makes
+    that one scheduled refresh, not one per tick. Should the refresh not happen (a
+    lost message, a failure), the marker expires and the next tick schedules again."""
     from tasks.maintenance import refresh_tenant_token
 
-    window = float(get_settings().refresh_window_seconds)
-    scheduled = 0
+    redis = get_redis()
+    scheduled = []
     for tenant_id, seconds_left in expiring_tenants(window):
-        refresh_tenant_token.apply_async(
-            (tenant_id,), countdown=spread_delay(tenant_id, seconds_left)
-        )
-        scheduled += 1
+        delay = spread_delay(tenant_id, seconds_left)
+        keep = math.ceil(delay + SCHEDULED_GRACE)
+        if not redis.set(scheduled_key(tenant_id), 1, nx=True, ex=keep):
+            continue  # already scheduled by an earlier tick
+        refresh_tenant_token.apply_async((tenant_id,), countdown=delay)
+        scheduled.append(tenant_id)
     if scheduled:
-        log.info("scheduled proactive refresh of %d tenants", scheduled)
+        log.info("scheduled proactive refresh of %d tenants", len(scheduled))
     return scheduled
+
+
+def scheduled_key(tenant_id: str) -> str:
+    return f"lp:refresh-scheduled:{tenant_id}"
 
 
 def refresh_if_expiring(tenant_id: str) -> bool:
