@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
+from worker.jobs import job_id_for
 from worker.ledger.store import attempts_of, find_job
 from worker.producer import enqueue
 
@@ -260,3 +261,28 @@ def test_rate_limit_budget_per_company_or_per_client(
         monkeypatch.undo()
         get_settings.cache_clear()
     assert (len(keys) == 1) is shared
+
+
+def test_ambiguous_lookup_fails_for_review_and_never_writes_again(ea_sim: Any) -> None:
+    """Two jobs with the same content each lose the answer to their draft POST. Each
+    lookup then sees both drafts (created within the clock-skew allowance of its intent):
+    neither can tell which is its own, so both stop for an operator instead of guessing."""
+    from worker import pipeline
+
+    tenant = connect_ea_tenant("NO")
+    assert pipeline.process(invoice_job(tenant, "warm")).state == "booked"
+    twins = [invoice_job(tenant, "twin-1"), invoice_job(tenant, "twin-2")]
+    ea_sim.faults.update({"drop_after_write_rate": 1.0})
+    try:
+        assert [pipeline.process(job).state for job in twins] == ["retry_scheduled"] * 2
+    finally:
+        ea_sim.faults.update({"drop_after_write_rate": 0.0})
+    assert len(ea_sim.state_dump()[tenant]["drafts"]) == 2
+
+    assert [pipeline.process(job).state for job in twins] == ["failed"] * 2
+    for key in ("twin-1", "twin-2"):
+        job = find_job(job_id_for(tenant, key))
+        assert job is not None and job.error_code == "needs_review"
+        assert [f["field"] for f in job.error_fields or []] == ["candidate", "candidate"]
+    assert len(ea_sim.state_dump()[tenant]["drafts"]) == 2  # nothing written again
+    assert len(invoices_of(ea_sim, tenant)) == 1  # only the warm-up invoice is booked

@@ -495,6 +495,12 @@ class Chaos:
             elif state not in SETTLED:
                 report.lost += 1
                 report.problems.append(f"{key}: {state}, never settled")
+            elif state == "waiting_for_reauth":
+                # No consent is withdrawn here: expired tokens must be refreshed, not parked.
+                report.lost += 1
+                report.problems.append(
+                    f"{key}: parked for re-authorization ({row and row.error_code})"
+                )
             if (state == "booked" and len(effects) > 1) or strays:
                 report.duplicates += max(len(effects) - 1, 0) + strays
                 report.problems.append(f"{key}: {len(effects)} documents and {strays} stray drafts")

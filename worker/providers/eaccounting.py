@@ -427,9 +427,9 @@ class EAccountingProvider:
                 "LineNumber": index,
                 "ArticleId": article,
                 "Text": line.description,
-                "Quantity": float(sign * line.quantity),
-                "UnitPrice": float(line.unit_price),
-                "DiscountPercentage": float(line.discount_percent / 100),
+                "Quantity": sign * line.quantity,
+                "UnitPrice": line.unit_price,
+                "DiscountPercentage": line.discount_percent / 100,
                 "IsTextRow": False,
                 "ReversedConstructionServicesVatFree": False,
             }
@@ -455,7 +455,7 @@ class EAccountingProvider:
         invoice_id = _invoice_id(ctx)
         body = {
             "PaymentDate": payment.payment_date.isoformat(),
-            "PaymentAmount": float(payment.amount),
+            "PaymentAmount": payment.amount,
             "PaymentCurrency": payment.currency,
             "PaymentType": PAYMENT_COMPLETE
             if Decimal(ctx.intent.get("remaining_before", "0")) == payment.amount
@@ -494,11 +494,14 @@ class EAccountingProvider:
                 "$filter": f"CustomerId eq {customer_id} and InvoiceDate eq {document['date'].isoformat()}"
             },
         )
+        # Rows (text, quantity, unit price, discount) fix the row count and the net total.
         wanted = _fingerprint(document["lines"], -1 if ctx.job.kind == "credit_note" else 1)
         return [
             {"id": d["Id"], "customer_id": customer_id}
             for d in drafts
-            if _created_after(d, ctx.intent_at) and _row_fingerprint(d.get("Rows") or []) == wanted
+            if _created_after(d, ctx.intent_at)
+            and d.get("InvoiceCurrencyCode", document["currency"]) == document["currency"]
+            and _row_fingerprint(d.get("Rows") or []) == wanted
         ]
 
     def _find_booked(self, ctx: StepContext) -> list[dict[str, Any]]:
@@ -554,19 +557,25 @@ def _invoice_id(ctx: StepContext) -> str:
     return str(ctx.related["invoice"]["book"]["id"])
 
 
-def _fingerprint(lines: list[Line], sign: int) -> list[tuple[str, str, str]]:
+def _fingerprint(lines: list[Line], sign: int) -> list[tuple[str, str, str, str]]:
     return sorted(
-        (line.description, f"{Decimal(sign) * line.quantity:.2f}", f"{line.unit_price:.4f}")
+        (
+            line.description,
+            f"{Decimal(sign) * line.quantity:.2f}",
+            f"{line.unit_price:.4f}",
+            f"{line.discount_percent / 100:.4f}",
+        )
         for line in lines
     )
 
 
-def _row_fingerprint(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+def _row_fingerprint(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
     return sorted(
         (
             str(r.get("Text")),
             f"{Decimal(str(r.get('Quantity'))):.2f}",
             f"{Decimal(str(r.get('UnitPrice'))):.4f}",
+            f"{Decimal(str(r.get('DiscountPercentage') or 0)):.4f}",
         )
         for r in rows
         if not r.get("IsTextRow")

@@ -683,9 +683,9 @@ class EconomicProvider:
                 "lineNumber": index + 1,
                 "sortKey": index + 1,
                 "description": line.description,
-                "quantity": float(sign * line.quantity),
-                "unitNetPrice": float(line.unit_price),
-                "discountPercentage": float(line.discount_percent),
+                "quantity": sign * line.quantity,
+                "unitNetPrice": line.unit_price,
+                "discountPercentage": line.discount_percent,
                 "product": {"productNumber": product},
             }
             for index, (line, product) in enumerate(
@@ -772,7 +772,7 @@ class EconomicProvider:
         entry = {
             "customer": {"customerNumber": invoice["draft"]["customer"]},
             # The entry books on the customer: a payment credits it, hence the minus.
-            "amount": -float(payment.amount),
+            "amount": -payment.amount,
             "currency": {"code": payment.currency},
             "date": payment.payment_date.isoformat(),
             "text": ctx.intent.get("text") or self._payment_text(ctx),

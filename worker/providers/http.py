@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import simplejson
 
 from worker.providers.base import Call, NoAnswer, ProviderError, Transient
 from worker.ratelimit import Rate, RateLimited, RateLimiter
@@ -72,7 +73,11 @@ class ProviderHttp:
         status: int | None = None
         try:
             response = http_client().request(
-                method, self.base_url + path, params=params, json=json, auth=self.auth
+                method,
+                self.base_url + path,
+                params=params,
+                auth=self.auth,
+                **_json_body(json),
             )
             status = response.status_code
         except httpx.TimeoutException:
@@ -102,3 +107,13 @@ class ProviderHttp:
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params).json()
+
+
+def _json_body(body: Any) -> dict[str, Any]:
+    """Amounts go out as exact JSON numbers: Decimal, never through float."""
+    if body is None:
+        return {}
+    return {
+        "content": simplejson.dumps(body, use_decimal=True).encode(),
+        "headers": {"Content-Type": "application/json"},
+    }
