@@ -286,3 +286,29 @@ def test_ambiguous_lookup_fails_for_review_and_never_writes_again(ea_sim: Any) -
         assert [f["field"] for f in job.error_fields or []] == ["candidate", "candidate"]
     assert len(ea_sim.state_dump()[tenant]["drafts"]) == 2  # nothing written again
     assert len(invoices_of(ea_sim, tenant)) == 1  # only the warm-up invoice is booked
+
+
+def test_job_past_its_soft_time_limit_hands_back_before_writing(
+    ea_sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread pool cannot enforce Celery's time limits: the pipeline does, at its
+    next write, and the job continues in a new run from the ledger."""
+    from worker import pipeline
+    from worker.settings import get_settings
+
+    tenant = connect_ea_tenant("NO")
+    monkeypatch.setenv("LEDGERPUSH_TASK_SOFT_TIME_LIMIT", "5")
+    monkeypatch.setenv("LEDGERPUSH_TASK_TIME_LIMIT", "10")
+    get_settings.cache_clear()
+    ea_sim.faults.update({"latency_ms": 1500})  # a cold tenant's references take > 5 s
+    try:
+        job = invoice_job(tenant, "slow")
+        assert pipeline.process(job).state == "retry_scheduled"
+        row = find_job(job_id_for(tenant, "slow"))
+        assert row is not None and row.error_code == "time_limit" and not row.remote
+        assert not ea_sim.state_dump()[tenant]["drafts"]
+    finally:
+        ea_sim.faults.update({"latency_ms": 0})
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert pipeline.process(job).state == "booked"

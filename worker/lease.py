@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
@@ -33,9 +34,15 @@ class LeaseLost(Transient):
 
 
 class JobLease:
-    def __init__(self, job_id: str, seconds: float) -> None:
+    """`max_hold`: renewal stops after this many seconds, so a copy stuck for good (the
+    thread pool cannot kill a thread) loses the job to the reconciler instead of holding
+    it forever; it stops at its next write."""
+
+    def __init__(self, job_id: str, seconds: float, max_hold: float | None = None) -> None:
         self.job_id = job_id
         self.seconds = seconds
+        self.max_hold = max_hold
+        self.started = time.monotonic()
         # thread_local=False: the renewing thread must see the token the acquirer got.
         self.lock = get_redis().lock(
             lease_key(job_id), timeout=seconds, blocking=False, thread_local=False
@@ -47,14 +54,26 @@ class JobLease:
     def acquire(self) -> bool:
         if not self.lock.acquire():
             return False
+        self.started = time.monotonic()
         self._renewer = threading.Thread(
             target=self._renew, name=f"lease-{self.job_id[:8]}", daemon=True
         )
         self._renewer.start()
         return True
 
+    def held_for(self) -> float:
+        return time.monotonic() - self.started
+
     def _renew(self) -> None:
         while not self._stop.wait(self.seconds / 3):
+            if self.max_hold is not None and self.held_for() > self.max_hold:
+                log.error(
+                    "job %s ran past its time limit (%.0fs); its lease is left to expire",
+                    self.job_id,
+                    self.max_hold,
+                )
+                self.lost = True
+                return
             try:
                 self.lock.extend(self.seconds, replace_ttl=True)
             except LockNotOwnedError:

@@ -90,7 +90,8 @@ def process(
         if row.state in TERMINAL_STATES:
             log.info("job already %s; nothing to do", row.state)
             return Outcome(row.state)
-        lease = JobLease(row.id, get_settings().lease_seconds)
+        settings = get_settings()
+        lease = JobLease(row.id, settings.lease_seconds, max_hold=settings.task_time_limit)
         if not lease.acquire():
             # Another copy of this job is running (redelivery): let it finish first.
             log.info("job is running elsewhere; this copy will look again later")
@@ -277,9 +278,15 @@ def _let_write_settle(step: str, intent_at: dt.datetime) -> None:
 
 
 def _before_write(lease: JobLease) -> None:
-    """Only the lease holder writes, and a worker that is shutting down stops here."""
+    """Only the lease holder writes; a worker that is shutting down, or a job past its
+    soft time limit (the thread pool enforces none), stops here and continues later."""
     if shutdown.requested():
         raise HandedBack("the worker is shutting down; the job continues elsewhere", "handed_back")
+    if lease.held_for() > get_settings().task_soft_time_limit:
+        raise HandedBack(
+            "the job ran past LEDGERPUSH_TASK_SOFT_TIME_LIMIT; it continues in a new run",
+            "time_limit",
+        )
     lease.ensure_held()
 
 
