@@ -9,10 +9,11 @@ from worker.app import app
 
 @app.task(name="ledgerpush.maintenance.reconcile")
 def reconcile() -> int:
+    from worker.alerts import resend_overdue
     from worker.connections import resume_stranded_jobs
     from worker.reconciler import reconcile_stuck_jobs
 
-    return reconcile_stuck_jobs() + resume_stranded_jobs()
+    return reconcile_stuck_jobs() + resume_stranded_jobs() + resend_overdue()
 
 
 @app.task(name="ledgerpush.maintenance.refresh_tokens")

@@ -4,7 +4,10 @@ jobs and workers meet it; reconnecting through the real callback resumes parked 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -235,3 +238,57 @@ def test_job_parked_just_after_a_reconnect_is_resumed_by_the_reconciler(workers:
     reconcile.delay()
     assert settle(job.job_id, states=("booked",)).state == "booked"
     assert not workers.receiver.hooks(tenant=tenant)  # nothing to alert about
+
+
+def test_alert_survives_a_broker_outage_and_the_reconciler_sends_it(
+    workers: Fleet, base_env: dict[str, str]
+) -> None:
+    """The broker is unreachable when a connection breaks: the transition stands (no
+    exception escapes), the delivery waits in the ledger as pending, and the periodic
+    reconcile task sends it once its attempt is overdue."""
+    from tasks.maintenance import reconcile
+    from tests.conftest import ROOT
+
+    tenant = connect_ea_tenant("NO")
+    env = {
+        **base_env,
+        "LEDGERPUSH_REDIS_URL": "redis://127.0.0.1:1/0",  # nothing listens there
+        "LEDGERPUSH_WEBHOOK_URL": workers.receiver.hook_url,
+        "LEDGERPUSH_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    code = (
+        "import sys\n"
+        "from worker.connections import tenant_needs_reauth\n"
+        "tenant_needs_reauth(sys.argv[1], 'consent withdrawn')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, tenant],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "could not queue webhook delivery" in done.stderr
+    assert get_tenant(tenant).connection_state == "needs_reauth"
+
+    def delivery() -> WebhookDelivery:
+        with session() as db:
+            [row] = [
+                d for d in db.query(WebhookDelivery) if d.payload["data"].get("tenant_id") == tenant
+            ]
+            return row
+
+    lost = delivery()
+    assert (lost.event, lost.status, lost.attempts) == ("tenant.reauth_required", "pending", 0)
+    reconcile.delay()  # not overdue yet: left alone
+    assert stays(lambda: delivery().status == "pending", 2.0)
+    assert not workers.receiver.hooks("tenant.reauth_required", tenant)
+
+    with session() as db:
+        row = db.get(WebhookDelivery, lost.id)
+        assert row is not None
+        row.created_at = row.created_at - dt.timedelta(minutes=10)
+    reconcile.delay()
+    hook = one_hook(workers, "tenant.reauth_required", tenant)
+    assert hook["data"]["reason"] == "consent withdrawn"
+    wait_for(lambda: delivery().status == "delivered", 20)
+    reconcile.delay()  # delivered: never sent again
+    assert stays(lambda: len(workers.receiver.hooks("tenant.reauth_required", tenant)) == 1, 2.0)

@@ -8,6 +8,7 @@ retried with backoff by a Celery task and every delivery is recorded in the ledg
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import sentry_sdk
+from sqlalchemy import select
 
 from worker.ledger.db import session
 from worker.ledger.models import Job, Tenant, WebhookDelivery, utcnow
@@ -25,6 +27,9 @@ from worker.settings import get_settings
 
 log = logging.getLogger("ledgerpush.alerts")
 SIGNATURE_HEADER = "X-Ledgerpush-Signature"
+UNDELIVERED = ("pending", "retrying")
+RESEND_GRACE = 180.0  # seconds a delivery's next attempt may be late before it is re-sent
+RESEND_EVERY = 900  # at most one re-send per delivery in this many seconds
 
 
 def tenant_reauth_required(tenant: Tenant, reason: str) -> None:
@@ -91,9 +96,76 @@ def _webhook(event: str, data: dict[str, Any]) -> None:
         db.add(delivery)
         db.flush()
         delivery_id = delivery.id
+    _send(delivery_id)
+
+
+def _send(delivery_id: int) -> bool:
+    """Queue a delivery attempt. The row is committed first: should the broker be
+    unreachable, the transition that raised the alert stands, and the reconciler sends
+    the delivery once its attempt is overdue (`resend_overdue`)."""
     from tasks.maintenance import deliver_webhook
 
-    deliver_webhook.delay(delivery_id)
+    try:
+        deliver_webhook.delay(delivery_id)
+    except Exception as exc:
+        log.warning(
+            "could not queue webhook delivery %d (%s: %s); the reconciler will send it",
+            delivery_id,
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    return True
+
+
+def next_attempt_due(delivery: WebhookDelivery) -> dt.datetime:
+    """When the next attempt of an undelivered delivery should have started at the
+    latest: each attempt (up to 10 s) and the backoff of `deliver_webhook` after it."""
+    waited = sum(min(600, 2**number) + 10 for number in range(1, delivery.attempts + 1))
+    created = delivery.created_at
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.UTC)
+    return created + dt.timedelta(seconds=waited)
+
+
+def overdue_deliveries(grace: float = RESEND_GRACE, limit: int = 200) -> list[WebhookDelivery]:
+    """Pending or retrying deliveries whose next attempt is overdue by `grace` seconds:
+    their message was lost (published while the broker was down, or never published)."""
+    now = utcnow()
+    with session() as db:
+        candidates = db.scalars(
+            select(WebhookDelivery)
+            .where(
+                WebhookDelivery.status.in_(UNDELIVERED),
+                WebhookDelivery.created_at < now - dt.timedelta(seconds=grace),
+            )
+            .order_by(WebhookDelivery.id)
+            .limit(limit)
+        )
+        cutoff = now - dt.timedelta(seconds=grace)
+        return [d for d in candidates if next_attempt_due(d) < cutoff]
+
+
+def resend_overdue(grace: float = RESEND_GRACE) -> int:
+    """Run by the periodic reconcile task: queue overdue deliveries again, each at most
+    once per `RESEND_EVERY` however many ticks see it; returns how many were queued."""
+    from worker.redis_client import get_redis
+
+    redis = get_redis()
+    resent = 0
+    for delivery in overdue_deliveries(grace):
+        if not redis.set(f"lp:webhook-resent:{delivery.id}", 1, nx=True, ex=RESEND_EVERY):
+            continue
+        if _send(delivery.id):
+            resent += 1
+            log.info(
+                "re-sent webhook %s delivery %d (%s, %d attempts)",
+                delivery.event,
+                delivery.id,
+                delivery.status,
+                delivery.attempts,
+            )
+    return resent
 
 
 def sign(body: bytes, timestamp: int, secret: str) -> str:
