@@ -94,3 +94,27 @@ def test_raw_redis_message_from_another_language(session_worker: WorkerProcess) 
     )
     job = wait_for(lambda: _terminal(job_id))
     assert job.error_code == "unknown_tenant"
+
+
+def test_plain_celery_worker_logs_like_ledgerpush(base_env: dict[str, str]) -> None:
+    """`celery -A worker.app worker` gets our log format (JSON, secrets scrubbed), not
+    Celery's own: the same set-up as `ledgerpush worker`."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "threads"]
+    command += ["--concurrency", "1", "--queues", unique("unused-queue"), "--loglevel", "INFO"]
+    worker = subprocess.Popen(command, env=base_env, stderr=subprocess.PIPE, text=True)
+    try:
+        lines: list[str] = []
+        assert worker.stderr is not None
+        for line in worker.stderr:
+            lines.append(line)
+            if "ready" in line:
+                break
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    ready = json.loads(lines[-1])
+    assert ready["level"] == "INFO" and "ready" in ready["msg"], lines

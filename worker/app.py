@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish, task_received, worker_shutting_down
+from celery.signals import (
+    beat_init,
+    before_task_publish,
+    setup_logging,
+    task_received,
+    worker_init,
+    worker_shutting_down,
+)
 from kombu import Queue  # type: ignore[attr-defined]
 
 from worker import outbox, shutdown
@@ -91,3 +98,23 @@ worker_shutting_down.connect(shutdown.request, weak=False)
 # kombu has recorded it as unacknowledged): a message lost in between is sent again.
 before_task_publish.connect(outbox.on_before_publish, weak=False)
 task_received.connect(outbox.on_task_received, weak=False)
+
+
+# `celery -A worker.app worker|beat` gets what `ledgerpush worker|beat` sets up: our log
+# format with secret scrubbing instead of Celery's, and Sentry.
+def _configure_logging(loglevel: str | int | None = None, **_: Any) -> None:
+    from worker.logs import setup_logging as configure
+
+    settings = get_settings()
+    configure(loglevel or settings.log_level, settings.log_json)
+
+
+def _start_sentry(**_: Any) -> None:
+    from worker.telemetry import init_sentry
+
+    init_sentry()
+
+
+setup_logging.connect(_configure_logging, weak=False)
+worker_init.connect(_start_sentry, weak=False)
+beat_init.connect(_start_sentry, weak=False)

@@ -112,7 +112,7 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{context}]" if context else text
 
 
-def setup_logging(level: str = "INFO", as_json: bool | None = None) -> None:
+def setup_logging(level: str | int = "INFO", as_json: bool | None = None) -> None:
     use_json = (not sys.stderr.isatty()) if as_json is None else as_json
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ContextFilter())
