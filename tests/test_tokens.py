@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -433,3 +433,66 @@ def test_bad_replayed_expired_or_foreign_state_is_refused(
     # Nothing refused reached the token endpoint, and the stored tokens are untouched.
     assert ea_sim.token_calls_for(tenant).get("authorization_code", 0) == exchanges
     assert credentials_of(get_tenant(tenant)) == credentials
+
+
+def _consent(link: str) -> str:
+    """The customer consents at (simulated) Visma; where Visma sends their browser."""
+    answer = httpx.get(link, follow_redirects=False, timeout=30)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["location"]
+
+
+def test_token_endpoint_failure_leaves_the_link_usable_and_a_replay_is_refused(
+    callback: CallbackServer, ea_sim: Any
+) -> None:
+    from worker.auth.connect import connect_url
+
+    tenant = connect_ea_tenant("NO")
+    back = _consent(f"{connect_url(tenant)}&login_hint={tenant}")
+    assert back.startswith(callback.eaccounting_callback)
+    before = credentials_of(get_tenant(tenant))
+    ea_sim.faults.update({"error_rate": 1.0})  # the token endpoint answers 503
+    try:
+        failed = httpx.get(back, timeout=30)
+    finally:
+        ea_sim.faults.update({"error_rate": 0.0})
+    assert failed.status_code == 502 and "token endpoint answered 503" in failed.text
+    assert credentials_of(get_tenant(tenant)) == before
+    ok = httpx.get(back, timeout=30)  # the customer reloads the page: the same link works
+    assert ok.status_code == 200 and f"Tenant {tenant} is connected" in ok.text, ok.text
+    assert credentials_of(get_tenant(tenant))["access_token"] != before["access_token"]
+    exchanges = ea_sim.token_calls_for(tenant).get("authorization_code", 0)
+    replayed = httpx.get(back, timeout=30)
+    assert replayed.status_code == 400 and "already used" in replayed.text
+    assert ea_sim.token_calls_for(tenant).get("authorization_code", 0) == exchanges
+
+
+def test_consent_without_a_required_scope_is_not_connected(
+    workers: Fleet, callback: CallbackServer, ea_sim: Any
+) -> None:
+    """The customer's consent grants less than asked (here: the link's scope cut short,
+    as a user unticking permissions would): the tenant needs re-authorization, the
+    reason names the missing scopes, and the customer sees why."""
+    from worker.auth.connect import connect_url
+
+    tenant = connect_ea_tenant("NO")
+    before = credentials_of(get_tenant(tenant))
+    parts = urlsplit(f"{connect_url(tenant)}&login_hint={tenant}")
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query["scope"] = "ea:api offline_access ea:sales"
+    back = _consent(parts._replace(query=urlencode(query)).geturl())
+    page = httpx.get(back, timeout=30)
+    assert page.status_code == 400 and "Not connected" in page.text
+    assert "ea:accounting_readonly, ea:purchase_readonly" in page.text
+    row = get_tenant(tenant)
+    assert row.connection_state == "needs_reauth"
+    assert "ea:accounting_readonly" in (row.connection_reason or "")
+    assert "ea:purchase_readonly" in (row.connection_reason or "")
+    assert credentials_of(row) == before  # the narrower tokens are not stored
+    wait_for(lambda: workers.receiver.hooks("tenant.reauth_required", tenant), 20)
+    assert httpx.get(back, timeout=30).status_code == 400  # spent: the code was exchanged
+
+    # A new link, every permission allowed: connected again.
+    ok = callback.reconnect_eaccounting(tenant)
+    assert ok.status_code == 200 and "is connected" in ok.text, ok.text
+    assert get_tenant(tenant).connection_state == "connected"

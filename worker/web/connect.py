@@ -9,7 +9,8 @@ from collections.abc import Callable
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from worker.auth.connect import connect_url, finish_eaccounting, finish_economic
+from worker.auth.connect import MissingScopes, connect_url, finish_eaccounting, finish_economic
+from worker.auth.eaccounting import InvalidGrant
 from worker.auth.state import StateRefused
 from worker.providers.base import ProviderError
 from worker.tenants import UnknownTenant
@@ -59,6 +60,15 @@ def _finish(complete: Callable[[], tuple[str, int]]) -> HTMLResponse:
         tenant_id, resumed = complete()
     except StateRefused as exc:
         return _page("Link refused", str(exc), 400)
+    except MissingScopes as exc:
+        return _page("Not connected", str(exc), 400)
+    except InvalidGrant:
+        return _page(
+            "Not connected",
+            "Visma did not accept the sign-in (the code was already used or has expired); "
+            "open the connect link again.",
+            400,
+        )
     except ProviderError as exc:
         return _page("Not connected", exc.message, 502)
     return _page(
