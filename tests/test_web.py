@@ -4,6 +4,7 @@ API keys, the JSON API's idempotency and validation, operator actions, no secret
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ from tests.web_helpers import PASSWORD, SECRETS, make_job, make_tenant, sign_in
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.db import session
-from worker.ledger.models import Attempt
+from worker.ledger.models import Attempt, WebhookDelivery
 from worker.redis_client import get_redis
 from worker.tenants import get_tenant, set_connection
 from worker.web.accounts import revoke_api_key, verify_api_key
@@ -59,6 +60,7 @@ def concrete(path: str) -> str:
         .replace("{provider}", "eaccounting")
         .replace("{job_id}", "00000000-0000-0000-0000-000000000000")
         .replace("{tenant_id}", "nobody")
+        .replace("{delivery_id}", "1")
     )
 
 
@@ -451,6 +453,77 @@ def test_dead_letters_group_by_reason(browser_client: Signed) -> None:
     row = page[page.index(code) :]
     assert "The accounting system refused the document" in row
     assert f"/jobs?state=failed&error_code={code}" in row and ">2</a>" in row
+
+
+def _delivery(tenant: str, status: str, job_id: str | None = None) -> int:
+    """A webhook delivery row as the alerts module leaves it (no worker involved)."""
+    data: dict[str, Any] = {"tenant_id": tenant, **({"job_id": job_id} if job_id else {})}
+    event = "job.failed" if job_id else "tenant.reauth_required"
+    with session() as db:
+        row = WebhookDelivery(
+            event=event,
+            url="http://127.0.0.1:9/hooks",
+            payload={"id": unique("evt"), "type": event, "created": 0, "data": data},
+            status=status,
+            attempts=9 if status == "failed" else 1,
+            last_status_code=None if status == "delivered" else 503,
+            last_error=None if status == "delivered" else "HTTP 503",
+        )
+        db.add(row)
+        db.flush()
+        return row.id
+
+
+def _delivery_status(delivery_id: int) -> str:
+    with session() as db:
+        row = db.get(WebhookDelivery, delivery_id)
+        assert row is not None
+        return row.status
+
+
+def test_dead_letters_page_shows_webhook_deliveries_and_resends(browser_client: Signed) -> None:
+    client, csrf = browser_client
+    tenant = make_tenant()
+    job = make_job(tenant, "failed")
+    failed = _delivery(tenant, "failed", job.id)
+    delivered = _delivery(tenant, "delivered")
+    page = client.get("/dead-letters").text
+    section = page[page.index("Webhook deliveries") :]
+    [row] = [r for r in section.split("<tr>") if f"/jobs/{job.id}" in r]
+    assert "job.failed" in row and f"/tenants/{tenant}" in row
+    assert "<td>failed</td>" in row and '<td class="num">9</td>' in row and "HTTP 503" in row
+    assert f'action="/webhooks/{failed}/resend"' in row
+    assert f'action="/webhooks/{delivered}/resend"' not in section  # nothing to resend
+
+    assert client.post(f"/webhooks/{failed}/resend").status_code == 403  # no CSRF token
+    sent = client.post(f"/webhooks/{failed}/resend", data={"csrf_token": csrf})
+    assert sent.status_code == 303 and sent.headers["location"] == "/dead-letters#webhooks"
+    assert _delivery_status(failed) != "failed"
+    assert "queued again by" in client.get("/dead-letters").text
+    refused = client.post(f"/webhooks/{delivered}/resend", data={"csrf_token": csrf})
+    assert refused.status_code == 303
+    assert "was delivered already" in client.get("/dead-letters").text
+
+
+def test_cli_lists_and_resends_webhook_deliveries() -> None:
+    from worker.cli import app
+
+    runner = CliRunner()
+    tenant = make_tenant()
+    failed, delivered = _delivery(tenant, "failed"), _delivery(tenant, "delivered")
+    listed = runner.invoke(app, ["webhooks", "list", "--status", "failed", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {r["id"]: r for r in json.loads(listed.stdout)}
+    assert delivered not in rows and {r["status"] for r in rows.values()} == {"failed"}
+    assert rows[failed]["tenant_id"] == tenant and rows[failed]["last_error"] == "HTTP 503"
+    assert rows[failed]["event"] == "tenant.reauth_required" and rows[failed]["attempts"] == 9
+    table = runner.invoke(app, ["webhooks", "list"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and tenant in table.output and "HTTP 503" in table.output
+    resent = runner.invoke(app, ["webhooks", "resend", str(failed)])
+    assert resent.exit_code == 0, resent.output
+    assert _delivery_status(failed) != "failed"
+    assert runner.invoke(app, ["webhooks", "resend", str(delivered)]).exit_code == 1
+    assert runner.invoke(app, ["webhooks", "resend", "999999999"]).exit_code == 1
 
 
 def test_jobs_page_filters_sorts_and_paginates(browser_client: Signed) -> None:

@@ -168,6 +168,40 @@ def resend_overdue(grace: float = RESEND_GRACE) -> int:
     return resent
 
 
+def list_deliveries(status: str | None = None, limit: int = 50) -> list[WebhookDelivery]:
+    """Webhook deliveries, newest first, optionally of one status."""
+    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
+    if status:
+        query = query.where(WebhookDelivery.status == status)
+    with session() as db:
+        return list(db.scalars(query))
+
+
+def subject_of(delivery: WebhookDelivery) -> tuple[str, str | None]:
+    """The tenant and (for `job.failed`) the job a delivery is about."""
+    data = delivery.payload.get("data") or {}
+    return str(data.get("tenant_id") or ""), data.get("job_id")
+
+
+class NotResendable(LookupError):
+    """No such delivery, or it was delivered already."""
+
+
+def resend(delivery_id: int, actor: str) -> None:
+    """Queue a delivery again (a failed one gets a fresh round of retries)."""
+    with session() as db:
+        delivery = db.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            raise NotResendable(f"no webhook delivery {delivery_id}")
+        if delivery.status == "delivered":
+            raise NotResendable(f"webhook delivery {delivery_id} was delivered already")
+        if delivery.status == "failed":
+            delivery.status = "retrying"
+    log.info("webhook delivery %d re-sent by %s", delivery_id, actor)
+    if not _send(delivery_id):
+        raise NotResendable("the broker is unreachable; the reconciler will send it later")
+
+
 def sign(body: bytes, timestamp: int, secret: str) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={digest.hexdigest()}"

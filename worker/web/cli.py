@@ -1,9 +1,11 @@
-"""CLI commands of the web app: `web`, `users add`, `apikeys create|list|revoke`."""
+"""CLI commands of the web app and for operators: `web`, `users add|list`,
+`apikeys create|list|revoke`, `webhooks list|resend`."""
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -111,6 +113,64 @@ def apikeys_revoke(name_or_prefix: str) -> None:
     console.print(f"revoked {count} API key{'s' if count != 1 else ''}")
 
 
+def _delivery_dict(delivery: Any) -> dict[str, Any]:
+    from worker.alerts import subject_of
+
+    tenant, job = subject_of(delivery)
+    return {
+        "id": delivery.id,
+        "event": delivery.event,
+        "tenant_id": tenant,
+        "job_id": job,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "created_at": delivery.created_at.isoformat(),
+        "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+    }
+
+
+def webhooks_list(
+    status: Annotated[
+        str | None, typer.Option(help="pending, retrying, delivered or failed.")
+    ] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List alert webhook deliveries, newest first."""
+    from worker.alerts import list_deliveries
+
+    rows = [_delivery_dict(d) for d in list_deliveries(status, limit)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "event", "tenant / job", "status", "attempts", "last error", "created")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["event"],
+            r["tenant_id"] + (f" / {r['job_id'][:8]}" if r["job_id"] else ""),
+            r["status"],
+            str(r["attempts"]),
+            r["last_error"] or "",
+            r["created_at"][:16].replace("T", " "),
+        )
+    console.print(table)
+
+
+def webhooks_resend(delivery_id: int) -> None:
+    """Send an undelivered (failed, pending or retrying) webhook again."""
+    from worker.alerts import NotResendable, resend
+
+    try:
+        resend(delivery_id, actor="cli")
+    except NotResendable as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"webhook delivery {delivery_id} queued again")
+
+
 def register(app: typer.Typer) -> None:
     app.command("web")(web)
     users = typer.Typer(help="Operator accounts for the dashboard.", no_args_is_help=True)
@@ -122,3 +182,7 @@ def register(app: typer.Typer) -> None:
     apikeys.command("list")(apikeys_list)
     apikeys.command("revoke")(apikeys_revoke)
     app.add_typer(apikeys, name="apikeys")
+    webhooks = typer.Typer(help="Alert webhook deliveries.", no_args_is_help=True)
+    webhooks.command("list")(webhooks_list)
+    webhooks.command("resend")(webhooks_resend)
+    app.add_typer(webhooks, name="webhooks")

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from worker import operations
+from worker import alerts, operations
 from worker.jobs import KINDS
 from worker.ledger import store
 from worker.ledger.models import JOB_STATES, utcnow
@@ -209,11 +209,26 @@ def do_action(
 @router.get("/dead-letters", response_class=HTMLResponse)
 def dead_letters(request: Request) -> Response:
     groups = dead_letter_groups()
-    return render(
-        request,
-        "dead_letters.html",
-        {"groups": groups, "explain": explain, "total": sum(g.count for g in groups)},
-    )
+    context = {
+        "groups": groups,
+        "explain": explain,
+        "total": sum(g.count for g in groups),
+        "deliveries": [(d, *alerts.subject_of(d)) for d in alerts.list_deliveries(limit=20)],
+    }
+    return render(request, "dead_letters.html", context)
+
+
+@router.post("/webhooks/{delivery_id}/resend")
+def resend_webhook(
+    request: Request, delivery_id: int, principal: Annotated[Principal, Depends(require_auth)]
+) -> Response:
+    try:
+        alerts.resend(delivery_id, principal.actor)
+    except alerts.NotResendable as exc:
+        flash(request, f"Not re-sent: {exc}", "error")
+    else:
+        flash(request, f"Webhook delivery {delivery_id} queued again by {principal.actor}.")
+    return RedirectResponse("/dead-letters#webhooks", status_code=303)
 
 
 @router.get("/bulk", response_class=HTMLResponse)
