@@ -27,9 +27,11 @@ def web(
     from worker.ledger.db import engine
     from worker.logs import setup_logging
     from worker.settings import get_settings
+    from worker.telemetry import init_sentry
 
     settings = get_settings()
     setup_logging(settings.log_level, settings.log_json)
+    init_sentry()
     engine()
     bind_host, bind_port = host or settings.web_host, port or settings.web_port
     err.print(f"ledgerpush web on http://{bind_host}:{bind_port} (API docs at /api/docs)")
