@@ -64,8 +64,12 @@ def celery_config() -> dict[str, Any]:
         "worker_pool": "threads",
         "worker_concurrency": settings.worker_concurrency,
         "worker_hijack_root_logger": False,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events feed Flower and `celery events`; publishing them costs CPU on every
+        # task, so they are sent only when LEDGERPUSH_TASK_EVENTS is on.
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
+        # ledgerpush sets no Celery rate limits (worker/ratelimit.py limits per tenant).
+        "worker_disable_rate_limits": True,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
         "task_default_queue": INVOICES_QUEUE,

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     economic_calls_per_day: int = Field(default=50_000, ge=1)
 
     worker_concurrency: int = Field(default=16, ge=1, le=512)
+    task_events: bool = Field(
+        default=False,
+        description="Send Celery task events (for Flower or `celery events`); they cost "
+        "worker CPU on every task.",
+    )
     task_soft_time_limit: int = Field(default=120, ge=5)
     task_time_limit: int = Field(default=150, ge=10)
     visibility_timeout: int = Field(default=3600, ge=30)
