@@ -34,9 +34,17 @@ _PATTERNS = [
     ),
 ]
 REDACTED = "[redacted]"
+# Every pattern above needs one of these words; text without any is returned as is (most
+# log lines), which costs one scan instead of one per pattern.
+_MAY_HOLD_SECRET = re.compile(r"(?i)bearer|basic|token|secret|passw|api_?key|authorization|code")
+#: Celery's own per-task lines ("Task … received", "Task … succeeded in …"): the pipeline
+#: logs one line per job with its outcome, so above DEBUG these are not written.
+PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
 
 
 def scrub_text(text: str) -> str:
+    if not _MAY_HOLD_SECRET.search(text):
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -78,7 +86,8 @@ class ContextFilter(logging.Filter):
         if record.args:
             record.msg = record.getMessage()
             record.args = None
-        record.msg = scrub_text(str(record.msg))
+        msg = record.msg if type(record.msg) is str else str(record.msg)
+        record.msg = scrub_text(msg)
         return True
 
 
@@ -126,3 +135,7 @@ def setup_logging(level: str | int = "INFO", as_json: bool | None = None) -> Non
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "alembic", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for name in PER_TASK_LOGGERS:  # still written with --loglevel DEBUG
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+        )
