@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from typing import Any
 
@@ -121,10 +122,24 @@ def pending(job_ids: list[str]) -> set[str]:
     return {job_ids[i % len(job_ids)] for i, present in enumerate(found) if present}
 
 
-def accepted(queue: str, job_id: str, token: str = "") -> None:
+def accepted(queue: str, job_id: str, token: str = "") -> bool:
     """Forget the job: its message (the one carrying `token`) was received, or the job
-    is in the ledger (no token)."""
-    get_redis().eval(_RECEIVED, 3, *_keys(queue), job_id, token)
+    is in the ledger (no token). True if an entry went."""
+    return bool(get_redis().eval(_RECEIVED, 3, *_keys(queue), job_id, token))
+
+
+# Jobs whose entry this process removed when their message was received: the pipeline
+# need not clear it again once the job is in the ledger (one Redis call per job less).
+# Bounded: a job that never reaches the pipeline (revoked, worker stopped) is forgotten.
+_cleared_on_receipt: dict[str, None] = {}
+_CLEARED_MAX = 10_000
+_cleared_lock = threading.Lock()
+
+
+def cleared_on_receipt(job_id: str) -> bool:
+    """True (once) if this process removed the job's entry when its message arrived."""
+    with _cleared_lock:
+        return _cleared_on_receipt.pop(job_id, False) is None
 
 
 def on_task_received(request: Any = None, **_: Any) -> None:
@@ -139,9 +154,15 @@ def on_task_received(request: Any = None, **_: Any) -> None:
     if not token or not queue:
         return
     try:
-        accepted(str(queue), str(request.id), str(token))
+        removed = accepted(str(queue), str(request.id), str(token))
     except RedisError as exc:  # the pipeline clears it when the job reaches the ledger
         log.warning("could not clear the outbox entry of job %s: %s", request.id, exc)
+        return
+    if removed:
+        with _cleared_lock:
+            if len(_cleared_on_receipt) >= _CLEARED_MAX:
+                del _cleared_on_receipt[next(iter(_cleared_on_receipt))]
+            _cleared_on_receipt[str(request.id)] = None
 
 
 def overdue(queue: str, grace: float, limit: int = 500) -> list[tuple[str, str, dict[str, Any]]]:

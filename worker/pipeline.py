@@ -109,6 +109,8 @@ def process(
 def _accepted(kind: str, job_id: str, queue: str | None = None) -> None:
     """The job is in the ledger now: its outbox entry can go (best effort; if Redis is
     away, the reconciler finds the ledger row and removes the entry later)."""
+    if outbox.cleared_on_receipt(job_id):
+        return  # removed when this delivery's message arrived
     try:
         # The queue it came from: a tenant's backlog overflows to the bulk queue.
         outbox.accepted(queue or outbox.queue_for(kind), job_id)
@@ -144,12 +146,13 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease) -> Outcome:
             return _park(row, tenant)
         # The attempt and RESOLVING in one transaction (each one costs a commit).
         attempt_id, number = store.begin_attempt(row.id, worker, RESOLVING)
+        attempt = _Attempt(attempt_id)
         from worker.providers import provider_for
 
         provider = provider_for(tenant)
         error: ProviderError | None = None
         try:
-            outcome = _drive(job, row, tenant, provider, lease)
+            outcome = _drive(job, row, tenant, provider, lease, attempt)
         except LeaseLost as exc:
             # Another copy holds the job now: leave the ledger to it and look again later.
             log.warning("stopped before a remote write: %s", exc.message)
@@ -162,16 +165,18 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease) -> Outcome:
             log.exception("unexpected error while processing job")
             error = Transient(f"internal error: {type(exc).__name__}", "internal_error")
             outcome = _handle_error(row, tenant, error, number, provider)
-        store.end_attempt(
-            attempt_id,
-            outcome.state,
-            [c.as_dict() for c in provider.calls],
-            error.as_dict() if error else None,
-        )
+        if error is not None or not attempt.ended:
+            store.end_attempt(
+                attempt_id,
+                outcome.state,
+                [c.as_dict() for c in provider.calls],
+                error.as_dict() if error else None,
+            )
         return outcome
 
 
 def _park(row: Job, tenant: Tenant) -> Outcome:
+    log.info("job waits for the tenant's re-authorization")
     if row.state != WAITING_FOR_REAUTH:
         store.transition(
             row.id,
@@ -208,7 +213,17 @@ def _related(job: AnyJob) -> dict[str, Any]:
     return {"invoice": original.remote, "invoice_payload": original.payload}
 
 
-def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Provider, lease: JobLease) -> Outcome:
+@dataclass
+class _Attempt:
+    """The attempt row of this run; `ended` once the final step's result ended it too."""
+
+    id: int
+    ended: bool = False
+
+
+def _drive(
+    job: AnyJob, row: Job, tenant: Tenant, provider: Provider, lease: JobLease, attempt: _Attempt
+) -> Outcome:
     if shutdown.requested():
         raise HandedBack("the worker is shutting down; the job continues elsewhere", "handed_back")
     ctx = _context(job, row, tenant)
@@ -216,7 +231,7 @@ def _drive(job: AnyJob, row: Job, tenant: Tenant, provider: Provider, lease: Job
     for step in provider.steps(job.kind):
         if step in ctx.remote:
             continue
-        ctx.remote[step] = _run_step(row, step, ctx, provider, row.intent, lease)
+        ctx.remote[step] = _run_step(row, step, ctx, provider, row.intent, lease, attempt)
         row.intent = None
     if row.error_category or row.error_code or row.error_message:
         # The last step's result already moved the job to BOOKED; only an earlier
@@ -234,6 +249,7 @@ def _run_step(
     provider: Provider,
     intent: dict[str, Any] | None,
     lease: JobLease,
+    attempt: _Attempt | None = None,
 ) -> dict[str, Any]:
     running, done = STEP_STATES[step]
     if intent and intent.get("step") == step:
@@ -256,7 +272,13 @@ def _run_step(
             # The server answered: nothing of this write can still be on its way.
             store.update_job(row.id, intent={**ctx.intent, "answered": True})
         raise
-    store.advance(row.id, done, remote={**ctx.remote, step: result}, intent=None)
+    # The result of the final step (BOOKED) also ends the attempt: one transaction.
+    end = None
+    if attempt is not None and done == BOOKED:
+        end = (attempt.id, [c.as_dict() for c in provider.calls])
+    store.advance(row.id, done, remote={**ctx.remote, step: result}, intent=None, end_attempt=end)
+    if attempt is not None and end is not None:
+        attempt.ended = True
     return result
 
 
@@ -330,12 +352,14 @@ def _handle_error(
         # An authorization refusal means the write was not done: drop its intent, or on
         # resume the lookup could adopt a look-alike document another job wrote meanwhile.
         store.transition(row.id, WAITING_FOR_REAUTH, note=exc.message, intent=None, **error)
+        log.warning("job waits for the tenant's re-authorization: %s", exc.message)
         return Outcome(WAITING_FOR_REAUTH)
     if isinstance(exc, Rejected | Unsupported | NeedsReview):
         fields = exc.fields if isinstance(exc, Rejected) else None
         if isinstance(exc, NeedsReview):
             fields = [{"field": "candidate", "message": str(c)} for c in exc.candidates]
         failed = store.fail_job(row.id, exc.category, exc.code, exc.message, fields)
+        log.warning("job failed: %s: %s", exc.code, exc.message)
         _dead_lettered(failed)
         return Outcome(FAILED)
     if isinstance(exc, ReferenceStale):
@@ -345,6 +369,7 @@ def _handle_error(
         failed = store.fail_job(
             row.id, exc.category, exc.code, f"gave up after {attempt} attempts: {exc.message}"
         )
+        log.warning("job failed after %s attempts: %s", attempt, exc.message)
         _dead_lettered(failed)
         return Outcome(FAILED)
     if isinstance(exc, HandedBack):

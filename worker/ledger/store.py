@@ -188,11 +188,26 @@ def fail_job(
     )
 
 
-def advance(job_id: str, to_state: str, *, note: str | None = None, **changes: Any) -> None:
+def advance(
+    job_id: str,
+    to_state: str,
+    *,
+    note: str | None = None,
+    end_attempt: tuple[int, list[dict[str, Any]]] | None = None,
+    **changes: Any,
+) -> None:
     """`transition` for the pipeline's hot path, whose callers need no Job back: the same
-    columns, timestamps and event, without loading the row into the ORM."""
+    columns, timestamps and event, without loading the row into the ORM. With
+    `end_attempt` (attempt row id, its calls), that attempt ends with outcome `to_state`
+    in the same transaction (what `end_attempt` would write in one more)."""
     now = utcnow()
     with engine().begin() as conn:
+        if end_attempt is not None:
+            attempt_id, calls = end_attempt
+            conn.execute(
+                _UPDATE_ATTEMPT,
+                {"b_id": attempt_id, "ended_at": now, "outcome": to_state, "calls": calls},
+            )
         from_state = conn.execute(_JOB_STATE_LOCKED, {"b_id": job_id}).scalar()
         if from_state is None:
             raise JobNotFound(f"no job with id {job_id}")
