@@ -496,3 +496,27 @@ def test_consent_without_a_required_scope_is_not_connected(
     ok = callback.reconnect_eaccounting(tenant)
     assert ok.status_code == 200 and "is connected" in ok.text, ok.text
     assert get_tenant(tenant).connection_state == "connected"
+
+
+def test_workers_reach_the_token_endpoint_at_their_own_address(
+    ea_sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In containers the browser and the workers know the identity server by different
+    names: LEDGERPUSH_EACCOUNTING_TOKEN_URL is the workers' one."""
+    import os
+
+    from worker.auth.eaccounting import refresh
+    from worker.settings import get_settings
+
+    tenant = connect_ea_tenant("NO")
+    stored = credentials_of(get_tenant(tenant))["refresh_token"]
+    monkeypatch.setenv(
+        "LEDGERPUSH_EACCOUNTING_TOKEN_URL", os.environ["LEDGERPUSH_EACCOUNTING_IDENTITY_URL"]
+    )
+    monkeypatch.setenv("LEDGERPUSH_EACCOUNTING_IDENTITY_URL", "http://browser-only.invalid")
+    get_settings.cache_clear()
+    try:
+        assert refresh(stored)["access_token"]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

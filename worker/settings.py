@@ -34,6 +34,11 @@ class Settings(BaseSettings):
 
     eaccounting_api_url: str = "https://eaccountingapi.vismaonline.com/v2"
     eaccounting_identity_url: str = "https://identity.vismaonline.com"
+    eaccounting_token_url: str | None = Field(
+        default=None,
+        description="Where workers reach the identity server's token endpoint when that "
+        "differs from the address users' browsers use; unset: EACCOUNTING_IDENTITY_URL.",
+    )
     eaccounting_client_id: str = ""
     eaccounting_client_secret: SecretStr = SecretStr("")
     eaccounting_redirect_uri: str = "http://127.0.0.1:8000/connect/eaccounting/callback"

@@ -47,7 +47,7 @@ def _token_request(form: dict[str, str]) -> dict[str, Any]:
     settings = get_settings()
     try:
         response = httpx.post(
-            f"{settings.eaccounting_identity_url}/connect/token",
+            f"{settings.eaccounting_token_url or settings.eaccounting_identity_url}/connect/token",
             data=form,
             auth=(
                 settings.eaccounting_client_id,
