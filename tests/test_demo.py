@@ -24,9 +24,9 @@ def test_demo_once_settles_every_job(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert summary["jobs"] == 37
+    assert summary["jobs"] == 46
     assert summary["by_state"].get("failed") == 1  # the payload with a float amount
-    assert summary["by_tenant"]["acme-se"] == {"waiting_for_reauth": 9}  # its password changed
-    for tenant in ("acme-no", "acme-nl", "acme-dk"):
+    assert summary["by_tenant"]["acme-fi"] == {"waiting_for_reauth": 9}  # its password changed
+    for tenant in ("acme-no", "acme-nl", "acme-se", "acme-dk"):
         assert summary["by_tenant"][tenant].get("booked", 0) >= 9
     assert summary["provider_calls"] > 0

@@ -24,11 +24,18 @@ EACCOUNTING_TENANTS = (
     ("acme-no", "NO", "demo-no"),
     ("acme-nl", "NL", "demo-nl"),
     ("acme-se", "SE", "demo-se"),
+    ("acme-fi", "FI", "demo-fi"),
 )
 ECONOMIC_TENANTS = (("acme-dk", "DK"),)
-REVOKED_TENANT = "acme-se"
-CURRENCY = {"NO": "NOK", "NL": "EUR", "SE": "SEK", "DK": "DKK"}
-RATES = {"NO": ("25", "15", "12"), "NL": ("21", "9"), "SE": ("25", "12", "6"), "DK": ("25",)}
+REVOKED_TENANT = "acme-fi"
+CURRENCY = {"NO": "NOK", "NL": "EUR", "SE": "SEK", "FI": "EUR", "DK": "DKK"}
+RATES = {
+    "NO": ("25", "15", "12"),
+    "NL": ("21", "9"),
+    "SE": ("25", "12", "6"),
+    "FI": ("25.5", "14", "10"),
+    "DK": ("25",),
+}
 TODAY = dt.date.today()
 ISSUED, PAID, DUE = (
     (TODAY - dt.timedelta(days=2)),
@@ -39,6 +46,7 @@ CITY = {
     "NO": ("Oslo", "0155"),
     "NL": ("Utrecht", "3511 AB"),
     "SE": ("Stockholm", "111 22"),
+    "FI": ("Helsinki", "00100"),
     "DK": ("Aarhus", "8000"),
 }
 
