@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import invoice_job, unique
+from tests.conftest import connect_ea_tenant, invoice_job, unique
 from worker import operations, pipeline
 from worker.jobs import job_id_for
 from worker.lease import JobLease
@@ -90,3 +90,45 @@ def test_invalid_payload_is_dead_lettered_with_one_alert(webhooks: None) -> None
     assert pipeline.process(job).state == "failed"
     [alert] = _failure_alerts(job_id)
     assert alert.payload["data"]["error"]["code"] == "invalid_payload"
+
+
+def test_payment_for_a_failed_invoice_is_dead_lettered_not_left_waiting(ea_sim: Any) -> None:
+    tenant = connect_ea_tenant("NO")
+    bad_price = {"description": "x", "quantity": "1", "unit_price": "10.1234", "vat_rate": "25"}
+    assert pipeline.process(invoice_job(tenant, "inv-bad", lines=[bad_price])).state == "failed"
+    payment = {
+        "tenant_id": tenant,
+        "idempotency_key": "pay-1",
+        "kind": "payment",
+        "payment": {
+            "invoice_idempotency_key": "inv-bad",
+            "amount": "10.00",
+            "currency": "NOK",
+            "payment_date": "2026-11-20",
+        },
+    }
+    assert pipeline.process(payment).state == "failed"
+    job = store.get_job(job_id_for(tenant, "pay-1"))
+    assert job.error_code == "invoice_not_bookable"
+    assert job.error_fields == [
+        {"field": "payment.invoice_idempotency_key", "message": "invoice job is failed"}
+    ]
+
+
+def test_a_reference_still_missing_after_a_refresh_is_dead_lettered(ea_sim: Any) -> None:
+    """ReferenceStale: drop the tenant's cached references and retry once; the same error
+    on fresh references means the reference is really gone, not a reason to loop."""
+    from worker.providers import provider_for
+    from worker.providers.base import ReferenceStale
+    from worker.tenants import get_tenant
+
+    tenant = get_tenant(connect_ea_tenant("NO"))
+    job_id = _accepted(tenant.id)
+    gone = ReferenceStale("VAT code 7 no longer exists", "reference_stale")
+    first = pipeline._handle_error(store.get_job(job_id), tenant, gone, 1, provider_for(tenant))
+    assert first.state == "retry_scheduled"
+    second = pipeline._handle_error(store.get_job(job_id), tenant, gone, 2, provider_for(tenant))
+    assert second.state == "failed"
+    job = store.get_job(job_id)
+    assert (job.error_category, job.error_code) == ("rejected", "reference_stale")
+    assert "also after refreshing references" in (job.error_message or "")

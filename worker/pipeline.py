@@ -23,6 +23,7 @@ from worker.ledger import store
 from worker.ledger.models import (
     BOOKED,
     BOOKING,
+    CANCELLED,
     DRAFTED,
     DRAFTING,
     FAILED,
@@ -207,6 +208,18 @@ def _related(job: AnyJob) -> dict[str, Any]:
         else job.payment.invoice_idempotency_key
     )
     original = store.find_job_by_key(job.tenant_id, key)
+    if original is not None and original.state in (FAILED, CANCELLED):
+        field = (
+            "credit_note.original_idempotency_key"
+            if job.kind == "credit_note"
+            else "payment.invoice_idempotency_key"
+        )
+        raise Rejected(
+            f"invoice {key!r} is {original.state} and will not be booked as it is; book it "
+            "(retry or replay it), then retry this job",
+            "invoice_not_bookable",
+            fields=[{"field": field, "message": f"invoice job is {original.state}"}],
+        )
     if original is None or original.state != BOOKED:
         state = "not received" if original is None else original.state
         raise NotReady(f"invoice {key!r} is not booked yet ({state})", "invoice_not_booked")
@@ -363,6 +376,10 @@ def _handle_error(
         _dead_lettered(failed)
         return Outcome(FAILED)
     if isinstance(exc, ReferenceStale):
+        if row.error_category == exc.category:
+            # Already retried once on fresh references: the reference is really gone.
+            exc = Rejected(f"{exc.message} (also after refreshing references)", exc.code)
+            return _handle_error(row, tenant, exc, attempt, provider)
         provider.invalidate_references()
     retry_after = exc.retry_after if isinstance(exc, Transient) else None
     if attempt > get_settings().max_retries and not isinstance(exc, NotReady | HandedBack):
