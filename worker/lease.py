@@ -4,8 +4,8 @@ Celery on Redis redelivers a message whose task outlives the visibility timeout,
 reconciler re-sends jobs that look stuck; both can produce a second copy while the first
 still runs. The copy that holds `lp:lease:{job_id}` runs; any other yields and looks
 again later. The lease is short (`LEDGERPUSH_LEASE_SECONDS`) so a job whose worker died
-is picked up again soon, and a background thread renews it while the job runs, so a
-slow job keeps it however long it takes. Before every remote write the pipeline asks
+is picked up again soon, and a background thread (one per process, for every lease the
+process holds) renews it while the job runs, so a slow job keeps it however long it takes. Before every remote write the pipeline asks
 `ensure_held()`: a copy that lost its lease (it was paused longer than the lease, or
 Redis lost the key) stops before writing instead of racing the new holder.
 """
@@ -33,6 +33,59 @@ class LeaseLost(Transient):
     """This copy no longer holds the job's lease: stop before the next remote write."""
 
 
+class _Renewer:
+    """One daemon thread renews every lease of the process, each every third of its
+    duration (a thread per job would cost a thread start and join per job)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[JobLease, float] = {}
+        self._renewing: JobLease | None = None
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease: JobLease) -> None:
+        with self._cond:
+            self._due[lease] = time.monotonic() + lease.seconds / 3
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def remove(self, lease: JobLease, timeout: float = 5.0) -> None:
+        """Stop renewing `lease`; returns once no renewal of it is in flight (or after
+        `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._due.pop(lease, None)
+            while self._renewing is lease and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._due:
+                    self._cond.wait()
+                    continue
+                lease, at = min(self._due.items(), key=lambda item: item[1])
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                self._due[lease] = at + lease.seconds / 3
+                self._renewing = lease
+            try:
+                keep = lease._renew_once()
+            finally:
+                with self._cond:
+                    self._renewing = None
+                    if not keep:
+                        self._due.pop(lease, None)
+                    self._cond.notify_all()
+
+
+_renewer = _Renewer()
+
+
 class JobLease:
     """`max_hold`: renewal stops after this many seconds, so a copy stuck for good (the
     thread pool cannot kill a thread) loses the job to the reconciler instead of holding
@@ -48,40 +101,38 @@ class JobLease:
             lease_key(job_id), timeout=seconds, blocking=False, thread_local=False
         )
         self.lost = False
-        self._stop = threading.Event()
-        self._renewer: threading.Thread | None = None
+        self._renewed = False
 
     def acquire(self) -> bool:
         if not self.lock.acquire():
             return False
         self.started = time.monotonic()
-        self._renewer = threading.Thread(
-            target=self._renew, name=f"lease-{self.job_id[:8]}", daemon=True
-        )
-        self._renewer.start()
+        _renewer.add(self)
+        self._renewed = True
         return True
 
     def held_for(self) -> float:
         return time.monotonic() - self.started
 
-    def _renew(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
-            if self.max_hold is not None and self.held_for() > self.max_hold:
-                log.error(
-                    "job %s ran past its time limit (%.0fs); its lease is left to expire",
-                    self.job_id,
-                    self.max_hold,
-                )
-                self.lost = True
-                return
-            try:
-                self.lock.extend(self.seconds, replace_ttl=True)
-            except LockNotOwnedError:
-                log.warning("lease of job %s expired before it was renewed", self.job_id)
-                self.lost = True
-                return
-            except (LockError, RedisError) as exc:
-                log.warning("could not renew the lease of job %s: %s", self.job_id, exc)
+    def _renew_once(self) -> bool:
+        """Extend the lease; False when it is not to be renewed any more."""
+        if self.max_hold is not None and self.held_for() > self.max_hold:
+            log.error(
+                "job %s ran past its time limit (%.0fs); its lease is left to expire",
+                self.job_id,
+                self.max_hold,
+            )
+            self.lost = True
+            return False
+        try:
+            self.lock.extend(self.seconds, replace_ttl=True)
+        except LockNotOwnedError:
+            log.warning("lease of job %s expired before it was renewed", self.job_id)
+            self.lost = True
+            return False
+        except (LockError, RedisError) as exc:
+            log.warning("could not renew the lease of job %s: %s", self.job_id, exc)
+        return True
 
     def ensure_held(self) -> None:
         """Raise `LeaseLost` unless this copy still holds the lease (checked in Redis)."""
@@ -93,8 +144,7 @@ class JobLease:
             raise LeaseLost("another copy of this job may be running", "lease_lost")
 
     def release(self) -> None:
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join(timeout=5)
+        if self._renewed:
+            _renewer.remove(self)
         with contextlib.suppress(LockError, RedisError):
             self.lock.release()
