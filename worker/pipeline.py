@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,7 @@ def process(
     except JobValidationError as exc:
         return _record_invalid(payload, exc)
     queued = dt.datetime.fromtimestamp(enqueued_at, dt.UTC) if enqueued_at else None
-    row, _ = store.accept_job(
+    row, created = store.accept_job(
         job.job_id,
         job.tenant_id,
         job.idempotency_key,
@@ -98,6 +99,10 @@ def process(
             log.info("job is running elsewhere; this copy will look again later")
             return Outcome(row.state, retry_in=LEASE_RECHECK_SECONDS)
         try:
+            if created:
+                # This delivery inserted the row just now: it is read again only if it
+                # changed meanwhile (begin_attempt checks), which saves a transaction.
+                return _run(job, row, worker, lease, verified=False)
             current = store.get_job(row.id)
             if current.state in TERMINAL_STATES:
                 # Cancelled (or finished by another copy) while this one waited for the lease.
@@ -134,8 +139,14 @@ def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
     return Outcome(FAILED)
 
 
-def _run(job: AnyJob, row: Job, worker: str, lease: JobLease) -> Outcome:
+def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = True) -> Outcome:
+    """`verified`: `row` was read while this copy held the lease; if not, it is read
+    again before any change that depends on it."""
     tenant = tenants.find_tenant(job.tenant_id)
+    if not verified and (tenant is None or tenants.needs_reauth(tenant)):
+        row, verified = store.get_job(row.id), True
+        if row.state in TERMINAL_STATES:
+            return Outcome(row.state)
     if tenant is None:
         _dead_lettered(store.fail_job(
             row.id, "rejected", "unknown_tenant",
@@ -146,7 +157,16 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease) -> Outcome:
         if tenants.needs_reauth(tenant):
             return _park(row, tenant)
         # The attempt and RESOLVING in one transaction (each one costs a commit).
-        attempt_id, number = store.begin_attempt(row.id, worker, RESOLVING)
+        try:
+            attempt_id, number = store.begin_attempt(
+                row.id, worker, RESOLVING, unchanged_since=None if verified else row.updated_at
+            )
+        except store.JobChanged:
+            # Another copy (or an operator) changed the job between its insert and now.
+            row = store.get_job(row.id)
+            if row.state in TERMINAL_STATES:
+                return Outcome(row.state)
+            attempt_id, number = store.begin_attempt(row.id, worker, RESOLVING)
         attempt = _Attempt(attempt_id)
         from worker.providers import provider_for
 
@@ -250,9 +270,22 @@ def _drive(
         # The last step's result already moved the job to BOOKED; only an earlier
         # attempt's error needs clearing (one more transaction, on retried jobs only).
         store.transition(row.id, BOOKED, error_category=None, error_code=None, error_message=None)
-    tenants.mark_success(tenant.id)
+    _mark_success(tenant.id)
     log.info("job booked: %s", ctx.remote)
     return Outcome(BOOKED)
+
+
+# When this process may next mark a tenant's success: `tenants.mark_success` writes at most
+# every SUCCESS_MARK_SECONDS (a Redis flag); asking Redis once per job is not needed either.
+_next_success_mark: dict[str, float] = {}
+
+
+def _mark_success(tenant_id: str) -> None:
+    now = time.monotonic()
+    if _next_success_mark.get(tenant_id, 0.0) > now:
+        return
+    _next_success_mark[tenant_id] = now + tenants.SUCCESS_MARK_SECONDS
+    tenants.mark_success(tenant_id)
 
 
 def _run_step(

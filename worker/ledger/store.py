@@ -30,6 +30,10 @@ class JobNotFound(LookupError):
     pass
 
 
+class JobChanged(RuntimeError):
+    """The job is no longer in the state the caller read (`begin_attempt(unchanged=…)`)."""
+
+
 JOBS: Table = Job.__table__  # type: ignore[assignment]
 EVENTS: Table = JobEvent.__table__  # type: ignore[assignment]
 ATTEMPTS: Table = Attempt.__table__  # type: ignore[assignment]
@@ -40,6 +44,12 @@ _INSERT_EVENT = insert(EVENTS)
 _INSERT_ATTEMPT = insert(ATTEMPTS)
 _JOB_STATE = select(JOBS.c.state, JOBS.c.attempts).where(JOBS.c.id == bindparam("b_id"))
 _JOB_STATE_LOCKED = _JOB_STATE.with_for_update()
+# Also whether updated_at is still `b_at` (compared in SQL, as written; every change sets it).
+_JOB_STATE_SINCE = (
+    select(JOBS.c.state, JOBS.c.attempts, JOBS.c.updated_at == bindparam("b_at"))
+    .where(JOBS.c.id == bindparam("b_id"))
+    .with_for_update()
+)
 _UPDATE_JOB = update(JOBS).where(JOBS.c.id == bindparam("b_id"))
 _JOB_ROW = select(*JOBS.c).where(JOBS.c.id == bindparam("b_id"))
 _UPDATE_ATTEMPT = update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("b_id"))
@@ -220,14 +230,29 @@ def advance(
             conn.execute(_INSERT_EVENT, {**event, "actor": "worker", "note": note, "at": now})
 
 
-def begin_attempt(job_id: str, worker: str, to_state: str | None = None) -> tuple[int, int]:
+def begin_attempt(
+    job_id: str,
+    worker: str,
+    to_state: str | None = None,
+    *,
+    unchanged_since: dt.datetime | None = None,
+) -> tuple[int, int]:
     """Count a new attempt, and move the job to `to_state` if given, in one transaction;
-    returns (attempt row id, attempt number)."""
+    returns (attempt row id, attempt number). With `unchanged_since` (the `updated_at`
+    the caller read), raises `JobChanged` and writes nothing if the job changed since."""
     now = utcnow()
     with engine().begin() as conn:
-        found = conn.execute(_JOB_STATE_LOCKED, {"b_id": job_id}).first()
+        found: Any
+        if unchanged_since is None:
+            found = conn.execute(_JOB_STATE_LOCKED, {"b_id": job_id}).first()
+        else:
+            found = conn.execute(
+                _JOB_STATE_SINCE, {"b_id": job_id, "b_at": unchanged_since}
+            ).first()
         if found is None:
             raise JobNotFound(f"no job with id {job_id}")
+        if unchanged_since is not None and not found[2]:
+            raise JobChanged(f"job {job_id} changed since it was read")
         from_state, number = found[0], found[1] + 1
         values: dict[str, Any] = {"b_id": job_id, "attempts": number, "updated_at": now}
         if to_state is not None:
