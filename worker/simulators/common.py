@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -35,6 +36,9 @@ class Faults:
     #: server does that finishes a request after its client gave up waiting.
     late_write_rate: float = 0.0
     throttle_rate: float = 0.0
+    #: The wait an injected 429 asks for (its Retry-After header and, where the API says
+    #: it in the body, its message).
+    throttle_retry_after: int = 1
     seed: int | None = None
     #: Writes whose path matches this regex are applied, then their answer is held for
     #: `hang_seconds` (or until this is set to ""): the moment to kill a client that
@@ -58,7 +62,7 @@ class Faults:
 
 
 def type_of(name: str) -> type:
-    if name in ("seed", "hang_after_write_limit"):
+    if name in ("seed", "hang_after_write_limit", "throttle_retry_after"):
         return int
     return str if name == "hang_after_write_path" else float
 
@@ -122,7 +126,13 @@ class FaultInjector:
     write was applied) and 429s, by configuration and deterministic for a seed.
     `/_control` routes are never faulted and never logged."""
 
-    def __init__(self, app: ASGIApp, faults: Faults, log: RequestLog, throttle_body: bytes) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        faults: Faults,
+        log: RequestLog,
+        throttle_body: bytes | Callable[[int], bytes],
+    ) -> None:
         self.app = app
         self.faults = faults
         self.log = log
@@ -182,7 +192,9 @@ class FaultInjector:
         if self._roll(f.throttle_rate):
             self.log.record_fault("429")
             self.log.record(method, path, 429)
-            await _plain(send, 429, self.throttle_body, [(b"retry-after", b"1")])
+            wait = f.throttle_retry_after
+            body = self.throttle_body(wait) if callable(self.throttle_body) else self.throttle_body
+            await _plain(send, 429, body, [(b"retry-after", str(wait).encode())])
             return
         drop_after = method in WRITE_METHODS and self._roll(f.drop_after_write_rate)
         if method in WRITE_METHODS and self._roll(f.late_write_rate):

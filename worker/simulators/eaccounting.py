@@ -125,7 +125,7 @@ class EAccountingSimulator:
         self.limiter = RateLimiter(clock)
         self._lock = threading.RLock()
         self._injector = FaultInjector(
-            self._starlette(), self.faults, self.log, self._throttle_bytes()
+            self._starlette(), self.faults, self.log, self._throttle_bytes
         )
         self.app = self._injector
 
@@ -191,11 +191,11 @@ class EAccountingSimulator:
     def update_config(self, changes: dict[str, Any]) -> None:
         with self._lock:
             self.config.update(changes)
-            self._injector.throttle_body = self._throttle_bytes()
+            self._injector.throttle_body = self._throttle_bytes
 
-    def _throttle_bytes(self) -> bytes:
-        # Injected 429s carry Retry-After: 1, so their body says 1 second too.
-        return to_json(throttle_body(self.config.rate_limit_per_minute, 1))
+    def _throttle_bytes(self, retry_after: int) -> bytes:
+        # An injected 429's body names the same wait as its Retry-After header.
+        return to_json(throttle_body(self.config.rate_limit_per_minute, retry_after))
 
     @staticmethod
     def _dump(company: Company) -> dict[str, Any]:
