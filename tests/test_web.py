@@ -384,10 +384,14 @@ def test_bulk_retry_previews_the_count_then_retries(browser_client: Signed, oper
 def test_mapping_put_validates_and_replaces(api: TestClient) -> None:
     tenant = make_tenant()
     ok = api.put(
-        f"/api/tenants/{tenant}/mapping", json={"vat.25": "3", "journal": 1, "layout": None}
+        f"/api/tenants/{tenant}/mapping", json={"vat.25": "3", "bank_account": 1, "layout": None}
     )
     assert ok.status_code == 200, ok.text
-    assert ok.json()["mapping"] == {"vat.25": "3", "journal": 1}
+    assert ok.json()["mapping"] == {"vat.25": "3", "bank_account": 1}
+    unused = api.put(f"/api/tenants/{tenant}/mapping", json={"journal": 1})
+    assert unused.status_code == 422
+    assert unused.json()["detail"][0]["field"] == "journal"
+    assert "not used by eaccounting" in unused.json()["detail"][0]["message"]
     bad = api.put(f"/api/tenants/{tenant}/mapping", json={"vat.25": "3", "colour": "blue"})
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["field"] == "colour"
@@ -396,7 +400,7 @@ def test_mapping_put_validates_and_replaces(api: TestClient) -> None:
     assert wrong_type.status_code == 422 and wrong_type.json()["detail"][0]["field"].startswith(
         "vat.25"
     )
-    assert get_tenant(tenant).mapping == {"vat.25": "3", "journal": 1}
+    assert get_tenant(tenant).mapping == {"vat.25": "3", "bank_account": 1}
     assert api.put("/api/tenants/nobody-here/mapping", json={}).status_code == 404
     body = api.get(f"/api/tenants/{tenant}").json()
     assert body["has_credentials"] is True and "credentials" not in body
@@ -415,10 +419,15 @@ def test_mapping_editor_page_shows_errors_and_saves(browser_client: Signed) -> N
     assert get_tenant(tenant).mapping == {}
     good = client.post(
         f"/tenants/{tenant}/mapping",
-        data={"csrf_token": csrf, "mapping": "vat.25.0 = 3\njournal = 2"},
+        data={"csrf_token": csrf, "mapping": "vat.25.0 = 3\nbank_account = 2"},
     )
     assert good.status_code == 303
-    assert get_tenant(tenant).mapping == {"vat.25": "3", "journal": "2"}
+    assert get_tenant(tenant).mapping == {"vat.25": "3", "bank_account": "2"}
+    unused = client.post(
+        f"/tenants/{tenant}/mapping", data={"csrf_token": csrf, "mapping": "journal = 2"}
+    )
+    assert unused.status_code == 422 and "not used by eaccounting" in unused.text
+    assert get_tenant(tenant).mapping == {"vat.25": "3", "bank_account": "2"}
     get_redis().set(
         f"lp:ref:{tenant}:{int(get_redis().get(f'lp:refgen:{tenant}') or 0)}:vat_codes", "[]"
     )

@@ -2,18 +2,20 @@
 
 Flat keys, so the CLI, the API and the dashboard edit the same thing:
 
-| key | meaning |
-|---|---|
-| `vat.<rate>` | eAccounting: article account coding id; e-conomic: VAT account code, for that VAT rate |
-| `account.<rate>` | sales account number for that VAT rate |
-| `article.<rate>` | eAccounting article id / e-conomic product number to use for that VAT rate |
-| `layout` | e-conomic layout number |
-| `payment_terms` | e-conomic payment terms number / eAccounting terms of payment id |
-| `product` | default product for free-text lines |
-| `bank_account` | eAccounting bank account id for payments |
-| `journal` | e-conomic daybook journal number for payments |
-| `contra_account` | e-conomic account the payment is booked against (the bank) |
-| `customer_group` | e-conomic customer group number for new customers |
+| key | provider | meaning |
+|---|---|---|
+| `vat.<rate>` | both | eAccounting: article account coding id; e-conomic: VAT account code, for that VAT rate |
+| `account.<rate>` | e-conomic | sales account number for that VAT rate (eAccounting: the coding decides it) |
+| `article.<rate>` | both | eAccounting article id / e-conomic product number to use for that VAT rate |
+| `layout` | e-conomic | layout number |
+| `payment_terms` | both | e-conomic payment terms number / eAccounting terms of payment id |
+| `product` | e-conomic | default product |
+| `bank_account` | eAccounting | bank account id for payments |
+| `journal` | e-conomic | daybook journal number for payments |
+| `contra_account` | e-conomic | account the payment is booked against (the bank) |
+| `customer_group` | e-conomic | customer group number for new customers |
+
+`validate(mapping, provider)` also refuses keys that provider does not read.
 """
 
 from __future__ import annotations
@@ -34,34 +36,63 @@ PLAIN_KEYS = frozenset(
     }
 )
 RATE_KEYS = re.compile(r"^(vat|account|article)\.(\d{1,2}(?:\.\d{1,2})?)$")
+PREFIXES = ("vat", "account", "article")
+#: What each provider reads: plain keys, and the prefixes of `<prefix>.<rate>` keys.
+PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "eaccounting": (
+        frozenset({"payment_terms", "bank_account"}),
+        frozenset({"vat", "article"}),
+    ),
+    "economic": (
+        PLAIN_KEYS - {"bank_account"},
+        frozenset({"vat", "account", "article"}),
+    ),
+}
 
 
 class MappingError(ValueError):
-    pass
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def rate_key(prefix: str, rate: Decimal) -> str:
     return f"{prefix}.{rate.normalize():f}"
 
 
-def validate_key(key: str) -> str:
-    if key in PLAIN_KEYS:
-        return key
+def accepted_keys(provider: str | None) -> str:
+    """The keys `provider` reads (every key when None), as a sentence fragment."""
+    plain, prefixes = PROVIDER_KEYS.get(provider or "", (PLAIN_KEYS, frozenset(PREFIXES)))
+    rated = [f"{p}.<rate>" for p in PREFIXES if p in prefixes]
+    return f"{', '.join(sorted(plain))}, or {', '.join(rated)} (e.g. vat.25)"
+
+
+def validate_key(key: str, provider: str | None = None) -> str:
+    """The key in canonical form; with a provider, only a key that provider reads."""
     match = RATE_KEYS.match(key)
-    if not match:
+    if key not in PLAIN_KEYS and not match:
         raise MappingError(
-            f"unknown mapping key {key!r}: use one of {', '.join(sorted(PLAIN_KEYS))}, "
-            "or vat.<rate>, account.<rate>, article.<rate> (e.g. vat.25)"
+            f"unknown mapping key {key!r}: use one of {accepted_keys(provider)}", key
         )
+    if provider in PROVIDER_KEYS:
+        plain, prefixes = PROVIDER_KEYS[provider]
+        if (match is None and key not in plain) or (match and match.group(1) not in prefixes):
+            raise MappingError(
+                f"mapping key {key!r} is not used by {provider} tenants: "
+                f"{provider} reads {accepted_keys(provider)}",
+                key,
+            )
+    if match is None:
+        return key
     return rate_key(match.group(1), Decimal(match.group(2)))
 
 
-def validate(mapping: dict[str, Any]) -> dict[str, Any]:
+def validate(mapping: dict[str, Any], provider: str | None = None) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     for key, value in mapping.items():
         if value is not None and not isinstance(value, str | int):
             raise MappingError(f"mapping {key!r}: value must be a string or an integer")
-        clean[validate_key(key)] = value
+        clean[validate_key(key, provider)] = value
     return clean
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from worker.crypto import decrypt_json, encrypt_json
 from worker.ledger.db import engine, session
 from worker.ledger.models import CONNECTED, NEEDS_REAUTH, Tenant, utcnow
+from worker.mapping import validate
 
 PROVIDERS = ("eaccounting", "economic")
 COUNTRIES = {"eaccounting": ("NO", "NL", "SE", "FI"), "economic": ("DK", "NO", "SE")}
@@ -133,6 +134,8 @@ def update_mapping(tenant_id: str, changes: dict[str, Any], replace: bool = Fals
         tenant = db.get(Tenant, tenant_id, with_for_update=True)
         if tenant is None:
             raise UnknownTenant(f"no tenant {tenant_id!r}")
+        # Keys this provider does not read are refused (removing one is always allowed).
+        validate({k: v for k, v in changes.items() if v is not None}, tenant.provider)
         base = {} if replace else dict(tenant.mapping)
         base.update(changes)
         tenant.mapping = {k: v for k, v in base.items() if v is not None}

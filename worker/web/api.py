@@ -210,6 +210,8 @@ def put_mapping(
         update_mapping(tenant_id, validate_mapping(mapping), replace=True)
     except UnknownTenant as exc:
         return problem(str(exc), 404)
+    except MappingError as exc:
+        return field_problems([FieldError(field=exc.key or "mapping", message=str(exc))])
     invalidate(tenant_id)
     log.info("mapping of tenant %s replaced by %s", tenant_id, principal.actor)
     return tenant_out(tenant_health(tenant_id)[0])

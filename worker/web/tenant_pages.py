@@ -109,6 +109,9 @@ def save_mapping(
         update_mapping(tenant_id, parsed, replace=True)
     except UnknownTenant:
         return _missing(request, tenant_id)
+    except MappingError as exc:
+        context.update(errors=[str(exc)], mapping_text=mapping)
+        return render(request, "tenant.html", context, 422)
     invalidate(tenant_id)
     log.info("mapping of tenant %s set to %s by %s", tenant_id, parsed, principal.actor)
     flash(request, "Mapping saved; cached references dropped so the next job resolves afresh.")
