@@ -312,3 +312,128 @@ def test_job_past_its_soft_time_limit_hands_back_before_writing(
         monkeypatch.undo()
         get_settings.cache_clear()
     assert pipeline.process(job).state == "booked"
+
+
+def _coding_id(sim: Any, tenant: str, name: str) -> str:
+    return str(next(c["Id"] for c in sim.companies[tenant].codings if c["NameEnglish"] == name))
+
+
+def _row_codings(sim: Any, tenant: str, invoice_id: str) -> list[str]:
+    state = sim.state_dump()[tenant]
+    articles = {a["Id"]: a for a in state["articles"]}
+    invoice = next(i for i in state["invoices"] if i["Id"] == invoice_id)
+    return [articles[r["ArticleId"]]["CodingId"] for r in invoice["Rows"]]
+
+
+def test_vat_pin_set_after_the_first_invoice_is_used(
+    session_worker: WorkerProcess, ea_sim: Any
+) -> None:
+    from worker.tenants import update_mapping
+
+    tenant = connect_ea_tenant("NO")
+    goods, services = (_coding_id(ea_sim, tenant, n) for n in ("Goods 25 %", "Services 25 %"))
+    first = settle(enqueue(invoice_job(tenant, "inv-before")))
+    assert first.state == "booked", first.error_message
+    assert _row_codings(ea_sim, tenant, first.remote["book"]["id"]) == [goods]
+
+    update_mapping(tenant, {"vat.25": services})
+    second = settle(enqueue(invoice_job(tenant, "inv-after")))
+    assert second.state == "booked", second.error_message
+    assert _row_codings(ea_sim, tenant, second.remote["book"]["id"]) == [services]
+    rows = next(i for i in invoices_of(ea_sim, tenant) if i["Id"] == second.remote["book"]["id"])
+    assert [r["_SalesAccount"] for r in rows["Rows"]] == [3030]
+
+
+def test_vat_pin_to_a_missing_coding_is_rejected_naming_the_mapping(
+    session_worker: WorkerProcess,
+) -> None:
+    tenant = connect_ea_tenant("NO", **{"vat.25": "00000000-0000-0000-0000-000000000000"})
+    job = settle(enqueue(invoice_job(tenant, "inv-bad-pin")))
+    assert job.state == "failed"
+    assert job.error_code == "mapping_invalid"
+    assert [f["field"] for f in job.error_fields or []] == ["mapping.vat.25"]
+
+
+def test_pinned_bank_account_is_used_for_the_payment(
+    session_worker: WorkerProcess, ea_sim: Any
+) -> None:
+    tenant = connect_ea_tenant("NO")
+    banks = [b for b in ea_sim.companies[tenant].bank_accounts if b.get("IsActive")]
+    other = next(b for b in banks if not b.get("IsDefaultChequeAccount"))
+    from worker.tenants import update_mapping
+
+    update_mapping(tenant, {"bank_account": other["Id"]})
+    assert settle(enqueue(invoice_job(tenant, "inv-paid"))).state == "booked"
+    payment = {
+        "tenant_id": tenant, "idempotency_key": "pay-pinned", "kind": "payment",
+        "payment": {"invoice_idempotency_key": "inv-paid", "amount": "100.00", "currency": "NOK",
+                    "payment_date": "2026-11-21"},
+    }  # fmt: skip
+    paid = settle(enqueue(payment))
+    assert paid.state == "booked", paid.error_message
+    [recorded] = invoices_of(ea_sim, tenant)[0]["Payments"]
+    assert recorded["CompanyBankAccountId"] == other["Id"]
+
+
+def test_line_account_chooses_the_coding_that_books_on_it(
+    session_worker: WorkerProcess, ea_sim: Any
+) -> None:
+    tenant = connect_ea_tenant("NO")
+    lines = [
+        {**_line("Goods", "1", "100.00", "25"), "account": 3000},
+        {**_line("Services", "1", "100.00", "25"), "account": 3030},
+        _line("Default", "1", "100.00", "25"),
+    ]
+    job = settle(enqueue(invoice_job(tenant, "inv-accounts", lines=lines)))
+    assert job.state == "booked", job.error_message
+    [invoice] = invoices_of(ea_sim, tenant)
+    assert [r["_SalesAccount"] for r in invoice["Rows"]] == [3000, 3030, 3000]
+
+
+def test_line_account_no_coding_books_on_is_rejected_on_that_line(
+    session_worker: WorkerProcess, ea_sim: Any
+) -> None:
+    tenant = connect_ea_tenant("NO")
+    lines = [_line("a", "1", "100.00", "25"), {**_line("b", "1", "100.00", "25"), "account": 3010}]
+    job = settle(enqueue(invoice_job(tenant, "inv-bad-account", lines=lines)))
+    assert job.state == "failed"
+    assert job.error_code == "no_coding_for_account"
+    assert [f["field"] for f in job.error_fields or []] == ["invoice.lines.1.account"]
+    assert "3000" in job.error_fields[0]["message"]  # type: ignore[index]
+    assert not ea_sim.state_dump()[tenant]["drafts"]
+
+
+def test_deleted_article_is_a_stale_reference_then_recreated(
+    session_worker: WorkerProcess, ea_sim: Any
+) -> None:
+    tenant = connect_ea_tenant("NO")
+    assert settle(enqueue(invoice_job(tenant, "inv-warm"))).state == "booked"
+    company = ea_sim.companies[tenant]
+    with ea_sim._lock:  # someone deletes our article in eAccounting
+        company.articles.clear()
+    job = settle(enqueue(invoice_job(tenant, "inv-stale")))
+    assert job.state == "booked", job.error_message
+    assert [a.error["code"] for a in attempts_of(job.id) if a.error] == ["reference_stale"]
+    assert [a["Number"] for a in ea_sim.state_dump()[tenant]["articles"]] == ["LP-VAT25"]
+
+
+def test_throttled_request_waits_as_long_as_the_answer_says(ea_sim: Any) -> None:
+    import datetime as dt
+
+    from worker import pipeline
+
+    tenant = connect_ea_tenant("NO")
+    assert pipeline.process(invoice_job(tenant, "warm")).state == "booked"
+    ea_sim.faults.update({"throttle_rate": 1.0, "throttle_retry_after": 7})
+    try:
+        before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        outcome = pipeline.process(invoice_job(tenant, "throttled"))
+    finally:
+        ea_sim.faults.update({"throttle_rate": 0.0, "throttle_retry_after": 1})
+    assert outcome.state == "retry_scheduled"
+    assert outcome.retry_in is not None and outcome.retry_in >= 7  # backoff alone is <= 2 s
+    row = find_job(job_id_for(tenant, "throttled"))
+    assert row is not None and row.error_code == "rate_limited"
+    assert row.next_retry_at is not None
+    assert row.next_retry_at - before >= dt.timedelta(seconds=6.9)
+    assert pipeline.process(invoice_job(tenant, "throttled")).state == "booked"

@@ -2,8 +2,9 @@
 
 VAT reaches an invoice row through an article: a non-text row must reference an
 article, and the article's account coding decides the VAT rate and sales account. So
-for each VAT rate of a job we pick the coding with that rate (or the one the tenant's
-mapping pins) and find or create one article that uses it, once per tenant.
+for each VAT rate of a job we pick the coding with that rate (the one the tenant's
+mapping pins, or the one whose sales account is the line's `account`) and find or
+create one article that uses that coding, once per tenant and coding.
 """
 
 from __future__ import annotations
@@ -39,6 +40,46 @@ from worker.settings import get_settings
 PAGE_SIZE = 200
 CLOCK_SKEW = dt.timedelta(seconds=5)
 PAYMENT_COMPLETE, PAYMENT_PARTIAL = 2, 1
+ARTICLE_PREFIX = "LP-VAT"
+EU_COUNTRIES = frozenset(
+    [
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "DK",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "IT",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+    ]
+)
+#: The coding's sales account eAccounting books a row on, by the sale's situation.
+SITUATION_ACCOUNT = {
+    "domestic": "DomesticSalesSubjectToVatAccountNumber",
+    "domestic_exempt": "DomesticSalesVatExemptAccountNumber",
+    "eu_vat": "ForeignSalesSubjectToVatWithinEuAccountNumber",
+    "eu_exempt": "ForeignSalesVatExemptWithinEuAccountNumber",
+    "outside_eu": "ForeignSalesVatExemptOutsideEuAccountNumber",
+}
 _SCOPE = re.compile(r"ea:[a-z_]+")
 _ROW_FIELD = re.compile(r"Rows\[(\d+)\]\.(\w+)")
 _REFERENCE_FIELDS = (
@@ -231,22 +272,41 @@ class EAccountingProvider:
         )
         return accounts
 
-    def coding_for(self, rate: Decimal) -> dict[str, Any]:
+    def codings(self) -> list[dict[str, Any]]:
         codings: list[dict[str, Any]] = self._cached("codings", "/articleaccountcodings")
-        pinned = self.tenant.mapping.get(rate_key("vat", rate))
-        if pinned:
-            for coding in codings:
-                if str(coding["Id"]) == str(pinned):
-                    return coding
+        return codings
+
+    def pinned_coding(self, rate: Decimal) -> dict[str, Any] | None:
+        """The coding `vat.<rate>` pins (reloaded once if the cached list lacks it)."""
+        key = rate_key("vat", rate)
+        pinned = self.tenant.mapping.get(key)
+        if not pinned:
+            return None
+
+        def pick(codings: list[dict[str, Any]]) -> dict[str, Any] | None:
+            return next((c for c in codings if str(c["Id"]) == str(pinned)), None)
+
+        coding = pick(self.codings())
+        if coding is None:
+            fresh = self._collect("/articleaccountcodings")
+            self.cache.put("codings", fresh)
+            coding = pick(fresh)
+        if coding is None:
             raise Rejected(
-                f"mapping vat.{rate:f} points at coding {pinned}, which does not exist",
+                f"mapping {key}={pinned}: eAccounting has no article account coding {pinned}; "
+                f"fix it with `ledgerpush tenants map {self.tenant.id} {key}=<coding id>`",
                 "mapping_invalid",
+                fields=[
+                    {"field": f"mapping.{key}", "message": f"no coding {pinned} in eAccounting"}
+                ],
             )
-        matching = [
-            c
-            for c in codings
-            if c.get("IsActive", True) and _rate(c.get("VatRatePercent", -1)) == rate
-        ]
+        return coding
+
+    def coding_for(self, rate: Decimal) -> dict[str, Any]:
+        pinned = self.pinned_coding(rate)
+        if pinned is not None:
+            return pinned
+        matching = self._codings_with_rate(rate)
         if not matching:
             raise Rejected(
                 f"no article account coding with {rate:f}% VAT in this company; map one with "
@@ -256,7 +316,53 @@ class EAccountingProvider:
                     {"field": "invoice.lines.vat_rate", "message": f"no coding with {rate:f}% VAT"}
                 ],
             )
-        return sorted(matching, key=lambda c: (c.get("Type") != "Goods", str(c.get("Name"))))[0]
+        return matching[0]
+
+    def _codings_with_rate(self, rate: Decimal) -> list[dict[str, Any]]:
+        matching = [
+            c
+            for c in self.codings()
+            if c.get("IsActive", True) and _rate(c.get("VatRatePercent", -1)) == rate
+        ]
+        return sorted(matching, key=lambda c: (c.get("Type") != "Goods", str(c.get("Name"))))
+
+    def situation(self, customer: Customer, rate: Decimal) -> str:
+        """Which of a coding's sales accounts eAccounting books this customer's sale on."""
+        home = str(self.company().get("CountryCode") or self.tenant.country)
+        if customer.country == home:
+            return "domestic_exempt" if rate == 0 else "domestic"
+        if home in EU_COUNTRIES and customer.country in EU_COUNTRIES:
+            business = not customer.is_private_person and customer.vat_number
+            return "eu_exempt" if business else "eu_vat"
+        return "outside_eu"
+
+    def coding_for_account(
+        self, index: int, line: Line, customer: Customer, prefix: str
+    ) -> dict[str, Any]:
+        """The coding with the line's VAT rate that books this sale on `line.account`
+        (the pinned `vat.<rate>` coding first when it does)."""
+        rate = line.vat_rate.normalize()
+        situation = self.situation(customer, rate)
+        field = SITUATION_ACCOUNT[situation]
+        pinned = self.pinned_coding(rate)
+        candidates = ([pinned] if pinned else []) + self._codings_with_rate(rate)
+        for coding in candidates:
+            if str(coding.get(field)) == str(line.account):
+                return coding
+        accounts = sorted({str(c.get(field)) for c in candidates if c.get(field) is not None})
+        raise Rejected(
+            f"line {index}: no article account coding with {rate:f}% VAT books {situation} "
+            f"sales on account {line.account}",
+            "no_coding_for_account",
+            fields=[
+                {
+                    "field": f"{prefix}.lines.{index}.account",
+                    "message": f"codings with {rate:f}% VAT book these sales on "
+                    f"{', '.join(accounts) or 'no account'}; set up a coding for "
+                    f"{line.account} in eAccounting or leave account out",
+                }
+            ],
+        )
 
     def unit_id(self) -> str:
         units: list[dict[str, Any]] = self._cached("units", "/units")
@@ -267,29 +373,55 @@ class EAccountingProvider:
         ]
         return str((preferred or units)[0]["Id"])
 
-    def article_for(self, line: Line) -> str:
+    def article_for(self, index: int, line: Line, customer: Customer, prefix: str) -> str:
+        if line.article_number:
+            if line.account is not None:
+                raise _account_with_article(index, prefix)
+            number = line.article_number
+            return str(
+                self.cache.get(
+                    f"article:{number}", lambda: self._find_article(number), exclusive=True
+                )
+            )
         pinned = self.tenant.mapping.get(rate_key("article", line.vat_rate))
-        if pinned:
+        if pinned and line.account is None:
             return str(pinned)
-        number = line.article_number or f"LP-VAT{line.vat_rate.normalize():f}"
+        coding = (
+            self.coding_for(line.vat_rate)
+            if line.account is None
+            else self.coding_for_account(index, line, customer, prefix)
+        )
         return str(
             self.cache.get(
-                f"article:{number}",
-                lambda: self._find_or_create_article(number, line),
+                f"article:coding:{coding['Id']}",
+                lambda: self._find_or_create_article(line.vat_rate, coding),
                 exclusive=True,
             )
         )
 
-    def _find_or_create_article(self, number: str, line: Line) -> str:
+    def _find_article(self, number: str) -> str:
         found = self._collect("/articles", {"$filter": f"Number eq '{_quote(number)}'"})
-        if found:
-            return str(found[0]["Id"])
-        if line.article_number:
+        if not found:
             raise Rejected(f"article {number} does not exist in eAccounting", "unknown_article")
-        coding = self.coding_for(line.vat_rate)
+        return str(found[0]["Id"])
+
+    def _find_or_create_article(self, rate: Decimal, coding: dict[str, Any]) -> str:
+        """Our article for this coding: `LP-VAT<rate>` when that one uses the coding (or
+        does not exist yet), else `LP-VAT<rate>-<coding id prefix>`."""
+        plain = f"{ARTICLE_PREFIX}{rate.normalize():f}"
+        numbers = (plain, f"{plain}-{str(coding['Id'])[:8]}")
+        query = " or ".join(f"Number eq '{_quote(n)}'" for n in numbers)
+        found = self._collect("/articles", {"$filter": query})
+        for number in numbers:
+            for article in found:
+                if article.get("Number") == number and str(article.get("CodingId")) == str(
+                    coding["Id"]
+                ):
+                    return str(article["Id"])
+        taken = {str(a.get("Number")) for a in found}
         body = {
-            "Number": number,
-            "Name": f"Sales {line.vat_rate.normalize():f}% VAT",
+            "Number": next(n for n in numbers if n not in taken),
+            "Name": f"Sales {rate.normalize():f}% VAT ({coding.get('Name')})"[:50],
             "CodingId": coding["Id"],
             "UnitId": self.unit_id(),
             "IsActive": True,
@@ -392,7 +524,11 @@ class EAccountingProvider:
             return
         days = max((document["due"] - document["date"]).days, 0)
         self.prepared["customer"] = self.customer_id(document["customer"], days)
-        self.prepared["articles"] = [self.article_for(line) for line in document["lines"]]
+        prefix = "credit_note" if job.kind == "credit_note" else "invoice"
+        self.prepared["articles"] = [
+            self.article_for(index, line, document["customer"], prefix)
+            for index, line in enumerate(document["lines"])
+        ]
 
     def intent_details(self, step: str, ctx: StepContext) -> dict[str, Any]:
         if step != "pay":
@@ -547,6 +683,20 @@ class EAccountingProvider:
                 }
             ],
         )
+
+
+def _account_with_article(index: int, prefix: str) -> Rejected:
+    return Rejected(
+        f"line {index} names both an article and an account; the article's coding decides "
+        "the account",
+        "account_with_article",
+        fields=[
+            {
+                "field": f"{prefix}.lines.{index}.account",
+                "message": "leave account out when article_number is set",
+            }
+        ],
+    )
 
 
 def _quote(value: str) -> str:
