@@ -327,3 +327,28 @@ def test_lost_answers_after_writes_never_duplicate(ec_sim: Any) -> None:
 
 def test_filter_values_are_escaped() -> None:
     assert filter_value("a$b(c)*d,e[f]") == "a$$b$(c$)$*d$,e$[f$]"
+
+
+def test_line_account_picks_a_product_whose_group_books_on_it(ec_sim: Any) -> None:
+    tenant = connect_ec_tenant("DK")
+    lines = [{**line("Kaffe", "2", "100.00", "25"), "account": 1010}]
+    booked_ok(run(dk_invoice(tenant, "inv-account", lines=lines)))
+    [invoice] = booked_with(ec_sim, tenant, "inv-account")
+    ref = ec_sim.agreements[f"grant-{tenant}"].ref
+    product = ref["products"][invoice["lines"][0]["product"]["productNumber"]]
+    group = ref["productGroups"][product["productGroup"]["productGroupNumber"]]
+    assert group["salesAccounts"][1] == 1010  # zone 1: domestic
+
+
+def test_line_account_no_product_books_on_is_rejected_on_that_line(ec_sim: Any) -> None:
+    tenant = connect_ec_tenant("DK")
+    lines = [line("a", "1", "100.00", "25"), {**line("b", "1", "100.00", "25"), "account": 1030}]
+    job = run(dk_invoice(tenant, "inv-no-account", lines=lines))
+    assert job.state == "failed"
+    assert job.error_code == "no_product_for_account"
+    assert [f["field"] for f in job.error_fields or []] == ["invoice.lines.1.account"]
+    both = [{**line("c", "1", "100.00", "25"), "account": 1010, "article_number": "1001"}]
+    job = run(dk_invoice(tenant, "inv-both", lines=both))
+    assert (job.state, job.error_code) == ("failed", "account_with_article")
+    assert [f["field"] for f in job.error_fields or []] == ["invoice.lines.0.account"]
+    assert agreement(ec_sim, tenant)["drafts"] == []

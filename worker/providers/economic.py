@@ -415,6 +415,24 @@ class EconomicProvider:
     def product_for(self, index: int, line: Line, zone: dict[str, Any], prefix: str) -> str:
         rate = line.vat_rate.normalize()
         key = rate_key("article", line.vat_rate)
+        wanted = line.account
+        if wanted is not None:
+            if line.article_number:
+                raise Rejected(
+                    f"line {index} names both a product and an account; the product's group "
+                    "decides the account",
+                    "account_with_article",
+                    fields=[
+                        {
+                            "field": f"{prefix}.lines.{index}.account",
+                            "message": "leave account out when article_number is set",
+                        }
+                    ],
+                )
+            choice = f"product:{zone['number']}:{rate:f}:account:{wanted}"
+            return str(
+                self.cache.get(choice, lambda: self._search(rate, zone, (index, wanted, prefix)))
+            )
         pinned = line.article_number or self._pinned(key)
         if not pinned:
             narrowed = [self._pinned(k) for k in (rate_key("vat", rate), rate_key("account", rate))]
@@ -454,12 +472,18 @@ class EconomicProvider:
             )
         return number
 
-    def _search(self, rate: Decimal, zone: dict[str, Any]) -> str:
+    def _search(
+        self, rate: Decimal, zone: dict[str, Any], line_account: tuple[int, int, str] | None = None
+    ) -> str:
         """A product giving `rate` in the zone (the default product first, then the lowest
-        number); `vat.<rate>` / `account.<rate>` in the mapping narrow the VAT code / account."""
+        number); `vat.<rate>` / `account.<rate>` in the mapping narrow the VAT code / account.
+        `line_account` (index, account, prefix): a line's own sales account, which the
+        product's group must book on in this zone (instead of `account.<rate>`)."""
         catalogue: dict[str, Any] = self.cache.get("catalogue", self._catalogue)
         vat_code = self._pinned(rate_key("vat", rate))
         account = self._pinned(rate_key("account", rate))
+        if line_account is not None:
+            account = line_account[1]
         zone_key = str(zone["number"])
 
         def fits(product: dict[str, Any]) -> bool:
@@ -476,6 +500,21 @@ class EconomicProvider:
             (str(p["number"]) for p in catalogue["products"] if fits(p)),
             key=lambda n: (n != default, _natural(n)),
         )
+        if not candidates and line_account is not None:
+            index, wanted, prefix = line_account
+            raise Rejected(
+                f"line {index}: no e-conomic product gives {rate:f}% VAT to {zone['kind']} "
+                f"customers and books on account {wanted}",
+                "no_product_for_account",
+                fields=[
+                    {
+                        "field": f"{prefix}.lines.{index}.account",
+                        "message": f"no product whose group books {rate:f}% VAT sales to "
+                        f"{zone['kind']} customers on {wanted}; set one up in e-conomic "
+                        "or leave account out",
+                    }
+                ],
+            )
         if not candidates:
             raise Rejected(
                 f"no e-conomic product gives {rate:f}% VAT to {zone['kind']} customers; map one "
