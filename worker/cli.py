@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -160,14 +161,48 @@ def keys_rotate() -> None:
     console.print(f"re-encrypted the credentials of {count} tenants")
 
 
-def _read_lines(source: str) -> list[str]:
-    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+class _BadInput(Exception):
+    """The input as a whole cannot be read (no file, not JSON): nothing is enqueued."""
+
+
+def _json_error(exc: json.JSONDecodeError) -> str:
+    return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+
+
+def _one_document(text: str) -> bool:
+    """True for one (possibly pretty-printed) JSON object, False for JSONL: the first
+    object ends before the text does, or it is broken and another line opens an object."""
+    try:
+        _, end = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError:
+        return "\n{" not in text
+    return end == len(text)
+
+
+def _read_jobs(source: str) -> list[tuple[str, str]]:
+    """(where, JSON text) per job: "line N" for JSONL, "item N" for a JSON array, "job"
+    for a single JSON object. Raises _BadInput when the whole input is unreadable."""
+    name = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _BadInput(f"cannot read {name}: {exc}") from None
     stripped = text.strip()
-    if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in stripped):
-        data = json.loads(stripped)
-        items = data if isinstance(data, list) else [data]
-        return [json.dumps(item) for item in items]
-    return text.splitlines()
+    if stripped.startswith("[") or (stripped.startswith("{") and _one_document(stripped)):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            what = "a JSON array" if stripped.startswith("[") else "a JSON object"
+            raise _BadInput(
+                f"{name} is not valid JSON ({what} was expected): {_json_error(exc)}; "
+                "nothing was enqueued"
+            ) from None
+        if isinstance(data, list):
+            return [(f"item {n}", json.dumps(item)) for n, item in enumerate(data, start=1)]
+        return [("job", json.dumps(data))]
+    return [
+        (f"line {n}", line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()
+    ]
 
 
 @app.command()
@@ -180,22 +215,27 @@ def enqueue(
     from worker.jobs import JobValidationError
     from worker.producer import enqueue as enqueue_job
 
-    lines = [(n, line) for n, line in enumerate(_read_lines(source), start=1) if line.strip()]
+    try:
+        jobs = _read_jobs(source)
+    except _BadInput as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
     bad = 0
-    with Progress(console=err, transient=True, disable=len(lines) < 20) as progress:
-        task = progress.add_task("enqueueing", total=len(lines))
-        for number, line in lines:
+    with Progress(console=err, transient=True, disable=len(jobs) < 20) as progress:
+        task = progress.add_task("enqueueing", total=len(jobs))
+        for where, line in jobs:
             try:
                 print(enqueue_job(json.loads(line)))
             except json.JSONDecodeError as exc:
                 bad += 1
-                err.print(f"[red]line {number}: not JSON: {exc}[/red]")
+                err.print(f"[red]{where}: not JSON (column {exc.colno}: {exc.msg})[/red]")
             except JobValidationError as exc:
                 bad += 1
                 for error in exc.errors:
-                    err.print(f"[red]line {number}: {error.field}: {error.message}[/red]")
+                    field = error.field or "(the job)"
+                    err.print(f"[red]{where}: {escape(field)}: {escape(error.message)}[/red]")
             progress.advance(task)
-    err.print(f"enqueued {len(lines) - bad} of {len(lines)}")
+    err.print(f"enqueued {len(jobs) - bad} of {len(jobs)}")
     if bad:
         raise typer.Exit(1)
 
@@ -250,13 +290,54 @@ def jobs_list(
     console.print(table)
 
 
+_PREFIX_MATCHES_SHOWN = 10
+
+
+def _resolve_job_id(id_or_prefix: str) -> str:
+    """The job whose id is, or starts with, `id_or_prefix` (`jobs list` shows 8 characters).
+    Exits with a clear error when none or several match."""
+    from sqlalchemy import select
+
+    from worker.ledger.db import session
+    from worker.ledger.models import Job
+
+    wanted = id_or_prefix.strip().lower()
+    if not wanted:
+        err.print("[red]give a job id or the start of one[/red]")
+        raise typer.Exit(1)
+    with session() as db:
+        if db.get(Job, wanted) is not None:
+            return wanted
+        matches = db.execute(
+            select(Job.id, Job.tenant_id, Job.idempotency_key)
+            .where(Job.id.startswith(wanted, autoescape=True))
+            .order_by(Job.id)
+            .limit(_PREFIX_MATCHES_SHOWN + 1)
+        ).all()
+    if not matches:
+        err.print(f"[red]no job with id {escape(wanted)} (or an id starting with it)[/red]")
+        raise typer.Exit(1)
+    if len(matches) > 1:
+        more = " (and more)" if len(matches) > _PREFIX_MATCHES_SHOWN else ""
+        err.print(
+            f"[red]{escape(wanted)} is the start of several job ids{more}; give more of it:[/red]"
+        )
+        for job_id, tenant_id, key in matches[:_PREFIX_MATCHES_SHOWN]:
+            err.print(f"  {job_id}  {escape(tenant_id)}  {escape(key)}")
+        raise typer.Exit(1)
+    return str(matches[0].id)
+
+
 @jobs_app.command("show")
-def jobs_show(job_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(help="The job's id or a unique start of it.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """Show one job with its history and attempts."""
     from worker.ledger.store import JobNotFound, attempts_of, events_of, get_job
 
     try:
-        job = get_job(job_id)
+        job = get_job(_resolve_job_id(job_id))
     except JobNotFound as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -286,7 +367,27 @@ def _credentials_from(
     stdin: bool, access_token: str | None, refresh_token: str | None, grant_token: str | None
 ) -> dict[str, Any] | None:
     if stdin:
-        data: dict[str, Any] = json.loads(sys.stdin.read())
+        # The error names where the JSON breaks, never what was read (credentials).
+        text = sys.stdin.read()
+        if not text.strip():
+            err.print(
+                "[red]--credentials-stdin: nothing on stdin (a JSON object was expected)[/red]"
+            )
+            raise typer.Exit(1)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            err.print(
+                f"[red]--credentials-stdin: not valid JSON at {_json_error(exc)}; "
+                "nothing was added[/red]"
+            )
+            raise typer.Exit(1) from None
+        if not isinstance(data, dict):
+            err.print(
+                "[red]--credentials-stdin: a JSON object was expected "
+                '(e.g. {"refresh_token": "..."}); nothing was added[/red]'
+            )
+            raise typer.Exit(1)
         return data
     creds = {
         k: v
