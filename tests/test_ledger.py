@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, make_url, select
 
 from tests.conftest import unique
 from worker.jobs import job_id_for
@@ -73,13 +75,71 @@ def test_credentials_encrypted_at_rest() -> None:
     assert secret.encode() not in bytes(stored)
 
 
-def test_key_rotation_keeps_credentials_readable(tmp_path: Path) -> None:
-    from cryptography.fernet import Fernet, MultiFernet
+@pytest.fixture
+def own_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """A ledger of its own (so that `keys rotate` touches no other test's tenants) and a
+    way to change LEDGERPUSH_SECRET_KEY; the session's settings are back afterwards."""
+    from worker import crypto
+    from worker.ledger import db
+    from worker.settings import get_settings
 
-    old, new = Fernet.generate_key(), Fernet.generate_key()
-    token = Fernet(old).encrypt(b'{"a": 1}')
-    rotated = MultiFernet([Fernet(new), Fernet(old)]).rotate(token)
-    assert Fernet(new).decrypt(rotated) == b'{"a": 1}'
+    def reload() -> None:
+        get_settings.cache_clear()
+        crypto._fernet.cache_clear()
+        db._session_factory.cache_clear()
+        db.engine.cache_clear()
+
+    def use_keys(keys: str) -> None:
+        monkeypatch.setenv("LEDGERPUSH_SECRET_KEY", keys)
+        reload()
+
+    session_engine = engine()
+    monkeypatch.setenv("LEDGERPUSH_DATABASE_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    reload()
+    try:
+        yield use_keys
+    finally:
+        engine().dispose()
+        monkeypatch.undo()
+        reload()
+        session_engine.dispose()
+        session_url = session_engine.url.render_as_string(hide_password=False)
+        assert get_settings().effective_database_url == session_url
+
+
+def test_keys_rotate_keeps_credentials_readable(own_ledger: Callable[[str], None]) -> None:
+    from cryptography.fernet import Fernet
+    from typer.testing import CliRunner
+
+    from worker.cli import app
+    from worker.crypto import CredentialsUnreadable
+
+    key_a, key_b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    creds = {"access_token": "at-x", "refresh_token": "rt-" + os.urandom(8).hex()}
+    own_ledger(key_a)
+    add_tenant("rotated", "eaccounting", "NO", creds)
+    add_tenant("no-credentials", "eaccounting", "NO", None)
+
+    own_ledger(f"{key_b},{key_a}")
+    result = CliRunner().invoke(app, ["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert "re-encrypted the credentials of 1 tenants" in result.stdout
+
+    own_ledger(key_b)
+    assert credentials_of(get_tenant("rotated")) == creds
+    own_ledger(key_a)
+    with pytest.raises(CredentialsUnreadable):
+        credentials_of(get_tenant("rotated"))
+
+
+def test_session_settings_are_back_after_key_rotation() -> None:
+    from worker.settings import get_settings
+
+    assert get_settings().fernet_keys == [os.environ["LEDGERPUSH_SECRET_KEY"]]
+    assert engine().url.database == make_url(os.environ["LEDGERPUSH_DATABASE_URL"]).database
+    tenant_id = unique("t")
+    add_tenant(tenant_id, "eaccounting", "NO", {"refresh_token": "rt-y"})
+    assert credentials_of(get_tenant(tenant_id)) == {"refresh_token": "rt-y"}
 
 
 def test_migrations_create_every_table() -> None:
