@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import WorkerProcess, invoice_job, unique, wait_for
+from sqlalchemy import func, select
+
+from tests.conftest import (
+    SIMULATORS,
+    WorkerProcess,
+    connect_ea_tenant,
+    invoice_job,
+    unique,
+    wait_for,
+)
 from worker.app import INVOICE_TASK, INVOICES_QUEUE, app
+from worker.ledger.db import session
+from worker.ledger.models import Job
 from worker.ledger.store import events_of, find_job, find_job_by_key
 from worker.producer import enqueue
 
@@ -24,13 +35,49 @@ def test_unknown_tenant_fails_once_with_reason(session_worker: WorkerProcess) ->
     assert job.attempts == 0
 
 
+def _in_flight(job_id: str) -> bool:
+    """A message of the job is still queued, delivered but not acknowledged (running, or
+    held for a later retry), or published but not yet received (outbox)."""
+    from worker import outbox
+    from worker.app import QUEUES
+    from worker.redis_client import get_redis
+
+    redis = get_redis()
+    held = [m for queue in QUEUES for m in redis.lrange(queue, 0, -1)]
+    held += redis.hvals("unacked")
+    return any(job_id.encode() in m for m in held) or bool(outbox.pending([job_id]))
+
+
+def _rows(tenant: str, key: str) -> int:
+    with session() as db:
+        return int(
+            db.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.tenant_id == tenant, Job.idempotency_key == key)
+            )
+            or 0
+        )
+
+
+def _booked_invoices(tenant: str) -> list[dict[str, Any]]:
+    invoices: list[dict[str, Any]] = SIMULATORS["ea"].state_dump()[tenant]["invoices"]
+    return invoices
+
+
 def test_same_key_enqueued_twice_gives_one_row(session_worker: WorkerProcess) -> None:
-    payload = invoice_job(unique("nobody"), "inv-dup")
+    tenant = connect_ea_tenant("NO")
+    payload = invoice_job(tenant, "inv-dup")
     first, second = enqueue(payload), enqueue(payload)
     assert first == second
-    wait_for(lambda: _terminal(first))
-    events = events_of(first)
-    assert [e.to_state for e in events].count("received") == 1
+    job = wait_for(lambda: _terminal(first))
+    assert job.state == "booked", (job.error_code, job.error_message)
+    # Both copies consumed (a copy that met the other one running comes back later):
+    # nothing of the job left in Redis, twice in a row.
+    wait_for(lambda: not _in_flight(first) and not _in_flight(first), 40, interval=0.25)
+    assert _rows(tenant, "inv-dup") == 1
+    assert [e.to_state for e in events_of(first)].count("received") == 1
+    assert len(_booked_invoices(tenant)) == 1
 
 
 def test_raw_message_with_bad_payload_is_kept(session_worker: WorkerProcess) -> None:
