@@ -165,3 +165,40 @@ def test_plain_celery_worker_logs_like_ledgerpush(base_env: dict[str, str]) -> N
         worker.wait(timeout=60)
     ready = json.loads(lines[-1])
     assert ready["level"] == "INFO" and "ready" in ready["msg"], lines
+
+
+def test_two_workers_racing_on_one_key_book_it_once(base_env: dict[str, str]) -> None:
+    """The same raw message pushed several times at once, taken by two worker processes:
+    one ledger row and one booked invoice."""
+    import threading
+
+    from tests.connection_support import only_these_consume
+    from worker.jobs import job_id_for
+    from worker.redis_client import get_redis
+
+    workers = [WorkerProcess(unique("race"), base_env, concurrency=4) for _ in range(2)]
+    starters = [threading.Thread(target=w.start) for w in workers]
+    for thread in starters:
+        thread.start()
+    for thread in starters:
+        thread.join()
+    try:
+        assert all(w.process is not None and w.process.poll() is None for w in workers)
+        with only_these_consume(workers):
+            tenant = connect_ea_tenant("NO")
+            job_id = job_id_for(tenant, "inv-race")
+            message = raw_celery_message(
+                INVOICE_TASK, INVOICES_QUEUE, invoice_job(tenant, "inv-race"), job_id
+            )
+            get_redis().lpush(INVOICES_QUEUE, *[message] * 6)
+            job = wait_for(lambda: _terminal(job_id), 15)
+            assert job.state == "booked", (job.error_code, job.error_message)
+            assert _rows(tenant, "inv-race") == 1
+            assert len(_booked_invoices(tenant)) == 1
+            # Both processes had copies of the job (it was a race, not one worker's queue).
+            assert all(job_id in w.output() for w in workers)
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert _rows(tenant, "inv-race") == 1
+    assert len(_booked_invoices(tenant)) == 1
