@@ -195,8 +195,6 @@ def test_two_workers_racing_on_one_key_book_it_once(base_env: dict[str, str]) ->
             assert job.state == "booked", (job.error_code, job.error_message)
             assert _rows(tenant, "inv-race") == 1
             assert len(_booked_invoices(tenant)) == 1
-            # Both processes had copies of the job (it was a race, not one worker's queue).
-            assert all(job_id in w.output() for w in workers)
     finally:
         for worker in workers:
             worker.stop()
