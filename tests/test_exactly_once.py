@@ -28,7 +28,7 @@ from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, celery_config
 from worker.embedded_redis import EmbeddedRedis
 from worker.jobs import parse_job
 from worker.ledger.models import Job
-from worker.ledger.store import events_of, find_job
+from worker.ledger.store import attempts_of, events_of, find_job
 from worker.localstack import LocalStack, connect_eaccounting, connect_economic
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import EAccountingSimulator
@@ -325,7 +325,8 @@ def test_worker_killed_right_after_each_write_completes_exactly_once(
     spawn("crash-b")
     wait_for(lambda: stack.leases_gone(list(ids.values())), 20)
     time.sleep(1)  # quiet for a whole lease period, as the reconciler requires
-    assert stack.reconcile() == len(crashes)
+    # At least these four (the ledger is the session's: other tests' stuck jobs count too).
+    assert stack.reconcile() >= len(crashes)
     for key in ids:
         booked(ids[key])
         assert recovered_by_lookup(ids[key]), key
@@ -384,8 +385,11 @@ def test_redelivery_after_visibility_timeout_while_first_copy_runs_books_once(
     # Redis hands the unacknowledged message out again; the copy finds the lease taken.
     wait_for(lambda: any("running elsewhere" in w.output() for w in workers), 50, interval=0.5)
     stack.ea.faults.update({"hang_after_write_path": ""})  # the first copy hears back now
-    job = booked(job_id)
-    assert job.attempts == 1
+    booked(job_id)
+    # The first run heard back past its soft time limit (10 s here), so it recorded the
+    # draft and handed the book step to a new run; the copy never ran an attempt.
+    errors = [a.error["code"] for a in attempts_of(job_id) if a.error]
+    assert errors in ([], ["time_limit"]), errors
     state = remote(stack, EA, tenant)
     assert len(state["booked"]["slow"]) == 1 and not state["drafts"]
 

@@ -51,7 +51,8 @@ from worker.providers.base import (
     Transient,
     Unsupported,
 )
-from worker.settings import get_settings
+from worker.ratelimit import MAX_WAIT as RATE_LIMIT_MAX_WAIT
+from worker.settings import Settings, get_settings
 
 log = logging.getLogger("ledgerpush.pipeline")
 LEASE_RECHECK_SECONDS = 15.0
@@ -93,7 +94,7 @@ def process(
             log.info("job already %s; nothing to do", row.state)
             return Outcome(row.state)
         settings = get_settings()
-        lease = JobLease(row.id, settings.lease_seconds, max_hold=settings.task_time_limit)
+        lease = JobLease(row.id, settings.lease_seconds, max_hold=_max_hold(settings))
         if not lease.acquire():
             # Another copy of this job is running (redelivery): let it finish first.
             log.info("job is running elsewhere; this copy will look again later")
@@ -110,6 +111,14 @@ def process(
             return _run(job, current, worker, lease)
         finally:
             lease.release()
+
+
+def _max_hold(settings: Settings) -> float:
+    """How long a run keeps its lease: the hard time limit, but never while a write it
+    started before the soft limit may still be on its way (one request, a token refresh
+    and the replay, after a rate-limit wait), or another copy could write beside it."""
+    longest_write = 3 * settings.http_timeout + RATE_LIMIT_MAX_WAIT
+    return max(float(settings.task_time_limit), settings.task_soft_time_limit + longest_write)
 
 
 def _accepted(kind: str, job_id: str, queue: str | None = None) -> None:

@@ -14,6 +14,9 @@ from redis import Redis
 
 from worker.redis_client import get_redis
 
+#: The longest a request waits for its slot before it becomes a retry instead.
+MAX_WAIT = 30.0
+
 # KEYS[1]: the limit's key. ARGV: interval ms, burst ms, max wait ms, ttl ms.
 # Returns the wait in ms (reserved), or -wait when the wait is above max wait (not reserved).
 _GCRA = """
@@ -25,7 +28,7 @@ if tat < now then tat = now end
 local wait = tat - burst - now
 if wait < 0 then wait = 0 end
 if wait > max_wait then return -wait end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.max(tonumber(ARGV[4]), tat + interval - now))
+redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(math.max(tonumber(ARGV[4]), tat + interval - now)))
 return wait
 """
 
@@ -60,7 +63,7 @@ class RateLimiter:
         self.redis = redis or get_redis()
         self._script = self.redis.register_script(_GCRA)
 
-    def reserve(self, key: str, rate: Rate, max_wait: float = 30.0) -> float:
+    def reserve(self, key: str, rate: Rate, max_wait: float = MAX_WAIT) -> float:
         """Reserve a slot; returns seconds to wait, or raises RateLimited if too far."""
         wait_ms = int(
             self._script(
@@ -72,7 +75,7 @@ class RateLimiter:
             raise RateLimited(-wait_ms / 1000)
         return wait_ms / 1000
 
-    def acquire(self, key: str, rate: Rate, max_wait: float = 30.0) -> float:
+    def acquire(self, key: str, rate: Rate, max_wait: float = MAX_WAIT) -> float:
         """Block until this call may be sent; returns how long it waited."""
         wait = self.reserve(key, rate, max_wait)
         if wait > 0:
