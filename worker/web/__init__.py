@@ -4,8 +4,8 @@
 state it shows comes from the ledger and Redis, so any number of web processes can run
 beside any number of workers.
 
-Flower works beside it: the Celery app sends task events (`worker_send_task_events`,
-`task_send_sent_event` in worker/app.py), so `celery -A worker.app flower` (pip install
-flower) shows workers and tasks live. The dashboard is the place for jobs and tenants;
+Flower works beside it: with `LEDGERPUSH_TASK_EVENTS=true` the Celery app sends task
+events (off by default: they cost worker CPU on every job), so `celery -A worker.app
+flower` (pip install flower) shows workers and tasks live. The dashboard is the place for jobs and tenants;
 Flower for Celery internals.
 """
