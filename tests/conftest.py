@@ -156,7 +156,7 @@ class WorkerProcess:
             sys.executable, "-m", "worker", "worker",
             f"--concurrency={self.concurrency}", f"--hostname={self.name}@%h", "--loglevel=INFO",
         ]  # fmt: skip
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - open for the process's life, closed in stop()
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
