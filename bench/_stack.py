@@ -503,6 +503,22 @@ def job_times(tenant_prefix: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def provider_seconds_by_job() -> dict[str, float]:
+    """Per job: the seconds its attempts spent in provider calls (as the worker timed
+    them: request sent -> response read)."""
+    from sqlalchemy import select
+
+    from worker.ledger.db import session
+    from worker.ledger.models import Attempt
+
+    totals: dict[str, float] = {}
+    with session() as db:
+        for job_id, calls in db.execute(select(Attempt.job_id, Attempt.calls)):
+            spent = sum(call.get("ms") or 0 for call in calls or []) / 1000
+            totals[job_id] = totals.get(job_id, 0.0) + spent
+    return totals
+
+
 def _epoch(value: dt.datetime | None) -> float | None:
     if value is None:
         return None

@@ -1,7 +1,7 @@
 """Throughput: N invoices across T tenants of both providers at simulator latency L.
 
     .venv/bin/python bench/throughput.py [--invoices 3000] [--tenants 100] [--latency-ms 50]
-        [--workers 1] [--concurrency 16] [--database sqlite|postgresql|both]
+        [--workers 2] [--concurrency 8] [--database sqlite|postgresql|both]
         [--baseline-invoices 200] [--no-baseline] [--json]
 
 Phases: connect the tenants; warm up (one invoice per tenant and customer, which loads
@@ -38,8 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--latency-ms", type=float, default=50.0, help="simulated L per call")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes")
-    parser.add_argument("--concurrency", type=int, default=16, help="threads per worker")
+    # One worker process per core, as deployed (README, "Why the thread pool"): 16 slots.
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
     parser.add_argument("--customers", type=int, default=3, help="customers per tenant")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite")
     parser.add_argument(
@@ -94,6 +95,9 @@ def run_ledgerpush(args: argparse.Namespace, database: str) -> dict[str, Any]:
         cpu = meter.stop()
         calls = stack.sims.call("log")
         times = [r for r in _stack.job_times() if r["key"].startswith("run-")]
+        provider = _stack.provider_seconds_by_job()
+        for row in times:
+            row["provider"] = provider.get(row["id"], 0.0)
         peak = max(_stack.peak_rss_mib(pid) for pid in stack.worker_pids())
         result = summarize(
             args, database, jobs, times, warm, warm_calls, calls, cpu, peak, enqueued, settled
@@ -189,6 +193,17 @@ def summarize(
         "service_ms": {
             k: round(v * 1000, 1)
             for k, v in percentiles([r["finished"] - r["created"] for r in booked]).items()
+        },
+        # Service time split: waiting on the provider (L plus the simulator's own work)
+        # and everything else (ledger, Redis, lease, rate limiter, thread scheduling).
+        "service_in_provider_calls_ms": {
+            k: round(v * 1000, 1) for k, v in percentiles([r["provider"] for r in booked]).items()
+        },
+        "service_outside_provider_calls_ms": {
+            k: round(v * 1000, 1)
+            for k, v in percentiles(
+                [r["finished"] - r["created"] - r["provider"] for r in booked]
+            ).items()
         },
         "worker_cpu_seconds": round(cpu, 2),
         "worker_cpu_ms_per_invoice": round(cpu * 1000 / max(len(booked), 1), 2),

@@ -16,18 +16,22 @@ class CredentialsUnreadable(RuntimeError):
     """Stored credentials could not be decrypted with any configured key."""
 
 
+def _keys() -> tuple[str, ...]:
+    return tuple(get_settings().fernet_keys)
+
+
 @functools.cache
-def _fernet() -> MultiFernet:
-    return MultiFernet([Fernet(key) for key in get_settings().fernet_keys])
+def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(key) for key in keys])
 
 
 def encrypt_json(value: dict[str, Any]) -> bytes:
-    return _fernet().encrypt(json.dumps(value, sort_keys=True).encode())
+    return _fernet(_keys()).encrypt(json.dumps(value, sort_keys=True).encode())
 
 
 def decrypt_json(token: bytes) -> dict[str, Any]:
     try:
-        data: dict[str, Any] = json.loads(_fernet().decrypt(token))
+        data: dict[str, Any] = json.loads(_plaintext(token, _keys()))
     except InvalidToken:
         raise CredentialsUnreadable(
             "credentials cannot be decrypted with LEDGERPUSH_SECRET_KEY; was the key replaced "
@@ -36,8 +40,15 @@ def decrypt_json(token: bytes) -> dict[str, Any]:
     return data
 
 
+@functools.lru_cache(maxsize=4096)
+def _plaintext(token: bytes, keys: tuple[str, ...]) -> bytes:
+    # Every job reads its tenant's credentials; a token that changes (refresh, rotation)
+    # is a new ciphertext, so the cache never answers with stale credentials.
+    return _fernet(keys).decrypt(token)
+
+
 def rotate(token: bytes) -> bytes:
-    return _fernet().rotate(token)
+    return _fernet(_keys()).rotate(token)
 
 
 def generate_key() -> str:
