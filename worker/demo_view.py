@@ -27,14 +27,16 @@ def _counts_table() -> Table:
 
 def live_progress(console: Console, done: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
+    finished = False
     with Live(_counts_table(), console=console, refresh_per_second=4, transient=False) as live:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not finished:
+            finished = done()
             live.update(_counts_table())
-            if done():
-                live.update(_counts_table())
-                return True
-            time.sleep(0.5)
-    return False
+            if not finished:
+                time.sleep(0.5)
+    if not console.is_terminal:
+        console.line()  # Live leaves its last frame without a line end when piped
+    return finished
 
 
 def outcome_table(result: dict[str, Any]) -> Table:
