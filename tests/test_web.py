@@ -312,8 +312,9 @@ def test_actions_follow_the_rules_and_are_audited(api: TestClient, api_key: str)
     failed = make_job(unique("nobody"), "failed")
     retried = api.post(f"/api/jobs/{failed.id}/retry")
     assert retried.status_code == 200 and retried.json()["state"] == "received"
-    last = store.events_of(failed.id)[-1]
-    assert last.note == "retry requested" and last.actor.startswith("apikey:producer-")
+    # The retried job is on the queue again: a worker may already have moved it on.
+    audit = [e for e in store.events_of(failed.id) if e.note == "retry requested"]
+    assert len(audit) == 1 and audit[0].actor.startswith("apikey:producer-")
 
     parked_tenant = make_tenant()
     set_connection(parked_tenant, "needs_reauth", "refresh token revoked")
