@@ -288,6 +288,43 @@ def test_ambiguous_lookup_fails_for_review_and_never_writes_again(ea_sim: Any) -
     assert len(invoices_of(ea_sim, tenant)) == 1  # only the warm-up invoice is booked
 
 
+def test_operator_resolves_a_review_by_cleaning_up_then_replay_or_cancel(ea_sim: Any) -> None:
+    """What the job page tells the operator to do with a `needs_review` job works: delete
+    the extra draft remotely and replay (the lookup adopts the one left), or cancel."""
+    from worker import operations, pipeline
+    from worker.ledger.store import events_of, get_job
+    from worker.providers.eaccounting import EAccountingProvider
+    from worker.tenants import get_tenant
+
+    tenant = connect_ea_tenant("NO")
+    assert pipeline.process(invoice_job(tenant, "warm")).state == "booked"
+    twins = [invoice_job(tenant, "twin-a"), invoice_job(tenant, "twin-b")]
+    ea_sim.faults.update({"drop_after_write_rate": 1.0})
+    try:
+        for job in twins:
+            pipeline.process(job)
+    finally:
+        ea_sim.faults.update({"drop_after_write_rate": 0.0})
+    assert [pipeline.process(job).state for job in twins] == ["failed"] * 2
+    keep, extra = (d["Id"] for d in ea_sim.state_dump()[tenant]["drafts"])
+    EAccountingProvider(get_tenant(tenant)).http.request(
+        "DELETE", f"/customerinvoicedrafts/{extra}"
+    )
+
+    replayed, cancelled = (job_id_for(tenant, job["idempotency_key"]) for job in twins)
+    operations.replay(replayed, "operator@example.com")
+    pipeline.process(twins[0])
+    wait_for(lambda: get_job(replayed).state == "booked", 30)
+    assert get_job(replayed).remote["draft"]["id"] == keep
+    with pytest.raises(operations.ActionRefused):
+        operations.replay(replayed, "operator@example.com")  # booked now: immutable
+
+    assert operations.cancel(cancelled, "operator@example.com").state == "cancelled"
+    assert "reviewing the remote candidates" in (events_of(cancelled)[-1].note or "")
+    assert len(invoices_of(ea_sim, tenant)) == 2  # the warm-up and the adopted draft
+    assert ea_sim.state_dump()[tenant]["drafts"] == []
+
+
 def test_job_past_its_soft_time_limit_hands_back_before_writing(
     ea_sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -501,7 +501,9 @@ class Chaos:
                 report.problems.append(
                     f"{key}: parked for re-authorization ({row and row.error_code})"
                 )
-            if (state == "booked" and len(effects) > 1) or strays:
+            # Counted whatever the ledger says: a job that failed (or needs review) with
+            # two documents remotely is a duplicate in the customer's books all the same.
+            if len(effects) > 1 or strays:
                 report.duplicates += max(len(effects) - 1, 0) + strays
                 report.problems.append(f"{key}: {len(effects)} documents and {strays} stray drafts")
             amount = Decimal(job["payment"]["amount"]) if job["kind"] == "payment" else None

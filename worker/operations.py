@@ -22,6 +22,7 @@ from worker.ledger.models import (
     Job,
 )
 from worker.producer import send
+from worker.providers.base import NeedsReview
 from worker.redis_client import get_redis
 from worker.tenants import find_tenant
 
@@ -96,6 +97,16 @@ def cancel(job_id: str, actor: str) -> Job:
                     if job.state == BOOKED
                     else ""
                 )
+            )
+        if job.error_code == NeedsReview.category:
+            # The lookup has run (after the write settled) and an operator has looked at
+            # its candidates: the decision is theirs; the documents stay as they are remotely.
+            return store.transition(
+                job.id,
+                CANCELLED,
+                actor=actor,
+                note="cancelled by operator after reviewing the remote candidates; "
+                "documents already in the accounting system are left as they are",
             )
         if job.remote:
             raise ActionRefused(

@@ -69,7 +69,9 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
         "Needs a human decision",
         "After an interruption, more than one document in the accounting system could be "
         "this job's. ledgerpush stopped rather than risk booking it twice.",
-        "Check the candidates below in the accounting system; then cancel or replay the job.",
+        "Check the candidates below in the accounting system. If one of them is this "
+        "job's, delete the others there and replay: the lookup then adopts it. If the "
+        "document is complete and correct remotely, or none should be booked, cancel.",
     ),
     "module_missing": (
         "A module is not enabled",
