@@ -299,6 +299,25 @@ def test_api_job_detail_explains_the_error(api: TestClient) -> None:
     assert api.get("/api/jobs/does-not-exist").status_code == 404
 
 
+def test_job_detail_shows_what_the_accounting_system_said(
+    api: TestClient, browser_client: Signed
+) -> None:
+    from worker.providers.base import Rejected
+
+    job = make_job(unique("nobody"), "failed", category="rejected", code="rejected")
+    answer = "HTTP 400 ErrorCode 4000: CustomerId does not exist"
+    attempt_id, _ = store.begin_attempt(job.id, "test-worker")
+    error = Rejected("eAccounting rejected the document", "rejected", answer).as_dict()
+    store.end_attempt(attempt_id, "failed", [], error)
+
+    body = api.get(f"/api/jobs/{job.id}").json()
+    assert body["attempt_log"][-1]["error"]["original"] == answer
+    client, _ = browser_client
+    page = client.get(f"/jobs/{job.id}").text
+    assert page.count("The accounting system said") == 2  # the job's error and the attempt's
+    assert "CustomerId does not exist" in page
+
+
 def test_actions_follow_the_rules_and_are_audited(api: TestClient, api_key: str) -> None:
     booked = make_job(unique("nobody"), "booked")
     replay = api.post(f"/api/jobs/{booked.id}/replay")

@@ -144,15 +144,26 @@ def _job_context(job_id: str) -> dict[str, Any] | None:
     job = store.find_job(job_id)
     if job is None:
         return None
+    attempts = store.attempts_of(job.id)
     return {
         "job": job,
         "provider": providers_of([job]).get(job.tenant_id),
         "plain": explain_job(job),
         "events": store.events_of(job.id),
-        "attempts": store.attempts_of(job.id),
+        "attempts": attempts,
+        "provider_said": _last_provider_answer(attempts),
         "explain_error": explain_error,
         "actions": ACTION_TEXT,
     }
+
+
+def _last_provider_answer(attempts: list[Any]) -> str | None:
+    """The accounting system's own words in the latest attempt that got an answer."""
+    for attempt in reversed(attempts):
+        original = (attempt.error or {}).get("original")
+        if original:
+            return str(original)
+    return None
 
 
 def _not_found(request: Request, what: str) -> Response:

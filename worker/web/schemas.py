@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, Field
 
 from worker.ledger.models import Attempt, Job, JobEvent
 from worker.logs import scrub
@@ -42,6 +42,9 @@ class ErrorOut(BaseModel):
     fields: list[Any] | None
     explanation: str | None
     fix: str | None
+    original: str | None = Field(
+        default=None, description="What the accounting system answered, as it said it"
+    )
 
 
 class JobOut(BaseModel):
@@ -174,6 +177,7 @@ def _attempt_error(error: dict[str, Any] | None) -> ErrorOut | None:
         fields=None,
         explanation=f"{plain.title}. {plain.text}" if plain else None,
         fix=plain.fix if plain else None,
+        original=scrub(error.get("original")),
     )
 
 
