@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--invoices 3000] [--tenants 100] [--latency-ms 50]
         [--workers 2] [--concurrency 8] [--database sqlite|postgresql|both]
-        [--baseline-invoices 200] [--no-baseline] [--json]
+        [--task-events on|off] [--baseline-invoices 200] [--no-baseline] [--json]
 
 Phases: connect the tenants; warm up (one invoice per tenant and customer, which loads
 the references and creates the customers and articles); the measured run: the workers are
@@ -44,6 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=3, help="customers per tenant")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite")
     parser.add_argument(
+        "--task-events",
+        choices=("on", "off"),
+        default="off",
+        help="Celery task events for Flower (LEDGERPUSH_TASK_EVENTS; on by default in a "
+        "deployment, off here unless asked: the figures say what they cost)",
+    )
+    parser.add_argument(
         "--baseline-invoices", type=int, default=200, help="invoices for the baseline run"
     )
     parser.add_argument(
@@ -67,7 +74,7 @@ def run_ledgerpush(args: argparse.Namespace, database: str) -> dict[str, Any]:
         assert stack.sims is not None
         log(f"[{database}] connecting {len(tenants)} tenants")
         stack.connect(tenants)
-        stack.start_workers(args.workers, args.concurrency)
+        stack.start_workers(args.workers, args.concurrency, _worker_env(args))
         from worker.producer import enqueue
 
         log(f"[{database}] warm-up: {len(tenants) * args.customers} invoices")
@@ -88,7 +95,7 @@ def run_ledgerpush(args: argparse.Namespace, database: str) -> dict[str, Any]:
         for job in jobs:
             enqueue(job)
         enqueued = time.time() - started
-        stack.start_workers(args.workers, args.concurrency)
+        stack.start_workers(args.workers, args.concurrency, _worker_env(args))
         meter = _stack.CpuMeter(stack.worker_pids)
         meter.start()
         settled = _stack.wait_settled(len(warm) + len(jobs), args.timeout, interval=0.2)
@@ -104,6 +111,10 @@ def run_ledgerpush(args: argparse.Namespace, database: str) -> dict[str, Any]:
         )
         result["steady_load"] = steady_load(args, tenants, result["invoices_per_second"] / 2)
         return result
+
+
+def _worker_env(args: argparse.Namespace) -> dict[str, str]:
+    return {"LEDGERPUSH_TASK_EVENTS": "true" if args.task_events == "on" else "false"}
 
 
 def steady_load(
@@ -222,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency_ms": args.latency_ms,
             "worker_processes": args.workers,
             "threads_per_worker": args.concurrency,
+            "task_events": args.task_events,
             "customers_per_tenant": args.customers,
         },
     }

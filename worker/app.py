@@ -64,8 +64,8 @@ def celery_config() -> dict[str, Any]:
         "worker_pool": "threads",
         "worker_concurrency": settings.worker_concurrency,
         "worker_hijack_root_logger": False,
-        # Task events feed Flower and `celery events`; publishing them costs CPU on every
-        # task, so they are sent only when LEDGERPUSH_TASK_EVENTS is on.
+        # Task events feed Flower and `celery events` (on by default); publishing them
+        # costs CPU on every task, which LEDGERPUSH_TASK_EVENTS=false saves.
         "worker_send_task_events": settings.task_events,
         "task_send_sent_event": settings.task_events,
         # ledgerpush sets no Celery rate limits (worker/ratelimit.py limits per tenant).

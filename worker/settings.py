@@ -57,9 +57,9 @@ class Settings(BaseSettings):
 
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     task_events: bool = Field(
-        default=False,
-        description="Send Celery task events (for Flower or `celery events`); they cost "
-        "worker CPU on every task.",
+        default=True,
+        description="Send Celery task events (for Flower or `celery events`); false saves "
+        "worker CPU on every task where nothing watches them.",
     )
     task_soft_time_limit: int = Field(default=120, ge=5)
     task_time_limit: int = Field(default=150, ge=10)
