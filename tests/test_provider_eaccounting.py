@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
@@ -147,6 +148,35 @@ def test_existing_customer_beyond_first_page_is_found(
     assert settle(enqueue(invoice_job(tenant, "inv-old", customer=customer))).state == "booked"
     assert len(ea_sim.state_dump()[tenant]["customers"]) == len(seeded)
     assert invoices_of(ea_sim, tenant)[0]["CustomerId"] == last["Id"]
+
+
+def test_every_reference_collection_is_read_to_its_last_page(
+    ea_sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pages of 4, each reference list the invoice needs spans many pages: the job
+    still finds what it needs, which it can only do by reading every page."""
+    import math
+
+    from worker import pipeline
+    from worker.providers import eaccounting
+
+    monkeypatch.setattr(eaccounting, "PAGE_SIZE", 4)
+    tenant = connect_ea_tenant("NO")
+    company = ea_sim.companies[tenant]
+    assert pipeline.process(invoice_job(tenant, "paged")).state == "booked"
+
+    calls = [c for a in attempts_of(job_id_for(tenant, "paged")) for c in a.calls]
+    gets = Counter(c["path"] for c in calls if c["method"] == "GET")
+    year = next(y for y in company.accounts if gets[f"/accounts/{y}"])  # the invoice date's
+    expected = {
+        f"/accounts/{year}": len(company.accounts[year]),
+        "/vatcodes": len(company.vat_codes),
+        "/articleaccountcodings": len(company.codings),
+    }
+    for path, items in expected.items():
+        assert items > 4, path  # more than one page
+        assert gets[path] == math.ceil(items / 4), (path, gets[path], items)
+    assert len(invoices_of(ea_sim, tenant)) == 1
 
 
 def test_same_job_twice_books_once(session_worker: WorkerProcess, ea_sim: Any) -> None:
