@@ -110,6 +110,45 @@ def test_credit_note_and_payment(session_worker: WorkerProcess, ea_sim: Any) -> 
     assert Decimal(str(original["RemainingAmount"])) == Decimal("10000.00")
 
 
+def test_same_sized_payments_of_one_invoice_never_take_each_others_place(ea_sim: Any) -> None:
+    """Payment A's worker died after committing its intent, before its request reached
+    eAccounting. Payment B of the same invoice and amount must not write meanwhile: A's
+    lookup, which can only compare the invoice's remaining amount, would take B's payment
+    for its own and A's would never be made."""
+    from worker import pipeline
+    from worker.ledger import store
+    from worker.ledger.models import BOOKING, utcnow
+
+    tenant = connect_ea_tenant("NO")
+    assert pipeline.process(invoice_job(tenant, "inv-split")).state == "booked"
+
+    def payment(key: str) -> dict[str, Any]:
+        return {
+            "tenant_id": tenant, "idempotency_key": key, "kind": "payment",
+            "payment": {"invoice_idempotency_key": "inv-split", "amount": "100.00",
+                        "currency": "NOK", "payment_date": "2026-11-21", "reference": key},
+        }  # fmt: skip
+
+    first, second = payment("split-a"), payment("split-b")
+    invoice = invoices_of(ea_sim, tenant)[0]
+    remaining = Decimal(str(invoice["RemainingAmountInvoiceCurrency"]))
+    job_a = job_id_for(tenant, "split-a")
+    store.accept_job(job_a, tenant, "split-a", "payment", first)
+    intent = {"step": "pay", "at": utcnow().isoformat(), "remaining_before": str(remaining)}
+    store.advance(job_a, BOOKING, intent=intent)  # ... and the worker died here
+
+    waiting = pipeline.process(second)
+    assert waiting.state == "retry_scheduled"
+    assert find_job(job_id_for(tenant, "split-b")).error_code == "payment_in_flight"  # type: ignore[union-attr]
+    assert invoices_of(ea_sim, tenant)[0]["Payments"] == []  # B did not write
+
+    assert pipeline.process(first).state == "booked"  # looked up: not made, so made now
+    assert pipeline.process(second).state == "booked"
+    paid = invoices_of(ea_sim, tenant)[0]
+    assert sorted(p["Reference"] for p in paid["Payments"]) == ["split-a", "split-b"]
+    assert Decimal(str(paid["RemainingAmountInvoiceCurrency"])) == remaining - 200
+
+
 def test_payment_waits_for_its_invoice(session_worker: WorkerProcess) -> None:
     tenant = connect_ea_tenant("NO")
     payment = {

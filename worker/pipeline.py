@@ -8,14 +8,16 @@ and the record never causes a second document.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 
 from worker import outbox, shutdown, tenants
 from worker.jobs import JobValidationError, job_id_for, parse_job
@@ -52,6 +54,7 @@ from worker.providers.base import (
     Unsupported,
 )
 from worker.ratelimit import MAX_WAIT as RATE_LIMIT_MAX_WAIT
+from worker.redis_client import get_redis
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger("ledgerpush.pipeline")
@@ -306,7 +309,6 @@ def _run_step(
     lease: JobLease,
     attempt: _Attempt | None = None,
 ) -> dict[str, Any]:
-    running, done = STEP_STATES[step]
     if intent and intent.get("step") == step:
         ctx.intent_at = dt.datetime.fromisoformat(intent["at"])
         ctx.intent = intent
@@ -315,6 +317,52 @@ def _run_step(
         found = _recover(row, step, ctx, provider)
         if found is not None:
             return found
+    if step == "pay":
+        with _payment_slot(ctx.job, row):
+            return _write(row, step, ctx, provider, lease, attempt)
+    return _write(row, step, ctx, provider, lease, attempt)
+
+
+@contextlib.contextmanager
+def _payment_slot(job: AnyJob, row: Job) -> Iterator[None]:
+    """One payment of an invoice in flight at a time. eAccounting tells payments apart
+    only by the invoice's remaining amount, so the lookup after a lost answer could take
+    a same-sized payment of another job for its own while both are in flight. Writers
+    take a Redis lock per invoice, and none writes while another payment of the invoice
+    has a write with an unknown result (the ledger: it may have crashed, or wait for an
+    operator's review); those wait as NotReady, which does not use up retries."""
+    key = job.payment.invoice_idempotency_key  # type: ignore[union-attr]
+    settings = get_settings()
+    lock = get_redis().lock(
+        f"lp:payment-slot:{job.tenant_id}:{key}",
+        timeout=3 * settings.http_timeout + RATE_LIMIT_MAX_WAIT,
+        blocking_timeout=HAND_BACK_SECONDS,
+    )
+    if not lock.acquire():
+        raise NotReady(f"another payment of invoice {key!r} is being written", "payment_in_flight")
+    try:
+        other = store.payment_with_open_write(job.tenant_id, key, exclude=row.id)
+        if other is not None:
+            raise NotReady(
+                f"payment job {other} of invoice {key!r} has a write whose result is not known "
+                "yet; this payment waits until it is",
+                "payment_in_flight",
+            )
+        yield
+    finally:
+        with contextlib.suppress(LockError, RedisError):
+            lock.release()
+
+
+def _write(
+    row: Job,
+    step: str,
+    ctx: StepContext,
+    provider: Provider,
+    lease: JobLease,
+    attempt: _Attempt | None,
+) -> dict[str, Any]:
+    running, done = STEP_STATES[step]
     _before_write(lease)
     started = utcnow()
     ctx.intent_at = started

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from worker.ledger.db import engine, session
 from worker.ledger.models import (
+    BOOKED,
+    CANCELLED,
     FAILED,
     RECEIVED,
     TERMINAL_STATES,
@@ -279,6 +281,23 @@ def end_attempt(
         values["error"] = error
     with engine().begin() as conn:
         conn.execute(_UPDATE_ATTEMPT, values)
+
+
+def payment_with_open_write(tenant_id: str, invoice_key: str, exclude: str) -> str | None:
+    """Another payment job of the tenant's invoice `invoice_key` whose write has an
+    intent but no result (running, crashed, or waiting for an operator), if any."""
+    query = select(JOBS.c.id, JOBS.c.payload, JOBS.c.intent).where(
+        JOBS.c.tenant_id == tenant_id,
+        JOBS.c.kind == "payment",
+        JOBS.c.id != exclude,
+        JOBS.c.state.not_in((BOOKED, CANCELLED)),
+    )
+    with engine().begin() as conn:
+        for job_id, payload, intent in conn.execute(query):
+            paid = (payload or {}).get("payment") or {}
+            if intent and paid.get("invoice_idempotency_key") == invoice_key:
+                return str(job_id)
+    return None
 
 
 def list_jobs(
