@@ -389,8 +389,13 @@ def test_bulk_retry_previews_the_count_then_retries(browser_client: Signed, oper
     client, csrf = browser_client
     code = unique("code").replace("-", "_")
     jobs = [make_job(unique("nobody"), "failed", code=code) for _ in range(3)]
+    parked_tenant = make_tenant()
+    set_connection(parked_tenant, "needs_reauth", "refresh token revoked")
+    make_job(parked_tenant, "failed", code=code)
     preview = client.get("/bulk", params={"error_code": code})
     assert "3 failed jobs would be retried" in preview.text
+    assert "1 more would be skipped" in preview.text and "waiting for reconnection" in preview.text
+    assert "Confirm: retry 3 jobs" in preview.text
     assert all(store.get_job(j.id).state == "failed" for j in jobs)
     done = client.post("/bulk/retry", data={"csrf_token": csrf, "error_code": code})
     assert done.status_code == 303

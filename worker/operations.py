@@ -16,10 +16,12 @@ from worker.ledger.models import (
     BOOKED,
     CANCELLED,
     FAILED,
+    NEEDS_REAUTH,
     RECEIVED,
     RETRY_SCHEDULED,
     WAITING_FOR_REAUTH,
     Job,
+    Tenant,
 )
 from worker.producer import send
 from worker.providers.base import NeedsReview
@@ -28,6 +30,7 @@ from worker.tenants import find_tenant
 
 RETRYABLE = frozenset({FAILED, RETRY_SCHEDULED})
 CANCELLABLE = frozenset({RECEIVED, RETRY_SCHEDULED, WAITING_FOR_REAUTH, FAILED})
+INVALID_PAYLOAD = "invalid_payload"
 
 
 class ActionRefused(ValueError):
@@ -81,7 +84,7 @@ def _refuse_replay(job: Job) -> None:
         )
     if job.state == CANCELLED:
         raise ActionRefused("this job was cancelled; enqueue it again with a new idempotency key")
-    if job.error_code == "invalid_payload":
+    if job.error_code == INVALID_PAYLOAD:
         raise ActionRefused(
             "the payload is invalid; fix it at the producer and send it with a new key"
         )
@@ -144,22 +147,33 @@ def _reset(job: Job, actor: str, note: str) -> Job:
     )
 
 
-def bulk_candidates(tenant_id: str | None = None, error_code: str | None = None) -> list[Job]:
-    """Failed jobs of a tenant or with an error code: what a bulk retry would touch."""
+def bulk_candidates(
+    tenant_id: str | None = None, error_code: str | None = None
+) -> tuple[list[Job], list[Job]]:
+    """Failed jobs of a tenant or with an error code: those a bulk retry would send again,
+    and those it would skip (what `replay` refuses: an invalid payload, a tenant that
+    waits for re-authorization)."""
     query = select(Job).where(Job.state == FAILED).order_by(Job.created_at)
     if tenant_id:
         query = query.where(Job.tenant_id == tenant_id)
     if error_code:
         query = query.where(Job.error_code == error_code)
     with session() as db:
-        return list(db.scalars(query))
+        failed = list(db.scalars(query))
+        parked = set(db.scalars(select(Tenant.id).where(Tenant.connection_state == NEEDS_REAUTH)))
+    retried: list[Job] = []
+    skipped: list[Job] = []
+    for job in failed:
+        refused = job.error_code == INVALID_PAYLOAD or job.tenant_id in parked
+        (skipped if refused else retried).append(job)
+    return retried, skipped
 
 
 def bulk_retry(actor: str, tenant_id: str | None = None, error_code: str | None = None) -> int:
     if not tenant_id and not error_code:
         raise ActionRefused("a bulk retry needs a tenant or an error code")
     count = 0
-    for job in bulk_candidates(tenant_id, error_code):
+    for job in bulk_candidates(tenant_id, error_code)[0]:
         try:
             replay(job.id, actor)
             count += 1

@@ -249,11 +249,14 @@ def bulk_preview(
     error_code: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     tenant, error_code = tenant or None, error_code or None
-    candidates = operations.bulk_candidates(tenant, error_code) if tenant or error_code else []
+    candidates, skipped = (
+        operations.bulk_candidates(tenant, error_code) if tenant or error_code else ([], [])
+    )
     context = {
         "tenant": tenant,
         "error_code": error_code,
         "candidates": candidates,
+        "skipped": skipped,
         "chosen": bool(tenant or error_code),
         "tenants": [h.tenant.id for h in tenant_health() if h.failed_now],
         "codes": error_codes(),
