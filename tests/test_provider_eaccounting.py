@@ -394,6 +394,31 @@ def test_operator_resolves_a_review_by_cleaning_up_then_replay_or_cancel(ea_sim:
     assert ea_sim.state_dump()[tenant]["drafts"] == []
 
 
+def test_retries_run_out_into_a_dead_letter_with_the_last_error(
+    ea_sim: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker import pipeline
+    from worker.settings import get_settings
+
+    tenant = connect_ea_tenant("NO")
+    monkeypatch.setenv("LEDGERPUSH_MAX_RETRIES", "2")
+    get_settings.cache_clear()
+    ea_sim.faults.update({"error_rate": 1.0})
+    try:
+        job = invoice_job(tenant, "always-503")
+        outcomes = [pipeline.process(job).state for _ in range(3)]
+    finally:
+        ea_sim.faults.update({"error_rate": 0.0})
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert outcomes == ["retry_scheduled", "retry_scheduled", "failed"]
+    failed = find_job(job_id_for(tenant, "always-503"))
+    assert failed is not None and failed.error_code == "provider_unavailable"
+    assert (failed.error_message or "").startswith("gave up after 3 attempts: ")
+    assert len(attempts_of(failed.id)) == 3
+    assert invoices_of(ea_sim, tenant) == [] and ea_sim.state_dump()[tenant]["drafts"] == []
+
+
 def test_job_past_its_soft_time_limit_hands_back_before_writing(
     ea_sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
