@@ -951,6 +951,24 @@ def test_rate_limit_per_client_and_endpoint() -> None:
         server.stop()
 
 
+@pytest.mark.parametrize("scope", ["company", "client"])
+def test_rate_limit_scope_company_or_whole_client(scope: str) -> None:
+    """Two companies of one client: separate budgets per company, or one shared budget
+    when the simulator takes the strict reading of "per client"."""
+    sim, server = own_server(clock=FakeClock(), rate_limit_per_minute=2)
+    sim.add_company("acme-se", "SE")
+    httpx.put(f"{server.url}/_control/config", json={"rate_limit_scope": scope}).raise_for_status()
+    try:
+        first, second = (Api(sim, server.url, c, ALL_SCOPES) for c in ("acme", "acme-se"))
+        assert [first.get("/v2/units").status_code for _ in range(2)] == [200, 200]
+        expected = 200 if scope == "company" else 429
+        assert second.get("/v2/units").status_code == expected
+        first.close()
+        second.close()
+    finally:
+        server.stop()
+
+
 def test_fault_injection_drop_after_write_5xx_and_seeds(no: Api, sim: EAccountingSimulator) -> None:
     base = _valid_draft(no)
     sim.faults.update({"drop_after_write_rate": 1.0})

@@ -102,6 +102,7 @@ class EAccountingSimulator:
         refresh_mode: Literal["reuse", "one_time"] = "reuse",
         refresh_grace_seconds: float = 0,
         rate_limit_per_minute: int = 600,
+        rate_limit_scope: Literal["company", "client"] = "company",
         faults: Faults | None = None,
         auto_approve: bool = True,
         redirect_uris: list[str] | None = None,
@@ -116,6 +117,7 @@ class EAccountingSimulator:
             refresh_mode=refresh_mode,
             refresh_grace_seconds=refresh_grace_seconds,
             rate_limit_per_minute=rate_limit_per_minute,
+            rate_limit_scope=rate_limit_scope,
             auto_approve=auto_approve,
         )
         self.faults = faults if faults is not None else Faults()
@@ -422,12 +424,14 @@ class EAccountingSimulator:
         raise ApiError(404, NOT_FOUND, f"No resource at {request.url.path}.", error="NotFound")
 
     def _throttle(self, grant: Grant, method: str, template: str) -> Response | None:
-        # Counted per client and endpoint within one company (tenant): ledgerpush's
-        # contract (issue: "per tenant x provider x endpoint") reads Visma's limit so.
+        # Per client and endpoint; by default within one company (tenant), as ledgerpush's
+        # contract reads Visma's limit ("per tenant x provider x endpoint"), or across the
+        # client's companies with rate_limit_scope "client".
         limit = self.config.rate_limit_per_minute
+        company = grant.company_id if self.config.rate_limit_scope == "company" else "*"
         with self._lock:
             wait = self.limiter.wait_seconds(
-                f"{grant.client_id} {grant.company_id} {method} {template.lower()}", limit
+                f"{grant.client_id} {company} {method} {template.lower()}", limit
             )
         if wait is None:
             return None

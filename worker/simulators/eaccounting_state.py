@@ -132,6 +132,10 @@ class SimConfig:
     refresh_mode: str = "reuse"
     refresh_grace_seconds: float = 0
     rate_limit_per_minute: int = 600
+    # What one 600-a-minute budget covers besides the endpoint: each company the client
+    # works for ("company", as ledgerpush's contract reads Visma's "per client"), or the
+    # client across all its companies ("client", the strictest reading).
+    rate_limit_scope: str = "company"
     auto_approve: bool = True
 
     def __post_init__(self) -> None:
@@ -140,6 +144,8 @@ class SimConfig:
     def validate(self) -> None:
         if self.refresh_mode not in ("reuse", "one_time"):
             raise ValueError("refresh_mode must be 'reuse' or 'one_time'")
+        if self.rate_limit_scope not in ("company", "client"):
+            raise ValueError("rate_limit_scope must be 'company' or 'client'")
         if self.token_lifetime_seconds <= 0 or self.rate_limit_per_minute < 1:
             raise ValueError("token_lifetime_seconds and rate_limit_per_minute must be positive")
         if self.refresh_grace_seconds < 0:
