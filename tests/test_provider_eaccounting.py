@@ -394,6 +394,25 @@ def test_operator_resolves_a_review_by_cleaning_up_then_replay_or_cancel(ea_sim:
     assert ea_sim.state_dump()[tenant]["drafts"] == []
 
 
+def test_bookkeeping_edition_is_unsupported_not_a_reauthorization(ea_sim: Any) -> None:
+    """eAccounting Bookkeeping has no sales endpoints (endpoints.json variants): the job
+    fails at once as unsupported, with plain words, and the tenant stays connected."""
+    from worker import pipeline
+    from worker.tenants import get_tenant
+
+    tenant = connect_ea_tenant("NO")
+    ea_sim.companies[tenant].settings["ProductVariant"] = 3
+    assert pipeline.process(invoice_job(tenant, "in-bookkeeping")).state == "failed"
+    job = find_job(job_id_for(tenant, "in-bookkeeping"))
+    assert job is not None and (job.error_category, job.error_code) == (
+        "unsupported", "variant_unsupported",
+    )  # fmt: skip
+    assert "Bookkeeping" in (job.error_message or "")
+    assert get_tenant(tenant).connection_state == "connected"
+    calls = [c["path"] for a in attempts_of(job.id) for c in a.calls]
+    assert calls == ["/companysettings"]  # nothing else tried
+
+
 def test_retries_run_out_into_a_dead_letter_with_the_last_error(
     ea_sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

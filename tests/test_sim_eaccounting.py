@@ -951,6 +951,19 @@ def test_rate_limit_per_client_and_endpoint() -> None:
         server.stop()
 
 
+def test_product_variant_limits_the_endpoints(no: Api, sim: EAccountingSimulator) -> None:
+    """endpoints.json lists the variants of each endpoint: Bookkeeping has no sales."""
+    draft = _valid_draft(no)
+    sim.companies[no.company].settings["ProductVariant"] = 3
+    try:
+        refused = no.post("/v2/customerinvoicedrafts", draft)
+        assert refused.status_code == 403
+        assert "Bookkeeping" in refused.json()["DeveloperErrorMessage"]
+        assert no.get("/v2/bankaccounts").status_code == 200  # Bookkeeping has these
+    finally:
+        sim.companies[no.company].settings["ProductVariant"] = 1
+
+
 @pytest.mark.parametrize("scope", ["company", "client"])
 def test_rate_limit_scope_company_or_whole_client(scope: str) -> None:
     """Two companies of one client: separate budgets per company, or one shared budget

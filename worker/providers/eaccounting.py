@@ -30,6 +30,7 @@ from worker.providers.base import (
     Rejected,
     StepContext,
     Transient,
+    Unsupported,
 )
 from worker.providers.documents import document_of
 from worker.providers.http import ProviderHttp, retry_after_seconds
@@ -38,6 +39,9 @@ from worker.refcache import TenantCache
 from worker.settings import get_settings
 
 PAGE_SIZE = 200
+# CompanySettingsApi.ProductVariant; endpoints.json lists the variants of each endpoint:
+# customers, articles, drafts and invoice payments exist in every variant but Bookkeeping.
+BOOKKEEPING_VARIANT = 3
 CLOCK_SKEW = dt.timedelta(seconds=5)
 PAYMENT_COMPLETE, PAYMENT_PARTIAL = 2, 1
 ARTICLE_PREFIX = "LP-VAT"
@@ -510,6 +514,7 @@ class EAccountingProvider:
 
     def prepare(self, ctx: StepContext) -> None:
         job = ctx.job
+        self._require_sales_variant()
         if job.kind == "payment":
             self.prepared["bank_account"] = self.bank_account_id(job.payment.currency)
             return
@@ -529,6 +534,14 @@ class EAccountingProvider:
             self.article_for(index, line, document["customer"], prefix)
             for index, line in enumerate(document["lines"])
         ]
+
+    def _require_sales_variant(self) -> None:
+        if self.company().get("ProductVariant") == BOOKKEEPING_VARIANT:
+            raise Unsupported(
+                "the company uses eAccounting Bookkeeping, whose API has no customer invoices, "
+                "customers or invoice payments (they need Standard, Invoicing, Solo or Pro)",
+                "variant_unsupported",
+            )
 
     def intent_details(self, step: str, ctx: StepContext) -> dict[str, Any]:
         if step != "pay":

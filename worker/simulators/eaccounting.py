@@ -395,6 +395,7 @@ class EAccountingSimulator:
             company = self.companies.get(grant.company_id)
             if company is None:
                 raise ApiError(401, UNAUTHORIZED, "The company of this token no longer exists.")
+            _check_variant(company, endpoint)
             status, payload = handler(ApiCall(company, params, query, body, self._now()))
             # Encoded under the lock: the payload may share dicts with the state.
             return json_response(payload, status)
@@ -526,6 +527,22 @@ def _check_scope(grant: Grant, endpoint: Endpoint) -> None:
             f"Authorization error: the access token is missing the scope {needed}, required by "
             f"{endpoint.method} {endpoint.template}. The user must authorize the application "
             "again with that scope.",
+            error="AuthorizationError",
+        )
+
+
+# CompanySettingsApi.ProductVariant -> the names endpoints.json lists per endpoint.
+VARIANT_NAMES = {1: "Standard", 2: "Invoicing", 3: "Bookkeeping", 4: "Solo", 5: "Pro"}
+
+
+def _check_variant(company: Company, endpoint: Endpoint) -> None:
+    variant = VARIANT_NAMES.get(company.settings.get("ProductVariant", 1))
+    if variant is not None and endpoint.variants and variant not in endpoint.variants:
+        raise ApiError(
+            403,
+            FORBIDDEN,
+            f"{endpoint.method} {endpoint.template} is not available in eAccounting "
+            f"{variant}; it needs {', '.join(endpoint.variants)}.",
             error="AuthorizationError",
         )
 

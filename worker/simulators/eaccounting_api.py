@@ -47,6 +47,7 @@ class Endpoint:
     template: str
     scopes: tuple[str, ...]
     pattern: re.Pattern[str]
+    variants: tuple[str, ...] = ()
 
     @property
     def literal_segments(self) -> int:
@@ -62,7 +63,13 @@ def _pattern(template: str) -> re.Pattern[str]:
 def load_endpoints() -> list[Endpoint]:
     raw = json.loads(ENDPOINTS_FILE.read_text(encoding="utf-8"))["endpoints"]
     endpoints = [
-        Endpoint(e["method"], e["path"], tuple(dict.fromkeys(e["scopes"])), _pattern(e["path"]))
+        Endpoint(
+            e["method"],
+            e["path"],
+            tuple(dict.fromkeys(e["scopes"])),
+            _pattern(e["path"]),
+            tuple(e.get("variants") or ()),
+        )
         for e in raw
     ]
     endpoints.sort(key=lambda e: (-e.literal_segments, e.template.count("{")))

@@ -78,6 +78,12 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
         "The tenant's subscription lacks a module this document needs.",
         "Enable the module in the accounting system (or change the document), then retry.",
     ),
+    "variant_unsupported": (
+        "The accounting system's edition cannot take this document",
+        "The tenant's eAccounting edition (Bookkeeping) has no customer invoicing in its API.",
+        "Ask the tenant to move to an edition with invoicing (Standard, Invoicing, Solo or "
+        "Pro), then replay the job; or cancel it.",
+    ),
     "refresh_token_revoked": (
         "The connection was revoked",
         "The accounting system refused the stored refresh token; usually the user changed "
