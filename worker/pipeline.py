@@ -120,8 +120,14 @@ def _max_hold(settings: Settings) -> float:
     """How long a run keeps its lease: the hard time limit, but never while a write it
     started before the soft limit may still be on its way (one request, a token refresh
     and the replay, after a rate-limit wait), or another copy could write beside it."""
-    longest_write = 3 * settings.http_timeout + RATE_LIMIT_MAX_WAIT
-    return max(float(settings.task_time_limit), settings.task_soft_time_limit + longest_write)
+    return max(
+        float(settings.task_time_limit), settings.task_soft_time_limit + _longest_write(settings)
+    )
+
+
+def _longest_write(settings: Settings) -> float:
+    """One request, a token refresh and the replay, after a rate-limit wait."""
+    return 3 * settings.http_timeout + RATE_LIMIT_MAX_WAIT
 
 
 def _accepted(kind: str, job_id: str, queue: str | None = None) -> None:
@@ -325,17 +331,16 @@ def _run_step(
 
 @contextlib.contextmanager
 def _payment_slot(job: AnyJob, row: Job) -> Iterator[None]:
-    """One payment of an invoice in flight at a time. eAccounting tells payments apart
-    only by the invoice's remaining amount, so the lookup after a lost answer could take
-    a same-sized payment of another job for its own while both are in flight. Writers
-    take a Redis lock per invoice, and none writes while another payment of the invoice
-    has a write with an unknown result (the ledger: it may have crashed, or wait for an
-    operator's review); those wait as NotReady, which does not use up retries."""
+    """One payment of an invoice in flight at a time. A payment lookup may only be able
+    to compare the invoice's remaining amount, and could then take a same-sized payment
+    of another job for its own while both are in flight. Writers take a Redis lock per
+    invoice, and none writes while another payment of the invoice has a write with an
+    unknown result (the ledger: it may have crashed, or wait for an operator's review);
+    those wait as NotReady, which does not use up retries."""
     key = job.payment.invoice_idempotency_key  # type: ignore[union-attr]
-    settings = get_settings()
     lock = get_redis().lock(
         f"lp:payment-slot:{job.tenant_id}:{key}",
-        timeout=3 * settings.http_timeout + RATE_LIMIT_MAX_WAIT,
+        timeout=_longest_write(get_settings()),
         blocking_timeout=HAND_BACK_SECONDS,
     )
     if not lock.acquire():

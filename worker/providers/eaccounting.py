@@ -676,6 +676,9 @@ class EAccountingProvider:
         return [{"id": i["Id"], "number": i.get("InvoiceNumber")} for i in matches]
 
     def _find_payment(self, ctx: StepContext) -> list[dict[str, Any]]:
+        """eAccounting lists no payments with their references: a payment is known only by
+        how much the invoice's remaining amount moved since the intent (the pipeline keeps
+        other payments of the invoice from writing meanwhile)."""
         payment = ctx.job.payment  # type: ignore[union-attr]
         invoice = self.http.get_json(f"/customerinvoices/{_invoice_id(ctx)}")
         now = Decimal(

@@ -80,9 +80,9 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
     ),
     "variant_unsupported": (
         "The accounting system's edition cannot take this document",
-        "The tenant's eAccounting edition (Bookkeeping) has no customer invoicing in its API.",
-        "Ask the tenant to move to an edition with invoicing (Standard, Invoicing, Solo or "
-        "Pro), then replay the job; or cancel it.",
+        "The tenant's edition of the accounting system has no API for this kind of document.",
+        "Ask the tenant to move to an edition that has it (the original error names them), "
+        "then replay the job; or cancel it.",
     ),
     "refresh_token_revoked": (
         "The connection was revoked",
