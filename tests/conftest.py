@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Each pytest-xdist worker runs its own stack (Redis, simulators, database); the processes a
+# test starts inherit both variables below and so join their own session's stack.
+_SESSION_ID = os.environ.get("PYTEST_XDIST_WORKER", "main")
+_IN_SESSION = os.environ.get("_LEDGERPUSH_TEST_SESSION") == _SESSION_ID
 _HOME = Path(
-    os.environ["LEDGERPUSH_HOME"]
-    if os.environ.get("_LEDGERPUSH_TEST_SESSION")
-    else tempfile.mkdtemp(prefix="ledgerpush-test-")
+    os.environ["LEDGERPUSH_HOME"] if _IN_SESSION else tempfile.mkdtemp(prefix="ledgerpush-test-")
 )
 
 
@@ -43,13 +45,23 @@ def _redis_url() -> str:
     if given:
         import redis
 
-        redis.Redis.from_url(given).flushdb()
-        return given
+        url = _database_of_this_session(given)
+        redis.Redis.from_url(url).flushdb()
+        return url
     from worker.embedded_redis import EmbeddedRedis
 
     server = EmbeddedRedis(_HOME / "redis").start()
     _SERVERS.append(server)
     return server.url
+
+
+def _database_of_this_session(redis_url: str) -> str:
+    """xdist worker gwN uses database base+N of a given Redis, so sessions never share queues."""
+    if not _SESSION_ID.startswith("gw"):
+        return redis_url
+    base, _, db = redis_url.rpartition("/")
+    first = int(db) if db.isdigit() else 0
+    return f"{base}/{first + int(_SESSION_ID[2:])}"
 
 
 _SERVERS: list[Any] = []
@@ -79,9 +91,9 @@ def _start_simulators() -> dict[str, str]:
 
 def _configure_once() -> None:
     """Child processes (spawned workers, pools) inherit the session's environment."""
-    if os.environ.get("_LEDGERPUSH_TEST_SESSION"):
+    if _IN_SESSION:
         return
-    os.environ["_LEDGERPUSH_TEST_SESSION"] = "1"
+    os.environ["_LEDGERPUSH_TEST_SESSION"] = _SESSION_ID
     os.environ.update(
         {
             "LEDGERPUSH_ENV": "test",
