@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from worker import alerts, refcache
 from worker.ledger.db import session
@@ -131,19 +132,23 @@ def _reason(code: str, bound: Company | None, picked: Company) -> str:
     )
 
 
-def holder_of(tenant: Tenant, company: Company) -> str | None:
-    """Another tenant of the same provider bound to this company, if any."""
-    with session() as db:
-        return db.scalar(
-            select(Tenant.id)
-            .where(
-                Tenant.provider == tenant.provider,
-                Tenant.company_id == company.id,
-                Tenant.id != tenant.id,
-            )
-            .order_by(Tenant.id)
-            .limit(1)
+def holder_of(tenant: Tenant, company: Company, db: Session | None = None) -> str | None:
+    """Another tenant of the same provider bound to this company, if any (read in `db`'s
+    transaction when given: SQLite allows one writer, so no second one may be opened)."""
+    query = (
+        select(Tenant.id)
+        .where(
+            Tenant.provider == tenant.provider,
+            Tenant.company_id == company.id,
+            Tenant.id != tenant.id,
         )
+        .order_by(Tenant.id)
+        .limit(1)
+    )
+    if db is not None:
+        return db.scalar(query)
+    with session() as own:
+        return own.scalar(query)
 
 
 def refusal(tenant: Tenant, company: Company) -> CompanyRefused | None:
@@ -275,7 +280,7 @@ def rebind(tenant_id: str, actor: str) -> tuple[Company | None, Company]:
                 f"tenant {tenant_id!r} has no refused company to move to: have the customer "
                 "connect with the other company first (it is refused and named here)"
             )
-        holder = holder_of(tenant, target)
+        holder = holder_of(tenant, target, db)
         if holder and not tenant.company_sharing_allowed:
             raise TenantError(
                 f"{target.label()} is bound to tenant {holder!r}; allow sharing first with "
