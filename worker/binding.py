@@ -107,8 +107,7 @@ class CompanyRefused(NeedsReauth):
         return (
             f"This link is for {self.tenant_id}, which books into {bound}. You picked "
             f"{self.picked.label()}. Nothing was changed: open the link again and pick "
-            f"{self.bound.name if self.bound else 'that company'}, or ask your contact to move "
-            "the account to the other company first."
+            f"{bound}, or ask your contact to move the account to the other company first."
         )
 
 
