@@ -17,7 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from worker import alerts
-from worker.providers.base import NotReady
+from worker.providers.base import NotReady, Transient
 from worker.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.auth.app_credentials")
@@ -29,8 +29,9 @@ SETTINGS = {
 CODE = "app_credentials_rejected"
 
 
-class AppCredentialsRejected(NotReady):
-    """The application itself was refused: the job waits (retries do not run out)."""
+class AppCredentialsRejected(NotReady, Transient):
+    """The application itself was refused: retried like any transient failure (a
+    proactive refresh too), and a job waits without using up its retries (NotReady)."""
 
     category = "app_credentials"
 
