@@ -243,3 +243,47 @@ def test_api_docs_render_offline(page: Any, web_url: str) -> None:
     page.wait_for_selector(".swagger-ui .info .title")
     assert "ledgerpush API" in page.inner_text(".swagger-ui .info .title")
     assert page.locator(".opblock-summary-path", has_text="/api/jobs").count() >= 2
+
+
+def test_reconnect_with_another_company_is_refused_and_the_operator_rebinds(
+    page: Any, web_url: str, session_worker: WorkerProcess, ea_sim: Any
+) -> None:
+    key = create_api_key(unique("browser-producer"))
+    tenant = connect_ea_tenant("NO")
+    _settled(_submit(web_url, key, invoice_job(tenant)), "booked")  # binds the tenant
+    other = unique("other-company")
+    ea_sim.add_company(other, "NO")
+    ea_sim.revoke_refresh_tokens(tenant)
+    ea_sim.expire_access_tokens(tenant)
+    parked = _submit(web_url, key, invoice_job(tenant))
+    _settled(parked, "waiting_for_reauth")
+
+    page.goto(f"{web_url}/tenants/{tenant}")
+    assert f"id {tenant})" in page.inner_text("#bound-company")
+    page.click("#reconnect")
+    page.check(f"input[name=company_id][value='{other}']")  # the customer picks another
+    page.click("button[value=allow]")
+    page.wait_for_url(f"{web_url}/connect/eaccounting/callback*")
+    refusal = page.inner_text("#wrong-company")
+    assert f"This link is for {tenant}, which books into" in refusal
+    assert f"id {tenant})" in refusal and "You picked" in refusal and f"id {other})" in refusal
+    _screenshot(page, "connect-wrong-company.png")
+    assert find_job(parked).state == "waiting_for_reauth"
+
+    page.goto(f"{web_url}/tenants/{tenant}")
+    assert f"id {other})" in page.inner_text("#refused-company")
+    page.click("#rebind")
+    assert f"id {tenant})" in page.inner_text("#rebind-from")
+    assert f"id {other})" in page.inner_text("#rebind-to")
+    page.click("#confirm")
+    page.wait_for_url(f"{web_url}/tenants/{tenant}")
+    assert "Moved to" in page.inner_text(".flash")
+    assert f"id {other})" in page.inner_text("#bound-company")
+    assert "rebound" in page.inner_text("#tenant-events")
+    page.click("#reconnect")
+    page.check(f"input[name=company_id][value='{other}']")
+    page.click("button[value=allow]")
+    page.wait_for_url(f"{web_url}/connect/eaccounting/callback*")
+    assert "is connected to" in page.inner_text("body")
+    _settled(parked, "booked")
+    assert len(ea_sim.state_dump()[other]["invoices"]) == 1

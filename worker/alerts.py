@@ -50,6 +50,42 @@ def tenant_reconnected(tenant: Tenant, actor: str) -> None:
     )
 
 
+def tenant_company_refused(tenant: Tenant, reason: str, bound: str, picked: str) -> None:
+    """A connect or check returned another company than the tenant's: nothing was stored."""
+    _sentry(
+        f"Tenant {tenant.id}: company refused",
+        fingerprint=["tenant-company", tenant.id],
+        tags={"tenant": tenant.id, "provider": tenant.provider, "reason": reason[:200]},
+    )
+    _webhook(
+        "tenant.company_refused",
+        {
+            "tenant_id": tenant.id,
+            "provider": tenant.provider,
+            "reason": reason,
+            "bound_company": bound,
+            "picked_company": picked,
+        },
+    )
+
+
+def app_credentials_rejected(provider: str, setting: str, error: str) -> None:
+    """The provider refused ledgerpush's own application credentials: every tenant waits."""
+    _sentry(
+        f"{provider} refused the application credentials ({error}); check {setting}",
+        fingerprint=["app-credentials", provider],
+        tags={"provider": provider, "setting": setting, "error": error},
+    )
+    _webhook(
+        "system.app_credentials_rejected",
+        {"provider": provider, "setting": setting, "error": error},
+    )
+
+
+def app_credentials_accepted(provider: str) -> None:
+    _webhook("system.app_credentials_accepted", {"provider": provider})
+
+
 def job_failed(job: Job) -> None:
     _sentry(
         f"Job dead-lettered: {job.error_code}",

@@ -445,6 +445,20 @@ def _tenant_dict(tenant: Any) -> dict[str, Any]:
         else None,
         "mapping": tenant.mapping,
         "capabilities": tenant.capabilities,
+        **_company_dict(tenant),
+    }
+
+
+def _company_dict(tenant: Any) -> dict[str, Any]:
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "company": tenant.company,
+        "company_bound_at": when(tenant.company_bound_at),
+        "company_checked_at": when(tenant.company_checked_at),
+        "company_refused": tenant.company_refused,
+        "company_sharing_allowed": bool(tenant.company_sharing_allowed),
     }
 
 
@@ -514,6 +528,77 @@ def tenants_connect_url(
     except UnknownTenant as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@tenants_app.command("rebind")
+def tenants_rebind(
+    tenant_id: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Move a tenant to the company last refused for it (audited). Its cached references
+    are dropped and the customer connects again with the new company to finish."""
+    from worker import binding
+    from worker.tenants import TenantError, UnknownTenant, get_tenant
+
+    try:
+        tenant = get_tenant(tenant_id)
+    except UnknownTenant as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    old = binding.bound_company(tenant)
+    new = binding.Company.from_record(tenant.company_refused)
+    if new is None:
+        err.print(
+            f"[red]tenant {tenant_id} has no refused company to move to: have the customer "
+            "connect with the other company first (it is refused and named here)[/red]"
+        )
+        raise typer.Exit(1)
+    question = (
+        f"Move tenant {tenant_id} from {old.label() if old else 'no company'} "
+        f"to {new.label()}? Its invoices will be booked into {new.name or new.id}."
+    )
+    if not yes and not typer.confirm(escape(question)):
+        raise typer.Exit(1)
+    try:
+        binding.rebind(tenant_id, _cli_actor())
+    except TenantError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        escape(f"tenant {tenant_id} moved to {new.label()}; connect it again to finish: ")
+        + f"ledgerpush tenants connect-url {tenant_id}"
+    )
+
+
+@tenants_app.command("allow-shared-company")
+def tenants_allow_shared_company(
+    tenant_id: str,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Stop allowing it.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Let this tenant bind a company another tenant is already bound to (audited)."""
+    from worker import binding
+    from worker.tenants import UnknownTenant
+
+    if not revoke and not yes:
+        question = f"Allow tenant {tenant_id} to book into a company another tenant books into?"
+        if not typer.confirm(question):
+            raise typer.Exit(1)
+    try:
+        binding.allow_sharing(tenant_id, _cli_actor(), allowed=not revoke)
+    except UnknownTenant as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"tenant {tenant_id} {'may no longer' if revoke else 'may'} bind a company "
+        "another tenant is bound to"
+    )
 
 
 from worker.web.cli import register as _register_web  # noqa: E402

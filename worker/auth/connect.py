@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from worker import connections, tenants
+import httpx
+
+from worker import binding, connections, tenants
 from worker.auth import eaccounting, economic
 from worker.auth.state import LINK_TTL, check_state, consume_state, make_state, spend_state
+from worker.binding import Company, CompanyRefused
+from worker.providers.base import NeedsReauth, Transient
+from worker.settings import get_settings
 
 
 def connect_url(tenant_id: str, ttl: int = LINK_TTL) -> str:
@@ -36,13 +41,21 @@ def missing_scopes(granted: str) -> list[str]:
     return [scope for scope in eaccounting.scopes_for() if scope not in have]
 
 
-def finish_eaccounting(code: str, state: str) -> tuple[str, int]:
-    """Exchange the code, store the tokens, resume parked jobs; (tenant id, resumed).
+class Connected(NamedTuple):
+    tenant_id: str
+    resumed: int
+    company: Company
+
+
+def finish_eaccounting(code: str, state: str) -> Connected:
+    """Exchange the code, check the company, store the tokens, resume parked jobs.
 
     The state is spent only once the code was exchanged: a failing token endpoint
     leaves the customer's link usable, while a replayed callback is still refused
     before the token endpoint is asked. A consent without every required scope leaves
-    the tenant `needs_reauth`, naming the scopes, and raises `MissingScopes`."""
+    the tenant `needs_reauth`, naming the scopes, and raises `MissingScopes`; a company
+    the tenant may not book into raises `CompanyRefused` (see worker/binding.py). In
+    both cases the tokens are not stored."""
     claim = check_state(state, "eaccounting")
     credentials: dict[str, Any] = eaccounting.exchange_code(code)
     spend_state(claim)
@@ -52,12 +65,65 @@ def finish_eaccounting(code: str, state: str) -> tuple[str, int]:
         error = MissingScopes(claim.tenant_id, missing)
         connections.tenant_needs_reauth(claim.tenant_id, str(error))
         raise error
-    return claim.tenant_id, connections.tenant_reconnected(
-        claim.tenant_id, credentials, actor="oauth"
+    settings = get_settings()
+    company = binding.eaccounting_company(
+        _read(
+            f"{settings.eaccounting_api_url.rstrip('/')}/companysettings",
+            {"Authorization": f"Bearer {credentials['access_token']}"},
+        )
     )
+    return _connect(claim.tenant_id, company, credentials, "oauth")
 
 
-def finish_economic(grant_token: str, state: str) -> tuple[str, int]:
+def finish_economic(grant_token: str, state: str) -> Connected:
     tenant_id = consume_state(state, "economic")
-    credentials = {"grant_token": grant_token}
-    return tenant_id, connections.tenant_reconnected(tenant_id, credentials, actor="installation")
+    settings = get_settings()
+    company = binding.economic_company(
+        _read(
+            f"{settings.economic_api_url.rstrip('/')}/self",
+            {
+                "X-AppSecretToken": settings.economic_app_secret_token.get_secret_value(),
+                "X-AgreementGrantToken": grant_token,
+            },
+        )
+    )
+    return _connect(tenant_id, company, {"grant_token": grant_token}, "installation")
+
+
+def _connect(
+    tenant_id: str, company: Company, credentials: dict[str, Any], actor: str
+) -> Connected:
+    tenant = tenants.get_tenant(tenant_id)
+    try:
+        binding.accept(tenant, company, actor)
+    except CompanyRefused as refused:
+        binding.refuse_connect(tenant, refused, actor)
+        raise
+    resumed = connections.tenant_reconnected(tenant_id, credentials, actor=actor)
+    return Connected(tenant_id, resumed, company)
+
+
+def _read(url: str, headers: dict[str, str]) -> dict[str, Any]:
+    """Which company the new credentials are for, asked before they are stored."""
+    try:
+        response = httpx.get(url, headers=headers, timeout=get_settings().http_timeout)
+    except httpx.HTTPError as exc:
+        raise Transient(
+            f"the accounting system could not be reached to read the company "
+            f"({type(exc).__name__}); open the link again",
+            "company_read_failed",
+        ) from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise Transient(
+            f"the accounting system answered {response.status_code} when asked which company "
+            "was picked; open the link again",
+            "company_read_failed",
+        )
+    if response.status_code != 200:
+        raise NeedsReauth(
+            f"the accounting system refused to say which company was picked "
+            f"({response.status_code}); connect again",
+            "company_read_refused",
+        )
+    body: dict[str, Any] = response.json()
+    return body

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from worker.auth import app_credentials
 from worker.auth.tokens import refresh_single_flight
 from worker.providers.base import NeedsReauth, Transient
 from worker.settings import get_settings
@@ -62,14 +63,18 @@ def _token_request(form: dict[str, str]) -> dict[str, Any]:
     if response.status_code >= 500 or response.status_code == 429:
         raise Transient(f"token endpoint answered {response.status_code}", "token_endpoint_error")
     body: dict[str, Any] = response.json() if response.content else {}
-    if response.status_code == 400 and body.get("error") == "invalid_grant":
+    error = str(body.get("error") or "")
+    if response.status_code == 400 and error == "invalid_grant":
         raise InvalidGrant(str(body.get("error_description") or "invalid_grant"))
+    if error in app_credentials.CLIENT_ERRORS:
+        raise app_credentials.rejected("eaccounting", error)
     if response.status_code >= 400:
         raise NeedsReauth(
             f"token endpoint refused the request: {body.get('error', response.status_code)} "
             "(check LEDGERPUSH_EACCOUNTING_CLIENT_ID/SECRET)",
             "token_request_refused",
         )
+    app_credentials.accepted("eaccounting")
     return _credentials(body)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -88,8 +89,29 @@ class Tenant(Base):
     mapping: Mapped[dict[str, Any]] = mapped_column(default=dict)
     capabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_success_at: Mapped[dt.datetime | None]
+    # The remote company this tenant books into (see worker/binding.py): its stable id,
+    # what identifies it to a person, and the company last picked and refused.
+    company_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    company: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    company_bound_at: Mapped[dt.datetime | None]
+    company_checked_at: Mapped[dt.datetime | None]
+    company_refused: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    company_sharing_allowed: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TenantEvent(Base):
+    """Audit trail of a tenant: bindings, rebinds, operator permissions."""
+
+    __tablename__ = "tenant_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class Job(Base):

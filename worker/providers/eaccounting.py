@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from worker import tenants
+from worker import binding, tenants
 from worker.auth.eaccounting import EAccountingAuth
 from worker.jobs import Customer, Line
 from worker.ledger.models import Tenant
@@ -234,6 +234,7 @@ class EAccountingProvider:
         )
         self.calls: list[Call] = self.http.calls
         self.prepared: dict[str, Any] = {}
+        self.company_checked = False
 
     # -- references -----------------------------------------------------------------
 
@@ -255,9 +256,17 @@ class EAccountingProvider:
         return self.cache.get(name, lambda: self._collect(path))
 
     def company(self) -> dict[str, Any]:
-        settings: dict[str, Any] = self.cache.get(
-            "companysettings", lambda: self.http.get_json("/companysettings")
-        )
+        """The company's settings, checked against the tenant's bound company whenever
+        they are loaded from eAccounting (a tenant not bound yet is bound now)."""
+        if self.tenant.company_id is None and not self.company_checked:
+            self.cache.put("companysettings", self._load_company())
+        settings: dict[str, Any] = self.cache.get("companysettings", self._load_company)
+        return settings
+
+    def _load_company(self) -> dict[str, Any]:
+        settings: dict[str, Any] = self.http.get_json("/companysettings")
+        binding.verify(self.tenant, binding.eaccounting_company(settings))
+        self.company_checked = True
         return settings
 
     def fiscal_year_id(self, day: dt.date) -> str:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from worker import tenants
+from worker import binding, tenants
 from worker.auth.economic import EconomicAuth
 from worker.jobs import Customer, Line
 from worker.ledger.models import Tenant
@@ -149,6 +149,7 @@ class EconomicProvider:
         self.calls: list[Call] = self.http.calls
         self.page_size = PAGE_SIZE
         self.prepared: dict[str, Any] = {}
+        self.company_checked = False
 
     # -- collections and cached references ---------------------------------------------
 
@@ -177,11 +178,17 @@ class EconomicProvider:
         return value
 
     def self_info(self) -> dict[str, Any]:
+        """The agreement's `/self`, checked against the tenant's bound company whenever
+        it is loaded from e-conomic (a tenant not bound yet is bound now)."""
+        if self.tenant.company_id is None and not self.company_checked:
+            self.cache.put("self", self._load_self())
         info: dict[str, Any] = self.cache.get("self", self._load_self)
         return info
 
     def _load_self(self) -> dict[str, Any]:
         body = self.http.get_json("/self")
+        binding.verify(self.tenant, binding.economic_company(body))
+        self.company_checked = True
         modules = sorted(str(m.get("name")) for m in body.get("modules") or [])
         tenants.update_capabilities(self.tenant.id, {"modules": modules})
         return {

@@ -62,6 +62,8 @@ from worker.simulators.eaccounting_state import (
 
 DEFAULT_COMPANIES = (("demo-no", "NO"), ("demo-nl", "NL"), ("demo-se", "SE"), ("demo-fi", "FI"))
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+#: CompanySettingsApi fields that identify a company (what the control API may change).
+IDENTITY_FIELDS = frozenset({"CompanyIdentifier", "CorporateIdentityNumber", "Name", "VatCode"})
 
 
 def json_response(
@@ -172,6 +174,24 @@ class EAccountingSimulator:
                 raise KeyError(f"no company {company_id!r}")
             return dict(self.tokens.issue(company_id, self.client_id, wanted))
 
+    def update_identity(self, company_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change what `GET /v2/companysettings` says identifies the company, under the
+        tokens already issued for it (as when the company behind a connection changes)."""
+        unknown = set(changes) - IDENTITY_FIELDS
+        if unknown:
+            raise ValueError(
+                f"only {sorted(IDENTITY_FIELDS)} can be changed, not {sorted(unknown)}"
+            )
+        with self._lock:
+            company = self.companies[company_id]
+            company.settings.update({k: str(v) for k, v in changes.items()})
+            return {k: company.settings.get(k) for k in sorted(IDENTITY_FIELDS)}
+
+    def set_client_secret(self, secret: str) -> None:
+        """The client secret the token endpoint accepts (a rotation at Visma's side)."""
+        with self._lock:
+            self.client_secret = secret
+
     def revoke_refresh_tokens(self, company_id: str) -> None:
         with self._lock:
             self.tokens.revoke_refresh(company_id)
@@ -239,6 +259,12 @@ class EAccountingSimulator:
                 f"{control}/companies/{{company_id}}/revoke", self._control_revoke, methods=["POST"]
             ),
             Route(f"{control}/expire-tokens", self._control_expire, methods=["POST"]),
+            Route(
+                f"{control}/companies/{{company_id}}/identity",
+                self._control_identity,
+                methods=["PUT"],
+            ),
+            Route(f"{control}/client", self._control_client, methods=["PUT"]),
             Route(
                 "/v2/{rest:path}",
                 self._api,
@@ -316,9 +342,9 @@ class EAccountingSimulator:
             companies = [(cid, c.settings["Name"], c.country) for cid, c in self.companies.items()]
         options = "".join(
             f'<li><label><input type="radio" name="company_id" value="{html.escape(cid)}"'
-            f"{' checked' if index == 0 else ''}> {html.escape(name)} ({country}, {html.escape(cid)})"
+            f" required> {html.escape(name)} ({country}, {html.escape(cid)})"
             "</label></li>"
-            for index, (cid, name, country) in enumerate(companies)
+            for cid, name, country in companies
         )
         scopes = html.escape(params.get("scope", ""))
         page = (
@@ -508,6 +534,23 @@ class EAccountingSimulator:
     async def _control_revoke(self, request: Request) -> Response:
         self.revoke_refresh_tokens(request.path_params["company_id"])
         return json_response({"revoked": True})
+
+    async def _control_identity(self, request: Request) -> Response:
+        data = await _optional_json(request)
+        try:
+            identity = self.update_identity(request.path_params["company_id"], dict(data))
+        except KeyError as error:
+            return json_response({"error": f"no company {error}"}, 404)
+        except ValueError as error:
+            return json_response({"error": str(error)}, 400)
+        return json_response(identity)
+
+    async def _control_client(self, request: Request) -> Response:
+        data = await _optional_json(request)
+        if not isinstance(data.get("client_secret"), str) or not data["client_secret"]:
+            return json_response({"error": "client_secret (a non-empty string) is required"}, 400)
+        self.set_client_secret(data["client_secret"])
+        return json_response({"client_secret_changed": True})
 
     async def _control_expire(self, request: Request) -> Response:
         data = await _optional_json(request)

@@ -9,9 +9,17 @@ from collections.abc import Callable
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from worker.auth.connect import MissingScopes, connect_url, finish_eaccounting, finish_economic
+from worker.auth.app_credentials import AppCredentialsRejected
+from worker.auth.connect import (
+    Connected,
+    MissingScopes,
+    connect_url,
+    finish_eaccounting,
+    finish_economic,
+)
 from worker.auth.eaccounting import InvalidGrant
 from worker.auth.state import StateRefused
+from worker.binding import CompanyRefused
 from worker.providers.base import ProviderError
 from worker.tenants import UnknownTenant
 
@@ -20,11 +28,11 @@ callback_router = APIRouter(tags=["connect"])
 START_TTL = 15 * 60
 
 
-def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
+def _page(title: str, text: str, status: int = 200, page_id: str = "result") -> HTMLResponse:
     body = (
         "<!doctype html><html><head><meta charset='utf-8'><title>ledgerpush</title></head>"
         f"<body style='font-family:sans-serif;max-width:40em;margin:4em auto'><h1>{title}</h1>"
-        f"<p>{html.escape(text)}</p></body></html>"
+        f"<p id='{page_id}'>{html.escape(text)}</p></body></html>"
     )
     return HTMLResponse(body, status_code=status)
 
@@ -55,13 +63,15 @@ def economic_callback(state: str = "", token: str = "") -> HTMLResponse:
     return _finish(lambda: finish_economic(token, state))
 
 
-def _finish(complete: Callable[[], tuple[str, int]]) -> HTMLResponse:
+def _finish(complete: Callable[[], Connected]) -> HTMLResponse:
     try:
-        tenant_id, resumed = complete()
+        done = complete()
     except StateRefused as exc:
         return _page("Link refused", str(exc), 400)
     except MissingScopes as exc:
         return _page("Not connected", str(exc), 400)
+    except CompanyRefused as exc:
+        return _page("Not connected: another company", exc.customer_text(), 409, "wrong-company")
     except InvalidGrant:
         return _page(
             "Not connected",
@@ -69,10 +79,17 @@ def _finish(complete: Callable[[], tuple[str, int]]) -> HTMLResponse:
             "open the connect link again.",
             400,
         )
+    except AppCredentialsRejected:
+        return _page(
+            "Not connected",
+            "The accounting system refused ledgerpush's own application credentials (not "
+            "your sign-in). The operator has been alerted; please try the link again later.",
+            502,
+        )
     except ProviderError as exc:
         return _page("Not connected", exc.message, 502)
     return _page(
         "Connected",
-        f"Tenant {tenant_id} is connected. {resumed} waiting jobs were resumed. "
-        "You can close this window.",
+        f"Tenant {done.tenant_id} is connected to {done.company.label()}. "
+        f"{done.resumed} waiting jobs were resumed. You can close this window.",
     )

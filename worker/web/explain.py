@@ -24,6 +24,26 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
         "The job names a tenant that ledgerpush does not know, so nothing was sent anywhere.",
         "Add the tenant (ledgerpush tenants add) and connect it, then retry the job.",
     ),
+    "company_changed": (
+        "The accounting system now answers for another company",
+        "The company behind the tenant's connection is not the one the tenant is bound to, "
+        "so the job was stopped before anything was written.",
+        "Reconnect the tenant with its own company, or, if it really moved, move it on the "
+        "tenant page (or ledgerpush tenants rebind) and reconnect.",
+    ),
+    "company_in_use": (
+        "The company belongs to another tenant",
+        "The connection points at a company another tenant is already bound to, so nothing "
+        "was written.",
+        "Reconnect with the tenant's own company, or allow a shared company on the tenant page.",
+    ),
+    "app_credentials_rejected": (
+        "ledgerpush's own application credentials were refused",
+        "The token endpoint refused the application (not the tenant): every tenant of this "
+        "accounting system waits. The job retries by itself.",
+        "Fix the client id / secret setting named in the message and restart the workers; "
+        "nothing needs to be done for the job or the tenant.",
+    ),
     "invalid_payload": (
         "The producer sent an invalid job",
         "The payload breaks the job contract, so it was kept here instead of being booked.",

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from worker import alerts, operations
+from worker.auth import app_credentials
 from worker.jobs import KINDS
 from worker.ledger import store
 from worker.ledger.models import JOB_STATES, utcnow
@@ -71,6 +72,7 @@ def _overview_data() -> dict[str, Any]:
         "dead_letters": recent_dead_letters(8),
         "explain": explain_job,
         "now": now,
+        "app_credentials": app_credentials.current(),
     }
 
 

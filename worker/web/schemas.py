@@ -132,6 +132,11 @@ class TenantOut(BaseModel):
     failed_jobs: int
     parked_jobs: int
     connect_path: str
+    company: dict[str, Any] | None = None
+    company_bound_at: Timestamp | None = None
+    company_checked_at: Timestamp | None = None
+    company_refused: dict[str, Any] | None = None
+    company_sharing_allowed: bool = False
 
 
 def job_error(job: Job) -> ErrorOut | None:
@@ -253,4 +258,9 @@ def tenant_out(health: TenantHealth) -> TenantOut:
         failed_jobs=health.failed_now,
         parked_jobs=health.parked,
         connect_path=connect_path(t.id, t.provider),
+        company=t.company,
+        company_bound_at=t.company_bound_at,
+        company_checked_at=t.company_checked_at,
+        company_refused=t.company_refused,
+        company_sharing_allowed=bool(t.company_sharing_allowed),
     )

@@ -9,11 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from worker import binding
 from worker.connections import parked_jobs
 from worker.ledger import store
 from worker.mapping import PLAIN_KEYS, MappingError, validate_key
 from worker.refcache import cached_names, invalidate
-from worker.tenants import UnknownTenant, update_mapping
+from worker.tenants import TenantError, UnknownTenant, update_mapping
 from worker.web.auth import Principal, require_auth
 from worker.web.queries import tenant_health
 from worker.web.schemas import connect_path
@@ -71,6 +72,9 @@ def _tenant_context(tenant_id: str) -> dict[str, Any] | None:
         "rate_keys": RATE_KEY_HELP,
         "recent": store.list_jobs(tenant_id=tenant_id, limit=10),
         "errors": [],
+        "company": binding.bound_company(health.tenant),
+        "refused": binding.Company.from_record(health.tenant.company_refused),
+        "events": binding.events(tenant_id, limit=20),
     }
 
 
@@ -127,4 +131,55 @@ def refresh_references(
     invalidate(tenant_id)
     log.info("cached references of tenant %s dropped by %s", tenant_id, principal.actor)
     flash(request, "Cached references dropped; they are fetched again by the next job.")
+    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+
+
+@router.get("/tenants/{tenant_id}/rebind", response_class=HTMLResponse)
+def confirm_rebind(request: Request, tenant_id: str) -> Response:
+    context = _tenant_context(tenant_id)
+    if context is None:
+        return _missing(request, tenant_id)
+    if context["refused"] is None:
+        flash(request, "There is no refused company to move this tenant to.")
+        return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+    return render(request, "tenant_rebind.html", context)
+
+
+@router.post("/tenants/{tenant_id}/rebind")
+def rebind(
+    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
+) -> Response:
+    context = _tenant_context(tenant_id)
+    if context is None:
+        return _missing(request, tenant_id)
+    try:
+        _, new = binding.rebind(tenant_id, principal.actor)
+    except TenantError as exc:
+        context.update(errors=[str(exc)])
+        return render(request, "tenant.html", context, 409)
+    flash(request, f"Moved to {new.label()} by {principal.actor}; connect the tenant again.")
+    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+
+
+@router.get("/tenants/{tenant_id}/company-sharing", response_class=HTMLResponse)
+def confirm_sharing(request: Request, tenant_id: str) -> Response:
+    context = _tenant_context(tenant_id)
+    if context is None:
+        return _missing(request, tenant_id)
+    return render(request, "tenant_sharing.html", context)
+
+
+@router.post("/tenants/{tenant_id}/company-sharing")
+def company_sharing(
+    request: Request,
+    tenant_id: str,
+    principal: Annotated[Principal, Depends(require_auth)],
+    allow: Annotated[str, Form(max_length=5)] = "yes",
+) -> Response:
+    try:
+        binding.allow_sharing(tenant_id, principal.actor, allowed=allow == "yes")
+    except UnknownTenant:
+        return _missing(request, tenant_id)
+    verdict = "may" if allow == "yes" else "may no longer"
+    flash(request, f"Tenant {verdict} bind a company another tenant is bound to.")
     return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)

@@ -1,0 +1,330 @@
+"""Each tenant books into one remote company, and only that one.
+
+The company's identity is recorded at the first successful connect (or, for tenants
+connected before bindings existed, at their next successful call). A connect that comes
+back with another company, or with a company another tenant is bound to, is refused
+before its tokens are stored. The identity is checked again whenever the provider's
+references are loaded, which every job does before its first write: a mismatch parks
+the tenant (`company_changed`) instead of writing into someone else's books. Moving a
+tenant to another company, or letting two tenants share one, is an explicit operator
+action, recorded in the tenant's audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from worker import alerts, refcache
+from worker.ledger.db import session
+from worker.ledger.models import NEEDS_REAUTH, Tenant, TenantEvent, utcnow
+from worker.providers.base import NeedsReauth
+from worker.tenants import TenantError, UnknownTenant
+
+log = logging.getLogger("ledgerpush.binding")
+MISMATCH = "company_mismatch"
+IN_USE = "company_in_use"
+CHANGED = "company_changed"
+
+
+@dataclass(frozen=True)
+class Company:
+    """A remote company as ledgerpush identifies it: `id` is the stable key compared."""
+
+    id: str
+    name: str
+    org_no: str
+    country: str
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any] | None) -> Company | None:
+        if not data or not data.get("id"):
+            return None
+        return cls(
+            str(data["id"]),
+            str(data.get("name") or ""),
+            str(data.get("org_no") or ""),
+            str(data.get("country") or ""),
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def label(self) -> str:
+        details = ", ".join(part for part in (self.country, self.org_no) if part)
+        return f"{self.name or 'unnamed company'} ({details}{'; ' if details else ''}id {self.id})"
+
+
+def eaccounting_company(settings: Mapping[str, Any]) -> Company:
+    """From `GET /v2/companysettings`: `CompanyIdentifier` is the company's unique id;
+    without one, the country and corporate identity number stand in for it."""
+    org_no = str(settings.get("CorporateIdentityNumber") or "")
+    country = str(settings.get("CountryCode") or "")
+    key = str(settings.get("CompanyIdentifier") or "") or f"{country}:{org_no}"
+    return Company(key, str(settings.get("Name") or ""), org_no, country)
+
+
+def economic_company(self_body: Mapping[str, Any]) -> Company:
+    """From e-conomic's `GET /self`: `agreementNumber` identifies the agreement."""
+    company = self_body.get("company") or {}
+    org_no = company.get("companyIdentificationNumber") or company.get("vatNumber") or ""
+    return Company(
+        str(self_body.get("agreementNumber") or ""),
+        str(company.get("name") or ""),
+        str(org_no),
+        str(company.get("country") or ""),
+    )
+
+
+def bound_company(tenant: Tenant) -> Company | None:
+    return Company.from_record(tenant.company)
+
+
+class CompanyRefused(NeedsReauth):
+    """The accounting system returned a company this tenant may not book into."""
+
+    def __init__(self, tenant_id: str, code: str, bound: Company | None, picked: Company) -> None:
+        self.tenant_id = tenant_id
+        self.bound = bound
+        self.picked = picked
+        super().__init__(_reason(code, bound, picked), code)
+
+    def customer_text(self) -> str:
+        """What the customer who followed the link is told (no other tenant is named)."""
+        if self.code == IN_USE:
+            return (
+                f"You picked {self.picked.label()}, which is already connected to another "
+                f"ledgerpush account. This link is for {self.tenant_id}; nothing was changed. "
+                "Open the link again and pick the company that belongs to it, or ask your "
+                "contact to allow this company for it."
+            )
+        bound = self.bound.label() if self.bound else "another company"
+        return (
+            f"This link is for {self.tenant_id}, which books into {bound}. You picked "
+            f"{self.picked.label()}. Nothing was changed: open the link again and pick "
+            f"{bound}, or ask your contact to move the account to the other company first."
+        )
+
+
+def _reason(code: str, bound: Company | None, picked: Company) -> str:
+    if code == IN_USE:
+        return (
+            f"{IN_USE}: {picked.label()} is already bound to another tenant; allow it with "
+            "`ledgerpush tenants allow-shared-company` if both tenants really book into it"
+        )
+    bound_text = bound.label() if bound else "?"
+    if code == CHANGED:
+        return (
+            f"{CHANGED}: the accounting system now answers for {picked.label()}, but the tenant "
+            f"is bound to {bound_text}; nothing is written until it is resolved (reconnect, "
+            "or `ledgerpush tenants rebind`)"
+        )
+    return (
+        f"{MISMATCH}: a reconnect picked {picked.label()}, but the tenant is bound to "
+        f"{bound_text}; the tokens were not stored (reconnect with the bound company, or "
+        "`ledgerpush tenants rebind`)"
+    )
+
+
+def holder_of(tenant: Tenant, company: Company, db: Session | None = None) -> str | None:
+    """Another tenant of the same provider bound to this company, if any (read in `db`'s
+    transaction when given: SQLite allows one writer, so no second one may be opened)."""
+    query = (
+        select(Tenant.id)
+        .where(
+            Tenant.provider == tenant.provider,
+            Tenant.company_id == company.id,
+            Tenant.id != tenant.id,
+        )
+        .order_by(Tenant.id)
+        .limit(1)
+    )
+    if db is not None:
+        return db.scalar(query)
+    with session() as own:
+        return own.scalar(query)
+
+
+def refusal(tenant: Tenant, company: Company) -> CompanyRefused | None:
+    """Why this tenant may not use this company, or None if it may."""
+    if tenant.company_id is not None:
+        if tenant.company_id == company.id:
+            return None
+        return CompanyRefused(tenant.id, MISMATCH, bound_company(tenant), company)
+    if holder_of(tenant, company) and not tenant.company_sharing_allowed:
+        return CompanyRefused(tenant.id, IN_USE, None, company)
+    return None
+
+
+def audit(tenant_id: str, actor: str, action: str, note: str) -> None:
+    with session() as db:
+        db.add(TenantEvent(tenant_id=tenant_id, actor=actor[:100], action=action, note=note))
+
+
+def events(tenant_id: str, limit: int = 50) -> list[TenantEvent]:
+    with session() as db:
+        return list(
+            db.scalars(
+                select(TenantEvent)
+                .where(TenantEvent.tenant_id == tenant_id)
+                .order_by(TenantEvent.id.desc())
+                .limit(limit)
+            )
+        )
+
+
+def _record_refused(tenant_id: str, refused: CompanyRefused) -> None:
+    record = {**refused.picked.as_dict(), "reason": refused.code, "at": utcnow().isoformat()}
+    with session() as db:
+        db.execute(update(Tenant).where(Tenant.id == tenant_id).values(company_refused=record))
+
+
+def refuse_connect(tenant: Tenant, refused: CompanyRefused, actor: str) -> None:
+    """A connect came back with a company the tenant may not use: its tokens are dropped,
+    the tenant waits for a reconnect (unless it still holds good tokens of its own
+    company), the refusal is audited and the operator alerted once."""
+    _record_refused(tenant.id, refused)
+    if tenant.credentials is None or tenant.connection_state == NEEDS_REAUTH:
+        with session() as db:
+            db.execute(
+                update(Tenant)
+                .where(Tenant.id == tenant.id)
+                .values(connection_state=NEEDS_REAUTH, connection_reason=refused.message)
+            )
+    holder = holder_of(tenant, refused.picked)
+    bound = refused.bound.label() if refused.bound else "(not bound yet)"
+    note = f"{refused.message}" + (f" (bound to tenant {holder})" if holder else "")
+    audit(tenant.id, actor, "connect_refused", note)
+    log.warning("connect of tenant %s refused: %s", tenant.id, note)
+    alerts.tenant_company_refused(tenant, note, bound, refused.picked.label())
+
+
+def bind(tenant_id: str, company: Company, actor: str) -> bool:
+    """Bind an unbound tenant; True if this call did (another may have raced it)."""
+    now = utcnow()
+    with session() as db:
+        result = db.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id, Tenant.company_id.is_(None))
+            .values(
+                company_id=company.id,
+                company=company.as_dict(),
+                company_bound_at=now,
+                company_checked_at=now,
+            )
+        )
+        done = bool(getattr(result, "rowcount", 0))
+    if done:
+        audit(tenant_id, actor, "bound", f"bound to {company.label()}")
+        log.info("tenant %s bound to %s", tenant_id, company.label())
+    return done
+
+
+def _checked(tenant_id: str) -> None:
+    with session() as db:
+        db.execute(update(Tenant).where(Tenant.id == tenant_id).values(company_checked_at=utcnow()))
+
+
+def accept(tenant: Tenant, company: Company, actor: str) -> None:
+    """Raise `CompanyRefused` unless the tenant may use this company; bind it if unbound."""
+    refused = refusal(tenant, company)
+    if refused is not None:
+        raise refused
+    if tenant.company_id is None and not bind(tenant.id, company, actor):
+        fresh = _reload(tenant.id)
+        if fresh.company_id != company.id:
+            raise CompanyRefused(tenant.id, MISMATCH, bound_company(fresh), company)
+    if tenant.company_id is not None:
+        _checked(tenant.id)
+
+
+def verify(tenant: Tenant, company: Company) -> None:
+    """The check a job makes when it loads the company's settings, before any write:
+    a tenant not bound yet is bound now; a mismatch raises `NeedsReauth` (the pipeline
+    parks the tenant and its jobs)."""
+    try:
+        accept(tenant, company, "worker")
+    except CompanyRefused as refused:
+        if refused.code == MISMATCH:
+            refused = CompanyRefused(tenant.id, CHANGED, refused.bound, company)
+        _record_refused(tenant.id, refused)
+        log.warning("tenant %s: %s", tenant.id, refused.message)
+        raise NeedsReauth(refused.message, refused.code) from None
+
+
+def _reload(tenant_id: str) -> Tenant:
+    with session() as db:
+        tenant = db.get(Tenant, tenant_id)
+        if tenant is None:
+            raise UnknownTenant(f"no tenant {tenant_id!r}")
+        db.expunge(tenant)
+        return tenant
+
+
+def rebind(tenant_id: str, actor: str) -> tuple[Company | None, Company]:
+    """Move the tenant to the company last refused for it; (from, to). The tenant's
+    cached references are dropped, and it must connect again with the new company."""
+    with session() as db:
+        tenant = db.get(Tenant, tenant_id, with_for_update=True)
+        if tenant is None:
+            raise UnknownTenant(f"no tenant {tenant_id!r}")
+        target = Company.from_record(tenant.company_refused)
+        if target is None:
+            raise TenantError(
+                f"tenant {tenant_id!r} has no refused company to move to: have the customer "
+                "connect with the other company first (it is refused and named here)"
+            )
+        holder = holder_of(tenant, target, db)
+        if holder and not tenant.company_sharing_allowed:
+            raise TenantError(
+                f"{target.label()} is bound to tenant {holder!r}; allow sharing first with "
+                f"`ledgerpush tenants allow-shared-company {tenant_id}`"
+            )
+        old = bound_company(tenant)
+        tenant.company_id = target.id
+        tenant.company = target.as_dict()
+        tenant.company_bound_at = utcnow()
+        tenant.company_checked_at = None
+        tenant.company_refused = None
+        tenant.connection_state = NEEDS_REAUTH
+        tenant.connection_reason = (
+            f"moved to {target.label()} by {actor}; connect again with that company to finish"
+        )
+        old_text = old.label() if old else "no company"
+        db.add(
+            TenantEvent(
+                tenant_id=tenant_id,
+                actor=actor[:100],
+                action="rebound",
+                note=f"from {old_text} to {target.label()}",
+            )
+        )
+    refcache.invalidate(tenant_id)
+    log.warning("tenant %s moved from %s to %s by %s", tenant_id, old_text, target.label(), actor)
+    return old, target
+
+
+def allow_sharing(tenant_id: str, actor: str, allowed: bool = True) -> None:
+    """Let this tenant bind a company another tenant is bound to (or stop letting it)."""
+    with session() as db:
+        tenant = db.get(Tenant, tenant_id, with_for_update=True)
+        if tenant is None:
+            raise UnknownTenant(f"no tenant {tenant_id!r}")
+        tenant.company_sharing_allowed = allowed
+        db.add(
+            TenantEvent(
+                tenant_id=tenant_id,
+                actor=actor[:100],
+                action="sharing_allowed" if allowed else "sharing_revoked",
+                note=(
+                    "may bind a company another tenant is bound to"
+                    if allowed
+                    else "may no longer bind a company another tenant is bound to"
+                ),
+            )
+        )
