@@ -73,7 +73,17 @@ def assert_clean(text: str, values: tuple[str, ...] | set[str] = ALL) -> None:
         f"db_password={CS} webhook_secret: {CS}",
     ],
     # Fixed ids: the values are random, and pytest-xdist needs the same ids in every worker.
-    ids=["bearer", "basic", "form", "json", "repr", "headers", "callback", "header-line", "settings"],
+    ids=[
+        "bearer",
+        "basic",
+        "form",
+        "json",
+        "repr",
+        "headers",
+        "callback",
+        "header-line",
+        "settings",
+    ],
 )
 def test_scrub_text_removes_token_values(text: str) -> None:
     scrubbed = scrub_text(text)
