@@ -14,6 +14,7 @@ from worker.auth.eaccounting import InvalidGrant
 from worker.auth.state import StateRefused
 from worker.providers.base import ProviderError
 from worker.tenants import UnknownTenant
+from worker.web.access import TENANTS_ADMIN, allow, public
 
 router = APIRouter(tags=["connect"])
 callback_router = APIRouter(tags=["connect"])
@@ -29,7 +30,9 @@ def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status)
 
 
-@router.get("/connect/{provider}/{tenant_id}", include_in_schema=False)
+@router.get(
+    "/connect/{provider}/{tenant_id}", include_in_schema=False, dependencies=allow(TENANTS_ADMIN)
+)
 def start(provider: str, tenant_id: str) -> RedirectResponse:
     if provider not in ("eaccounting", "economic"):
         raise HTTPException(404, "unknown provider")
@@ -39,7 +42,9 @@ def start(provider: str, tenant_id: str) -> RedirectResponse:
         raise HTTPException(404, str(exc)) from None
 
 
-@callback_router.get("/connect/eaccounting/callback", include_in_schema=False)
+@callback_router.get(
+    "/connect/eaccounting/callback", include_in_schema=False, dependencies=public()
+)
 def eaccounting_callback(
     state: str = "", code: str = "", error: str = "", error_description: str = ""
 ) -> HTMLResponse:
@@ -48,7 +53,7 @@ def eaccounting_callback(
     return _finish(lambda: finish_eaccounting(code, state))
 
 
-@callback_router.get("/connect/economic/callback", include_in_schema=False)
+@callback_router.get("/connect/economic/callback", include_in_schema=False, dependencies=public())
 def economic_callback(state: str = "", token: str = "") -> HTMLResponse:
     if not token:
         return _page("Not connected", "e-conomic did not send a grant token.", 400)

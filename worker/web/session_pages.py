@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.redis_client import get_redis
+from worker.web.access import allow
+from worker.web.access import public as public_rule
 from worker.web.accounts import authenticate, sign_in_possible
 from worker.web.auth import (
     LOGIN_CSRF_COOKIE,
@@ -71,12 +73,12 @@ def _login_page(request: Request, next_path: str, error: str = "", status: int =
     return response
 
 
-@public.get("/login", response_class=HTMLResponse)
+@public.get("/login", response_class=HTMLResponse, dependencies=public_rule())
 def login_form(request: Request, next: str = "/") -> Response:
     return _login_page(request, next)
 
 
-@public.post("/login")
+@public.post("/login", dependencies=public_rule())
 def login(
     request: Request,
     username: Annotated[str, Form(max_length=100)] = "",
@@ -99,7 +101,7 @@ def login(
     return response
 
 
-@protected.post("/logout")
+@protected.post("/logout", dependencies=allow())
 def logout(request: Request, principal: Annotated[Principal, Depends(require_auth)]) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:

@@ -14,6 +14,7 @@ from worker.ledger import store
 from worker.mapping import PLAIN_KEYS, MappingError, validate_key
 from worker.refcache import cached_names, invalidate
 from worker.tenants import UnknownTenant, update_mapping
+from worker.web.access import JOBS_OPERATE, JOBS_READ, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.queries import tenant_health
 from worker.web.schemas import connect_path
@@ -24,7 +25,7 @@ log = logging.getLogger("ledgerpush.web")
 RATE_KEY_HELP = ("vat.<rate>", "account.<rate>", "article.<rate>")
 
 
-@router.get("/tenants", response_class=HTMLResponse)
+@router.get("/tenants", response_class=HTMLResponse, dependencies=allow(JOBS_READ))
 def tenants(request: Request) -> Response:
     return render(request, "tenants.html", {"rows": tenant_health(), "connect_path": connect_path})
 
@@ -83,7 +84,7 @@ def _missing(request: Request, tenant_id: str) -> Response:
     )
 
 
-@router.get("/tenants/{tenant_id}", response_class=HTMLResponse)
+@router.get("/tenants/{tenant_id}", response_class=HTMLResponse, dependencies=allow(JOBS_READ))
 def tenant_detail(request: Request, tenant_id: str) -> Response:
     context = _tenant_context(tenant_id)
     if context is None:
@@ -91,7 +92,7 @@ def tenant_detail(request: Request, tenant_id: str) -> Response:
     return render(request, "tenant.html", context)
 
 
-@router.post("/tenants/{tenant_id}/mapping")
+@router.post("/tenants/{tenant_id}/mapping", dependencies=allow(TENANTS_ADMIN))
 def save_mapping(
     request: Request,
     tenant_id: str,
@@ -118,7 +119,7 @@ def save_mapping(
     return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
 
 
-@router.post("/tenants/{tenant_id}/references/refresh")
+@router.post("/tenants/{tenant_id}/references/refresh", dependencies=allow(JOBS_OPERATE))
 def refresh_references(
     request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
 ) -> Response:
