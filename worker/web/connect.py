@@ -7,13 +7,14 @@ import html
 from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.auth.connect import MissingScopes, connect_url, finish_eaccounting, finish_economic
 from worker.auth.eaccounting import InvalidGrant
 from worker.auth.state import StateRefused
 from worker.providers.base import ProviderError
-from worker.tenants import UnknownTenant
+from worker.settings import get_settings
+from worker.tenants import UnknownTenant, get_tenant
 from worker.web.access import TENANTS_ADMIN, allow, public
 
 router = APIRouter(tags=["connect"])
@@ -33,10 +34,14 @@ def _page(title: str, text: str, status: int = 200) -> HTMLResponse:
 @router.get(
     "/connect/{provider}/{tenant_id}", include_in_schema=False, dependencies=allow(TENANTS_ADMIN)
 )
-def start(provider: str, tenant_id: str) -> RedirectResponse:
+def start(provider: str, tenant_id: str) -> Response:
     if provider not in ("eaccounting", "economic"):
         raise HTTPException(404, "unknown provider")
     try:
+        missing = get_settings().missing_provider_app(get_tenant(tenant_id).provider)
+        if missing:
+            text = f"{missing} is not set, so no connect link can work; set it and restart."
+            return _page("Cannot connect", text, 503)
         return RedirectResponse(connect_url(tenant_id, START_TTL), status_code=302)
     except UnknownTenant as exc:
         raise HTTPException(404, str(exc)) from None
