@@ -25,6 +25,7 @@ from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.web import api, pages, session_pages, tenant_pages
 from worker.web.access import JOBS_READ, Forbidden, allow, public
+from worker.web.access_log import access_log
 from worker.web.auth import CsrfRefused, NotAuthenticated, require_auth
 from worker.web.connect import callback_router as connect_callback_router
 from worker.web.connect import router as connect_router
@@ -213,6 +214,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.middleware("http")(_security_headers)
+    app.middleware("http")(access_log)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _add_system_routes(app)
     app.include_router(session_pages.public)
