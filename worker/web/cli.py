@@ -130,7 +130,11 @@ def apikeys_list() -> None:
     """List API keys (name, prefix, last use; never the keys)."""
     from worker.web.accounts import list_api_keys
 
-    table = Table("name", "prefix", "scopes", "created", "last used", "status")
+    table = Table()
+    for column in ("name", "prefix"):
+        table.add_column(column, no_wrap=True)
+    for column in ("scopes", "created", "last used", "status"):
+        table.add_column(column)
     for k in list_api_keys():
         table.add_row(
             k.name,
