@@ -18,7 +18,7 @@ from worker.logs import REDACTED, SECRET_KEYS
 log = logging.getLogger("ledgerpush.access")
 #: Beyond the names secrets have everywhere (worker/logs.py): the OAuth `state` proves a
 #: connect link, and a query string is no place for anything resembling a credential.
-_ALSO_SECRET = re.compile(r"^(state|key|session|sig|signature|ticket)$", re.IGNORECASE)
+_ALSO_SECRET = re.compile(r"^(state|session|sig|signature|ticket)$", re.IGNORECASE)
 
 
 def safe_target(request: Request) -> str:

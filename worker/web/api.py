@@ -43,7 +43,13 @@ from worker.web.schemas import (
 )
 from worker.web.submit import submit
 
-router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(require_auth)])
+router = APIRouter(
+    prefix="/api",
+    tags=["api"],
+    dependencies=[Depends(require_auth)],
+    # Every route: a key or role without the scope it needs (worker/web/access.py).
+    responses={403: {"model": Problem, "description": "the missing scope, named"}},
+)
 log = logging.getLogger("ledgerpush.web")
 
 State = Literal[JOB_STATES]  # type: ignore[valid-type]

@@ -60,3 +60,13 @@ def record_success(address: str, username: str) -> None:
     out the failures an address made guessing other usernames)."""
     scope = _scopes(address, username)[1][0]
     get_redis().delete(f"lp:web:signin:fails:{scope}", f"lp:web:signin:hold:{scope}")
+
+
+def forget(address: str, username: str) -> None:
+    """Drop the failures and holds of this address and this (address, username)."""
+    keys = [
+        f"lp:web:signin:{kind}:{s}"
+        for s, _ in _scopes(address, username)
+        for kind in ("fails", "hold")
+    ]
+    get_redis().delete(*keys)
