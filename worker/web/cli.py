@@ -113,7 +113,7 @@ def apikeys_create(
     ] = None,
 ) -> None:
     """Create an API key; it is printed once and stored only hashed."""
-    from worker.web.access import DEFAULT_KEY_SCOPES
+    from worker.web.access import DEFAULT_KEY_SCOPES, parse_scopes
     from worker.web.accounts import AccountError, create_api_key
 
     scopes = scope or list(DEFAULT_KEY_SCOPES)
@@ -122,7 +122,8 @@ def apikeys_create(
     except AccountError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    err.print(f"API key {name!r} created; store it now, it is not shown again:")
+    granted = " ".join(parse_scopes(scopes))
+    err.print(f"API key {name!r} created ({granted}); store it now, it is not shown again:")
     print(key)
 
 
