@@ -24,7 +24,7 @@ from worker.ledger.db import session
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.web import api, pages, session_pages, tenant_pages
-from worker.web.access import JOBS_READ, Forbidden, allow, public
+from worker.web.access import JOBS_READ, TENANTS_ADMIN, Forbidden, allow, public
 from worker.web.access_log import access_log
 from worker.web.auth import CsrfRefused, NotAuthenticated, require_auth
 from worker.web.connect import callback_router as connect_callback_router
@@ -221,7 +221,7 @@ def create_app() -> FastAPI:
     app.include_router(session_pages.protected)
     # Callbacks first: /connect/{provider}/{tenant_id} would match them too.
     app.include_router(connect_callback_router)
-    app.include_router(connect_router, dependencies=[Depends(require_auth)])
+    app.include_router(connect_router, dependencies=[Depends(require_auth), *allow(TENANTS_ADMIN)])
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(tenant_pages.router)
