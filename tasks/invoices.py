@@ -11,5 +11,7 @@ from worker.app import INVOICE_TASK, app
 
 
 @app.task(name=INVOICE_TASK, bind=True)
-def process_invoice(self: Task, payload: Any, enqueued_at: float | None = None) -> str:
-    return run_job(self, payload, enqueued_at)
+def process_invoice(
+    self: Task, payload: Any, enqueued_at: float | None = None, created_by_key: int | None = None
+) -> str:
+    return run_job(self, payload, enqueued_at, created_by_key)

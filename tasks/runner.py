@@ -12,9 +12,17 @@ from worker import fairness, pipeline
 NO_CELERY_LIMIT = sys.maxsize
 
 
-def run_job(task: Task, payload: Any, enqueued_at: float | None) -> str:
+def run_job(
+    task: Task, payload: Any, enqueued_at: float | None, created_by_key: int | None = None
+) -> str:
     queue = (task.request.delivery_info or {}).get("routing_key")
-    outcome = pipeline.process(payload, enqueued_at, worker=str(task.request.hostname), queue=queue)
+    outcome = pipeline.process(
+        payload,
+        enqueued_at,
+        worker=str(task.request.hostname),
+        queue=queue,
+        created_by_key=created_by_key,
+    )
     if outcome.retry_in is None:
         # Booked, failed or parked: it no longer counts toward its tenant's backlog.
         fairness.settled(payload, task.request.id)

@@ -97,7 +97,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, web_url: str) -> Iterator[Any]:
     """A signed-in page (through the sign-in form)."""
     operator = unique("operator")
-    add_user(operator, PASSWORD)
+    add_user(operator, PASSWORD, role="admin")  # fixes mappings and reconnects, too
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     tab = context.new_page()
     tab.set_default_timeout(15_000)

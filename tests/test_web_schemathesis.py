@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from tests.conftest import unique
+from worker.web.access import SCOPES
 from worker.web.accounts import create_api_key
 
 AUTH: dict[str, str] = {}
@@ -22,7 +23,7 @@ def api_schema() -> Any:
     from worker.web.app import create_app
 
     schemathesis.experimental.OPEN_API_3_1.enable()  # FastAPI writes OpenAPI 3.1
-    AUTH["Authorization"] = f"Bearer {create_api_key(unique('schemathesis'))}"
+    AUTH["Authorization"] = f"Bearer {create_api_key(unique('schemathesis'), SCOPES)}"
     return schemathesis.from_asgi("/api/openapi.json", create_app(), headers=AUTH)
 
 

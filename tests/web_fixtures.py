@@ -10,13 +10,15 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import unique
 from tests.web_helpers import PASSWORD, sign_in
+from worker.web.access import ADMIN, SCOPES
 from worker.web.accounts import add_user, create_api_key
 
 
 @pytest.fixture
 def operator() -> str:
+    """A dashboard user who may do everything (roles: tests/test_access.py)."""
     name = unique("op")
-    add_user(name, PASSWORD)
+    add_user(name, PASSWORD, role=ADMIN)
     return name
 
 
@@ -36,7 +38,8 @@ def browser_client(anon: TestClient, operator: str) -> tuple[TestClient, str]:
 
 @pytest.fixture
 def api_key() -> str:
-    return create_api_key(unique("producer"))
+    """A key with every scope (scopes: tests/test_access.py)."""
+    return create_api_key(unique("producer"), SCOPES)
 
 
 @pytest.fixture

@@ -521,9 +521,14 @@ def tenants_connect_url(
 ) -> None:
     """Print the link the tenant's user opens to connect (or reconnect) their books."""
     from worker.auth.connect import connect_url
-    from worker.tenants import UnknownTenant
+    from worker.settings import get_settings
+    from worker.tenants import UnknownTenant, get_tenant
 
     try:
+        missing = get_settings().missing_provider_app(get_tenant(tenant_id).provider)
+        if missing:
+            err.print(f"[red]{missing} is not set: no connect link can work without it[/red]")
+            raise typer.Exit(1)
         print(connect_url(tenant_id, ttl=days * 24 * 3600))
     except UnknownTenant as exc:
         err.print(f"[red]{exc}[/red]")

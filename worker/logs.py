@@ -92,7 +92,9 @@ class ContextFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    FIELDS = ("job_id", "tenant", "provider", "kind", "attempt")
+    CONTEXT_FIELDS = ("job_id", "tenant", "provider", "kind", "attempt")
+    # The access log's (worker/web/access_log.py); its text lines say them already.
+    FIELDS = (*CONTEXT_FIELDS, "principal", "method", "path", "status", "duration_ms")
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -113,7 +115,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         context = " ".join(
             f"{name}={getattr(record, name)}"
-            for name in JsonFormatter.FIELDS
+            for name in JsonFormatter.CONTEXT_FIELDS
             if hasattr(record, name)
         )
         text = super().format(record)

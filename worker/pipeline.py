@@ -74,7 +74,11 @@ class Outcome:
 
 
 def process(
-    payload: Any, enqueued_at: float | None = None, worker: str = "local", queue: str | None = None
+    payload: Any,
+    enqueued_at: float | None = None,
+    worker: str = "local",
+    queue: str | None = None,
+    created_by_key: int | None = None,
 ) -> Outcome:
     """Run one delivery of a job message (taken from `queue`) to completion, a parked
     state, or a retry."""
@@ -90,6 +94,7 @@ def process(
         job.kind,
         job.model_dump(mode="json"),
         queued,
+        created_by_key,
     )
     with log_context(job_id=row.id, tenant=job.tenant_id, kind=job.kind):
         _accepted(job.kind, row.id, queue)

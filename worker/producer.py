@@ -22,16 +22,30 @@ def enqueue(job: AnyJob | dict[str, Any] | str) -> str:
     return send(parsed.model_dump(mode="json"), parsed.kind, parsed.job_id)
 
 
-def send(payload: dict[str, Any], kind: str, job_id: str, countdown: float | None = None) -> str:
+def _kwargs(created_by_key: int | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"enqueued_at": time.time()}
+    if created_by_key is not None:
+        kwargs["created_by_key"] = created_by_key
+    return kwargs
+
+
+def send(
+    payload: dict[str, Any],
+    kind: str,
+    job_id: str,
+    countdown: float | None = None,
+    created_by_key: int | None = None,
+) -> str:
     """Publish an already validated payload (also used to resume and retry jobs). The
-    message is kept in the outbox until a worker receives it (worker/outbox.py)."""
+    message is kept in the outbox until a worker receives it (worker/outbox.py).
+    `created_by_key`: the API key that sent it, recorded when the worker accepts it."""
     task = TASK_FOR_KIND[kind]
     # A tenant with a backlog overflows to the bulk queue (worker/fairness.py).
     queue = fairness.route(str(payload.get("tenant_id", "")), job_id, QUEUE_FOR_TASK[task])
     app.send_task(
         task,
         args=[payload],
-        kwargs={"enqueued_at": time.time()},
+        kwargs=_kwargs(created_by_key),
         queue=queue,
         task_id=job_id,
         countdown=countdown,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +13,35 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: A fixed key used only in demo/dev mode, so data written by the demo stays readable.
 DEV_SECRET_KEY = "bGVkZ2VycHVzaC1kZXYta2V5LW5vdC1mb3ItcHJvZC0="
+#: Passwords refused for the web admin where it matters (production, a non-loopback bind).
+KNOWN_DEFAULT_PASSWORDS = frozenset(
+    {
+        "change-me",
+        "changeme",
+        "change_me",
+        "admin",
+        "administrator",
+        "password",
+        "passw0rd",
+        "secret",
+        "demo",
+        "ledgerpush",
+        "letmein",
+        "qwerty",
+        "123456",
+        "12345678",
+        "123456789012",
+        "default",
+        "root",
+        "test",
+    }
+)
+MIN_ADMIN_PASSWORD = 12
+#: The settings each provider's connect link and code exchange need.
+PROVIDER_APP_SETTINGS = {
+    "eaccounting": ("eaccounting_client_id", "eaccounting_client_secret"),
+    "economic": ("economic_app_public_token", "economic_app_secret_token"),
+}
 
 
 class SettingsError(RuntimeError):
@@ -128,6 +158,10 @@ class Settings(BaseSettings):
     def _production_needs_secret(self) -> Settings:
         if self.secret_key is None and self.env == "production":
             raise ValueError("LEDGERPUSH_SECRET_KEY is required when LEDGERPUSH_ENV=production")
+        if self.env == "production":
+            problem = self.unsafe_for_exposure()
+            if problem:
+                raise ValueError(problem + " (LEDGERPUSH_ENV=production)")
         if self.webhook_url and not self.webhook_secret:
             raise ValueError(
                 "LEDGERPUSH_WEBHOOK_SECRET is required when LEDGERPUSH_WEBHOOK_URL is set "
@@ -141,6 +175,40 @@ class Settings(BaseSettings):
             )
         return self
 
+    def unsafe_for_exposure(self) -> str | None:
+        """What makes these settings unsafe where others can reach the app, naming the
+        variable: the built-in development key, a default or short admin password."""
+        if self.secret_key is None or DEV_SECRET_KEY in self.fernet_keys:
+            return (
+                "LEDGERPUSH_SECRET_KEY must be set to your own key, not the built-in "
+                "development key; make one with `ledgerpush keygen`"
+            )
+        if self.web_admin_password is not None:
+            password = self.web_admin_password.get_secret_value()
+            if password.strip().lower() in KNOWN_DEFAULT_PASSWORDS:
+                return "LEDGERPUSH_WEB_ADMIN_PASSWORD is a well-known default password"
+            if len(password) < MIN_ADMIN_PASSWORD:
+                return (
+                    f"LEDGERPUSH_WEB_ADMIN_PASSWORD must have at least {MIN_ADMIN_PASSWORD} "
+                    "characters"
+                )
+        return None
+
+    def web_bind_problem(self, host: str) -> str | None:
+        """Why the web app may not listen on `host` with these settings (None: it may)."""
+        if is_loopback(host):
+            return None
+        problem = self.unsafe_for_exposure()
+        return f"{problem} (the web app would listen on {host})" if problem else None
+
+    def missing_provider_app(self, provider: str) -> str | None:
+        """The first unset setting a provider's connect link needs, as its variable name."""
+        for name in PROVIDER_APP_SETTINGS.get(provider, ()):
+            value = getattr(self, name)
+            if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
+                return f"LEDGERPUSH_{name.upper()}"
+        return None
+
     @property
     def fernet_keys(self) -> list[str]:
         raw = self.secret_key.get_secret_value() if self.secret_key else DEV_SECRET_KEY
@@ -153,6 +221,15 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def load_settings() -> Settings:

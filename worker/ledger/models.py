@@ -138,6 +138,8 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     error_fields: Mapped[list[Any] | None] = mapped_column(JSON)
     enqueued_at: Mapped[dt.datetime | None]
+    #: The API key that sent the job over HTTP (None: queue, CLI or a signed-in user).
+    created_by_key: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[dt.datetime | None]
@@ -194,6 +196,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default="operator")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -204,6 +207,8 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(String(200))
+    #: Space-separated scopes (worker/web/access.py).
+    scopes: Mapped[str] = mapped_column(String(200), default="jobs:write")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
     revoked: Mapped[bool] = mapped_column(default=False)

@@ -64,6 +64,7 @@ def accept_job(
     kind: str,
     payload: dict[str, Any],
     enqueued_at: dt.datetime | None = None,
+    created_by_key: int | None = None,
 ) -> tuple[Job, bool]:
     """Insert the job row, or return the existing one for this (tenant, key).
 
@@ -83,6 +84,7 @@ def accept_job(
         "remote": {},
         "attempts": 0,
         "enqueued_at": enqueued_at,
+        "created_by_key": created_by_key,
         "created_at": now,
         "updated_at": now,
     }

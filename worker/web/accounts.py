@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from worker.ledger.db import session
 from worker.ledger.models import ApiKey, User, utcnow
 from worker.settings import get_settings
+from worker.web.access import ADMIN, DEFAULT_KEY_SCOPES, DEFAULT_ROLE, check_role, parse_scopes
 
 _hasher = PasswordHasher()
 KEY_PREFIX = "lp_"
@@ -40,17 +41,28 @@ class KeyInfo:
     created_at: dt.datetime
     last_used_at: dt.datetime | None
     revoked: bool
+    scopes: tuple[str, ...] = ()
 
 
-def add_user(username: str, password: str) -> None:
+@dataclass(frozen=True)
+class KeyIdentity:
+    """A valid key as a request sees it."""
+
+    id: int
+    name: str
+    scopes: frozenset[str]
+
+
+def add_user(username: str, password: str, role: str = DEFAULT_ROLE) -> None:
     username = username.strip()
     if not username or len(username) > 100:
         raise AccountError("the username must be 1 to 100 characters")
     if len(password) < 8:
         raise AccountError("the password must have at least 8 characters")
+    role = _role(role)
     try:
         with session() as db:
-            db.add(User(username=username, password_hash=_hasher.hash(password)))
+            db.add(User(username=username, password_hash=_hasher.hash(password), role=role))
     except IntegrityError:
         raise AccountError(f"user {username!r} already exists") from None
 
@@ -65,9 +77,46 @@ def set_password(username: str, password: str) -> None:
         user.password_hash = _hasher.hash(password)
 
 
+def _role(role: str) -> str:
+    try:
+        return check_role(role)
+    except ValueError as exc:
+        raise AccountError(str(exc)) from None
+
+
+def set_role(username: str, role: str) -> None:
+    role = _role(role)
+    with session() as db:
+        user = db.scalars(select(User).where(User.username == username)).first()
+        if user is None:
+            raise AccountError(f"no user {username!r}")
+        user.role = role
+
+
+def role_of(username: str) -> str | None:
+    """The user's role; the admin from the settings is an admin; None: no such user."""
+    with session() as db:
+        role = db.scalar(select(User.role).where(User.username == username))
+    if role is not None:
+        return role
+    settings = get_settings()
+    if (
+        settings.web_admin_user
+        and settings.web_admin_password
+        and username == settings.web_admin_user
+    ):
+        return ADMIN
+    return None
+
+
 def list_users() -> list[str]:
     with session() as db:
         return list(db.scalars(select(User.username).order_by(User.username)))
+
+
+def list_user_roles() -> list[tuple[str, str]]:
+    with session() as db:
+        return list(db.execute(select(User.username, User.role).order_by(User.username)).tuples())
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -102,20 +151,32 @@ def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(name: str) -> str:
+def create_api_key(name: str, scopes: tuple[str, ...] | list[str] = DEFAULT_KEY_SCOPES) -> str:
     """Store a new key and return it in clear (the only time it is shown)."""
     name = name.strip()
     if not name or len(name) > 100:
         raise AccountError("the key name must be 1 to 100 characters")
+    try:
+        chosen = parse_scopes(scopes)
+    except ValueError as exc:
+        raise AccountError(str(exc)) from None
+    if not chosen:
+        raise AccountError("a key needs at least one scope")
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     with session() as db:
-        db.add(ApiKey(name=name, prefix=prefix, key_hash=_hash_key(key)))
+        db.add(ApiKey(name=name, prefix=prefix, key_hash=_hash_key(key), scopes=" ".join(chosen)))
     return key
 
 
 def verify_api_key(key: str) -> str | None:
     """The key's name when it is valid and not revoked."""
+    found = identify_api_key(key)
+    return found.name if found else None
+
+
+def identify_api_key(key: str) -> KeyIdentity | None:
+    """The key's id, name and scopes when it is valid and not revoked."""
     parts = key.split("_")
     if len(parts) < 3 or not key.startswith(KEY_PREFIX):
         return None
@@ -130,7 +191,7 @@ def verify_api_key(key: str) -> str | None:
         last = row.last_used_at
         if last is None or _aware(last) < now - LAST_USED_RESOLUTION:
             row.last_used_at = now
-        return row.name
+        return KeyIdentity(row.id, row.name, frozenset(row.scopes.split()))
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -141,8 +202,18 @@ def list_api_keys() -> list[KeyInfo]:
     with session() as db:
         rows = db.scalars(select(ApiKey).order_by(ApiKey.id))
         return [
-            KeyInfo(r.id, r.name, r.prefix, r.created_at, r.last_used_at, r.revoked) for r in rows
+            KeyInfo(
+                r.id, r.name, r.prefix, r.created_at, r.last_used_at, r.revoked, _ordered(r.scopes)
+            )
+            for r in rows
         ]
+
+
+def _ordered(scopes: str) -> tuple[str, ...]:
+    try:
+        return parse_scopes([scopes])
+    except ValueError:
+        return tuple(scopes.split())
 
 
 def revoke_api_key(name_or_prefix: str) -> int:

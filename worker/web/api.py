@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,6 +26,7 @@ from worker.mapping import MappingError
 from worker.mapping import validate as validate_mapping
 from worker.refcache import invalidate
 from worker.tenants import PROVIDERS, UnknownTenant, update_mapping
+from worker.web.access import JOBS_OPERATE, JOBS_READ, JOBS_WRITE, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.queries import JobFilter, find_jobs, providers_of, tenant_health
 from worker.web.schemas import (
@@ -41,7 +43,13 @@ from worker.web.schemas import (
 )
 from worker.web.submit import submit
 
-router = APIRouter(prefix="/api", tags=["api"], dependencies=[Depends(require_auth)])
+router = APIRouter(
+    prefix="/api",
+    tags=["api"],
+    dependencies=[Depends(require_auth)],
+    # Every route: a key or role without the scope it needs (worker/web/access.py).
+    responses={403: {"model": Problem, "description": "the missing scope, named"}},
+)
 log = logging.getLogger("ledgerpush.web")
 
 State = Literal[JOB_STATES]  # type: ignore[valid-type]
@@ -51,6 +59,8 @@ SortKey = Literal["created", "updated", "tenant", "key", "kind", "state", "attem
 MappingValue = Annotated[str, Field(max_length=200)] | int | None
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 REFUSED: dict[int | str, dict[str, Any]] = {404: {"model": Problem}, 409: {"model": Problem}}
+OPERATE = allow(JOBS_OPERATE)
+READ_TENANTS = allow(JOBS_READ, TENANTS_ADMIN)
 
 
 def field_problems(errors: list[FieldError], status: int = 422) -> JSONResponse:
@@ -70,7 +80,12 @@ def _job_schema_ref() -> dict[str, Any]:
     "/jobs",
     status_code=201,
     response_model=SubmittedOut,
-    responses={200: {"model": SubmittedOut}, 422: {"model": FieldProblems}},
+    responses={
+        200: {"model": SubmittedOut},
+        403: {"model": Problem},
+        422: {"model": FieldProblems},
+    },
+    dependencies=allow(JOBS_WRITE),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -79,17 +94,22 @@ def _job_schema_ref() -> dict[str, Any]:
     },
     summary="Submit a job (invoice, credit note or payment)",
 )
-async def create_job(request: Request) -> Any:
+async def create_job(
+    request: Request, principal: Annotated[Principal, Depends(require_auth)]
+) -> Any:
     """Validated like a queue message. 201 for a new key; 200 with the existing job for a
-    key seen before (nothing is sent twice); 422 naming each bad field."""
+    key seen before (nothing is sent twice; its details only to a key that may read it);
+    422 naming each bad field."""
     try:
         data = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError):
         return field_problems([FieldError(field="(body)", message="the body must be JSON")])
     try:
-        sub = submit(data)
+        sub = submit(data, created_by_key=principal.key_id)
     except JobValidationError as exc:
         return field_problems(exc.errors)
+    if sub.job is not None and not may_read(principal, sub.job):
+        sub = replace(sub, job=None)
     providers = providers_of([sub.job]) if sub.job else {}
     out = SubmittedOut(
         id=sub.id,
@@ -103,7 +123,12 @@ async def create_job(request: Request) -> Any:
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if sub.created else 200)
 
 
-@router.get("/jobs", response_model=JobListOut, summary="List jobs (filtered, paginated)")
+@router.get(
+    "/jobs",
+    response_model=JobListOut,
+    summary="List jobs (filtered, paginated)",
+    dependencies=allow(JOBS_READ, JOBS_WRITE),
+)
 def list_jobs(
     tenant: Annotated[str | None, Query(max_length=64)] = None,
     provider: Provider | None = None,
@@ -117,9 +142,14 @@ def list_jobs(
     order: Literal["asc", "desc"] = "desc",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+    *,
+    principal: Annotated[Principal, Depends(require_auth)],
 ) -> JobListOut:
+    """Every job for `jobs:read`; with only `jobs:write`, the jobs this key sent."""
     f = JobFilter(tenant, provider, kind, state, error_code, key, since, until, sort, order)
     f.page, f.per_page = page, per_page
+    if JOBS_READ not in principal.scopes:
+        f.created_by_key = principal.key_id if principal.key_id is not None else -1
     result = find_jobs(f)
     return JobListOut(
         items=[job_out(j, result.providers.get(j.tenant_id)) for j in result.jobs],
@@ -129,14 +159,31 @@ def list_jobs(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobDetailOut, responses=NOT_FOUND)
-def get_job(job_id: str) -> Any:
-    """One job: payload (secrets masked), state history, attempts with provider calls."""
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobDetailOut,
+    responses={**NOT_FOUND, 403: {"model": Problem}},
+    dependencies=allow(JOBS_READ, JOBS_WRITE),
+)
+def get_job(job_id: str, principal: Annotated[Principal, Depends(require_auth)]) -> Any:
+    """One job: payload (secrets masked), state history, attempts with provider calls.
+    With only `jobs:write`, a job another key sent is refused (403)."""
     job = store.find_job(job_id)
     if job is None:
         return problem(f"no job with id {job_id}", 404)
+    if not may_read(principal, job):
+        return problem(
+            f"this API key lacks the scope {JOBS_READ} (the job was sent by another key)", 403
+        )
     provider = providers_of([job]).get(job.tenant_id)
     return job_detail_out(job, provider, store.events_of(job.id), store.attempts_of(job.id))
+
+
+def may_read(principal: Principal, job: Job) -> bool:
+    """`jobs:read` reads every job; `jobs:write` alone only those its key sent."""
+    if JOBS_READ in principal.scopes:
+        return True
+    return principal.key_id is not None and job.created_by_key == principal.key_id
 
 
 def _act(action: Callable[[str, str], Job], job_id: str, principal: Principal) -> Any:
@@ -149,31 +196,37 @@ def _act(action: Callable[[str, str], Job], job_id: str, principal: Principal) -
     return job_out(job, providers_of([job]).get(job.tenant_id))
 
 
-@router.post("/jobs/{job_id}/retry", response_model=JobOut, responses=REFUSED)
+@router.post("/jobs/{job_id}/retry", response_model=JobOut, responses=REFUSED, dependencies=OPERATE)
 def retry_job(job_id: str, principal: Annotated[Principal, Depends(require_auth)]) -> Any:
     """Run a failed or retry-scheduled job again now (409 with the reason when not allowed)."""
     return _act(operations.retry, job_id, principal)
 
 
-@router.post("/jobs/{job_id}/replay", response_model=JobOut, responses=REFUSED)
+@router.post(
+    "/jobs/{job_id}/replay", response_model=JobOut, responses=REFUSED, dependencies=OPERATE
+)
 def replay_job(job_id: str, principal: Annotated[Principal, Depends(require_auth)]) -> Any:
     """Start again from the beginning after a fix; never for a booked or cancelled job."""
     return _act(operations.replay, job_id, principal)
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=REFUSED)
+@router.post(
+    "/jobs/{job_id}/cancel", response_model=JobOut, responses=REFUSED, dependencies=OPERATE
+)
 def cancel_job(job_id: str, principal: Annotated[Principal, Depends(require_auth)]) -> Any:
     """Cancel a job that has not written anything to the accounting system."""
     return _act(operations.cancel, job_id, principal)
 
 
-@router.get("/tenants", response_model=list[TenantOut])
+@router.get("/tenants", response_model=list[TenantOut], dependencies=READ_TENANTS)
 def list_tenants() -> list[TenantOut]:
     """Tenants with connection health (never credentials)."""
     return [tenant_out(h) for h in tenant_health()]
 
 
-@router.get("/tenants/{tenant_id}", response_model=TenantOut, responses=NOT_FOUND)
+@router.get(
+    "/tenants/{tenant_id}", response_model=TenantOut, responses=NOT_FOUND, dependencies=READ_TENANTS
+)
 def get_tenant(tenant_id: str) -> Any:
     found = tenant_health(tenant_id)
     if not found:
@@ -195,6 +248,7 @@ def mapping_problems(mapping: dict[str, Any]) -> list[FieldError]:
     "/tenants/{tenant_id}/mapping",
     response_model=TenantOut,
     responses={404: {"model": Problem}, 422: {"model": FieldProblems}},
+    dependencies=allow(TENANTS_ADMIN),
 )
 def put_mapping(
     tenant_id: str,

@@ -24,6 +24,8 @@ from worker.ledger.db import session
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.web import api, pages, session_pages, tenant_pages
+from worker.web.access import JOBS_READ, TENANTS_ADMIN, Forbidden, allow, public
+from worker.web.access_log import access_log
 from worker.web.auth import CsrfRefused, NotAuthenticated, require_auth
 from worker.web.connect import callback_router as connect_callback_router
 from worker.web.connect import router as connect_router
@@ -60,6 +62,15 @@ async def _csrf_refused(request: Request, _exc: Exception) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": message}, status_code=403)
     return render(request, "message.html", {"title": "Refused", "text": message}, 403)
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Forbidden)
+    if _wants_json(request):
+        return JSONResponse({"detail": exc.message}, status_code=403)
+    if request.headers.get("hx-request"):
+        return Response(exc.message, status_code=403)
+    return render(request, "message.html", {"title": "Not allowed", "text": exc.message}, 403)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:
@@ -103,9 +114,11 @@ def _health() -> JSONResponse:
     return JSONResponse({"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503)
 
 
-async def _metrics(request: Request) -> Response:
-    if not get_settings().metrics_public:
-        await require_auth(request)
+def _metrics_public() -> bool:
+    return get_settings().metrics_public
+
+
+async def _metrics() -> Response:
     return Response(render_metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -161,9 +174,17 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
 
 
 def _add_system_routes(app: FastAPI) -> None:
-    auth = [Depends(require_auth)]
-    app.add_api_route("/health", _health, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    auth = [Depends(require_auth), *allow()]
+    app.add_api_route(
+        "/health", _health, methods=["GET"], include_in_schema=False, dependencies=public()
+    )
+    app.add_api_route(
+        "/metrics",
+        _metrics,
+        methods=["GET"],
+        include_in_schema=False,
+        dependencies=allow(JOBS_READ, public_if=_metrics_public),
+    )
     app.add_api_route(
         "/api/docs", _docs_page, methods=["GET"], include_in_schema=False, dependencies=auth
     )
@@ -190,15 +211,17 @@ def create_app() -> FastAPI:
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
+    app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.middleware("http")(_security_headers)
+    app.middleware("http")(access_log)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _add_system_routes(app)
     app.include_router(session_pages.public)
     app.include_router(session_pages.protected)
     # Callbacks first: /connect/{provider}/{tenant_id} would match them too.
     app.include_router(connect_callback_router)
-    app.include_router(connect_router, dependencies=[Depends(require_auth)])
+    app.include_router(connect_router, dependencies=[Depends(require_auth), *allow(TENANTS_ADMIN)])
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(tenant_pages.router)

@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
 
 from worker.redis_client import get_redis
 from worker.settings import get_settings
-from worker.web.accounts import verify_api_key
+from worker.web.access import ROLE_SCOPES
+from worker.web.accounts import identify_api_key, role_of
 
 SESSION_COOKIE = "lp_session"
 LOGIN_CSRF_COOKIE = "lp_login_csrf"
@@ -31,11 +32,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True)
 class Principal:
-    """The signed-in operator or API key; `actor` is what the audit trail records."""
+    """The signed-in operator or API key; `actor` is what the audit trail records.
+    `scopes` say what it may do (worker/web/access.py): a key's own, a user's role's."""
 
     name: str
     kind: str  # "session" or "apikey"
     csrf: str = ""
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    role: str | None = None
+    key_id: int | None = None
 
     @property
     def actor(self) -> str:
@@ -74,8 +79,14 @@ def _session_principal(token: str) -> Principal | None:
     data: dict[bytes, bytes] = redis.hgetall(key)  # type: ignore[assignment]
     if not data or b"user" not in data:
         return None
+    username = data[b"user"].decode()
+    # Read at every request, so a changed role or a removed user takes effect at once.
+    role = role_of(username)
+    if role is None:
+        return None
     redis.expire(key, SESSION_TTL)
-    return Principal(data[b"user"].decode(), "session", data.get(b"csrf", b"").decode())
+    csrf = data.get(b"csrf", b"").decode()
+    return Principal(username, "session", csrf, ROLE_SCOPES[role], role)
 
 
 def _bearer(request: Request) -> str | None:
@@ -89,8 +100,10 @@ def _bearer(request: Request) -> str | None:
 def principal_of(request: Request) -> Principal | None:
     key = _bearer(request)
     if key is not None:
-        name = verify_api_key(key)
-        return Principal(name, "apikey") if name else None
+        found = identify_api_key(key)
+        if found is None:
+            return None
+        return Principal(found.name, "apikey", scopes=found.scopes, key_id=found.id)
     token = request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 200:
         return None

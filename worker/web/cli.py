@@ -30,10 +30,14 @@ def web(
     from worker.telemetry import init_sentry
 
     settings = get_settings()
+    bind_host, bind_port = host or settings.web_host, port or settings.web_port
+    refusal = settings.web_bind_problem(bind_host)
+    if refusal:
+        err.print(f"[red]refusing to start: {refusal}[/red]")
+        raise typer.Exit(2)
     setup_logging(settings.log_level, settings.log_json)
     init_sentry()
     engine()
-    bind_host, bind_port = host or settings.web_host, port or settings.web_port
     err.print(f"ledgerpush web on http://{bind_host}:{bind_port} (API docs at /api/docs)")
     # Behind a TLS-terminating proxy on this machine, X-Forwarded-Proto/-For are trusted
     # (uvicorn's default: from 127.0.0.1 only), so https requests get Secure cookies.
@@ -43,6 +47,8 @@ def web(
         port=bind_port,
         log_config=None,
         proxy_headers=True,
+        # worker/web/access_log.py writes the access log, without query-string secrets.
+        access_log=False,
     )
 
 
@@ -51,8 +57,15 @@ def users_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="viewer (reads everything), operator (also retry, replay, cancel), "
+            "admin (also mappings and connections)."
+        ),
+    ] = "operator",
 ) -> None:
-    """Create an operator account (the password is hashed with argon2)."""
+    """Create a dashboard account (the password is hashed with argon2)."""
     from worker.web.accounts import AccountError, add_user
 
     if password_stdin:
@@ -60,31 +73,57 @@ def users_add(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        add_user(username, password)
+        add_user(username, password, role)
     except AccountError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"user {username} added")
+    console.print(f"user {username} added ({role})")
 
 
 def users_list() -> None:
-    """List operator accounts."""
-    from worker.web.accounts import list_users
+    """List dashboard accounts and their roles."""
+    from worker.web.accounts import list_user_roles
 
-    for name in list_users():
-        print(name)
+    for name, role in list_user_roles():
+        print(f"{name}\t{role}")
 
 
-def apikeys_create(name: str) -> None:
-    """Create an API key for a producer; it is printed once and stored only hashed."""
-    from worker.web.accounts import AccountError, create_api_key
+def users_set_role(username: str, role: str) -> None:
+    """Change an account's role: viewer, operator or admin."""
+    from worker.web.accounts import AccountError, set_role
 
     try:
-        key = create_api_key(name)
+        set_role(username, role)
     except AccountError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    err.print(f"API key {name!r} created; store it now, it is not shown again:")
+    console.print(f"user {username} is now {role}")
+
+
+def apikeys_create(
+    name: str,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="Repeat or comma-separate: jobs:write (submit, read its own jobs), jobs:read, "
+            "jobs:operate (retry, replay, cancel), tenants:admin (mapping, connect). "
+            "Default: jobs:write.",
+        ),
+    ] = None,
+) -> None:
+    """Create an API key; it is printed once and stored only hashed."""
+    from worker.web.access import DEFAULT_KEY_SCOPES, parse_scopes
+    from worker.web.accounts import AccountError, create_api_key
+
+    scopes = scope or list(DEFAULT_KEY_SCOPES)
+    try:
+        key = create_api_key(name, scopes)
+    except AccountError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    granted = " ".join(parse_scopes(scopes))
+    err.print(f"API key {name!r} created ({granted}); store it now, it is not shown again:")
     print(key)
 
 
@@ -92,11 +131,16 @@ def apikeys_list() -> None:
     """List API keys (name, prefix, last use; never the keys)."""
     from worker.web.accounts import list_api_keys
 
-    table = Table("name", "prefix", "created", "last used", "status")
+    table = Table()
+    for column in ("name", "prefix"):
+        table.add_column(column, no_wrap=True)
+    for column in ("scopes", "created", "last used", "status"):
+        table.add_column(column)
     for k in list_api_keys():
         table.add_row(
             k.name,
             k.prefix,
+            " ".join(k.scopes),
             k.created_at.strftime("%Y-%m-%d %H:%M"),
             k.last_used_at.strftime("%Y-%m-%d %H:%M") if k.last_used_at else "never",
             "revoked" if k.revoked else "active",
@@ -178,6 +222,7 @@ def register(app: typer.Typer) -> None:
     users = typer.Typer(help="Operator accounts for the dashboard.", no_args_is_help=True)
     users.command("add")(users_add)
     users.command("list")(users_list)
+    users.command("set-role")(users_set_role)
     app.add_typer(users, name="users")
     apikeys = typer.Typer(help="API keys for the JSON API.", no_args_is_help=True)
     apikeys.command("create")(apikeys_create)

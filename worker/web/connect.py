@@ -1,4 +1,5 @@
-"""OAuth connect routes. `router` starts a connection (operators, behind sign-in);
+"""OAuth connect routes. `router` starts a connection (behind sign-in and the
+`tenants:admin` scope, given where the app includes it);
 `callback_router` receives the customer's browser back from Visma (public)."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import html
 from collections.abc import Callable
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.auth.app_credentials import AppCredentialsRejected
 from worker.auth.connect import (
@@ -21,7 +22,9 @@ from worker.auth.eaccounting import InvalidGrant
 from worker.auth.state import StateRefused
 from worker.binding import CompanyRefused
 from worker.providers.base import ProviderError
-from worker.tenants import UnknownTenant
+from worker.settings import get_settings
+from worker.tenants import UnknownTenant, get_tenant
+from worker.web.access import public
 
 router = APIRouter(tags=["connect"])
 callback_router = APIRouter(tags=["connect"])
@@ -38,16 +41,22 @@ def _page(title: str, text: str, status: int = 200, page_id: str = "result") -> 
 
 
 @router.get("/connect/{provider}/{tenant_id}", include_in_schema=False)
-def start(provider: str, tenant_id: str) -> RedirectResponse:
+def start(provider: str, tenant_id: str) -> Response:
     if provider not in ("eaccounting", "economic"):
         raise HTTPException(404, "unknown provider")
     try:
+        missing = get_settings().missing_provider_app(get_tenant(tenant_id).provider)
+        if missing:
+            text = f"{missing} is not set, so no connect link can work; set it and restart."
+            return _page("Cannot connect", text, 503)
         return RedirectResponse(connect_url(tenant_id, START_TTL), status_code=302)
     except UnknownTenant as exc:
         raise HTTPException(404, str(exc)) from None
 
 
-@callback_router.get("/connect/eaccounting/callback", include_in_schema=False)
+@callback_router.get(
+    "/connect/eaccounting/callback", include_in_schema=False, dependencies=public()
+)
 def eaccounting_callback(
     state: str = "", code: str = "", error: str = "", error_description: str = ""
 ) -> HTMLResponse:
@@ -56,7 +65,7 @@ def eaccounting_callback(
     return _finish(lambda: finish_eaccounting(code, state))
 
 
-@callback_router.get("/connect/economic/callback", include_in_schema=False)
+@callback_router.get("/connect/economic/callback", include_in_schema=False, dependencies=public())
 def economic_callback(state: str = "", token: str = "") -> HTMLResponse:
     if not token:
         return _page("Not connected", "e-conomic did not send a grant token.", 400)

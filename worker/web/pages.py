@@ -15,6 +15,7 @@ from worker.jobs import KINDS
 from worker.ledger import store
 from worker.ledger.models import JOB_STATES, utcnow
 from worker.tenants import PROVIDERS, list_tenants
+from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.explain import explain, explain_error, explain_job
 from worker.web.queries import (
@@ -33,6 +34,8 @@ from worker.web.queries import (
 from worker.web.templating import flash, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_auth)])
+READ = allow(JOBS_READ)
+OPERATE = allow(JOBS_OPERATE)
 Action = Literal["retry", "replay", "cancel"]
 ACTIONS = {"retry": operations.retry, "replay": operations.replay, "cancel": operations.cancel}
 ACTION_TEXT = {
@@ -76,12 +79,12 @@ def _overview_data() -> dict[str, Any]:
     }
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, dependencies=READ)
 def overview(request: Request) -> Response:
     return render(request, "overview.html", _overview_data())
 
 
-@router.get("/overview/live", response_class=HTMLResponse)
+@router.get("/overview/live", response_class=HTMLResponse, dependencies=READ)
 def overview_live(request: Request) -> Response:
     """The part of the overview htmx reloads every few seconds."""
     return render(request, "_overview_live.html", _overview_data())
@@ -98,7 +101,7 @@ def _choice(value: str | None, allowed: tuple[str, ...]) -> str | None:
     return value if value in allowed else None
 
 
-@router.get("/jobs", response_class=HTMLResponse)
+@router.get("/jobs", response_class=HTMLResponse, dependencies=READ)
 def jobs(
     request: Request,
     tenant: Annotated[str | None, Query(max_length=64)] = None,
@@ -172,7 +175,7 @@ def _not_found(request: Request, what: str) -> Response:
     return render(request, "message.html", {"title": "Not found", "text": what}, 404)
 
 
-@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+@router.get("/jobs/{job_id}", response_class=HTMLResponse, dependencies=READ)
 def job_detail(request: Request, job_id: str) -> Response:
     context = _job_context(job_id)
     if context is None:
@@ -180,7 +183,7 @@ def job_detail(request: Request, job_id: str) -> Response:
     return render(request, "job.html", context)
 
 
-@router.get("/jobs/{job_id}/live")
+@router.get("/jobs/{job_id}/live", dependencies=READ)
 def job_live(job_id: str, seen: Annotated[str, Query(max_length=64)] = "") -> Response:
     """Polled by an open job page: 204 while nothing changed, else htmx reloads the page."""
     job = store.find_job(job_id)
@@ -189,7 +192,7 @@ def job_live(job_id: str, seen: Annotated[str, Query(max_length=64)] = "") -> Re
     return Response(status_code=200, headers={"HX-Refresh": "true"})
 
 
-@router.get("/jobs/{job_id}/{action}", response_class=HTMLResponse)
+@router.get("/jobs/{job_id}/{action}", response_class=HTMLResponse, dependencies=OPERATE)
 def confirm_action(request: Request, job_id: str, action: Action) -> Response:
     job = store.find_job(job_id)
     if job is None:
@@ -200,7 +203,7 @@ def confirm_action(request: Request, job_id: str, action: Action) -> Response:
     )
 
 
-@router.post("/jobs/{job_id}/{action}")
+@router.post("/jobs/{job_id}/{action}", dependencies=OPERATE)
 def do_action(
     request: Request,
     job_id: str,
@@ -219,7 +222,7 @@ def do_action(
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
 
 
-@router.get("/dead-letters", response_class=HTMLResponse)
+@router.get("/dead-letters", response_class=HTMLResponse, dependencies=READ)
 def dead_letters(request: Request) -> Response:
     groups = dead_letter_groups()
     context = {
@@ -231,7 +234,7 @@ def dead_letters(request: Request) -> Response:
     return render(request, "dead_letters.html", context)
 
 
-@router.post("/webhooks/{delivery_id}/resend")
+@router.post("/webhooks/{delivery_id}/resend", dependencies=OPERATE)
 def resend_webhook(
     request: Request, delivery_id: int, principal: Annotated[Principal, Depends(require_auth)]
 ) -> Response:
@@ -244,7 +247,7 @@ def resend_webhook(
     return RedirectResponse("/dead-letters#webhooks", status_code=303)
 
 
-@router.get("/bulk", response_class=HTMLResponse)
+@router.get("/bulk", response_class=HTMLResponse, dependencies=READ)
 def bulk_preview(
     request: Request,
     tenant: Annotated[str | None, Query(max_length=64)] = None,
@@ -266,7 +269,7 @@ def bulk_preview(
     return render(request, "bulk.html", context)
 
 
-@router.post("/bulk/retry")
+@router.post("/bulk/retry", dependencies=OPERATE)
 def bulk_retry(
     request: Request,
     principal: Annotated[Principal, Depends(require_auth)],

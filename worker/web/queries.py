@@ -48,6 +48,8 @@ class JobFilter:
     order: str = "desc"
     page: int = 1
     per_page: int = 50
+    #: Only jobs this API key sent (a key that may read only its own).
+    created_by_key: int | None = None
 
     def params(self, **changes: Any) -> dict[str, str]:
         """Query parameters of this filter (for links), with some changed."""
@@ -87,6 +89,8 @@ def _day_start(day: dt.date) -> dt.datetime:
 
 
 def _filtered(query: Select[Any], f: JobFilter) -> Select[Any]:
+    if f.created_by_key is not None:
+        query = query.where(Job.created_by_key == f.created_by_key)
     if f.tenant:
         query = query.where(Job.tenant_id == f.tenant)
     if f.provider:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from worker.redis_client import get_redis
+from worker.web import throttle
+from worker.web.access import allow
+from worker.web.access import public as public_rule
 from worker.web.accounts import authenticate, sign_in_possible
 from worker.web.auth import (
     LOGIN_CSRF_COOKIE,
@@ -24,24 +26,6 @@ from worker.web.auth import (
 from worker.web.templating import render
 
 public = APIRouter(include_in_schema=False)
-MAX_FAILURES = 10
-FAILURE_WINDOW = 15 * 60
-
-
-def _failures_key(username: str) -> str:
-    return "lp:web:login-failures:" + hashlib.sha256(username.encode()).hexdigest()
-
-
-def too_many_failures(username: str) -> bool:
-    """Per account, across all web processes: slows down password guessing."""
-    return int(get_redis().get(_failures_key(username)) or 0) >= MAX_FAILURES  # type: ignore[arg-type]
-
-
-def count_failure(username: str) -> None:
-    pipe = get_redis().pipeline()
-    pipe.incr(_failures_key(username))
-    pipe.expire(_failures_key(username), FAILURE_WINDOW)
-    pipe.execute()
 
 
 protected = APIRouter(include_in_schema=False, dependencies=[Depends(require_auth)])
@@ -71,12 +55,12 @@ def _login_page(request: Request, next_path: str, error: str = "", status: int =
     return response
 
 
-@public.get("/login", response_class=HTMLResponse)
+@public.get("/login", response_class=HTMLResponse, dependencies=public_rule())
 def login_form(request: Request, next: str = "/") -> Response:
     return _login_page(request, next)
 
 
-@public.post("/login")
+@public.post("/login", dependencies=public_rule())
 def login(
     request: Request,
     username: Annotated[str, Form(max_length=100)] = "",
@@ -86,20 +70,25 @@ def login(
 ) -> Response:
     if not login_csrf_ok(request, csrf_token):
         return _login_page(request, next, "The form expired; please sign in again.", 403)
-    if too_many_failures(username):
-        return _login_page(request, next, "Too many failed attempts; wait 15 minutes.", 429)
+    address = request.client.host if request.client else "unknown"
+    wait = throttle.wait_seconds(address, username)
+    if wait:
+        text = f"Too many failed attempts from your address; try again in {math.ceil(wait)} s."
+        response = _login_page(request, next, text, 429)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     user = authenticate(username, password)
     if user is None:
-        count_failure(username)
+        throttle.record_failure(address, username)
         return _login_page(request, next, "Wrong username or password.", 401)
-    get_redis().delete(_failures_key(username))
+    throttle.record_success(address, username)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, start_session(user), **cookie_options(request))
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
     return response
 
 
-@protected.post("/logout")
+@protected.post("/logout", dependencies=allow())
 def logout(request: Request, principal: Annotated[Principal, Depends(require_auth)]) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:

@@ -40,8 +40,9 @@ def marker_key(job_id: str) -> str:
     return f"lp:enq:{job_id}"
 
 
-def submit(data: Any) -> Submission:
-    """Validate (raises JobValidationError) and enqueue once per (tenant, key)."""
+def submit(data: Any, created_by_key: int | None = None) -> Submission:
+    """Validate (raises JobValidationError) and enqueue once per (tenant, key);
+    `created_by_key` (the API key sending it) is recorded on the job's ledger row."""
     parsed = parse_job(data)
     job_id = parsed.job_id
     seen = Submission(job_id, parsed.tenant_id, parsed.idempotency_key, parsed.kind, False, None)
@@ -52,7 +53,7 @@ def submit(data: Any) -> Submission:
     if not redis.set(marker_key(job_id), "1", nx=True, ex=MARKER_TTL):
         return Submission(**{**seen.__dict__, "job": store.find_job(job_id)})
     try:
-        send(parsed.model_dump(mode="json"), parsed.kind, job_id)
+        send(parsed.model_dump(mode="json"), parsed.kind, job_id, created_by_key=created_by_key)
     except Exception:
         redis.delete(marker_key(job_id))
         raise

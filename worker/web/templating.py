@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +85,19 @@ def _take_flashes(request: Request) -> list[dict[str, str]]:
     return [json.loads(item) for item in raw]
 
 
+def _can(principal: Principal | None) -> Callable[[str], bool]:
+    """`can("jobs:operate")` in templates: show a button only to whom may use it."""
+    scopes = principal.scopes if principal else frozenset()
+    return lambda scope: scope in scopes
+
+
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200
 ) -> HTMLResponse:
     principal: Principal | None = getattr(request.state, "principal", None)
     base = {
         "principal": principal,
+        "can": _can(principal),
         "csrf": principal.csrf if principal else "",
         "flashes": _take_flashes(request) if not name.startswith("_") else [],
         "path": request.url.path,

@@ -15,6 +15,7 @@ from worker.ledger import store
 from worker.mapping import PLAIN_KEYS, MappingError, validate_key
 from worker.refcache import cached_names, invalidate
 from worker.tenants import TenantError, UnknownTenant, update_mapping
+from worker.web.access import JOBS_OPERATE, JOBS_READ, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.queries import tenant_health
 from worker.web.schemas import connect_path
@@ -25,7 +26,7 @@ log = logging.getLogger("ledgerpush.web")
 RATE_KEY_HELP = ("vat.<rate>", "account.<rate>", "article.<rate>")
 
 
-@router.get("/tenants", response_class=HTMLResponse)
+@router.get("/tenants", response_class=HTMLResponse, dependencies=allow(JOBS_READ))
 def tenants(request: Request) -> Response:
     return render(request, "tenants.html", {"rows": tenant_health(), "connect_path": connect_path})
 
@@ -87,7 +88,7 @@ def _missing(request: Request, tenant_id: str) -> Response:
     )
 
 
-@router.get("/tenants/{tenant_id}", response_class=HTMLResponse)
+@router.get("/tenants/{tenant_id}", response_class=HTMLResponse, dependencies=allow(JOBS_READ))
 def tenant_detail(request: Request, tenant_id: str) -> Response:
     context = _tenant_context(tenant_id)
     if context is None:
@@ -95,7 +96,7 @@ def tenant_detail(request: Request, tenant_id: str) -> Response:
     return render(request, "tenant.html", context)
 
 
-@router.post("/tenants/{tenant_id}/mapping")
+@router.post("/tenants/{tenant_id}/mapping", dependencies=allow(TENANTS_ADMIN))
 def save_mapping(
     request: Request,
     tenant_id: str,
@@ -122,7 +123,7 @@ def save_mapping(
     return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
 
 
-@router.post("/tenants/{tenant_id}/references/refresh")
+@router.post("/tenants/{tenant_id}/references/refresh", dependencies=allow(JOBS_OPERATE))
 def refresh_references(
     request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
 ) -> Response:
@@ -134,7 +135,9 @@ def refresh_references(
     return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
 
 
-@router.get("/tenants/{tenant_id}/rebind", response_class=HTMLResponse)
+@router.get(
+    "/tenants/{tenant_id}/rebind", response_class=HTMLResponse, dependencies=allow(TENANTS_ADMIN)
+)
 def confirm_rebind(request: Request, tenant_id: str) -> Response:
     context = _tenant_context(tenant_id)
     if context is None:
@@ -145,7 +148,7 @@ def confirm_rebind(request: Request, tenant_id: str) -> Response:
     return render(request, "tenant_rebind.html", context)
 
 
-@router.post("/tenants/{tenant_id}/rebind")
+@router.post("/tenants/{tenant_id}/rebind", dependencies=allow(TENANTS_ADMIN))
 def rebind(
     request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
 ) -> Response:
@@ -161,7 +164,11 @@ def rebind(
     return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
 
 
-@router.get("/tenants/{tenant_id}/company-sharing", response_class=HTMLResponse)
+@router.get(
+    "/tenants/{tenant_id}/company-sharing",
+    response_class=HTMLResponse,
+    dependencies=allow(TENANTS_ADMIN),
+)
 def confirm_sharing(request: Request, tenant_id: str) -> Response:
     context = _tenant_context(tenant_id)
     if context is None:
@@ -169,7 +176,7 @@ def confirm_sharing(request: Request, tenant_id: str) -> Response:
     return render(request, "tenant_sharing.html", context)
 
 
-@router.post("/tenants/{tenant_id}/company-sharing")
+@router.post("/tenants/{tenant_id}/company-sharing", dependencies=allow(TENANTS_ADMIN))
 def company_sharing(
     request: Request,
     tenant_id: str,
