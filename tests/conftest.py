@@ -126,6 +126,30 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+#: The API facts the simulators are built from: ../shared/reference, beside the repository.
+REFERENCE = ROOT.parent / "shared" / "reference"
+
+
+def in_ci() -> bool:
+    """CI sets CI=true (most CI services) or LEDGERPUSH_CI=1 (.ci/run)."""
+    return (
+        os.environ.get("CI", "").lower() in ("true", "1") or os.environ.get("LEDGERPUSH_CI") == "1"
+    )
+
+
+def needs(present: bool, what: str) -> pytest.MarkDecorator:
+    """Skip a test whose prerequisite is missing on a developer's machine; in CI the test
+    fails instead, since a skipped test there would pass the run without checking anything."""
+    if present or not in_ci():
+        return pytest.mark.skipif(not present, reason=f"needs {what}")
+    return pytest.mark.missing_in_ci(what)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("missing_in_ci"):
+        pytest.fail(f"this CI run lacks {mark.args[0]}; the test must not be skipped in CI")
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -7,20 +7,21 @@ import json
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from tests.conftest import REFERENCE as SHARED_REFERENCE
+from tests.conftest import needs
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import DEFAULT_COMPANIES, EAccountingSimulator
 from worker.simulators.eaccounting_api import ENDPOINTS, HANDLERS
 from worker.simulators.eaccounting_odata import FilterError, compile_filter
 from worker.simulators.eaccounting_state import DATA_DIR, MODELS
 
-REFERENCE = Path("/work/shared/reference/eaccounting")
+REFERENCE = SHARED_REFERENCE / "eaccounting"
 ALL_SCOPES = ["ea:sales", "ea:accounting", "ea:purchase"]
 REDIRECT = "http://127.0.0.1:8000/connect/eaccounting/callback"
 
@@ -179,7 +180,7 @@ def own_server(**options: Any) -> tuple[EAccountingSimulator, SimulatorServer]:
 # ---------------------------------------------------------------- the reference itself
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="reference not mounted")
+@needs(REFERENCE.exists(), f"the reference at {REFERENCE}")
 def test_packaged_reference_files_are_the_reference() -> None:
     for name in ("models", "endpoints"):
         packaged = (DATA_DIR / f"eaccounting_{name}.json").read_bytes()

@@ -39,6 +39,7 @@ from worker.ledger.models import (
     utcnow,
 )
 from worker.logs import log_context
+from worker.providers import limits
 from worker.providers.base import (
     AnyJob,
     NeedsReauth,
@@ -172,6 +173,10 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
         ))  # fmt: skip
         return Outcome(FAILED)
     with log_context(provider=tenant.provider):
+        checked = _within_limits(job, row, tenant)
+        if checked is None:
+            return Outcome(FAILED)
+        job, rounding = checked
         if tenants.needs_reauth(tenant):
             return _park(row, tenant)
         # The attempt and RESOLVING in one transaction (each one costs a commit).
@@ -191,7 +196,7 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
         provider = provider_for(tenant)
         error: ProviderError | None = None
         try:
-            outcome = _drive(job, row, tenant, provider, lease, attempt)
+            outcome = _drive(job, row, tenant, provider, lease, attempt, rounding)
         except LeaseLost as exc:
             # Another copy holds the job now: leave the ledger to it and look again later.
             log.warning("stopped before a remote write: %s", exc.message)
@@ -212,6 +217,25 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
                 error.as_dict() if error else None,
             )
         return outcome
+
+
+def _within_limits(
+    job: AnyJob, row: Job, tenant: Tenant
+) -> tuple[AnyJob, list[dict[str, str]]] | None:
+    """The job as it will be sent (unit prices rounded if the tenant asks for it) and the
+    rounding done; None once a job its provider would refuse has failed, before any write.
+    A job that has written something already is not failed by a changed mapping."""
+    started = bool(row.remote or row.intent)
+    try:
+        sent, rounded = limits.enforce(job, tenant.provider, tenant.country, dict(tenant.mapping))
+    except JobValidationError as exc:
+        if started:
+            return job, []
+        fields = [e.model_dump() for e in exc.errors]
+        _dead_lettered(store.fail_job(row.id, "invalid", limits.LIMIT_CODE, str(exc), fields))
+        log.warning("job breaks a limit of %s: %s", tenant.provider, exc)
+        return None
+    return sent, [r.as_dict() for r in rounded]
 
 
 def _park(row: Job, tenant: Tenant) -> Outcome:
@@ -273,11 +297,19 @@ class _Attempt:
 
 
 def _drive(
-    job: AnyJob, row: Job, tenant: Tenant, provider: Provider, lease: JobLease, attempt: _Attempt
+    job: AnyJob,
+    row: Job,
+    tenant: Tenant,
+    provider: Provider,
+    lease: JobLease,
+    attempt: _Attempt,
+    rounding: list[dict[str, str]],
 ) -> Outcome:
     if shutdown.requested():
         raise HandedBack("the worker is shutting down; the job continues elsewhere", "handed_back")
     ctx = _context(job, row, tenant)
+    if rounding:
+        ctx.remote.setdefault("rounding", rounding)  # kept with the first step's result
     provider.prepare(ctx)
     for step in provider.steps(job.kind):
         if step in ctx.remote:

@@ -34,6 +34,7 @@ from worker.providers.base import (
 )
 from worker.providers.documents import document_of
 from worker.providers.http import ProviderHttp, retry_after_seconds
+from worker.providers.limits import Limits
 from worker.ratelimit import Rate
 from worker.refcache import TenantCache
 from worker.settings import get_settings
@@ -75,6 +76,25 @@ EU_COUNTRIES = frozenset(
         "SI",
         "SK",
     ]
+)
+#: eaccounting/models.json, CustomerInvoiceDraftRowApi: UnitPrice "Format: 2 decimals allowed
+#: if the customer is domestic or 4 decimals if foreign", Quantity "Format: 2 decimals",
+#: DiscountPercentage a fraction 0-1 "Format: 4 decimals allowed" (so 2 in percent), Text
+#: maxLength 2000, LineNumber 0-1000. InvoicePaymentApi.PaymentAmount states no format.
+LIMITS = Limits(
+    provider="eAccounting",
+    price_field="Rows.UnitPrice",
+    domestic_price_places=2,
+    foreign_price_places=4,
+    quantity_field="Rows.Quantity",
+    quantity_places=2,
+    discount_field="Rows.DiscountPercentage",
+    discount_percent_places=2,
+    description_field="Rows.Text",
+    description_length=2000,
+    max_lines=1001,
+    payment_field="PaymentAmount",
+    payment_places=None,
 )
 #: The coding's sales account eAccounting books a row on, by the sale's situation.
 SITUATION_ACCOUNT = {
