@@ -719,16 +719,18 @@ def test_pagination_edges(no: Api) -> None:
 
 
 def test_missing_area_scope_is_an_authorization_error(sim: EAccountingSimulator, url: str) -> None:
+    """A 403 in eAccounting's error shape; its wording (not the reference's) names no scope,
+    so a client must tell from endpoints.json which scope the endpoint accepts."""
     accounting = Api(sim, url, "demo-no", ["ea:accounting"])
-    message = error_of(accounting.get("/v2/customerinvoicedrafts"), 403)
-    assert "ea:sales" in message
+    error_of(accounting.get("/v2/customerinvoicedrafts"), 403)
     assert accounting.get("/v2/vatcodes").status_code == 200
     sales = Api(sim, url, "demo-no", ["ea:sales"])
-    assert "ea:purchase" in error_of(sales.get("/v2/bankaccounts"), 403)
-    assert "ea:accounting" in error_of(sales.get("/v2/vatcodes"), 403)
+    messages = {error_of(sales.get("/v2/bankaccounts"), 403) for _ in range(12)}
+    assert not any("ea:" in m for m in messages) and len(messages) > 1  # worded at random
+    error_of(sales.get("/v2/vatcodes"), 403)
     readonly = Api(sim, url, "demo-no", ["ea:sales_readonly", "ea:purchase_readonly"])
     assert readonly.get("/v2/bankaccounts").status_code == 200
-    assert "ea:sales" in error_of(readonly.post("/v2/customerinvoicedrafts", {}), 403)
+    error_of(readonly.post("/v2/customerinvoicedrafts", {}), 403)
     for api in (accounting, sales, readonly):
         api.close()
 
