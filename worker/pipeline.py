@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import LockError, RedisError
 
-from worker import outbox, shutdown, tenants
+from worker import dependents, outbox, shutdown, tenants
 from worker.jobs import JobValidationError, job_id_for, parse_job
 from worker.lease import JobLease, LeaseLost
 from worker.ledger import store
@@ -270,6 +270,11 @@ def _related(job: AnyJob) -> dict[str, Any]:
         else job.payment.invoice_idempotency_key
     )
     original = store.find_job_by_key(job.tenant_id, key)
+    if original is None or original.state not in (BOOKED, FAILED, CANCELLED):
+        # Woken up when the invoice settles (worker/dependents.py); read again after
+        # registering, so a settle in between is not missed.
+        dependents.wait_for_invoice(job.tenant_id, key, job.job_id)
+        original = store.find_job_by_key(job.tenant_id, key)
     if original is not None and original.state in (FAILED, CANCELLED):
         field = (
             "credit_note.original_idempotency_key"
@@ -322,6 +327,8 @@ def _drive(
         store.transition(row.id, BOOKED, error_category=None, error_code=None, error_message=None)
     _mark_success(tenant.id)
     log.info("job booked: %s", ctx.remote)
+    if job.kind == "invoice":
+        dependents.wake(job.tenant_id, job.idempotency_key)
     return Outcome(BOOKED)
 
 
@@ -537,3 +544,6 @@ def _dead_lettered(job: Job) -> None:
     from worker.alerts import job_failed
 
     job_failed(job)
+    if job.kind == "invoice":
+        # Its credit notes and payments fail now too, instead of waiting out backoffs.
+        dependents.wake(job.tenant_id, job.idempotency_key)
