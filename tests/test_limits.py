@@ -17,13 +17,15 @@ from typer.testing import CliRunner
 from tests.conftest import (
     REFERENCE,
     ROOT,
+    WorkerProcess,
     connect_ea_tenant,
     connect_ec_tenant,
     invoice_job,
     needs,
     unique,
+    wait_for,
 )
-from worker import pipeline
+from worker import operations, pipeline
 from worker.cli import app as cli_app
 from worker.jobs import JobValidationError, job_id_for, parse_job
 from worker.ledger import store
@@ -225,3 +227,17 @@ def test_a_missing_prerequisite_skips_locally_and_fails_in_ci(
     assert (ci.name, ci.args) == ("missing_in_ci", ("a thing",))
     assert needs(True, "a thing").name == "skipif" and needs(True, "a thing").args == (False,)
     assert REFERENCE.name == "reference" and REFERENCE.parent.parent == ROOT.parent
+
+
+def test_failed_on_a_limit_then_retried_after_the_tenant_accepts_rounding(
+    session_worker: WorkerProcess, ec_sim: Any
+) -> None:
+    tenant = connect_ec_tenant("DK")
+    payload = eur_invoice(tenant, line("49.0719"))
+    assert pipeline.process(payload).state == "failed"
+    job_id = job_id_for(tenant, payload["idempotency_key"])
+    update_mapping(tenant, {"round_unit_prices": "half_up"})
+    operations.retry(job_id, "operator")
+    job = wait_for(lambda: (j := store.get_job(job_id)).state in ("booked", "failed") and j, 60)
+    assert job.state == "booked", (job.error_code, job.error_message)
+    assert job.remote["rounding"][0]["booked"] == "49.07"
