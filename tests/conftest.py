@@ -27,15 +27,30 @@ def _database_url() -> str:
     given = os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")
     if not given:
         return f"sqlite:///{_HOME / 'ledger.db'}"
+    name = create_postgres_database(given)
+    os.environ["_LEDGERPUSH_TEST_DB_TO_DROP"] = name
+    return f"{postgres_admin_url(given).rpartition('/')[0]}/{name}"
+
+
+def postgres_admin_url(given: str) -> str:
+    return given.replace("postgresql+psycopg://", "postgresql://")
+
+
+def create_postgres_database(given: str) -> str:
+    """A new, empty database on the server at `given`; returns its name."""
     import psycopg
 
     name = f"ledgerpush_test_{uuid.uuid4().hex[:10]}"
-    admin = given.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(postgres_admin_url(given), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = admin.rpartition("/")
-    os.environ["_LEDGERPUSH_TEST_DB_TO_DROP"] = name
-    return f"{base}/{name}"
+    return name
+
+
+def drop_postgres_database(given: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_admin_url(given), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _redis_url() -> str:

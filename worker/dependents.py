@@ -54,11 +54,15 @@ def wake(tenant_id: str, invoice_key: str) -> list[str]:
     woken: list[str] = []
     for raw in sorted(members):
         job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-        job = store.find_job(job_id)
-        if job is None or job.state in TERMINAL_STATES:
+        try:
+            job = store.find_job(job_id)
+            if job is None or job.state in TERMINAL_STATES:
+                continue
+            send(dict(job.payload), job.kind, job.id)
+        except Exception as exc:  # ledger or broker away: the job's own retry still comes
+            log.warning("could not wake job %s (it retries with backoff): %s", job_id, exc)
             continue
-        send(dict(job.payload), job.kind, job.id)
-        woken.append(job.id)
+        woken.append(job_id)
     if woken:
         log.info("invoice %r settled: sent %s waiting job(s) again", invoice_key, len(woken))
     return woken
