@@ -170,7 +170,7 @@ def test_raw_job_fails_before_any_write(ec_sim: Any) -> None:
 def test_rounding_tenant_books_rounded_prices_and_records_the_difference(ec_sim: Any) -> None:
     tenant = connect_ec_tenant("DK", round_unit_prices="half_up")
     payload = eur_invoice(tenant, line("49.0719"), line("10.005", quantity="2", discount="50"))
-    enqueue(payload)  # accepted at the door: the tenant rounds
+    limits.check_enqueued(parse_job(payload))  # accepted at the door: the tenant rounds
     assert pipeline.process(payload).state == "booked"
     job = store.get_job(job_id_for(tenant, payload["idempotency_key"]))
     assert job.remote["rounding"] == [
@@ -208,7 +208,7 @@ def test_credit_note_lines_are_held_to_the_original_customers_rule(ea_sim: Any) 
         "credit_note": {"original_idempotency_key": original["idempotency_key"],
                         "issue_date": "2026-11-21", "lines": [line("49.0719", quantity="1")]},
     }  # fmt: skip
-    enqueue(credit)
+    limits.check_enqueued(parse_job(credit))  # accepted at the door
     assert pipeline.process(credit).state == "booked"
 
 
