@@ -241,3 +241,19 @@ def test_failed_on_a_limit_then_retried_after_the_tenant_accepts_rounding(
     job = wait_for(lambda: (j := store.get_job(job_id)).state in ("booked", "failed") and j, 60)
     assert job.state == "booked", (job.error_code, job.error_message)
     assert job.remote["rounding"][0]["booked"] == "49.07"
+
+
+def test_eaccounting_currency_the_company_lacks_fails_before_the_customer_is_written(
+    ea_sim: Any,
+) -> None:
+    tenant = connect_ea_tenant("NO")
+    customers = len(ea_sim.state_dump()[tenant]["customers"])
+    payload = invoice_job(tenant, currency="ISK", customer=EUR_CUSTOMER, lines=[line("100")])
+    assert pipeline.process(payload).state == "failed"
+    job = store.get_job(job_id_for(tenant, payload["idempotency_key"]))
+    assert (job.error_code, job.error_fields) == (
+        "unknown_currency",
+        [{"field": "invoice.currency", "message": "ISK is not available"}],
+    )
+    assert len(ea_sim.state_dump()[tenant]["customers"]) == customers
+    assert pipeline.process(eur_invoice(tenant, line("100"))).state == "booked"

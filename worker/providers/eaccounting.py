@@ -348,6 +348,27 @@ class EAccountingProvider:
         )
         return settings
 
+    def require_currency(self, code: str) -> None:
+        """Before the customer is written: a foreign currency the company's eAccounting
+        does not list (GET /v2/currencies) fails the job; the cached list is read again
+        once before that, as the currency may be newer than the cache."""
+        if code == self.company().get("CurrencyCode"):
+            return
+
+        def load() -> list[str]:
+            return [str(c.get("Code")) for c in self._collect("/currencies")]
+
+        codes: list[str] = self.cache.get("currencies", load)
+        if code not in codes:
+            codes = load()
+            self.cache.put("currencies", codes)
+        if code not in codes:
+            raise Rejected(
+                f"currency {code} is not available in this eAccounting company",
+                "unknown_currency",
+                fields=[{"field": "invoice.currency", "message": f"{code} is not available"}],
+            )
+
     def fiscal_year_id(self, day: dt.date) -> str:
         for year in self._cached("fiscalyears", "/fiscalyears"):
             if str(year["StartDate"])[:10] <= day.isoformat() <= str(year["EndDate"])[:10]:
@@ -615,6 +636,8 @@ class EAccountingProvider:
         self.cache.get("vatcodes", lambda: self._collect("/vatcodes"))
         if "draft" in ctx.remote:
             return
+        if job.kind == "invoice":
+            self.require_currency(document["currency"])
         days = max((document["due"] - document["date"]).days, 0)
         self.prepared["customer"] = self.customer_id(document["customer"], days)
         prefix = "credit_note" if job.kind == "credit_note" else "invoice"
