@@ -29,15 +29,30 @@ def _database_url() -> str:
     given = os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")
     if not given:
         return f"sqlite:///{_HOME / 'ledger.db'}"
+    name = create_postgres_database(given)
+    os.environ["_LEDGERPUSH_TEST_DB_TO_DROP"] = name
+    return f"{postgres_admin_url(given).rpartition('/')[0]}/{name}"
+
+
+def postgres_admin_url(given: str) -> str:
+    return given.replace("postgresql+psycopg://", "postgresql://")
+
+
+def create_postgres_database(given: str) -> str:
+    """A new, empty database on the server at `given`; returns its name."""
     import psycopg
 
     name = f"ledgerpush_test_{uuid.uuid4().hex[:10]}"
-    admin = given.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(postgres_admin_url(given), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = admin.rpartition("/")
-    os.environ["_LEDGERPUSH_TEST_DB_TO_DROP"] = name
-    return f"{base}/{name}"
+    return name
+
+
+def drop_postgres_database(given: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_admin_url(given), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _redis_url() -> str:
@@ -136,6 +151,30 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
         )
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+#: The API facts the simulators are built from: ../shared/reference, beside the repository.
+REFERENCE = ROOT.parent / "shared" / "reference"
+
+
+def in_ci() -> bool:
+    """CI sets CI=true (most CI services) or LEDGERPUSH_CI=1 (.ci/run)."""
+    return (
+        os.environ.get("CI", "").lower() in ("true", "1") or os.environ.get("LEDGERPUSH_CI") == "1"
+    )
+
+
+def needs(present: bool, what: str) -> pytest.MarkDecorator:
+    """Skip a test whose prerequisite is missing on a developer's machine; in CI the test
+    fails instead, since a skipped test there would pass the run without checking anything."""
+    if present or not in_ci():
+        return pytest.mark.skipif(not present, reason=f"needs {what}")
+    return pytest.mark.missing_in_ci(what)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("missing_in_ci"):
+        pytest.fail(f"this CI run lacks {mark.args[0]}; the test must not be skipped in CI")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:

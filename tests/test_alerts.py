@@ -30,10 +30,11 @@ from tests.connection_support import (
 )
 from worker.alerts import SIGNATURE_HEADER, sign, verify
 from worker.auth.connect import connect_url
+from worker.jobs import job_id_for
 from worker.ledger.db import session
 from worker.ledger.models import JobEvent, WebhookDelivery
 from worker.ledger.store import find_job
-from worker.producer import enqueue
+from worker.producer import enqueue, send
 from worker.tenants import get_tenant
 
 
@@ -180,7 +181,8 @@ def test_dead_lettered_job_webhook_is_retried_and_its_deliveries_recorded(
     tenant = connect_ea_tenant("NO")
     line = {"description": "x", "quantity": "1", "unit_price": "10.1234", "vat_rate": "25"}
     workers.receiver.fail_next = 2
-    job = settle(enqueue(invoice_job(tenant, unique("bad"), lines=[line])))
+    bad = invoice_job(tenant, unique("bad"), lines=[line])  # sent raw, past the door's check
+    job = settle(send(bad, "invoice", job_id_for(tenant, bad["idempotency_key"])))
     assert job.state == "failed"
 
     def delivery() -> WebhookDelivery | None:
@@ -202,7 +204,7 @@ def test_dead_lettered_job_webhook_is_retried_and_its_deliveries_recorded(
     assert len(attempts) == 3 and all(signed(item) for item in attempts)
     data = webhook_data(attempts[-1])["data"]
     assert (
-        data["error"]["category"] == "rejected" and data["idempotency_key"] == job.idempotency_key
+        data["error"]["code"] == "provider_limit" and data["idempotency_key"] == job.idempotency_key
     )
     assert len({webhook_data(item)["id"] for item in attempts}) == 1  # same event, retried
     assert find_job(job.id) is not None

@@ -24,7 +24,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
+from tests.conftest import (
+    ROOT,
+    WorkerProcess,
+    connect_ea_tenant,
+    invoice_job,
+    needs,
+    unique,
+    wait_for,
+)
 from worker.ledger.store import find_job
 from worker.web.accounts import add_user, create_api_key
 
@@ -39,10 +47,7 @@ PASSWORD = "browser-test-password"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)",
-    ),
+    needs(Path(CHROMIUM).exists(), f"Debian's chromium at {CHROMIUM} (apt-get install chromium)"),
 ]
 
 

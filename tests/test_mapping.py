@@ -19,7 +19,9 @@ def test_eaccounting_refuses_keys_it_does_not_read(key: str) -> None:
         validate({key: "3"}, "eaccounting")
     message = str(caught.value)
     assert repr(key) in message and "eaccounting" in message
-    assert "bank_account, payment_terms, or vat.<rate>, article.<rate>" in message
+    assert (
+        "bank_account, payment_terms, round_unit_prices, or vat.<rate>, article.<rate>" in message
+    )
     assert caught.value.key == key
 
 
@@ -63,3 +65,11 @@ def test_cli_map_exits_nonzero_naming_the_key() -> None:
     output = " ".join((result.stdout + result.stderr).split())
     assert "'layout' is not used by eaccounting" in output
     assert get_tenant(tenant).mapping == {}
+
+
+def test_round_unit_prices_takes_only_half_up() -> None:
+    assert validate({"round_unit_prices": "half_up"}, "economic") == {
+        "round_unit_prices": "half_up"
+    }
+    with pytest.raises(MappingError, match="'round_unit_prices': value must be one of half_up"):
+        validate({"round_unit_prices": "up"}, "eaccounting")

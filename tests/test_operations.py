@@ -120,13 +120,20 @@ def test_a_reference_still_missing_after_a_refresh_is_dead_lettered(ea_sim: Any)
     on fresh references means the reference is really gone, not a reason to loop."""
     from worker.providers import provider_for
     from worker.providers.base import ReferenceStale
+    from worker.refcache import TenantCache
     from worker.tenants import get_tenant
 
     tenant = get_tenant(connect_ea_tenant("NO"))
     job_id = _accepted(tenant.id)
     gone = ReferenceStale("VAT code 7 no longer exists", "reference_stale")
+    loads: list[str] = []
+    cached = TenantCache(tenant.id).get("vatcodes", lambda: loads.append("load") or ["7"])
+    assert cached == ["7"] and TenantCache(tenant.id).get("vatcodes", lambda: ["x"]) == ["7"]
     first = pipeline._handle_error(store.get_job(job_id), tenant, gone, 1, provider_for(tenant))
     assert first.state == "retry_scheduled"
+    # The cached references were dropped: the next job loads them from the provider again.
+    assert TenantCache(tenant.id).get("vatcodes", lambda: loads.append("load") or ["8"]) == ["8"]
+    assert loads == ["load", "load"]
     second = pipeline._handle_error(store.get_job(job_id), tenant, gone, 2, provider_for(tenant))
     assert second.state == "failed"
     job = store.get_job(job_id)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
-from worker.jobs import job_id_for
+from worker.jobs import JobValidationError, job_id_for
 from worker.ledger.store import attempts_of, find_job
-from worker.producer import enqueue
+from worker.producer import enqueue, send
 
 TERMINAL = ("booked", "failed", "waiting_for_reauth")
 
@@ -74,16 +74,23 @@ def test_foreign_currency_and_foreign_customer(session_worker: WorkerProcess, ea
     assert Decimal(str(invoice["TotalAmountInvoiceCurrency"])) == Decimal("297.37")
 
 
-def test_domestic_unit_price_with_four_decimals_is_rejected_with_our_field(
-    session_worker: WorkerProcess,
+def test_domestic_unit_price_with_four_decimals_is_refused_with_our_field(
+    session_worker: WorkerProcess, ea_sim: Any
 ) -> None:
     tenant = connect_ea_tenant("NO")
-    job = settle(enqueue(invoice_job(tenant, "inv-dec", lines=[_line("x", "1", "10.1234", "25")])))
-    assert job.state == "failed"
-    assert job.error_category == "rejected"
-    assert any(f["field"] == "invoice.lines.0.unit_price" for f in job.error_fields), (
-        job.error_fields
+    payload = invoice_job(tenant, "inv-dec", lines=[_line("x", "1", "10.1234", "25")])
+    with pytest.raises(JobValidationError) as refused:
+        enqueue(payload)
+    assert [e.field for e in refused.value.errors] == ["invoice.lines.0.unit_price"]
+    # Sent raw (past the check at the door), it fails before any call to eAccounting.
+    job = settle(send(payload, "invoice", job_id_for(tenant, "inv-dec")))
+    assert (job.state, job.error_category, job.error_code) == (
+        "failed",
+        "invalid",
+        "provider_limit",
     )
+    assert [f["field"] for f in job.error_fields or []] == ["invoice.lines.0.unit_price"]
+    assert invoices_of(ea_sim, tenant) == []
 
 
 def test_credit_note_and_payment(session_worker: WorkerProcess, ea_sim: Any) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import connect_ec_tenant, invoice_job, unique, wait_for
-from worker.jobs import parse_job
+from worker.jobs import job_id_for, parse_job
 from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of, find_job
-from worker.producer import enqueue
+from worker.producer import enqueue, send
 from worker.providers.base import StepContext, Unsupported
 from worker.providers.economic import EconomicProvider, customer_number, filter_value
 from worker.tenants import get_tenant
@@ -189,8 +189,9 @@ def test_references_are_read_past_the_first_page(ec_sim: Any) -> None:
 
 def test_rejected_with_fields_mapped_to_the_payload(ec_sim: Any) -> None:
     tenant = connect_ec_tenant("DK")
-    cents = run(dk_invoice(tenant, lines=[line("Odd price", "1", "10.125", "25")]))
-    assert (cents.state, cents.error_category) == ("failed", "rejected")
+    odd = dk_invoice(tenant, lines=[line("Odd price", "1", "10.125", "25")])
+    cents = settle(send(odd, "invoice", job_id_for(tenant, odd["idempotency_key"])))
+    assert (cents.state, cents.error_code) == ("failed", "provider_limit")  # before any write
     assert [f["field"] for f in cents.error_fields or []] == ["invoice.lines.0.unit_price"]
     no_product = run(dk_invoice(tenant, lines=[line("Books", "1", "100.00", "12")]))
     assert no_product.error_code == "no_product_for_vat_rate"

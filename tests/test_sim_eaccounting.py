@@ -7,20 +7,21 @@ import json
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from tests.conftest import REFERENCE as SHARED_REFERENCE
+from tests.conftest import needs
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import DEFAULT_COMPANIES, EAccountingSimulator
 from worker.simulators.eaccounting_api import ENDPOINTS, HANDLERS
 from worker.simulators.eaccounting_odata import FilterError, compile_filter
 from worker.simulators.eaccounting_state import DATA_DIR, MODELS
 
-REFERENCE = Path("/work/shared/reference/eaccounting")
+REFERENCE = SHARED_REFERENCE / "eaccounting"
 ALL_SCOPES = ["ea:sales", "ea:accounting", "ea:purchase"]
 REDIRECT = "http://127.0.0.1:8000/connect/eaccounting/callback"
 
@@ -179,7 +180,7 @@ def own_server(**options: Any) -> tuple[EAccountingSimulator, SimulatorServer]:
 # ---------------------------------------------------------------- the reference itself
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="reference not mounted")
+@needs(REFERENCE.exists(), f"the reference at {REFERENCE}")
 def test_packaged_reference_files_are_the_reference() -> None:
     for name in ("models", "endpoints"):
         packaged = (DATA_DIR / f"eaccounting_{name}.json").read_bytes()
@@ -718,16 +719,18 @@ def test_pagination_edges(no: Api) -> None:
 
 
 def test_missing_area_scope_is_an_authorization_error(sim: EAccountingSimulator, url: str) -> None:
+    """A 403 in eAccounting's error shape; its wording (not the reference's) names no scope,
+    so a client must tell from endpoints.json which scope the endpoint accepts."""
     accounting = Api(sim, url, "demo-no", ["ea:accounting"])
-    message = error_of(accounting.get("/v2/customerinvoicedrafts"), 403)
-    assert "ea:sales" in message
+    error_of(accounting.get("/v2/customerinvoicedrafts"), 403)
     assert accounting.get("/v2/vatcodes").status_code == 200
     sales = Api(sim, url, "demo-no", ["ea:sales"])
-    assert "ea:purchase" in error_of(sales.get("/v2/bankaccounts"), 403)
-    assert "ea:accounting" in error_of(sales.get("/v2/vatcodes"), 403)
+    messages = {error_of(sales.get("/v2/bankaccounts"), 403) for _ in range(12)}
+    assert not any("ea:" in m for m in messages) and len(messages) > 1  # worded at random
+    error_of(sales.get("/v2/vatcodes"), 403)
     readonly = Api(sim, url, "demo-no", ["ea:sales_readonly", "ea:purchase_readonly"])
     assert readonly.get("/v2/bankaccounts").status_code == 200
-    assert "ea:sales" in error_of(readonly.post("/v2/customerinvoicedrafts", {}), 403)
+    error_of(readonly.post("/v2/customerinvoicedrafts", {}), 403)
     for api in (accounting, sales, readonly):
         api.close()
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import REFERENCE, needs
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.economic import DRAFT_POST_REQUIRED, EconomicSimulator
 
 SECRET = "sim-app-secret"
-DOCS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "economic"
+DOCS = REFERENCE / "economic"
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def max_lengths(page: str, heading: str) -> dict[str, int]:
     return result
 
 
-needs_docs = pytest.mark.skipif(not DOCS.exists(), reason="e-conomic docs not checked out")
+needs_docs = needs(DOCS.exists(), f"e-conomic's docs at {DOCS}")
 
 
 def put_path(doc: dict[str, Any], dotted: str, value: Any) -> list[str | int]:
@@ -268,6 +268,26 @@ def test_bad_line_gets_an_annotated_error_with_its_array_index(client: httpx.Cli
     assert errors_at(body, "lines", 1, "product")[0]["errorCode"] == "E04500"
     assert errors_at(body, "lines", 1, "unit")[0]["value"] == 10
     assert errors_at(body, "lines", 1, "unitNetPrice")[0]["errorCode"] == "E04740"
+
+
+def test_foreign_currency_four_decimal_prices_quantities_and_discounts_are_refused(
+    client: httpx.Client,
+) -> None:
+    """introduction.md: E04740 "scale cannot be greater then two decimal places", nested
+    under errors.lines[arrayIndex].<property>.errors; nothing is created."""
+    good = draft()["lines"][0]
+    line = {**good, "quantity": 1.125, "unitNetPrice": 49.0719, "discountPercentage": 2.505}
+    response = client.post("/invoices/drafts", json=draft(currency="EUR", lines=[good, line]))
+    assert response.status_code == 400
+    body = response.json()
+    assert_error_shape(body, 400)
+    for prop, value in (("unitNetPrice", 49.0719), ("quantity", 1.125),
+                        ("discountPercentage", 2.505)):  # fmt: skip
+        error = errors_at(body, "lines", 1, prop)[0]
+        assert (error["errorCode"], error["value"]) == ("E04740", value)
+    assert client.get("/invoices/drafts").json()["collection"] == []
+    rounded = {**good, "unitNetPrice": 49.07}
+    assert client.post("/invoices/drafts", json=draft(currency="EUR", lines=[rounded])).is_success
 
 
 def test_null_values_are_rejected(client: httpx.Client) -> None:

@@ -65,6 +65,14 @@ def refresh_lock_held(tenant_id: str) -> Iterator[None]:
         lock.release()
 
 
+def _running_task_ids() -> set[str]:
+    """Ids of the tasks the workers are executing right now (Celery's remote control)."""
+    from worker.app import app
+
+    active = app.control.inspect(timeout=1.0).active() or {}
+    return {task["id"] for tasks in active.values() for task in tasks}
+
+
 def _set_expiry(tenant_id: str, expires_at: float) -> None:
     credentials = credentials_of(get_tenant(tenant_id))
     store_credentials(tenant_id, {**credentials, "expires_at": expires_at})
@@ -319,10 +327,11 @@ def test_proactive_and_job_refresh_of_one_tenant_are_one_refresh(
         unauthorized = _statuses(ea_sim)["401"]
         with refresh_lock_held(tenant):
             ids = [enqueue(invoice_job(tenant)) for _ in range(4)]
-            for _ in range(2):
-                refresh_tenant_token.apply_async((tenant,))
+            proactive = {refresh_tenant_token.apply_async((tenant,)).id for _ in range(2)}
             wait_for(lambda: _statuses(ea_sim)["401"] - unauthorized >= 4, 20)
-            time.sleep(0.5)  # the proactive tasks reach the lock too
+            # Both proactive tasks are running, so they wait on the lock held here too: all
+            # six meet at its release.
+            wait_for(lambda: proactive <= _running_task_ids(), 20, interval=0.2)
         jobs = settle_all(ids, 30)
         assert stays(lambda: refreshes(tenant) <= 1, 1.0)
     assert [j.state for j in jobs] == ["booked"] * 4

@@ -90,7 +90,9 @@ def test_raw_message_with_bad_payload_is_kept(session_worker: WorkerProcess) -> 
     assert job.error_code == "invalid_payload"
     assert job.error_fields[0]["field"] == "invoice.lines.0.unit_price"
     assert job.payload["invoice"]["lines"][0]["unit_price"] == 12.5
-    assert "ready" in session_worker.output() or session_worker.process is not None
+    # The worker logged the bad payload and kept running.
+    assert "invalid payload kept as failed job" in session_worker.output()
+    assert session_worker.process is not None and session_worker.process.poll() is None
 
 
 def raw_celery_message(task: str, queue: str, payload: dict[str, Any], task_id: str) -> bytes:
@@ -168,8 +170,9 @@ def test_plain_celery_worker_logs_like_ledgerpush(base_env: dict[str, str]) -> N
 
 
 def test_two_workers_racing_on_one_key_book_it_once(base_env: dict[str, str]) -> None:
-    """The same raw message pushed several times at once, taken by two worker processes:
-    one ledger row and one booked invoice."""
+    """Copies of the same raw message taken by two worker processes while the first copy is
+    in the middle of its draft write: both workers take copies, one ledger row, one booked
+    invoice. Which worker consumes when is steered, so the race is certain."""
     import threading
 
     from tests.connection_support import only_these_consume
@@ -182,19 +185,34 @@ def test_two_workers_racing_on_one_key_book_it_once(base_env: dict[str, str]) ->
         thread.start()
     for thread in starters:
         thread.join()
+    sim = SIMULATORS["ea"]
     try:
         assert all(w.process is not None and w.process.poll() is None for w in workers)
+        first, second = workers
+        tenant = connect_ea_tenant("NO")
+        job_id = job_id_for(tenant, "inv-race")
+        message = raw_celery_message(
+            INVOICE_TASK, INVOICES_QUEUE, invoice_job(tenant, "inv-race"), job_id
+        )
+        holds = sim.log.snapshot()["faults"].get("hang_after_write", 0)
+        sim.faults.update(
+            {"hang_after_write_path": "/customerinvoicedrafts$", "hang_after_write_limit": 1,
+             "hang_seconds": 60}
+        )  # fmt: skip
+        with only_these_consume([first]):
+            get_redis().lpush(INVOICES_QUEUE, *[message] * 3)
+            # The first copy's draft is written and its answer held: it holds the job.
+            wait_for(lambda: sim.log.snapshot()["faults"].get("hang_after_write", 0) > holds)
+        with only_these_consume([second]):
+            get_redis().lpush(INVOICES_QUEUE, *[message] * 3)
+            wait_for(lambda: "running elsewhere" in second.output() and job_id in second.output())
+        sim.faults.update({"hang_after_write_path": ""})  # the first copy hears back now
         with only_these_consume(workers):
-            tenant = connect_ea_tenant("NO")
-            job_id = job_id_for(tenant, "inv-race")
-            message = raw_celery_message(
-                INVOICE_TASK, INVOICES_QUEUE, invoice_job(tenant, "inv-race"), job_id
-            )
-            get_redis().lpush(INVOICES_QUEUE, *[message] * 6)
-            job = wait_for(lambda: _terminal(job_id), 15)
-            assert job.state == "booked", (job.error_code, job.error_message)
-            assert _rows(tenant, "inv-race") == 1
-            assert len(_booked_invoices(tenant)) == 1
+            job = wait_for(lambda: _terminal(job_id), 60)
+        assert job.state == "booked", (job.error_code, job.error_message)
+        assert job_id in first.output() and job_id in second.output()
+        assert _rows(tenant, "inv-race") == 1
+        assert len(_booked_invoices(tenant)) == 1
     finally:
         for worker in workers:
             worker.stop()

@@ -1,6 +1,7 @@
 """`ledgerpush chaos`: exactly-once effects, demonstrated under failure.
 
-In its own home (`.ledgerpush/chaos`, wiped; `LEDGERPUSH_CHAOS_HOME` moves it) it starts
+In its own home (`.ledgerpush/chaos`, wiped; `LEDGERPUSH_CHAOS_HOME` moves it; the ledger
+on an empty database at `LEDGERPUSH_CHAOS_DATABASE_URL` instead of SQLite) it starts
 an embedded Redis with the persistence ledgerpush ships (AOF, appendfsync always), a
 SQLite ledger, both simulators with seeded fault injection (5xx, timeouts whose write is
 applied after the client gave up, connections dropped before and after the write was
@@ -276,6 +277,9 @@ class Chaos:
             logging.getLogger(name).propagate = False
         self.redis = EmbeddedRedis(self.home / "redis").start()
         localstack.setenv(stack, {"LEDGERPUSH_REDIS_URL": self.redis.url})
+        database = os.environ.get("LEDGERPUSH_CHAOS_DATABASE_URL")
+        if database:  # an empty database (PostgreSQL: real row locks), else SQLite in the home
+            localstack.setenv(stack, {"LEDGERPUSH_DATABASE_URL": database})
         ea = EAccountingSimulator(
             client_id=SETTINGS["LEDGERPUSH_EACCOUNTING_CLIENT_ID"],
             client_secret=SETTINGS["LEDGERPUSH_EACCOUNTING_CLIENT_SECRET"],

@@ -14,6 +14,7 @@ Flat keys, so the CLI, the API and the dashboard edit the same thing:
 | `journal` | e-conomic | daybook journal number for payments |
 | `contra_account` | e-conomic | account the payment is booked against (the bank) |
 | `customer_group` | e-conomic | customer group number for new customers |
+| `round_unit_prices` | both | `half_up`: round unit prices to the provider's precision instead of refusing the job |
 
 `validate(mapping, provider)` also refuses keys that provider does not read.
 """
@@ -33,14 +34,17 @@ PLAIN_KEYS = frozenset(
         "journal",
         "contra_account",
         "customer_group",
+        "round_unit_prices",
     }
 )
+#: Keys with a fixed set of values.
+CHOICES = {"round_unit_prices": ("half_up",)}
 RATE_KEYS = re.compile(r"^(vat|account|article)\.(\d{1,2}(?:\.\d{1,2})?)$")
 PREFIXES = ("vat", "account", "article")
 #: What each provider reads: plain keys, and the prefixes of `<prefix>.<rate>` keys.
 PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "eaccounting": (
-        frozenset({"payment_terms", "bank_account"}),
+        frozenset({"payment_terms", "bank_account", "round_unit_prices"}),
         frozenset({"vat", "article"}),
     ),
     "economic": (
@@ -92,6 +96,9 @@ def validate(mapping: dict[str, Any], provider: str | None = None) -> dict[str, 
     for key, value in mapping.items():
         if value is not None and not isinstance(value, str | int):
             raise MappingError(f"mapping {key!r}: value must be a string or an integer")
+        if key in CHOICES and value is not None and value not in CHOICES[key]:
+            allowed = ", ".join(CHOICES[key])
+            raise MappingError(f"mapping {key!r}: value must be one of {allowed}", key)
         clean[validate_key(key, provider)] = value
     return clean
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import select
 
+from worker import dependents
 from worker.lease import lease_key
 from worker.ledger import store
 from worker.ledger.db import session
@@ -121,7 +122,10 @@ def cancel(job_id: str, actor: str) -> Job:
                 "a write of this job to the accounting system is unanswered and may have "
                 "been applied; retry or replay it so that it is looked up, not cancelled"
             )
-        return store.transition(job.id, CANCELLED, actor=actor, note="cancelled by operator")
+        cancelled = store.transition(job.id, CANCELLED, actor=actor, note="cancelled by operator")
+    if cancelled.kind == "invoice":  # its waiting credit notes and payments fail now
+        dependents.wake(cancelled.tenant_id, cancelled.idempotency_key)
+    return cancelled
 
 
 def _refuse_if_tenant_parked(job: Job) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import LockError, RedisError
 
-from worker import outbox, shutdown, tenants
+from worker import dependents, outbox, shutdown, tenants
 from worker.jobs import JobValidationError, job_id_for, parse_job
 from worker.lease import JobLease, LeaseLost
 from worker.ledger import store
@@ -39,6 +39,7 @@ from worker.ledger.models import (
     utcnow,
 )
 from worker.logs import log_context
+from worker.providers import limits
 from worker.providers.base import (
     AnyJob,
     NeedsReauth,
@@ -177,6 +178,10 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
         ))  # fmt: skip
         return Outcome(FAILED)
     with log_context(provider=tenant.provider):
+        checked = _within_limits(job, row, tenant)
+        if checked is None:
+            return Outcome(FAILED)
+        job, rounding = checked
         if tenants.needs_reauth(tenant):
             return _park(row, tenant)
         # The attempt and RESOLVING in one transaction (each one costs a commit).
@@ -196,7 +201,7 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
         provider = provider_for(tenant)
         error: ProviderError | None = None
         try:
-            outcome = _drive(job, row, tenant, provider, lease, attempt)
+            outcome = _drive(job, row, tenant, provider, lease, attempt, rounding)
         except LeaseLost as exc:
             # Another copy holds the job now: leave the ledger to it and look again later.
             log.warning("stopped before a remote write: %s", exc.message)
@@ -217,6 +222,25 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
                 error.as_dict() if error else None,
             )
         return outcome
+
+
+def _within_limits(
+    job: AnyJob, row: Job, tenant: Tenant
+) -> tuple[AnyJob, list[dict[str, str]]] | None:
+    """The job as it will be sent (unit prices rounded if the tenant asks for it) and the
+    rounding done; None once a job its provider would refuse has failed, before any write.
+    A job that has written something already is not failed by a changed mapping."""
+    started = bool(row.remote or row.intent)
+    try:
+        sent, rounded = limits.enforce(job, tenant.provider, tenant.country, dict(tenant.mapping))
+    except JobValidationError as exc:
+        if started:
+            return job, []
+        fields = [e.model_dump() for e in exc.errors]
+        _dead_lettered(store.fail_job(row.id, "invalid", limits.LIMIT_CODE, str(exc), fields))
+        log.warning("job breaks a limit of %s: %s", tenant.provider, exc)
+        return None
+    return sent, [r.as_dict() for r in rounded]
 
 
 def _park(row: Job, tenant: Tenant) -> Outcome:
@@ -251,6 +275,11 @@ def _related(job: AnyJob) -> dict[str, Any]:
         else job.payment.invoice_idempotency_key
     )
     original = store.find_job_by_key(job.tenant_id, key)
+    if original is None or original.state not in (BOOKED, FAILED, CANCELLED):
+        # Woken up when the invoice settles (worker/dependents.py); read again after
+        # registering, so a settle in between is not missed.
+        dependents.wait_for_invoice(job.tenant_id, key, job.job_id)
+        original = store.find_job_by_key(job.tenant_id, key)
     if original is not None and original.state in (FAILED, CANCELLED):
         field = (
             "credit_note.original_idempotency_key"
@@ -278,11 +307,19 @@ class _Attempt:
 
 
 def _drive(
-    job: AnyJob, row: Job, tenant: Tenant, provider: Provider, lease: JobLease, attempt: _Attempt
+    job: AnyJob,
+    row: Job,
+    tenant: Tenant,
+    provider: Provider,
+    lease: JobLease,
+    attempt: _Attempt,
+    rounding: list[dict[str, str]],
 ) -> Outcome:
     if shutdown.requested():
         raise HandedBack("the worker is shutting down; the job continues elsewhere", "handed_back")
     ctx = _context(job, row, tenant)
+    if rounding:
+        ctx.remote.setdefault("rounding", rounding)  # kept with the first step's result
     provider.prepare(ctx)
     for step in provider.steps(job.kind):
         if step in ctx.remote:
@@ -295,6 +332,8 @@ def _drive(
         store.transition(row.id, BOOKED, error_category=None, error_code=None, error_message=None)
     _mark_success(tenant.id)
     log.info("job booked: %s", ctx.remote)
+    if job.kind == "invoice":
+        dependents.wake(job.tenant_id, job.idempotency_key)
     return Outcome(BOOKED)
 
 
@@ -510,3 +549,6 @@ def _dead_lettered(job: Job) -> None:
     from worker.alerts import job_failed
 
     job_failed(job)
+    if job.kind == "invoice":
+        # Its credit notes and payments fail now too, instead of waiting out backoffs.
+        dependents.wake(job.tenant_id, job.idempotency_key)

@@ -12,13 +12,16 @@ from typing import Any
 from worker import fairness
 from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, app
 from worker.jobs import CreditNoteJob, InvoiceJob, PaymentJob, parse_job
+from worker.providers import limits
 
 AnyJob = InvoiceJob | CreditNoteJob | PaymentJob
 
 
 def enqueue(job: AnyJob | dict[str, Any] | str) -> str:
-    """Validate and send one job; returns its id. Raises JobValidationError for a bad job."""
+    """Validate and send one job; returns its id. Raises JobValidationError for a bad job,
+    also for one its tenant's accounting system would refuse (worker/providers/limits.py)."""
     parsed = job if isinstance(job, InvoiceJob | CreditNoteJob | PaymentJob) else parse_job(job)
+    limits.check_enqueued(parsed)
     return send(parsed.model_dump(mode="json"), parsed.kind, parsed.job_id)
 
 

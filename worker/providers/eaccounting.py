@@ -10,8 +10,11 @@ create one article that uses that coding, once per tenant and coding.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,6 +37,7 @@ from worker.providers.base import (
 )
 from worker.providers.documents import document_of
 from worker.providers.http import ProviderHttp, retry_after_seconds
+from worker.providers.limits import Limits
 from worker.ratelimit import Rate
 from worker.refcache import TenantCache
 from worker.settings import get_settings
@@ -76,6 +80,25 @@ EU_COUNTRIES = frozenset(
         "SK",
     ]
 )
+#: eaccounting/models.json, CustomerInvoiceDraftRowApi: UnitPrice "Format: 2 decimals allowed
+#: if the customer is domestic or 4 decimals if foreign", Quantity "Format: 2 decimals",
+#: DiscountPercentage a fraction 0-1 "Format: 4 decimals allowed" (so 2 in percent), Text
+#: maxLength 2000, LineNumber 0-1000. InvoicePaymentApi.PaymentAmount states no format.
+LIMITS = Limits(
+    provider="eAccounting",
+    price_field="Rows.UnitPrice",
+    domestic_price_places=2,
+    foreign_price_places=4,
+    quantity_field="Rows.Quantity",
+    quantity_places=2,
+    discount_field="Rows.DiscountPercentage",
+    discount_percent_places=2,
+    description_field="Rows.Text",
+    description_length=2000,
+    max_lines=1001,
+    payment_field="PaymentAmount",
+    payment_places=None,
+)
 #: The coding's sales account eAccounting books a row on, by the sale's situation.
 SITUATION_ACCOUNT = {
     "domestic": "DomesticSalesSubjectToVatAccountNumber",
@@ -84,7 +107,8 @@ SITUATION_ACCOUNT = {
     "eu_exempt": "ForeignSalesVatExemptWithinEuAccountNumber",
     "outside_eu": "ForeignSalesVatExemptOutsideEuAccountNumber",
 }
-_SCOPE = re.compile(r"ea:[a-z_]+")
+#: A copy of the reference's endpoints.json (a test checks they are the same file).
+ENDPOINTS_FILE = Path(__file__).parents[1] / "simulators" / "data" / "eaccounting_endpoints.json"
 _ROW_FIELD = re.compile(r"Rows\[(\d+)\]\.(\w+)")
 _REFERENCE_FIELDS = (
     "CustomerId",
@@ -156,7 +180,12 @@ def _message(response: httpx.Response) -> tuple[str, str]:
     return text, str(body.get("ErrorCode", response.status_code))
 
 
-def map_error(response: httpx.Response, prefix: str = "invoice") -> ProviderError:
+def map_error(
+    response: httpx.Response, prefix: str = "invoice", granted: frozenset[str] | None = None
+) -> ProviderError:
+    """By status code and the scopes endpoints.json lists, never by the message's words
+    (the reference fixes only the keys ErrorCode, Error/DeveloperErrorMessage and ErrorId,
+    and one ErrorCode: 4010, throttled). `granted`: the scopes of the tenant's consent."""
     text, code = _message(response)
     original = f"HTTP {response.status_code} ErrorCode {code}: {text}"
     status = response.status_code
@@ -165,11 +194,7 @@ def map_error(response: httpx.Response, prefix: str = "invoice") -> ProviderErro
             "eAccounting refused the access token even after a refresh", "token_refused", original
         )
     if status == 403:
-        scopes = _SCOPE.findall(text)
-        scope = scopes[0] if scopes else "an area scope"
-        return NeedsReauth(
-            f"missing scope {scope}: the consent must be given again", "missing_scope", original
-        )
+        return _forbidden(response, granted, text, code, original)
     if status == 429:
         return Transient(
             "eAccounting rate limit hit",
@@ -179,16 +204,73 @@ def map_error(response: httpx.Response, prefix: str = "invoice") -> ProviderErro
         )
     if status >= 500:
         return Transient(f"eAccounting answered {status}", "provider_unavailable", original)
-    if status == 404 or any(
-        f"{name}" in text and ("not exist" in text or "not found" in text)
-        for name in _REFERENCE_FIELDS
-    ):
+    if status == 404:
+        # A path with an id we took from the cache (or a draft we wrote) that is not there.
         return ReferenceStale(
             "a cached eAccounting reference no longer exists", "reference_stale", original
         )
     return Rejected(
         f"eAccounting rejected the document: {text}", "rejected", original, fields_of(text, prefix)
     )
+
+
+def _forbidden(
+    response: httpx.Response, granted: frozenset[str] | None, text: str, code: str, original: str
+) -> ProviderError:
+    """Reference README: "A scope missing from the authorization request gives an
+    authorization error for that area"; endpoints.json lists the scopes each endpoint
+    accepts. It documents no ErrorCode or field that marks a 403 as a scope problem, so
+    only a consent that provably lacks every scope the endpoint accepts is one (the
+    customer must authorize again); any other 403 is reported as eAccounting said it,
+    since re-authorizing would not change it."""
+    request = response.request
+    accepted = endpoint_scopes(request.method, request.url.path)
+    if granted is not None and accepted and not granted & set(accepted):
+        return NeedsReauth(
+            f"missing scope {' or '.join(accepted)} ({request.method} "
+            f"{_template(request.method, request.url.path)} needs it): the consent must be "
+            "given again",
+            "missing_scope",
+            original,
+        )
+    return Rejected(f"eAccounting refused the request (403, ErrorCode {code}): {text}",
+                    "forbidden", original)  # fmt: skip
+
+
+def _endpoint_patterns() -> list[tuple[str, str, re.Pattern[str], tuple[str, ...]]]:
+    """(method, template, pattern, accepted scopes) from the packaged endpoints.json, the
+    most literal templates first so /customers/{id} does not shadow a fixed path."""
+    raw = json.loads(ENDPOINTS_FILE.read_text(encoding="utf-8"))["endpoints"]
+    found = []
+    for item in raw:
+        template = str(item["path"])
+        parts = re.split(r"\{[^}]+\}", template)
+        regex = "[^/]+".join(re.escape(part) for part in parts)
+        found.append((str(item["method"]), template, re.compile(f"{regex}/?$", re.I),
+                      tuple(item["scopes"])))  # fmt: skip
+    found.sort(key=lambda e: e[1].count("{"))
+    return found
+
+
+_ENDPOINTS = _endpoint_patterns()
+
+
+def _match(method: str, path: str) -> tuple[str, tuple[str, ...]] | None:
+    for known, template, pattern, scopes in _ENDPOINTS:
+        if known == method and pattern.search(path):
+            return template, scopes
+    return None
+
+
+def endpoint_scopes(method: str, path: str) -> tuple[str, ...]:
+    """The scopes endpoints.json says the endpoint accepts (empty if it is not listed)."""
+    found = _match(method, path)
+    return found[1] if found else ()
+
+
+def _template(method: str, path: str) -> str:
+    found = _match(method, path)
+    return found[0] if found else path
 
 
 def _retry_after(response: httpx.Response, text: str) -> float:
@@ -214,6 +296,12 @@ def fields_of(text: str, prefix: str) -> list[dict[str, str]]:
     return found
 
 
+def granted_scopes(tenant: Tenant) -> frozenset[str] | None:
+    """The scopes the tenant's consent gave (the token answer's `scope`); None if unknown."""
+    scope = str(tenants.credentials_of(tenant).get("scope") or "")
+    return frozenset(scope.split()) or None
+
+
 class EAccountingProvider:
     name = "eaccounting"
 
@@ -230,7 +318,7 @@ class EAccountingProvider:
                 60.0,
                 burst=max(settings.eaccounting_rate_per_minute // 20, 1),
             ),
-            map_error=map_error,
+            map_error=functools.partial(map_error, granted=granted_scopes(tenant)),
         )
         self.calls: list[Call] = self.http.calls
         self.prepared: dict[str, Any] = {}
@@ -268,6 +356,27 @@ class EAccountingProvider:
         binding.verify(self.tenant, binding.eaccounting_company(settings))
         self.company_checked = True
         return settings
+
+    def require_currency(self, code: str) -> None:
+        """Before the customer is written: a foreign currency the company's eAccounting
+        does not list (GET /v2/currencies) fails the job; the cached list is read again
+        once before that, as the currency may be newer than the cache."""
+        if code == self.company().get("CurrencyCode"):
+            return
+
+        def load() -> list[str]:
+            return [str(c.get("Code")) for c in self._collect("/currencies")]
+
+        codes: list[str] = self.cache.get("currencies", load)
+        if code not in codes:
+            codes = load()
+            self.cache.put("currencies", codes)
+        if code not in codes:
+            raise Rejected(
+                f"currency {code} is not available in this eAccounting company",
+                "unknown_currency",
+                fields=[{"field": "invoice.currency", "message": f"{code} is not available"}],
+            )
 
     def fiscal_year_id(self, day: dt.date) -> str:
         for year in self._cached("fiscalyears", "/fiscalyears"):
@@ -536,6 +645,8 @@ class EAccountingProvider:
         self.cache.get("vatcodes", lambda: self._collect("/vatcodes"))
         if "draft" in ctx.remote:
             return
+        if job.kind == "invoice":
+            self.require_currency(document["currency"])
         days = max((document["due"] - document["date"]).days, 0)
         self.prepared["customer"] = self.customer_id(document["customer"], days)
         prefix = "credit_note" if job.kind == "credit_note" else "invoice"
@@ -565,7 +676,14 @@ class EAccountingProvider:
     def write_step(self, step: str, ctx: StepContext) -> dict[str, Any]:
         if step == "draft":
             body = self._draft_body(ctx)
-            draft = self.http.request("POST", "/customerinvoicedrafts", json=body).json()
+            try:
+                draft = self.http.request("POST", "/customerinvoicedrafts", json=body).json()
+            except Rejected:
+                articles = {row["ArticleId"] for row in body["Rows"]}
+                self._raise_if_gone(
+                    [f"/customers/{body['CustomerId']}", *(f"/articles/{a}" for a in articles)]
+                )
+                raise
             return {"id": draft["Id"], "customer_id": body["CustomerId"]}
         if step == "book":
             draft_id = ctx.remote["draft"]["id"]
@@ -628,9 +746,17 @@ class EAccountingProvider:
                 json={k: v for k, v in body.items() if v is not None},
             )
         except Rejected as exc:
+            self._raise_if_gone([f"/bankaccounts/{body['CompanyBankAccountId']}"])
             exc.fields = fields_of(exc.original or exc.message, "payment")
             raise
         return {"invoice_id": invoice_id, "amount": str(payment.amount)}
+
+    def _raise_if_gone(self, paths: list[str]) -> None:
+        """After a 400 on a write: is a cached reference it named gone? The reference
+        documents no ErrorCode for that, so ask: a 404 on the reference's own path raises
+        ReferenceStale (map_error), and the job retries on fresh references."""
+        for path in paths:
+            self.http.get_json(path)
 
     def lookup_step(self, step: str, ctx: StepContext) -> list[dict[str, Any]]:
         if step == "draft":

@@ -56,6 +56,7 @@ from worker.providers.economic_errors import (
     translate,
 )
 from worker.providers.http import ProviderHttp
+from worker.providers.limits import Limits
 from worker.ratelimit import Rate
 from worker.refcache import TenantCache
 from worker.settings import get_settings
@@ -74,6 +75,25 @@ ZONES = {"domestic": ("domestic", 1), "eu": ("eu", 2), "abroad": ("abroad", 3)}
 DAYBOOK_WORDS = ("kassekladde", "dagbog", "dagbok", "daglig", "daybook")
 FOREIGN_WORDS = ("udenland", "udland", "utenland", "utland", "foreign", "abroad")
 _FILTER_SPECIALS = "()*,[]"
+#: economic/introduction.md (annotated errors example, E04740): "unitNetPrice scale cannot
+#: be greater then two decimal places"; quantity and discountPercentage are held to the same
+#: scale (the docs give no other); invoices.md: lines.description max length 2500. No line
+#: count or payment-amount scale is documented; amounts are in currency, so cents.
+LIMITS = Limits(
+    provider="e-conomic",
+    price_field="lines.unitNetPrice",
+    domestic_price_places=2,
+    foreign_price_places=2,
+    quantity_field="lines.quantity",
+    quantity_places=2,
+    discount_field="lines.discountPercentage",
+    discount_percent_places=2,
+    description_field="lines.description",
+    description_length=2500,
+    max_lines=None,
+    payment_field="entries.customerPayments.amount",
+    payment_places=2,
+)
 
 
 def daily_budget(calls_per_day: int) -> Rate:

@@ -9,10 +9,11 @@ import re
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+from urllib.parse import unquote_plus
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -85,6 +86,8 @@ class RequestLog:
         self.by_status: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
         self.total = 0
+        #: The latest query strings, as sent (decoded): tests pin the filters clients use.
+        self.queries: deque[tuple[str, str, str]] = deque(maxlen=1000)
 
     @staticmethod
     def endpoint(method: str, path: str) -> str:
@@ -95,6 +98,14 @@ class RequestLog:
             self.by_endpoint[self.endpoint(method, path)] += 1
             self.by_status[status] += 1
             self.total += 1
+
+    def record_query(self, method: str, path: str, query: str) -> None:
+        with self._lock:
+            self.queries.append((method, path, query))
+
+    def queries_to(self, method: str, path_end: str) -> list[str]:
+        with self._lock:
+            return [q for m, p, q in self.queries if m == method and p.endswith(path_end)]
 
     def record_fault(self, kind: str) -> None:
         with self._lock:
@@ -175,6 +186,10 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
+        if scope.get("query_string"):
+            self.log.record_query(
+                method, path, unquote_plus(scope["query_string"].decode("latin-1"))
+            )
         f = self.faults
         if f.latency_ms:
             await asyncio.sleep(f.latency_ms / 1000)

@@ -55,6 +55,7 @@ from worker.simulators.eaccounting_state import (
     ApiError,
     Company,
     SimConfig,
+    denied_message,
     plain,
     throttle_body,
     to_json,
@@ -563,13 +564,11 @@ class EAccountingSimulator:
 
 def _check_scope(grant: Grant, endpoint: Endpoint) -> None:
     if "ea:api" not in grant.scopes or not set(grant.scopes) & set(endpoint.scopes):
-        needed = " or ".join(endpoint.scopes) if "ea:api" in grant.scopes else "ea:api"
+        # Worded at random, without the scope's name: the reference documents neither.
         raise ApiError(
             403,
             FORBIDDEN,
-            f"Authorization error: the access token is missing the scope {needed}, required by "
-            f"{endpoint.method} {endpoint.template}. The user must authorize the application "
-            "again with that scope.",
+            denied_message(f"{endpoint.method} {endpoint.template}"),
             error="AuthorizationError",
         )
 

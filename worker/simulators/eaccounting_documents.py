@@ -36,6 +36,7 @@ from worker.simulators.eaccounting_state import (
     ApiError,
     Company,
     date_text,
+    gone_message,
     invalid,
     invalid_field,
     money,
@@ -274,10 +275,8 @@ def _row_article(context: SaleContext, row: Mapping[str, Any], path: str) -> dic
         return None
     article = context.company.find(context.company.articles.values(), article_id)
     if article is None or not article.get("IsActive", True):
-        state = "does not exist" if article is None else "is inactive"
-        context.problems.append(
-            Violation(f"{path}.ArticleId", f"{path}.ArticleId: The article '{article_id}' {state}.")
-        )
+        problem = gone_message("Article", article_id) if article is None else "is inactive"
+        context.problems.append(Violation(f"{path}.ArticleId", f"{path}.ArticleId: {problem}"))
         return None
     return article
 
@@ -627,8 +626,8 @@ def _check_payment_references(
 ) -> None:
     bank = company.find(company.bank_accounts, clean["CompanyBankAccountId"])
     if bank is None or not bank.get("IsActive"):
-        state = "does not exist" if bank is None else "is inactive"
-        raise invalid_field("CompanyBankAccountId", f"The bank account {state}.")
+        problem = gone_message("BankAccount", str(clean["CompanyBankAccountId"]))
+        raise invalid_field("CompanyBankAccountId", problem if bank is None else "is inactive.")
     if clean["PaymentCurrency"] != invoice["CurrencyCode"]:
         raise invalid_field(
             "PaymentCurrency", f"Must be the invoice currency {invoice['CurrencyCode']}."

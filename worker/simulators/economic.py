@@ -398,7 +398,10 @@ def line_rules(minimum: int) -> Rules:
             "departmentalDistribution.departmentalDistributionNumber": (1, None),
         },
         numbers={
-            "quantity": Num(), "unitNetPrice": Num(scale=2), "discountPercentage": Num(),
+            # introduction.md's annotated-error example: E04740, "unitNetPrice scale cannot
+            # be greater then two decimal places"; quantity and discount held to the same.
+            "quantity": Num(scale=2), "unitNetPrice": Num(scale=2),
+            "discountPercentage": Num(scale=2),
             "unitCostPrice": Num(),
         },
         dates=("accrual.startDate", "accrual.endDate"),

@@ -49,6 +49,13 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
         "The payload breaks the job contract, so it was kept here instead of being booked.",
         "Fix the fields listed below at the producer and send the job again with a new key.",
     ),
+    "provider_limit": (
+        "The accounting system would refuse this job",
+        "A field has more decimals or characters than the tenant's accounting system takes, "
+        "so the job stopped before any call to it.",
+        "Fix the fields listed below at the producer and send the job with a new key; for unit "
+        "prices, the tenant's mapping round_unit_prices=half_up rounds them instead (then retry).",
+    ),
     "mapping_invalid": (
         "The tenant's mapping points at something that does not exist",
         "A VAT code, account or article pinned in the tenant's mapping is not in the "

@@ -16,6 +16,7 @@ from worker.jobs import parse_job
 from worker.ledger import store
 from worker.ledger.models import Job
 from worker.producer import send
+from worker.providers import limits
 from worker.redis_client import get_redis
 
 MARKER_TTL = 24 * 3600
@@ -49,6 +50,7 @@ def submit(data: Any, created_by_key: int | None = None) -> Submission:
     existing = store.find_job(job_id)
     if existing is not None:
         return Submission(**{**seen.__dict__, "job": existing})
+    limits.check_enqueued(parsed)
     redis = get_redis()
     if not redis.set(marker_key(job_id), "1", nx=True, ex=MARKER_TTL):
         return Submission(**{**seen.__dict__, "job": store.find_job(job_id)})

@@ -1,0 +1,68 @@
+"""Credit notes and payments waiting for their invoice are sent again when it settles.
+
+A job whose invoice is not booked yet registers itself under the invoice (a Redis set),
+then reads the invoice's state once more; the invoice's run marks it booked (or failed,
+or cancelled) in the ledger first and reads the set after. So either the waiting job
+sees the new state, or the invoice's run sees the waiting job: no wake-up is lost. The
+waiting job's own retry (with backoff) stays scheduled as a safety net; a copy that
+arrives after the job finished is acknowledged without doing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+
+from worker.redis_client import get_redis
+
+log = logging.getLogger("ledgerpush.dependents")
+WAIT_TTL_SECONDS = 7 * 24 * 3600
+
+
+def waiting_key(tenant_id: str, invoice_key: str) -> str:
+    return f"lp:waiting-for:{tenant_id}:{invoice_key}"
+
+
+def wait_for_invoice(tenant_id: str, invoice_key: str, job_id: str) -> None:
+    """Best effort: without Redis the job still retries with backoff."""
+    key = waiting_key(tenant_id, invoice_key)
+    try:
+        pipe = get_redis().pipeline()
+        pipe.sadd(key, job_id)
+        pipe.expire(key, WAIT_TTL_SECONDS)
+        pipe.execute()
+    except RedisError as exc:
+        log.warning("job %s will retry with backoff instead of waking up: %s", job_id, exc)
+
+
+def wake(tenant_id: str, invoice_key: str) -> list[str]:
+    """Send the jobs waiting for this invoice again now; returns their ids."""
+    from worker.ledger import store
+    from worker.ledger.models import TERMINAL_STATES
+    from worker.producer import send
+
+    key = waiting_key(tenant_id, invoice_key)
+    try:
+        pipe = get_redis().pipeline()
+        pipe.smembers(key)
+        pipe.delete(key)
+        members, _ = pipe.execute()
+    except RedisError as exc:
+        log.warning("jobs waiting for invoice %r retry with backoff: %s", invoice_key, exc)
+        return []
+    woken: list[str] = []
+    for raw in sorted(members):
+        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        try:
+            job = store.find_job(job_id)
+            if job is None or job.state in TERMINAL_STATES:
+                continue
+            send(dict(job.payload), job.kind, job.id)
+        except Exception as exc:  # ledger or broker away: the job's own retry still comes
+            log.warning("could not wake job %s (it retries with backoff): %s", job_id, exc)
+            continue
+        woken.append(job_id)
+    if woken:
+        log.info("invoice %r settled: sent %s waiting job(s) again", invoice_key, len(woken))
+    return woken
