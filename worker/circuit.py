@@ -28,11 +28,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from redis import Redis
 from redis.exceptions import RedisError
 
 from worker.providers.base import Call, ProviderError, Transient
 from worker.redis_client import get_redis
-from worker.settings import get_settings
+from worker.settings import Settings, get_settings
 
 log = logging.getLogger("ledgerpush.circuit")
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -190,10 +191,13 @@ def answered(calls: Sequence[Call]) -> bool:
 
 
 class Breaker:
-    def __init__(self, provider: str) -> None:
+    def __init__(
+        self, provider: str, redis: Redis | None = None, settings: Settings | None = None
+    ) -> None:
         self.provider = provider
         self.keys = _keys(provider)
-        self.redis = get_redis()
+        self.redis = redis or get_redis()
+        self.settings = settings or get_settings()
 
     def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
         return self.redis.register_script(script)(keys=keys, args=args)
@@ -208,7 +212,7 @@ class Breaker:
                 job_id,
                 int(age * 1000),
                 int(probe_ttl * 1000),
-                get_settings().circuit_release_batch,
+                self.settings.circuit_release_batch,
                 STALE_HELD_MS,
             ],
         )
@@ -216,7 +220,7 @@ class Breaker:
 
     def failure(self, tenant_id: str, job_id: str, reason: str) -> str:
         """Note a provider failure; returns opened, reopened, open or closed."""
-        s = get_settings()
+        s = self.settings
         k = self.keys
         result = self._eval(
             _FAILURE,
@@ -241,7 +245,7 @@ class Breaker:
             self._eval(
                 _SUCCESS,
                 [k["state"], k["failures"], k["successes"], k["probe"]],
-                [job_id, int(get_settings().circuit_window_seconds * 1000)],
+                [job_id, int(self.settings.circuit_window_seconds * 1000)],
             )
         )
         if not opened_ms:
