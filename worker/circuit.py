@@ -8,8 +8,8 @@ attempt being counted, so an outage of any length dead-letters nothing.
 
 - closed: jobs run. A provider failure is noted per tenant; when within
   `LEDGERPUSH_CIRCUIT_WINDOW_SECONDS` at least `CIRCUIT_MIN_FAILURES` failures from
-  `CIRCUIT_MIN_TENANTS` distinct tenants make up `CIRCUIT_FAILURE_RATIO` of the answers
-  seen, the circuit opens (one alert).
+  `CIRCUIT_MIN_TENANTS` distinct tenants make up `CIRCUIT_FAILURE_RATIO` of the requests
+  seen (answered ones count from the first failure on), the circuit opens (one alert).
 - open: jobs are held until `CIRCUIT_OPEN_SECONDS` have passed since the last failure.
 - half-open: then exactly one job (a Redis key set NX, expiring with the job's lease)
   runs as the probe; every other job stays held. When the probe's request is answered,
@@ -56,10 +56,23 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# Answers are counted per request: a run that failed after some answered requests adds
+# those as successes, so a provider failing a few requests in a hundred never trips.
+_ADD_ANSWERS = """
+local function add_answers(hash, zset, job, count, window, now)
+  if count < 1 then return end
+  local last = redis.call('HINCRBY', hash, 'seq', count)
+  for seq = last - count + 1, last do redis.call('ZADD', zset, now, job .. ':' .. seq) end
+  redis.call('PEXPIRE', zset, window)
+end
+"""
+
 # KEYS: state hash, failures, failing tenants, successes, probe.
-# ARGV: tenant, job id, window ms, min tenants, min failures, ratio, open ms, reason.
+# ARGV: tenant, job id, window ms, min tenants, min failures, ratio, open ms, reason,
+# requests of this run that were answered.
 _FAILURE = (
     _NOW
+    + _ADD_ANSWERS
     + """
 if redis.call('HGET', KEYS[1], 'state') == 'open' then
   if redis.call('GET', KEYS[5]) == ARGV[2] then
@@ -74,7 +87,8 @@ for i = 2, 4 do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', from) end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('ZADD', KEYS[2], now, ARGV[2] .. ':' .. seq)
 redis.call('ZADD', KEYS[3], now, ARGV[1])
-for i = 2, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+for i = 2, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+add_answers(KEYS[1], KEYS[4], ARGV[2], tonumber(ARGV[9]), ARGV[3], now)
 local failures = redis.call('ZCARD', KEYS[2])
 local answered = failures + redis.call('ZCARD', KEYS[4])
 if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) and failures >= tonumber(ARGV[5])
@@ -88,10 +102,11 @@ return 'closed'
 """
 )
 
-# KEYS: state hash, failures, successes, probe. ARGV: job id, window ms.
+# KEYS: state hash, failures, successes, probe. ARGV: job id, window ms, answered requests.
 # Returns the time the circuit opened (ms) when this success closed it, else 0.
 _SUCCESS = (
     _NOW
+    + _ADD_ANSWERS
     + """
 if redis.call('HGET', KEYS[1], 'state') == 'open' then
   if redis.call('GET', KEYS[4]) ~= ARGV[1] then return 0 end
@@ -100,9 +115,7 @@ if redis.call('HGET', KEYS[1], 'state') == 'open' then
   return opened
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  redis.call('ZADD', KEYS[3], now, ARGV[1] .. ':' .. seq)
-  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  add_answers(KEYS[1], KEYS[3], ARGV[1], tonumber(ARGV[3]), ARGV[2], now)
 end
 return 0
 """
@@ -185,9 +198,9 @@ def is_outage(error: ProviderError) -> bool:
     return isinstance(error, Transient) and error.code in OUTAGE_CODES
 
 
-def answered(calls: Sequence[Call]) -> bool:
-    """Whether the provider answered any request of this run (below 500)."""
-    return any(call.status is not None and call.status < 500 for call in calls)
+def answered(calls: Sequence[Call]) -> int:
+    """How many requests of this run the provider answered (below 500)."""
+    return sum(1 for call in calls if call.status is not None and call.status < 500)
 
 
 class Breaker:
@@ -218,8 +231,9 @@ class Breaker:
         )
         return Admission(_text(verdict), int(wait_ms) / 1000)
 
-    def failure(self, tenant_id: str, job_id: str, reason: str) -> str:
-        """Note a provider failure; returns opened, reopened, open or closed."""
+    def failure(self, tenant_id: str, job_id: str, reason: str, answered: int = 0) -> str:
+        """Note a provider failure (after `answered` requests of the run were answered);
+        returns opened, reopened, open or closed."""
         s = self.settings
         k = self.keys
         result = self._eval(
@@ -234,18 +248,20 @@ class Breaker:
                 s.circuit_failure_ratio,
                 int(s.circuit_open_seconds * 1000),
                 reason[:300],
+                answered,
             ],
         )
         return _text(result)
 
-    def success(self, job_id: str) -> float | None:
-        """Note an answer; returns how long the circuit was open if this closed it."""
+    def success(self, job_id: str, answered: int = 1) -> float | None:
+        """Note `answered` answered requests of a run; returns how long the circuit was
+        open if this closed it."""
         k = self.keys
         opened_ms = int(
             self._eval(
                 _SUCCESS,
                 [k["state"], k["failures"], k["successes"], k["probe"]],
-                [job_id, int(self.settings.circuit_window_seconds * 1000)],
+                [job_id, int(self.settings.circuit_window_seconds * 1000), answered],
             )
         )
         if not opened_ms:
@@ -301,13 +317,15 @@ def observe(
         return False
     breaker = Breaker(provider)
     try:
+        answers = answered(calls)
         if error is not None and is_outage(error):
-            state = breaker.failure(tenant_id, job_id, f"{error.code}: {error.message}")
+            reason = f"{error.code}: {error.message}"
+            state = breaker.failure(tenant_id, job_id, reason, answers)
             if state == "opened":
                 _opened(provider, tenant_id, error)
             return state != CLOSED
-        if answered(calls):
-            down_for = breaker.success(job_id)
+        if answers:
+            down_for = breaker.success(job_id, answers)
             if down_for is not None:
                 _closed(provider, down_for)
         else:

@@ -207,6 +207,7 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
             error, observed = exc, True
             if circuit.observe(tenant.provider, tenant.id, row.id, exc, provider.calls):
                 outcome = _held_after_failure(row, tenant.provider, exc)
+                error = Transient(f"held for the outage: {exc.message}", OUTAGE_CODE, exc.original)
             else:
                 outcome = _handle_error(row, tenant, exc, number, provider)
         except Exception as exc:
@@ -488,7 +489,12 @@ def _handle_error(
             return _handle_error(row, tenant, exc, attempt, provider)
         provider.invalidate_references()
     retry_after = exc.retry_after if isinstance(exc, Transient) else None
-    if attempt > get_settings().max_retries and not isinstance(exc, NotReady | HandedBack):
+    max_retries = get_settings().max_retries
+    if (
+        attempt > max_retries
+        and not isinstance(exc, NotReady | HandedBack)
+        and _retries_spent(row.id, attempt) > max_retries
+    ):
         failed = store.fail_job(
             row.id, exc.category, exc.code, f"gave up after {attempt} attempts: {exc.message}"
         )
@@ -541,6 +547,13 @@ def _hold_for_outage(row: Job, admission: circuit.Admission) -> Outcome:
         )  # fmt: skip
     log.info("provider outage: job held, next look in %.1fs", wait)
     return Outcome(RETRY_SCHEDULED, retry_in=wait)
+
+
+def _retries_spent(job_id: str, attempts: int) -> int:
+    """Attempts that failed during an open provider circuit (recorded with the outage
+    code) are not the job's own: they do not count toward the retry limit."""
+    held = sum(1 for a in store.attempts_of(job_id) if (a.error or {}).get("code") == OUTAGE_CODE)
+    return attempts - held
 
 
 def _older_than(moment: dt.datetime | None, seconds: float) -> bool:
