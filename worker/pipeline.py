@@ -60,6 +60,9 @@ from worker.settings import Settings, get_settings
 log = logging.getLogger("ledgerpush.pipeline")
 LEASE_RECHECK_SECONDS = 15.0
 HAND_BACK_SECONDS = 1.0
+#: A job held by an open provider circuit (worker/circuit.py) shows this error code.
+OUTAGE_CODE = "provider_outage"
+HELD_REFRESH_SECONDS = 30.0
 STEP_STATES = {"draft": (DRAFTING, DRAFTED), "book": (BOOKING, BOOKED), "pay": (BOOKING, BOOKED)}
 
 
@@ -516,10 +519,6 @@ def _handle_error(
     )
     log.warning("attempt %s: %s; retry in %.1fs", attempt, exc.message, delay)
     return Outcome(RETRY_SCHEDULED, retry_in=delay)
-
-
-OUTAGE_CODE = "provider_outage"
-HELD_REFRESH_SECONDS = 30.0
 
 
 def _hold_for_outage(row: Job, admission: circuit.Admission) -> Outcome:
