@@ -1,5 +1,6 @@
 """Alerts on transitions, not per job: one Sentry event and one signed webhook when a
-tenant's connection breaks, one when it is back, one when a job is dead-lettered.
+tenant's connection breaks, one when it is back, one when a job is dead-lettered, one
+when an accounting system's circuit opens (down for many tenants) and one when it closes.
 
 Webhooks are JSON bodies signed with HMAC-SHA256 over `"{timestamp}.{body}"`, sent in
 the header `X-Ledgerpush-Signature: t=<unix seconds>,v1=<hex digest>`; delivery is
@@ -84,6 +85,26 @@ def app_credentials_rejected(provider: str, setting: str, error: str) -> None:
 
 def app_credentials_accepted(provider: str) -> None:
     _webhook("system.app_credentials_accepted", {"provider": provider})
+
+
+def provider_circuit_opened(provider: str, reason: str) -> None:
+    """A provider is down for many tenants: its jobs are held (worker/circuit.py)."""
+    _sentry(
+        f"Provider {provider} is unreachable; its jobs are held",
+        fingerprint=["provider-circuit", provider],
+        tags={"provider": provider, "reason": reason[:200]},
+    )
+    _webhook("provider.circuit_opened", {"provider": provider, "reason": reason})
+
+
+def provider_circuit_closed(provider: str, down_seconds: float) -> None:
+    _sentry(
+        f"Provider {provider} answers again; held jobs resume",
+        fingerprint=["provider-circuit-closed", provider],
+        tags={"provider": provider},
+        level="info",
+    )
+    _webhook("provider.circuit_closed", {"provider": provider, "down_seconds": round(down_seconds)})
 
 
 def job_failed(job: Job) -> None:

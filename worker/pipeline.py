@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import LockError, RedisError
 
-from worker import dependents, outbox, shutdown, tenants
+from worker import circuit, dependents, outbox, shutdown, tenants
 from worker.jobs import JobValidationError, job_id_for, parse_job
 from worker.lease import JobLease, LeaseLost
 from worker.ledger import store
@@ -61,6 +61,9 @@ from worker.settings import Settings, get_settings
 log = logging.getLogger("ledgerpush.pipeline")
 LEASE_RECHECK_SECONDS = 15.0
 HAND_BACK_SECONDS = 1.0
+#: A job held by an open provider circuit (worker/circuit.py) shows this error code.
+OUTAGE_CODE = "provider_outage"
+HELD_REFRESH_SECONDS = 30.0
 STEP_STATES = {"draft": (DRAFTING, DRAFTED), "book": (BOOKING, BOOKED), "pay": (BOOKING, BOOKED)}
 
 
@@ -184,6 +187,11 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
         job, rounding = checked
         if tenants.needs_reauth(tenant):
             return _park(row, tenant)
+        admission = circuit.admit(
+            tenant.provider, row.id, row.created_at, _max_hold(get_settings())
+        )
+        if admission.held:
+            return _hold_for_outage(row if verified else store.get_job(row.id), admission)
         # The attempt and RESOLVING in one transaction (each one costs a commit).
         try:
             attempt_id, number = store.begin_attempt(
@@ -200,6 +208,7 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
 
         provider = provider_for(tenant)
         error: ProviderError | None = None
+        observed = False
         try:
             outcome = _drive(job, row, tenant, provider, lease, attempt, rounding)
         except LeaseLost as exc:
@@ -208,12 +217,18 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
             error = exc
             outcome = Outcome(store.get_job(row.id).state, retry_in=LEASE_RECHECK_SECONDS)
         except ProviderError as exc:
-            error = exc
-            outcome = _handle_error(row, tenant, exc, number, provider)
+            error, observed = exc, True
+            if circuit.observe(tenant.provider, tenant.id, row.id, exc, provider.calls):
+                outcome = _held_after_failure(row, tenant.provider, exc)
+                error = Transient(f"held for the outage: {exc.message}", OUTAGE_CODE, exc.original)
+            else:
+                outcome = _handle_error(row, tenant, exc, number, provider)
         except Exception as exc:
             log.exception("unexpected error while processing job")
             error = Transient(f"internal error: {type(exc).__name__}", "internal_error")
             outcome = _handle_error(row, tenant, error, number, provider)
+        if not observed:
+            circuit.observe(tenant.provider, tenant.id, row.id, None, provider.calls)
         if error is not None or not attempt.ended:
             store.end_attempt(
                 attempt_id,
@@ -521,7 +536,12 @@ def _handle_error(
             return _handle_error(row, tenant, exc, attempt, provider)
         provider.invalidate_references()
     retry_after = exc.retry_after if isinstance(exc, Transient) else None
-    if attempt > get_settings().max_retries and not isinstance(exc, NotReady | HandedBack):
+    max_retries = get_settings().max_retries
+    if (
+        attempt > max_retries
+        and not isinstance(exc, NotReady | HandedBack)
+        and _retries_spent(row.id, attempt) > max_retries
+    ):
         failed = store.fail_job(
             row.id, exc.category, exc.code, f"gave up after {attempt} attempts: {exc.message}"
         )
@@ -543,6 +563,57 @@ def _handle_error(
     )
     log.warning("attempt %s: %s; retry in %.1fs", attempt, exc.message, delay)
     return Outcome(RETRY_SCHEDULED, retry_in=delay)
+
+
+def _hold_for_outage(row: Job, admission: circuit.Admission) -> Outcome:
+    """The provider's circuit is open (or held jobs are being let through, oldest first):
+    wait without starting an attempt, so no retry is spent."""
+    if row.state in TERMINAL_STATES:
+        return Outcome(row.state)
+    wait = admission.wait + random.uniform(0.5, min(get_settings().circuit_open_seconds, 5.0))
+    if admission.verdict == "release":
+        wait = random.uniform(0.5, 2.0)
+    retry_at = utcnow() + dt.timedelta(seconds=wait)
+    if row.state == RETRY_SCHEDULED and row.error_code == OUTAGE_CODE:
+        # Written again only now and then: enough to keep the reconciler from taking the
+        # held job for a lost retry (LOST_RETRY_GRACE), few writes while many are held.
+        if _older_than(row.next_retry_at, HELD_REFRESH_SECONDS):
+            store.update_job(row.id, next_retry_at=retry_at)
+    else:
+        message = (
+            "the accounting system is unreachable for many tenants (circuit open); "
+            "the job waits without using a retry"
+        )
+        store.transition(
+            row.id, RETRY_SCHEDULED, note=f"{OUTAGE_CODE}: {message}", next_retry_at=retry_at,
+            error_category="transient", error_code=OUTAGE_CODE, error_message=message,
+        )  # fmt: skip
+    log.info("provider outage: job held, next look in %.1fs", wait)
+    return Outcome(RETRY_SCHEDULED, retry_in=wait)
+
+
+def _retries_spent(job_id: str, attempts: int) -> int:
+    """Attempts that failed during an open provider circuit (recorded with the outage
+    code) are not the job's own: they do not count toward the retry limit."""
+    held = sum(1 for a in store.attempts_of(job_id) if (a.error or {}).get("code") == OUTAGE_CODE)
+    return attempts - held
+
+
+def _older_than(moment: dt.datetime | None, seconds: float) -> bool:
+    if moment is None:
+        return True
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment < utcnow() - dt.timedelta(seconds=seconds)
+
+
+def _held_after_failure(row: Job, provider: str, exc: ProviderError) -> Outcome:
+    """This run failed while (or by) the circuit opening: held like the others, never
+    dead-lettered for it."""
+    log.warning("%s failed during its outage (%s): job held", provider, exc.message)
+    job = store.get_job(row.id)
+    wait = get_settings().circuit_open_seconds
+    return _hold_for_outage(job, circuit.Admission("hold", wait))
 
 
 def _dead_lettered(job: Job) -> None:

@@ -97,6 +97,20 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=8, ge=0, le=50)
     retry_backoff_base: float = Field(default=2.0, gt=0)
     retry_backoff_max: float = Field(default=600.0, gt=0)
+    circuit_breaker: bool = Field(
+        default=True,
+        description="Hold a provider's jobs while it is down for many tenants (worker/circuit.py).",
+    )
+    circuit_window_seconds: float = Field(default=60.0, gt=0)
+    circuit_min_tenants: int = Field(default=3, ge=1)
+    circuit_min_failures: int = Field(default=5, ge=1)
+    circuit_failure_ratio: float = Field(default=0.8, gt=0, le=1)
+    circuit_open_seconds: float = Field(
+        default=30.0, gt=0, description="How long an open circuit waits before each probe."
+    )
+    circuit_release_batch: int = Field(
+        default=50, ge=1, description="Held jobs let through at a time, oldest first."
+    )
     tenant_overflow_after: int = Field(
         default=8,
         ge=0,

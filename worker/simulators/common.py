@@ -27,6 +27,8 @@ _ID_SEGMENT = re.compile(r"/(?:\d+|[0-9a-fA-F-]{32,36})(?=/|$)")
 class Faults:
     """What the simulator does wrong, on purpose. Rates are shares of requests (0..1)."""
 
+    #: The whole service is down: every request (the token endpoint too) answers 503.
+    outage: bool = False
     latency_ms: float = 0.0
     error_rate: float = 0.0
     timeout_rate: float = 0.0
@@ -62,10 +64,18 @@ class Faults:
         return asdict(self)
 
 
-def type_of(name: str) -> type:
+def type_of(name: str) -> Callable[[Any], Any]:
+    if name == "outage":
+        return _flag
     if name in ("seed", "hang_after_write_limit", "throttle_retry_after"):
         return int
     return str if name == "hang_after_write_path" else float
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,11 @@ class FaultInjector:
                 method, path, unquote_plus(scope["query_string"].decode("latin-1"))
             )
         f = self.faults
+        if f.outage:
+            self.log.record_fault("outage")
+            self.log.record(method, path, 503)
+            await _plain(send, 503, b'{"message":"Service Unavailable (outage)"}')
+            return
         if f.latency_ms:
             await asyncio.sleep(f.latency_ms / 1000)
         if self._roll(f.timeout_rate):
@@ -282,6 +297,7 @@ class SimulatorServer:
     """Runs an ASGI app with uvicorn on a loopback port in a background thread."""
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
         # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
         # proto says TCP; with proto 0 every response waits ~40 ms for a delayed ACK.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -312,6 +328,11 @@ class SimulatorServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
+
+    def restarted(self) -> SimulatorServer:
+        """The same app served again on the same port after `stop` (connections to the
+        port are refused in between: a service that is down, not just failing)."""
+        return SimulatorServer(self.app, self.host, self.port).start()
 
     def serve_forever(self) -> None:
         """Foreground mode for `ledgerpush simulate`."""

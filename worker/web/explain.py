@@ -147,6 +147,12 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
         "The provider answered with a server error (5xx).",
         "Usually nothing: the job is retried with backoff.",
     ),
+    "provider_outage": (
+        "The accounting system is down",
+        "It fails for many tenants at once, so its circuit is open: jobs wait without "
+        "using their retries while one request at a time checks whether it is back.",
+        "Nothing: held jobs resume by themselves, oldest first, when it answers again.",
+    ),
     "invoice_not_booked": (
         "Waiting for the invoice",
         "This credit note or payment refers to an invoice that is not booked yet.",

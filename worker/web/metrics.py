@@ -105,6 +105,7 @@ class LedgerCollector(Collector):
         yield self._tenants()
         yield from self._queues()
         yield self._webhooks()
+        yield from _circuits()
 
     def _jobs(self) -> Iterator[Metric]:
         provider = func.coalesce(Tenant.provider, Job.provider, "unknown")
@@ -194,6 +195,26 @@ class LedgerCollector(Collector):
             for status, count in db.execute(query).tuples():
                 gauge.add_metric([status], count)
         return gauge
+
+
+def _circuits() -> Iterator[Metric]:
+    from worker.circuit import statuses
+
+    is_open = GaugeMetricFamily(
+        "ledgerpush_provider_circuit_open",
+        "1 while an accounting system's circuit is open or half-open (down for many tenants)",
+        labels=["provider"],
+    )
+    held = GaugeMetricFamily(
+        "ledgerpush_provider_circuit_held_jobs",
+        "Jobs held by an open circuit, or waiting their turn after it closed",
+        labels=["provider"],
+    )
+    for status in statuses():
+        is_open.add_metric([status.provider], 1.0 if status.is_open else 0.0)
+        held.add_metric([status.provider], float(status.held))
+    yield is_open
+    yield held
 
 
 def _latency_histogram(raw: dict[str, str]) -> Metric:

@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from redis.exceptions import RedisError
 
-from worker import alerts, operations
+from worker import alerts, circuit, operations
 from worker.auth import app_credentials
 from worker.jobs import KINDS
 from worker.ledger import store
@@ -73,10 +74,19 @@ def _overview_data() -> dict[str, Any]:
         "peak": max(buckets) if buckets else 0,
         "attention": [h for h in health if h.needs_attention],
         "dead_letters": recent_dead_letters(8),
+        "circuits": _circuits_to_show(),
         "explain": explain_job,
         "now": now,
         "app_credentials": app_credentials.current(),
     }
+
+
+def _circuits_to_show() -> list[circuit.Status]:
+    """Open circuits, and closed ones still letting their held jobs through."""
+    try:
+        return [status for status in circuit.statuses() if status.is_open or status.held]
+    except RedisError:
+        return []
 
 
 @router.get("/", response_class=HTMLResponse, dependencies=READ)
