@@ -15,6 +15,7 @@ from worker.ledger.db import session
 from worker.ledger.models import (
     BOOKED,
     CANCELLED,
+    DISABLED,
     FAILED,
     NEEDS_REAUTH,
     RECEIVED,
@@ -26,11 +27,12 @@ from worker.ledger.models import (
 from worker.producer import send
 from worker.providers.base import NeedsReview
 from worker.redis_client import get_redis
-from worker.tenants import find_tenant
+from worker.tenants import find_tenant, needs_reauth
 
 RETRYABLE = frozenset({FAILED, RETRY_SCHEDULED})
 CANCELLABLE = frozenset({RECEIVED, RETRY_SCHEDULED, WAITING_FOR_REAUTH, FAILED})
 INVALID_PAYLOAD = "invalid_payload"
+PARKING_STATES = (NEEDS_REAUTH, DISABLED)
 
 
 class ActionRefused(ValueError):
@@ -126,7 +128,7 @@ def cancel(job_id: str, actor: str) -> Job:
 
 def _refuse_if_tenant_parked(job: Job) -> None:
     tenant = find_tenant(job.tenant_id)
-    if tenant is not None and tenant.connection_state == "needs_reauth":
+    if tenant is not None and needs_reauth(tenant):
         raise ActionRefused(
             f"tenant {tenant.id} needs re-authorization ({tenant.connection_reason}); reconnect it first"
         )
@@ -160,7 +162,9 @@ def bulk_candidates(
         query = query.where(Job.error_code == error_code)
     with session() as db:
         failed = list(db.scalars(query))
-        parked = set(db.scalars(select(Tenant.id).where(Tenant.connection_state == NEEDS_REAUTH)))
+        parked = set(
+            db.scalars(select(Tenant.id).where(Tenant.connection_state.in_(PARKING_STATES)))
+        )
     retried: list[Job] = []
     skipped: list[Job] = []
     for job in failed:

@@ -65,6 +65,14 @@ def set_password(username: str, password: str) -> None:
         user.password_hash = _hasher.hash(password)
 
 
+def remove_user(username: str) -> None:
+    with session() as db:
+        user = db.scalars(select(User).where(User.username == username)).first()
+        if user is None:
+            raise AccountError(f"no user {username!r}")
+        db.delete(user)
+
+
 def list_users() -> list[str]:
     with session() as db:
         return list(db.scalars(select(User.username).order_by(User.username)))

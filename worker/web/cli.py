@@ -67,12 +67,49 @@ def users_add(
     console.print(f"user {username} added")
 
 
-def users_list() -> None:
+def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List operator accounts."""
     from worker.web.accounts import list_users
 
-    for name in list_users():
+    names = list_users()
+    if as_json:
+        print(json.dumps([{"username": name} for name in names], indent=2))
+        return
+    for name in names:
         print(name)
+
+
+def users_remove(username: str) -> None:
+    """Delete an operator account: it can no longer sign in."""
+    from worker.web.accounts import AccountError, remove_user
+
+    try:
+        remove_user(username)
+    except AccountError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"user {username} removed")
+
+
+def users_set_password(
+    username: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Set a new password for an operator account."""
+    from worker.web.accounts import AccountError, set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        set_password(username, password)
+    except AccountError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"password of user {username} changed")
 
 
 def apikeys_create(name: str) -> None:
@@ -88,10 +125,23 @@ def apikeys_create(name: str) -> None:
     print(key)
 
 
-def apikeys_list() -> None:
+def apikeys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List API keys (name, prefix, last use; never the keys)."""
     from worker.web.accounts import list_api_keys
 
+    if as_json:
+        rows = [
+            {
+                "name": k.name,
+                "prefix": k.prefix,
+                "created_at": k.created_at.isoformat(),
+                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+                "revoked": k.revoked,
+            }
+            for k in list_api_keys()
+        ]
+        print(json.dumps(rows, indent=2))
+        return
     table = Table("name", "prefix", "created", "last used", "status")
     for k in list_api_keys():
         table.add_row(
@@ -178,6 +228,8 @@ def register(app: typer.Typer) -> None:
     users = typer.Typer(help="Operator accounts for the dashboard.", no_args_is_help=True)
     users.command("add")(users_add)
     users.command("list")(users_list)
+    users.command("remove")(users_remove)
+    users.command("set-password")(users_set_password)
     app.add_typer(users, name="users")
     apikeys = typer.Typer(help="API keys for the JSON API.", no_args_is_help=True)
     apikeys.command("create")(apikeys_create)
