@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import invoice_job, unique
+from tests.conftest import invoice_job, unique, wait_for
 from tests.web_helpers import PASSWORD, SECRETS, make_job, make_tenant, sign_in
 from worker.jobs import job_id_for
 from worker.ledger import store
@@ -587,6 +587,7 @@ def test_metrics_come_from_shared_state(anon: TestClient) -> None:
     )
     get_redis().hincrby("lp:stats:token_refreshes", tenant, 2)
     get_redis().hincrby("lp:stats:token_refresh_failures", tenant, 1)
+    get_redis().delete("lp:metrics:aggregate")  # counted afresh, not a few seconds ago
     text = anon.get("/metrics").text
     assert 'ledgerpush_jobs{provider="eaccounting",state="received"}' in text
     assert 'ledgerpush_attempts_total{outcome="booked"}' in text
@@ -596,10 +597,47 @@ def test_metrics_come_from_shared_state(anon: TestClient) -> None:
     assert (
         'ledgerpush_provider_call_duration_seconds_bucket{le="0.25",provider="eaccounting"}' in text
     )
-    assert f'ledgerpush_token_refreshes_total{{tenant="{tenant}"}} 2.0' in text
-    assert f'ledgerpush_token_refresh_failures_total{{tenant="{tenant}"}} 1.0' in text
+    # No tenant ids in label values unless asked for (LEDGERPUSH_METRICS_TENANT_LABELS).
+    assert tenant not in text and "tenant=" not in text
+    assert "ledgerpush_token_refreshes_total " in text
     assert 'ledgerpush_queue_depth{queue="ledgerpush.invoices"}' in text
     assert "ledgerpush_tenants{" in text
+
+
+def test_metrics_tenant_labels_only_when_enabled(anon: TestClient, monkeypatch: Any) -> None:
+    import worker.web.app as web_app
+
+    tenant = make_tenant()
+    get_redis().hincrby("lp:stats:token_refreshes", tenant, 2)
+    get_redis().hincrby("lp:stats:token_refresh_failures", tenant, 1)
+    labelled = web_app.get_settings().model_copy(update={"metrics_tenant_labels": True})
+    monkeypatch.setattr("worker.web.metrics.get_settings", lambda: labelled)
+    text = anon.get("/metrics").text
+    assert f'ledgerpush_token_refreshes_total{{tenant="{tenant}"}} 2.0' in text
+    assert f'ledgerpush_token_refresh_failures_total{{tenant="{tenant}"}} 1.0' in text
+
+
+def test_a_scrape_serves_the_cached_job_counts_and_refreshes_them_behind(
+    anon: TestClient,
+) -> None:
+    from worker.web import metrics
+
+    tenant = make_tenant()
+    get_redis().delete("lp:metrics:aggregate")
+    anon.get("/metrics")
+    make_job(tenant)
+    cached = json.loads(get_redis().get("lp:metrics:aggregate") or "{}")
+    cached["at"] -= 60  # as if counted a minute ago
+    get_redis().set("lp:metrics:aggregate", json.dumps(cached))
+
+    anon.get("/metrics")  # served from the cache; a fresh count starts in the background
+
+    def recounted() -> bool:
+        data = json.loads(get_redis().get("lp:metrics:aggregate") or "{}")
+        return bool(data.get("at", 0) > cached["at"] + 30)
+
+    wait_for(recounted, 30)
+    assert metrics.cached_aggregate()["jobs"]
 
 
 def test_openapi_document_and_docs_need_auth(api: TestClient, anon: TestClient) -> None:

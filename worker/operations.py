@@ -52,9 +52,18 @@ def _holding_lease(job_id: str) -> Iterator[Job]:
         lock.release()
 
 
+def _refuse_if_purged(job: Job) -> None:
+    if job.purged_at is not None:
+        raise ActionRefused(
+            "this job's payload was purged (data retention); send the job again with a "
+            "new idempotency key"
+        )
+
+
 def retry(job_id: str, actor: str) -> Job:
     """Run a failed or waiting job again now, continuing where it stopped."""
     with _holding_lease(job_id) as job:
+        _refuse_if_purged(job)
         if job.state not in RETRYABLE:
             raise ActionRefused(
                 f"only failed or retry-scheduled jobs can be retried; this one is {job.state}"
@@ -71,6 +80,7 @@ def replay(job_id: str, actor: str) -> Job:
     Remote results already recorded are kept and an unfinished write is still looked
     up before it is repeated, so a replay never creates a second document."""
     with _holding_lease(job_id) as job:
+        _refuse_if_purged(job)
         _refuse_replay(job)
         _refuse_if_tenant_parked(job)
         store.update_job(job.id, attempts=0)
@@ -168,7 +178,11 @@ def bulk_candidates(
     retried: list[Job] = []
     skipped: list[Job] = []
     for job in failed:
-        refused = job.error_code == INVALID_PAYLOAD or job.tenant_id in parked
+        refused = (
+            job.error_code == INVALID_PAYLOAD
+            or job.tenant_id in parked
+            or job.purged_at is not None
+        )
         (skipped if refused else retried).append(job)
     return retried, skipped
 

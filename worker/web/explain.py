@@ -125,6 +125,12 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
         "This credit note or payment refers to an invoice that is not booked yet.",
         "Nothing: it waits and retries until the invoice is booked.",
     ),
+    "invoice_purged": (
+        "The invoice's data was purged",
+        "The credit note refers to an invoice booked so long ago that its customer and "
+        "lines were removed by data retention (ledgerpush purge).",
+        "Credit the invoice in the accounting system directly, then cancel this job.",
+    ),
     "internal_error": (
         "Internal error in ledgerpush",
         "Something unexpected went wrong in the worker (see its logs for the job id).",

@@ -116,7 +116,7 @@ def _job_counts() -> list[tuple[str, str, int]]:
     index answers alone; tenants are mapped to providers here (few tenants, many jobs)."""
     by_tenant = select(Job.tenant_id, Job.state, func.count()).group_by(Job.tenant_id, Job.state)
     with session() as db:
-        providers = dict(db.execute(select(Tenant.id, Tenant.provider)).tuples())
+        providers = {t: p for t, p in db.execute(select(Tenant.id, Tenant.provider)).tuples()}
         rows = list(db.execute(by_tenant).tuples())
         unknown_tenants = {t for t, _, _ in rows if t not in providers}
         if unknown_tenants:
@@ -124,7 +124,9 @@ def _job_counts() -> list[tuple[str, str, int]]:
             fallback = select(Job.tenant_id, Job.provider).where(
                 Job.tenant_id.in_(unknown_tenants), Job.provider.is_not(None)
             )
-            providers.update({t: p for t, p in db.execute(fallback.distinct()).tuples()})
+            providers.update(
+                {t: p or "unknown" for t, p in db.execute(fallback.distinct()).tuples()}
+            )
     totals: Counter[tuple[str, str]] = Counter()
     for tenant_id, state, count in rows:
         totals[(state, providers.get(tenant_id) or "unknown")] += count
@@ -166,7 +168,7 @@ def _refresh_in_background() -> None:
 def cached_aggregate() -> dict[str, Any]:
     """The cached aggregate; a stale one is served while a fresh one is made. Only the
     first scrape (nothing cached yet) waits for the count."""
-    raw = get_redis().get(AGGREGATE)
+    raw: Any = get_redis().get(AGGREGATE)
     if raw is None:
         return refresh_aggregate()
     data: dict[str, Any] = json.loads(raw)
