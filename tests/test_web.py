@@ -687,3 +687,52 @@ def test_session_without_csrf_cannot_change_through_api(browser_client: Signed, 
     client, _ = browser_client
     method = "PUT" if path.endswith("mapping") else "POST"
     assert client.request(method, path, json={}).status_code == 403
+
+
+def test_job_page_offers_only_actions_that_can_help(browser_client: Signed) -> None:
+    client, _ = browser_client
+    tenant = make_tenant()
+    invalid = make_job(tenant, "failed", category="invalid", code="invalid_payload")
+    page = client.get(f"/jobs/{invalid.id}").text
+    assert f"/jobs/{invalid.id}/retry" not in page and f"/jobs/{invalid.id}/replay" not in page
+    assert f"/jobs/{invalid.id}/cancel" in page
+    rejected = make_job(tenant, "failed", code="mapping_invalid")
+    page = client.get(f"/jobs/{rejected.id}").text
+    for action in ("retry", "replay", "cancel"):
+        assert f"/jobs/{rejected.id}/{action}" in page
+    booked = make_job(tenant, "booked")
+    page = client.get(f"/jobs/{booked.id}").text
+    assert not re.search(rf"/jobs/{booked.id}/(retry|replay|cancel)", page)
+
+
+def test_retry_all_is_not_offered_where_it_would_retry_nothing(browser_client: Signed) -> None:
+    client, _ = browser_client
+    tenant = make_tenant()
+    make_job(tenant, "failed", category="invalid", code="invalid_payload")
+    page = client.get(f"/tenants/{tenant}").text
+    assert f'href="/bulk?tenant={tenant}"' not in page
+    assert "nothing a retry would help" in page and "invalid payloads" in page
+    letters = client.get("/dead-letters").text
+    assert 'href="/bulk?error_code=invalid_payload"' not in letters
+    assert "Nothing to retry" in letters
+
+
+def test_mapping_editor_lists_only_the_providers_keys(browser_client: Signed) -> None:
+    client, _ = browser_client
+    keys = re.compile(r'<span id="mapping-keys">(.*?)</span>', re.S)
+    ea = keys.search(client.get(f"/tenants/{make_tenant()}").text)
+    ec = keys.search(client.get(f"/tenants/{make_tenant('economic', 'DK')}").text)
+    assert ea and ec
+    assert "bank_account" in ea.group(1) and "journal" not in ea.group(1)
+    assert "account.&lt;rate&gt;" not in ea.group(1)
+    assert "journal" in ec.group(1) and "bank_account" not in ec.group(1)
+
+
+def test_sign_in_keeps_the_query_string(anon: TestClient) -> None:
+    response = anon.get("/jobs?state=failed&tenant=x", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/jobs%3Fstate%3Dfailed%26tenant%3Dx"
+    assert (
+        'name="next" value="/jobs?state=failed&amp;tenant=x"'
+        in anon.get(response.headers["location"]).text
+    )
