@@ -12,8 +12,10 @@ LEDGERPUSH_METRICS_TENANT_LABELS=true.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -151,6 +153,7 @@ def refresh_aggregate() -> dict[str, Any]:
 def _refresh_in_background() -> None:
     def work() -> None:
         try:
+            _lower_priority()
             redis = get_redis()
             lock = redis.lock("lp:metrics:aggregate-lock", timeout=120, blocking=False)
             if lock.acquire():
@@ -163,6 +166,12 @@ def _refresh_in_background() -> None:
 
     if _refreshing.acquire(blocking=False):
         threading.Thread(target=work, name="metrics-refresh", daemon=True).start()
+
+
+def _lower_priority() -> None:
+    """The recount yields the CPU to scrapes and requests (Linux: per thread)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def cached_aggregate() -> dict[str, Any]:
