@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 
@@ -110,4 +110,36 @@ def test_a_signal_to_chaos_stops_its_workers_and_redis(
     chaos.send_signal(signal.SIGTERM)
 
     chaos.wait(120)
+    _all_gone(children)
+
+
+def _start_bench(
+    started: list[subprocess.Popen[bytes]], tmp_path: Path, *args: str
+) -> subprocess.Popen[bytes]:
+    log = open(tmp_path / "bench.log", "wb")  # noqa: SIM115 - closed with the test's tmp dir
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "ratelimit.py"), *args],
+        cwd=ROOT, env={**_env(tmp_path), "TMPDIR": str(tmp_path)},
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    started.append(process)
+    return process
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_stopping_a_benchmark_stops_its_stack(
+    command: list[subprocess.Popen[bytes]], tmp_path: Path, how: str
+) -> None:
+    """The benchmark's stack runs in a child of its own (bench/_stack.py `isolated`):
+    Redis, the simulators' process and the workers are its grandchildren."""
+    bench = _start_bench(command, tmp_path, "--seconds", "600", "--workers", "1")
+    children = _children_once_up(bench, {"redis", "worker"})
+
+    if how == "sigterm":
+        bench.send_signal(signal.SIGTERM)
+        bench.wait(120)
+    else:
+        bench.kill()
+        bench.wait()
+
     _all_gone(children)
