@@ -123,3 +123,14 @@ def test_older_than_must_be_an_age() -> None:
             raise AssertionError(bad)
     result = CliRunner().invoke(app, ["purge", "--older-than", "soon"])
     assert result.exit_code == 2
+
+
+def test_beat_purges_daily_only_when_configured() -> None:
+    from worker.app import _purge_schedule
+    from worker.app import app as celery_app
+
+    assert _purge_schedule(None) == {}
+    entry = _purge_schedule(180)["purge-settled-jobs"]
+    assert entry["schedule"] == 86400.0
+    celery_app.loader.import_default_modules()
+    assert entry["task"] in celery_app.tasks
