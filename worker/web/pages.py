@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -31,9 +30,9 @@ from worker.web.queries import (
     throughput,
 )
 from worker.web.templating import flash, render
+from worker.web.tenant_pages import retry_all_blocker, shareable_connect_link
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_auth)])
-log = logging.getLogger("ledgerpush.web")
 Action = Literal["retry", "replay", "cancel"]
 ACTIONS = {"retry": operations.retry, "replay": operations.replay, "cancel": operations.cancel}
 ACTION_TEXT = {
@@ -160,15 +159,7 @@ def available_actions(job: Any) -> dict[str, str]:
 
 def _reconnect_link(job: Any) -> str | None:
     """The link the tenant's user opens to reconnect, for a parked job's page."""
-    if job.state != WAITING_FOR_REAUTH:
-        return None
-    from worker.auth.connect import connect_url
-
-    try:
-        return connect_url(job.tenant_id)
-    except (LookupError, ValueError) as exc:
-        log.warning("no connect link for tenant %s: %s", job.tenant_id, exc)
-        return None
+    return shareable_connect_link(job.tenant_id) if job.state == WAITING_FOR_REAUTH else None
 
 
 def _job_context(job_id: str) -> dict[str, Any] | None:
@@ -252,8 +243,6 @@ def do_action(
 
 @router.get("/dead-letters", response_class=HTMLResponse)
 def dead_letters(request: Request) -> Response:
-    from worker.web.tenant_pages import retry_all_blocker
-
     groups = dead_letter_groups()
     context = {
         "groups": groups,

@@ -36,7 +36,7 @@ def shareable_connect_link(tenant_id: str) -> str | None:
 
     try:
         return connect_url(tenant_id, ttl=CONNECT_LINK_DAYS * 24 * 3600)
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, RuntimeError) as exc:  # e.g. no client id configured
         log.warning("no connect link for tenant %s: %s", tenant_id, exc)
         return None
 
