@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 from cryptography.fernet import Fernet  # noqa: E402
 
 from worker import localstack  # noqa: E402
+from worker.children import arm_in_child, stop_on_signals  # noqa: E402
 from worker.embedded_redis import EmbeddedRedis  # noqa: E402
 
 EA_CLIENT = ("ledgerpush-bench", "bench-secret")
@@ -75,6 +76,7 @@ def machine() -> dict[str, Any]:
 
 def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> None:
     """The child process: both simulators over HTTP, driven by commands on `conn`."""
+    arm_in_child(int(env["_LEDGERPUSH_BENCH_PARENT"]))
     os.environ.update(env)
     from worker.simulators.common import Faults
     from worker.simulators.eaccounting import EAccountingSimulator
@@ -151,6 +153,7 @@ class Simulators:
     def __init__(self, env: dict[str, str], **options: Any) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
+        env = {**env, "_LEDGERPUSH_BENCH_PARENT": str(os.getpid())}
         self.process = context.Process(
             target=_simulator_main, args=(child, env, options), name="simulators", daemon=True
         )
@@ -183,7 +186,8 @@ class Simulators:
 # ---------------------------------------------------------------- isolation
 
 
-def _isolated_main(conn: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _isolated_main(conn: Any, parent: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    arm_in_child(parent)
     try:
         conn.send(("ok", fn(*args)))
     except BaseException as exc:
@@ -197,7 +201,7 @@ def isolated(fn: Callable[..., Any], *args: Any) -> Any:
     process, so every stack gets its own."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    process = context.Process(target=_isolated_main, args=(child, fn, args))
+    process = context.Process(target=_isolated_main, args=(child, os.getpid(), fn, args))
     process.start()
     status, value = parent.recv()
     process.join()
@@ -293,8 +297,9 @@ class Stack:
             "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": EC_APP[1],
             **self.settings,
         }
+        stop_on_signals()  # SIGTERM/SIGINT/SIGHUP: __exit__ stops every child
         self.local = localstack.prepare_home(self.home, env)
-        self.redis = EmbeddedRedis(self.home / "redis").start()
+        self.redis = EmbeddedRedis(self.home / "redis", die_with_parent=True).start()
         urls = {"LEDGERPUSH_REDIS_URL": self.redis.url}
         if self.database == "postgresql":
             urls["LEDGERPUSH_DATABASE_URL"] = self._create_pg_database()

@@ -54,3 +54,17 @@ def refresh_tenant_token(self: Task, tenant_id: str) -> bool:
         return False
     except Transient as exc:
         raise self.retry(countdown=min(300, 5 * 2**self.request.retries), exc=exc) from None
+
+
+@app.task(name="ledgerpush.maintenance.purge")
+def purge() -> int:
+    """Daily when LEDGERPUSH_PURGE_AFTER_DAYS is set (see worker/app.py)."""
+    import datetime as dt
+
+    from worker.purge import purge as purge_settled
+    from worker.settings import get_settings
+
+    days = get_settings().purge_after_days
+    if not days:
+        return 0
+    return purge_settled(dt.timedelta(days=days)).jobs

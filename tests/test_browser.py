@@ -292,3 +292,89 @@ def test_reconnect_with_another_company_is_refused_and_the_operator_rebinds(
     assert "is connected to" in page.inner_text("body")
     _settled(parked, "booked")
     assert len(ea_sim.state_dump()[other]["invoices"]) == 1
+
+
+def _parked_job_with_an_earlier_error(tenant: str) -> str:
+    """A job parked for re-authorization that still carries the error of an earlier
+    attempt (it waited for its invoice before the tenant's consent broke)."""
+    from worker.jobs import job_id_for
+    from worker.ledger import store
+    from worker.tenants import set_connection
+
+    key = unique("inv-parked")
+    job_id = job_id_for(tenant, key)
+    store.accept_job(job_id, tenant, key, "invoice", invoice_job(tenant, key))
+    store.transition(
+        job_id, "retry_scheduled", error_category="not_ready", error_code="invoice_not_booked",
+        error_message="invoice 'x' is not booked yet (received)",
+    )  # fmt: skip
+    set_connection(tenant, "needs_reauth", "refresh token revoked")
+    store.transition(job_id, "waiting_for_reauth", note="tenant needs re-authorization")
+    return job_id
+
+
+def test_parked_job_page_says_the_tenant_must_reconnect(page: Any, web_url: str) -> None:
+    tenant = connect_ea_tenant("NO")
+    job_id = _parked_job_with_an_earlier_error(tenant)
+
+    page.goto(f"{web_url}/jobs/{job_id}")
+
+    assert "must reconnect" in page.inner_text("#reauth")
+    assert "Waiting for the invoice" not in page.inner_text("main")
+    assert "The tenant must reconnect" in page.inner_text("#error h3")
+    link = page.input_value("#connect-link")
+    assert link.startswith("http") and "state=" in link
+    assert page.locator("#copy-connect-link").is_visible()
+    _screenshot(page, "job-parked.png")
+    page.click("#tenant-link")
+    page.wait_for_url(f"{web_url}/tenants/{tenant}")
+
+
+def test_booked_job_page_offers_no_destructive_buttons(page: Any, web_url: str) -> None:
+    from worker.jobs import job_id_for
+    from worker.ledger import store
+
+    tenant = connect_ea_tenant("NO")
+    key = unique("inv-booked")
+    job_id = job_id_for(tenant, key)
+    store.accept_job(job_id, tenant, key, "invoice", invoice_job(tenant, key))
+    store.transition(job_id, "booked", remote={"invoice_id": "remote-1"})
+
+    page.goto(f"{web_url}/jobs/{job_id}")
+
+    assert page.locator("#actions a, #actions button").count() == 0
+    for label in ("Retry now…", "Replay…", "Cancel…"):
+        assert page.get_by_role("link", name=label).count() == 0
+        assert page.get_by_role("button", name=label).count() == 0
+    assert "credit note" in page.inner_text("#no-actions")
+
+
+def test_copy_button_copies_the_tenants_connect_link(browser: Any, page: Any, web_url: str) -> None:
+    tenant = connect_ea_tenant("NO")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=web_url)
+    page.goto(f"{web_url}/tenants/{tenant}")
+    link = page.input_value("#connect-link")
+    assert link.startswith("http") and "state=" in link
+
+    page.click("#copy-connect-link")
+
+    page.wait_for_function("document.querySelector('#copy-connect-link').innerText === 'Copied'")
+    assert page.evaluate("navigator.clipboard.readText()") == link
+
+
+def test_sign_in_returns_to_the_page_and_query_asked_for(browser: Any, web_url: str) -> None:
+    operator = unique("operator")
+    add_user(operator, PASSWORD)
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(15_000)
+        tab.goto(f"{web_url}/jobs?state=failed")
+        assert "/login" in tab.url
+        tab.fill("#username", operator)
+        tab.fill("#password", PASSWORD)
+        tab.click("button[type=submit]")
+        tab.wait_for_url(f"{web_url}/jobs?state=failed")
+        assert tab.locator("select[name=state]").input_value() == "failed"
+    finally:
+        context.close()

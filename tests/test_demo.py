@@ -30,3 +30,13 @@ def test_demo_once_settles_every_job(tmp_path: Path) -> None:
     for tenant in ("acme-no", "acme-nl", "acme-se", "acme-dk"):
         assert summary["by_tenant"][tenant].get("booked", 0) >= 9
     assert summary["provider_calls"] > 0
+
+    # The demo says how to list its jobs; that command finds them after it stopped.
+    assert "jobs list" in result.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "worker", "jobs", "list", "--json", "--limit", "100"],
+        cwd=ROOT, env={**env, "LEDGERPUSH_HOME": str(tmp_path / "demo")},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert len(json.loads(listed.stdout)) == 46

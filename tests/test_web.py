@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.conftest import invoice_job, unique
+from tests.conftest import invoice_job, unique, wait_for
 from tests.web_helpers import PASSWORD, SECRETS, make_job, make_tenant, sign_in
 from worker.jobs import job_id_for
 from worker.ledger import store
@@ -595,6 +595,7 @@ def test_metrics_come_from_shared_state(anon: TestClient) -> None:
     )
     get_redis().hincrby("lp:stats:token_refreshes", tenant, 2)
     get_redis().hincrby("lp:stats:token_refresh_failures", tenant, 1)
+    get_redis().delete("lp:metrics:aggregate")  # counted afresh, not a few seconds ago
     text = anon.get("/metrics").text
     assert 'ledgerpush_jobs{provider="eaccounting",state="received"}' in text
     assert 'ledgerpush_attempts_total{outcome="booked"}' in text
@@ -604,10 +605,47 @@ def test_metrics_come_from_shared_state(anon: TestClient) -> None:
     assert (
         'ledgerpush_provider_call_duration_seconds_bucket{le="0.25",provider="eaccounting"}' in text
     )
-    assert f'ledgerpush_token_refreshes_total{{tenant="{tenant}"}} 2.0' in text
-    assert f'ledgerpush_token_refresh_failures_total{{tenant="{tenant}"}} 1.0' in text
+    # No tenant ids in label values unless asked for (LEDGERPUSH_METRICS_TENANT_LABELS).
+    assert tenant not in text and "tenant=" not in text
+    assert "ledgerpush_token_refreshes_total " in text
     assert 'ledgerpush_queue_depth{queue="ledgerpush.invoices"}' in text
     assert "ledgerpush_tenants{" in text
+
+
+def test_metrics_tenant_labels_only_when_enabled(anon: TestClient, monkeypatch: Any) -> None:
+    import worker.web.app as web_app
+
+    tenant = make_tenant()
+    get_redis().hincrby("lp:stats:token_refreshes", tenant, 2)
+    get_redis().hincrby("lp:stats:token_refresh_failures", tenant, 1)
+    labelled = web_app.get_settings().model_copy(update={"metrics_tenant_labels": True})
+    monkeypatch.setattr("worker.web.metrics.get_settings", lambda: labelled)
+    text = anon.get("/metrics").text
+    assert f'ledgerpush_token_refreshes_total{{tenant="{tenant}"}} 2.0' in text
+    assert f'ledgerpush_token_refresh_failures_total{{tenant="{tenant}"}} 1.0' in text
+
+
+def test_a_scrape_serves_the_cached_job_counts_and_refreshes_them_behind(
+    anon: TestClient,
+) -> None:
+    from worker.web import metrics
+
+    tenant = make_tenant()
+    get_redis().delete("lp:metrics:aggregate")
+    anon.get("/metrics")
+    make_job(tenant)
+    cached = json.loads(get_redis().get("lp:metrics:aggregate") or "{}")
+    cached["at"] -= 60  # as if counted a minute ago
+    get_redis().set("lp:metrics:aggregate", json.dumps(cached))
+
+    anon.get("/metrics")  # served from the cache; a fresh count starts in the background
+
+    def recounted() -> bool:
+        data = json.loads(get_redis().get("lp:metrics:aggregate") or "{}")
+        return bool(data.get("at", 0) > cached["at"] + 30)
+
+    wait_for(recounted, 30)
+    assert metrics.cached_aggregate()["jobs"]
 
 
 def test_openapi_document_and_docs_need_auth(api: TestClient, anon: TestClient) -> None:
@@ -657,3 +695,52 @@ def test_session_without_csrf_cannot_change_through_api(browser_client: Signed, 
     client, _ = browser_client
     method = "PUT" if path.endswith("mapping") else "POST"
     assert client.request(method, path, json={}).status_code == 403
+
+
+def test_job_page_offers_only_actions_that_can_help(browser_client: Signed) -> None:
+    client, _ = browser_client
+    tenant = make_tenant()
+    invalid = make_job(tenant, "failed", category="invalid", code="invalid_payload")
+    page = client.get(f"/jobs/{invalid.id}").text
+    assert f"/jobs/{invalid.id}/retry" not in page and f"/jobs/{invalid.id}/replay" not in page
+    assert f"/jobs/{invalid.id}/cancel" in page
+    rejected = make_job(tenant, "failed", code="mapping_invalid")
+    page = client.get(f"/jobs/{rejected.id}").text
+    for action in ("retry", "replay", "cancel"):
+        assert f"/jobs/{rejected.id}/{action}" in page
+    booked = make_job(tenant, "booked")
+    page = client.get(f"/jobs/{booked.id}").text
+    assert not re.search(rf"/jobs/{booked.id}/(retry|replay|cancel)", page)
+
+
+def test_retry_all_is_not_offered_where_it_would_retry_nothing(browser_client: Signed) -> None:
+    client, _ = browser_client
+    tenant = make_tenant()
+    make_job(tenant, "failed", category="invalid", code="invalid_payload")
+    page = client.get(f"/tenants/{tenant}").text
+    assert f'href="/bulk?tenant={tenant}"' not in page
+    assert "nothing a retry would help" in page and "invalid payloads" in page
+    letters = client.get("/dead-letters").text
+    assert 'href="/bulk?error_code=invalid_payload"' not in letters
+    assert "Nothing to retry" in letters
+
+
+def test_mapping_editor_lists_only_the_providers_keys(browser_client: Signed) -> None:
+    client, _ = browser_client
+    keys = re.compile(r'<span id="mapping-keys">(.*?)</span>', re.S)
+    ea = keys.search(client.get(f"/tenants/{make_tenant()}").text)
+    ec = keys.search(client.get(f"/tenants/{make_tenant('economic', 'DK')}").text)
+    assert ea and ec
+    assert "bank_account" in ea.group(1) and "journal" not in ea.group(1)
+    assert "account.&lt;rate&gt;" not in ea.group(1)
+    assert "journal" in ec.group(1) and "bank_account" not in ec.group(1)
+
+
+def test_sign_in_keeps_the_query_string(anon: TestClient) -> None:
+    response = anon.get("/jobs?state=failed&tenant=x", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/jobs%3Fstate%3Dfailed%26tenant%3Dx"
+    assert (
+        'name="next" value="/jobs?state=failed&amp;tenant=x"'
+        in anon.get(response.headers["location"]).text
+    )

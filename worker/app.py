@@ -81,6 +81,7 @@ def celery_config() -> dict[str, Any]:
         },
         "task_default_retry_delay": 5,
         "beat_schedule": {
+            **_purge_schedule(settings.purge_after_days),
             "refresh-expiring-tokens": {
                 "task": "ledgerpush.maintenance.refresh_tokens",
                 "schedule": 60.0,
@@ -92,6 +93,13 @@ def celery_config() -> dict[str, Any]:
         },
         "timezone": "UTC",
     }
+
+
+def _purge_schedule(days: int | None) -> dict[str, Any]:
+    """Data retention (worker/purge.py), once a day, only when configured."""
+    if not days:
+        return {}
+    return {"purge-settled-jobs": {"task": "ledgerpush.maintenance.purge", "schedule": 86400.0}}
 
 
 app = Celery("ledgerpush", include=["tasks.invoices", "tasks.payments", "tasks.maintenance"])

@@ -42,6 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from worker import localstack
+from worker.children import stop_on_signals
 from worker.embedded_redis import EmbeddedRedis
 from worker.localstack import LocalStack
 
@@ -275,7 +276,7 @@ class Chaos:
             logging.getLogger(name).addHandler(handler)
             logging.getLogger(name).setLevel(logging.INFO)
             logging.getLogger(name).propagate = False
-        self.redis = EmbeddedRedis(self.home / "redis").start()
+        self.redis = EmbeddedRedis(self.home / "redis", die_with_parent=True).start()
         localstack.setenv(stack, {"LEDGERPUSH_REDIS_URL": self.redis.url})
         database = os.environ.get("LEDGERPUSH_CHAOS_DATABASE_URL")
         if database:  # an empty database (PostgreSQL: real row locks), else SQLite in the home
@@ -592,7 +593,7 @@ def run(
     timeout: float = 900,
 ) -> int:
     console = Console(stderr=as_json)
-    signal.signal(signal.SIGTERM, _interrupt)  # clean up the children on `kill` too
+    stop_on_signals()  # clean up the children on `kill` too (worker/children.py)
     chaos = Chaos(jobs, kills, seed, workers, concurrency)
     started = time.monotonic()
     finished = False
@@ -623,10 +624,6 @@ def run(
     if not finished:
         console.print(f"[red]not every job settled within {timeout:.0f}s[/red]")
     return 1 if report.lost or report.duplicates else 0
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _drive(chaos: Chaos, console: Console, timeout: float) -> bool:

@@ -130,6 +130,40 @@ def chaos(
 
 
 @app.command()
+def purge(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age of settled jobs to purge: 180d, 26w, 36h.")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be purged; change nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Remove customer personal data (payloads, error texts, request paths) of jobs
+    settled before the given age; keeps what exactly-once needs (README: Data retention)."""
+    from worker.purge import PurgeError, parse_age
+    from worker.purge import purge as purge_settled
+
+    try:
+        age = parse_age(older_than)
+    except PurgeError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    result = purge_settled(age, dry_run=dry_run)
+    if as_json:
+        print(json.dumps({
+            "cutoff": result.cutoff.isoformat(), "jobs": result.jobs,
+            "attempts": result.attempts, "dry_run": result.dry_run,
+        }))  # fmt: skip
+        return
+    verb = "would purge" if dry_run else "purged"
+    console.print(
+        f"{verb} {result.jobs} jobs and {result.attempts} attempts settled before "
+        f"{result.cutoff:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the queue contract (one job payload)."""
     from worker.jobs import job_schema
@@ -270,8 +304,15 @@ def jobs_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List jobs, newest first."""
+    from worker.ledger.models import JOB_STATES
     from worker.ledger.store import list_jobs
 
+    if state is not None and state not in JOB_STATES:
+        err.print(
+            f"[red]--state: {escape(state)!r} is not a job state; one of: "
+            f"{', '.join(JOB_STATES)}[/red]"
+        )
+        raise typer.Exit(2)
     jobs = list_jobs(tenant, state, limit)
     if as_json:
         print(json.dumps([_job_dict(j) for j in jobs], indent=2))
@@ -301,6 +342,8 @@ def _resolve_job_id(id_or_prefix: str) -> str:
     from worker.ledger.db import session
     from worker.ledger.models import Job
 
+    if "/" in id_or_prefix:
+        return _job_id_by_key(id_or_prefix)
     wanted = id_or_prefix.strip().lower()
     if not wanted:
         err.print("[red]give a job id or the start of one[/red]")
@@ -328,9 +371,27 @@ def _resolve_job_id(id_or_prefix: str) -> str:
     return str(matches[0].id)
 
 
+def _job_id_by_key(tenant_and_key: str) -> str:
+    """TENANT/IDEMPOTENCY_KEY: split at the first slash (tenant ids have none; keys may)."""
+    from worker.ledger.store import find_job_by_key
+
+    tenant_id, _, key = tenant_and_key.partition("/")
+    job = find_job_by_key(tenant_id, key) if tenant_id and key else None
+    if job is None:
+        err.print(
+            f"[red]no job of tenant {escape(tenant_id)!r} with idempotency key "
+            f"{escape(key)!r}[/red]"
+        )
+        raise typer.Exit(1)
+    return job.id
+
+
+JOB_REF_HELP = "The job's id, a unique start of it, or TENANT/IDEMPOTENCY_KEY."
+
+
 @jobs_app.command("show")
 def jobs_show(
-    job_id: Annotated[str, typer.Argument(help="The job's id or a unique start of it.")],
+    job_id: Annotated[str, typer.Argument(help=JOB_REF_HELP)],
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one job with its history and attempts."""
@@ -361,6 +422,67 @@ def jobs_show(
         print(json.dumps(data, indent=2, default=str))
     else:
         console.print_json(json.dumps(data, default=str))
+
+
+def _operator() -> str:
+    """Who the audit trail names for a command-line action."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _job_action(action: str, job_ref: str, as_json: bool) -> None:
+    from worker import operations
+    from worker.ledger.store import JobNotFound
+
+    job_id = _resolve_job_id(job_ref)
+    run_action = {
+        "retry": operations.retry,
+        "replay": operations.replay,
+        "cancel": operations.cancel,
+    }[action]
+    try:
+        job = run_action(job_id, _operator())
+    except JobNotFound as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    except operations.ActionRefused as exc:
+        err.print(f"[red]{action} refused: {escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(_job_dict(job), indent=2))
+    else:
+        console.print(f"{action}: job {job.id} is now {job.state}")
+
+
+AS_JSON = Annotated[bool, typer.Option("--json", help="Print the job as JSON.")]
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    job_id: Annotated[str, typer.Argument(help=JOB_REF_HELP)], as_json: AS_JSON = False
+) -> None:
+    """Run a failed or retry-scheduled job again now (as the dashboard's Retry)."""
+    _job_action("retry", job_id, as_json)
+
+
+@jobs_app.command("replay")
+def jobs_replay(
+    job_id: Annotated[str, typer.Argument(help=JOB_REF_HELP)], as_json: AS_JSON = False
+) -> None:
+    """Start a job again from the beginning after a fix; never books a second document."""
+    _job_action("replay", job_id, as_json)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help=JOB_REF_HELP)], as_json: AS_JSON = False
+) -> None:
+    """Cancel a job that wrote nothing to the accounting system."""
+    _job_action("cancel", job_id, as_json)
 
 
 def _credentials_from(
@@ -512,6 +634,52 @@ def tenants_map(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     console.print_json(json.dumps(tenant.mapping))
+
+
+def _tenant_change(change: Any, tenant_id: str) -> Any:
+    from worker.tenants import TenantError, UnknownTenant
+
+    try:
+        return change(tenant_id, _operator())
+    except (TenantError, UnknownTenant) as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+
+
+@tenants_app.command("disable")
+def tenants_disable(tenant_id: str) -> None:
+    """Stop booking for a tenant: its jobs wait (parked) until it is enabled again."""
+    from worker.tenant_admin import disable_tenant
+
+    _tenant_change(disable_tenant, tenant_id)
+    console.print(f"tenant {tenant_id} disabled; its new jobs wait until it is enabled")
+
+
+@tenants_app.command("enable")
+def tenants_enable(tenant_id: str) -> None:
+    """Enable a disabled tenant; its parked jobs resume."""
+    from worker.tenant_admin import enable_tenant
+
+    _tenant_change(enable_tenant, tenant_id)
+    from worker.connections import resume_parked_jobs
+
+    resumed = resume_parked_jobs(tenant_id, _operator())
+    console.print(f"tenant {tenant_id} enabled; {resumed} parked jobs resumed")
+
+
+@tenants_app.command("remove")
+def tenants_remove(
+    tenant_id: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a tenant and its credentials (refused while it has unsettled jobs).
+    Its settled jobs stay in the ledger, so a late duplicate is still recognised."""
+    from worker.tenant_admin import remove_tenant
+
+    if not yes:
+        typer.confirm(f"Remove tenant {tenant_id} and its stored credentials?", abort=True)
+    _tenant_change(remove_tenant, tenant_id)
+    console.print(f"tenant {tenant_id} removed")
 
 
 @tenants_app.command("connect-url")

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from worker import localstack
-from worker.embedded_redis import free_port
+from worker.children import stop_on_signals
+from worker.embedded_redis import EmbeddedRedis, free_port
 from worker.localstack import LocalStack, prepare_home, setenv, start_process, wait_until_up
 
 EACCOUNTING_TENANTS = (
@@ -249,16 +250,19 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
     from worker.demo_view import live_progress, outcome_table
 
     console = Console(stderr=as_json)
+    stop_on_signals()
     home = Path(os.environ.get("LEDGERPUSH_DEMO_HOME", ".ledgerpush/demo")).resolve()
     web_port = int(os.environ.get("LEDGERPUSH_DEMO_WEB_PORT") or free_port())
     web_url = f"http://127.0.0.1:{web_port}"
     stack = prepare_environment(home, web_port)
+    redis: EmbeddedRedis | None = None
     try:
         start_simulators(stack)
         from worker.ledger.db import engine
-        from worker.redis_client import redis_url
 
-        setenv(stack, {"LEDGERPUSH_REDIS_URL": redis_url()})
+        # The demo's own Redis, gone with the demo (even when it is killed).
+        redis = EmbeddedRedis(home / "redis", die_with_parent=True).start()
+        setenv(stack, {"LEDGERPUSH_REDIS_URL": redis.url})
         engine()
         start_process(stack, ["web", "--port", str(web_port)], "web")
         start_process(stack, ["worker", "--concurrency", "16"], "worker")
@@ -276,11 +280,27 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
             print(json.dumps(result, indent=2))
         else:
             console.print(outcome_table(result))
+        console.print(f"the demo's jobs, also after it stopped: [bold]{jobs_command(home)}[/bold]")
         if not once:
             console.print(f"dashboard still up at {web_url} - Ctrl-C to stop")
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)
         return 0 if finished else 1
+    except KeyboardInterrupt:
+        console.print("stopping the demo's processes")
+        return 130
     finally:
         localstack.stop(stack)
+        if redis is not None:
+            redis.stop()
+
+
+def jobs_command(home: Path) -> str:
+    """The command that lists the demo's jobs from where the demo was started."""
+    try:
+        where = home.relative_to(Path.cwd())
+    except ValueError:
+        where = home
+    runner = "./dev" if Path("dev").is_file() else "ledgerpush"
+    return f"LEDGERPUSH_HOME={where} {runner} jobs list"

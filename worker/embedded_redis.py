@@ -42,9 +42,14 @@ def _ping(url: str) -> bool:
 class EmbeddedRedis:
     """One Redis server process with its data directory."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, die_with_parent: bool = False
+    ) -> None:
+        """`die_with_parent`: the server gets SIGTERM when this process dies (a throw-away
+        stack); without it the server outlives its starter (a shared one)."""
         self.directory = directory.resolve()
         self.port = port or free_port()
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,8 +72,13 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
+        from worker.children import die_with_parent
+
         self.process = subprocess.Popen(
-            self.command_line(), stdin=subprocess.DEVNULL, start_new_session=True
+            self.command_line(),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent() if self.die_with_parent else None,
         )
         deadline = time.monotonic() + timeout
         while not _ping(self.url):

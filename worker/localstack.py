@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from worker.children import die_with_parent
+
 if TYPE_CHECKING:
     from worker.simulators.common import SimulatorServer
     from worker.simulators.eaccounting import EAccountingSimulator
@@ -89,6 +91,7 @@ def start_process(stack: LocalStack, args: list[str], name: str) -> subprocess.P
         env={**os.environ, **stack.env},
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent(),
     )
     stack.processes.append(process)
     return process

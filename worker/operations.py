@@ -16,6 +16,7 @@ from worker.ledger.db import session
 from worker.ledger.models import (
     BOOKED,
     CANCELLED,
+    DISABLED,
     FAILED,
     NEEDS_REAUTH,
     RECEIVED,
@@ -27,11 +28,12 @@ from worker.ledger.models import (
 from worker.producer import send
 from worker.providers.base import NeedsReview
 from worker.redis_client import get_redis
-from worker.tenants import find_tenant
+from worker.tenants import find_tenant, needs_reauth
 
 RETRYABLE = frozenset({FAILED, RETRY_SCHEDULED})
 CANCELLABLE = frozenset({RECEIVED, RETRY_SCHEDULED, WAITING_FOR_REAUTH, FAILED})
 INVALID_PAYLOAD = "invalid_payload"
+PARKING_STATES = (NEEDS_REAUTH, DISABLED)
 
 
 class ActionRefused(ValueError):
@@ -51,9 +53,18 @@ def _holding_lease(job_id: str) -> Iterator[Job]:
         lock.release()
 
 
+def _refuse_if_purged(job: Job) -> None:
+    if job.purged_at is not None:
+        raise ActionRefused(
+            "this job's payload was purged (data retention); send the job again with a "
+            "new idempotency key"
+        )
+
+
 def retry(job_id: str, actor: str) -> Job:
     """Run a failed or waiting job again now, continuing where it stopped."""
     with _holding_lease(job_id) as job:
+        _refuse_if_purged(job)
         if job.state not in RETRYABLE:
             raise ActionRefused(
                 f"only failed or retry-scheduled jobs can be retried; this one is {job.state}"
@@ -70,6 +81,7 @@ def replay(job_id: str, actor: str) -> Job:
     Remote results already recorded are kept and an unfinished write is still looked
     up before it is repeated, so a replay never creates a second document."""
     with _holding_lease(job_id) as job:
+        _refuse_if_purged(job)
         _refuse_replay(job)
         _refuse_if_tenant_parked(job)
         store.update_job(job.id, attempts=0)
@@ -130,7 +142,7 @@ def cancel(job_id: str, actor: str) -> Job:
 
 def _refuse_if_tenant_parked(job: Job) -> None:
     tenant = find_tenant(job.tenant_id)
-    if tenant is not None and tenant.connection_state == "needs_reauth":
+    if tenant is not None and needs_reauth(tenant):
         raise ActionRefused(
             f"tenant {tenant.id} needs re-authorization ({tenant.connection_reason}); reconnect it first"
         )
@@ -164,11 +176,17 @@ def bulk_candidates(
         query = query.where(Job.error_code == error_code)
     with session() as db:
         failed = list(db.scalars(query))
-        parked = set(db.scalars(select(Tenant.id).where(Tenant.connection_state == NEEDS_REAUTH)))
+        parked = set(
+            db.scalars(select(Tenant.id).where(Tenant.connection_state.in_(PARKING_STATES)))
+        )
     retried: list[Job] = []
     skipped: list[Job] = []
     for job in failed:
-        refused = job.error_code == INVALID_PAYLOAD or job.tenant_id in parked
+        refused = (
+            job.error_code == INVALID_PAYLOAD
+            or job.tenant_id in parked
+            or job.purged_at is not None
+        )
         (skipped if refused else retried).append(job)
     return retried, skipped
 

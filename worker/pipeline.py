@@ -310,6 +310,14 @@ def _related(job: AnyJob) -> dict[str, Any]:
     if original is None or original.state != BOOKED:
         state = "not received" if original is None else original.state
         raise NotReady(f"invoice {key!r} is not booked yet ({state})", "invoice_not_booked")
+    if job.kind == "credit_note" and original.purged_at is not None:
+        raise Rejected(
+            f"invoice {key!r} is booked but its data was purged (data retention), so the "
+            "credit note cannot copy its customer and lines; credit it in the accounting "
+            "system directly",
+            "invoice_purged",
+            fields=[{"field": "credit_note.original_idempotency_key", "message": "purged"}],
+        )
     return {"invoice": original.remote, "invoice_payload": original.payload}
 
 

@@ -134,6 +134,17 @@ class Settings(BaseSettings):
     web_session_secret: SecretStr | None = None
     web_secure_cookies: bool = False
     metrics_public: bool = True
+    metrics_tenant_labels: bool = Field(
+        default=False,
+        description="Label per-tenant metrics with the tenant id (one series per tenant; "
+        "tenant ids may name customers): off by default.",
+    )
+    purge_after_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Beat purges personal data of jobs settled this many days ago, daily; "
+        "unset: never (run `ledgerpush purge` by hand).",
+    )
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
 

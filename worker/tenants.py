@@ -10,7 +10,7 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from worker.crypto import decrypt_json, encrypt_json
 from worker.ledger.db import engine, session
-from worker.ledger.models import CONNECTED, NEEDS_REAUTH, Tenant, utcnow
+from worker.ledger.models import CONNECTED, DISABLED, NEEDS_REAUTH, Tenant, utcnow
 from worker.mapping import validate
 
 PROVIDERS = ("eaccounting", "economic")
@@ -126,7 +126,8 @@ def reconnect(tenant_id: str, credentials: dict[str, Any]) -> bool:
 
 
 def needs_reauth(tenant: Tenant) -> bool:
-    return tenant.connection_state == NEEDS_REAUTH
+    """Jobs of the tenant wait (parked) instead of running: it must reconnect or be enabled."""
+    return tenant.connection_state in (NEEDS_REAUTH, DISABLED)
 
 
 def update_mapping(tenant_id: str, changes: dict[str, Any], replace: bool = False) -> Tenant:

@@ -120,6 +120,7 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_key"),
         Index("ix_jobs_state_next_retry", "state", "next_retry_at"),
         Index("ix_jobs_tenant_state", "tenant_id", "state"),
+        Index("ix_jobs_state_finished", "state", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -143,6 +144,8 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[dt.datetime | None]
+    #: When `ledgerpush purge` removed the payload's personal data (worker/purge.py).
+    purged_at: Mapped[dt.datetime | None]
 
 
 class Attempt(Base):
@@ -153,7 +156,7 @@ class Attempt(Base):
     number: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    ended_at: Mapped[dt.datetime | None]
+    ended_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     outcome: Mapped[str | None] = mapped_column(String(30))
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     calls: Mapped[list[Any]] = mapped_column(default=list)

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -71,10 +72,7 @@ def set_password(username: str, password: str) -> None:
     if len(password) < 8:
         raise AccountError("the password must have at least 8 characters")
     with session() as db:
-        user = db.scalars(select(User).where(User.username == username)).first()
-        if user is None:
-            raise AccountError(f"no user {username!r}")
-        user.password_hash = _hasher.hash(password)
+        _user(db, username).password_hash = _hasher.hash(password)
 
 
 def _role(role: str) -> str:
@@ -84,13 +82,22 @@ def _role(role: str) -> str:
         raise AccountError(str(exc)) from None
 
 
+def _user(db: Any, username: str) -> User:
+    user = db.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise AccountError(f"no user {username!r}")
+    return cast(User, user)
+
+
 def set_role(username: str, role: str) -> None:
     role = _role(role)
     with session() as db:
-        user = db.scalars(select(User).where(User.username == username)).first()
-        if user is None:
-            raise AccountError(f"no user {username!r}")
-        user.role = role
+        _user(db, username).role = role
+
+
+def remove_user(username: str) -> None:
+    with session() as db:
+        db.delete(_user(db, username))
 
 
 def role_of(username: str) -> str | None:

@@ -51,7 +51,8 @@ async def _not_authenticated(request: Request, _exc: Exception) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
-    target = "/login?next=" + quote(request.url.path, safe="/")
+    asked = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = "/login?next=" + quote(asked, safe="/")
     if request.headers.get("hx-request"):
         return Response(status_code=401, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)

@@ -80,12 +80,49 @@ def users_add(
     console.print(f"user {username} added ({role})")
 
 
-def users_list() -> None:
-    """List dashboard accounts and their roles."""
+def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List operator accounts."""
     from worker.web.accounts import list_user_roles
 
-    for name, role in list_user_roles():
+    accounts = list_user_roles()
+    if as_json:
+        print(json.dumps([{"username": n, "role": r} for n, r in accounts], indent=2))
+        return
+    for name, role in accounts:
         print(f"{name}\t{role}")
+
+
+def users_remove(username: str) -> None:
+    """Delete an operator account: it can no longer sign in."""
+    from worker.web.accounts import AccountError, remove_user
+
+    try:
+        remove_user(username)
+    except AccountError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"user {username} removed")
+
+
+def users_set_password(
+    username: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Set a new password for an operator account."""
+    from worker.web.accounts import AccountError, set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        set_password(username, password)
+    except AccountError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"password of user {username} changed")
 
 
 def users_set_role(username: str, role: str) -> None:
@@ -127,10 +164,24 @@ def apikeys_create(
     print(key)
 
 
-def apikeys_list() -> None:
+def apikeys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List API keys (name, prefix, last use; never the keys)."""
     from worker.web.accounts import list_api_keys
 
+    if as_json:
+        rows = [
+            {
+                "name": k.name,
+                "prefix": k.prefix,
+                "scopes": list(k.scopes),
+                "created_at": k.created_at.isoformat(),
+                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+                "revoked": k.revoked,
+            }
+            for k in list_api_keys()
+        ]
+        print(json.dumps(rows, indent=2))
+        return
     table = Table()
     for column in ("name", "prefix"):
         table.add_column(column, no_wrap=True)
@@ -223,6 +274,9 @@ def register(app: typer.Typer) -> None:
     users.command("add")(users_add)
     users.command("list")(users_list)
     users.command("set-role")(users_set_role)
+
+    users.command("remove")(users_remove)
+    users.command("set-password")(users_set_password)
     app.add_typer(users, name="users")
     apikeys = typer.Typer(help="API keys for the JSON API.", no_args_is_help=True)
     apikeys.command("create")(apikeys_create)

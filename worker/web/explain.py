@@ -158,6 +158,12 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
         "This credit note or payment refers to an invoice that is not booked yet.",
         "Nothing: it waits and retries until the invoice is booked.",
     ),
+    "invoice_purged": (
+        "The invoice's data was purged",
+        "The credit note refers to an invoice booked so long ago that its customer and "
+        "lines were removed by data retention (ledgerpush purge).",
+        "Credit the invoice in the accounting system directly, then cancel this job.",
+    ),
     "internal_error": (
         "Internal error in ledgerpush",
         "Something unexpected went wrong in the worker (see its logs for the job id).",
@@ -224,7 +230,20 @@ def explain(
     return Explanation(title, text, fix, _field_names(fields))
 
 
+WAITING_FOR_REAUTH = Explanation(
+    "The tenant must reconnect",
+    "The job is parked: the tenant's connection to the accounting system needs its user's "
+    "consent again, and only they can give it. Nothing was lost.",
+    "Send the tenant's user the connect link below (or open the tenant to reconnect); "
+    "the job resumes on its own once the tenant is connected.",
+)
+
+
 def explain_job(job: Any) -> Explanation | None:
+    # A parked job may still carry the error of an earlier attempt (e.g. waiting for its
+    # invoice); what holds it now is the tenant's connection.
+    if job.state == "waiting_for_reauth":
+        return WAITING_FOR_REAUTH
     return explain(job.error_category, job.error_code, job.error_message, job.error_fields)
 
 

@@ -1,15 +1,24 @@
 """GET /metrics: Prometheus text built from shared state at scrape time.
 
 The worker runs in other processes (and machines), so nothing here comes from this
-process's memory: gauges are read from the ledger and Redis; attempt outcomes are
-counted from Attempt rows; provider call counts and latencies are folded from the
-`calls` of attempts that ended since the last fold into Redis counters (under a lock,
-so any number of web processes expose the same monotonic counters).
+process's memory. A scrape reads only Redis and small tables: attempt outcomes, provider
+call counts and latencies are folded from attempts that ended since the last fold into
+Redis counters (under a lock, so any number of web processes expose the same monotonic
+counters); the jobs-by-state gauge is an aggregate cached in Redis, recomputed in the
+background when older than AGGREGATE_MAX_AGE (counting a large `jobs` table takes
+longer than a scrape may). Tenant ids appear in labels only with
+LEDGERPUSH_METRICS_TENANT_LABELS=true.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
+import os
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -27,6 +36,7 @@ from worker.auth.tokens import REFRESH_FAILURES, REFRESHES
 from worker.ledger.db import session
 from worker.ledger.models import Attempt, Job, Tenant, WebhookDelivery, utcnow
 from worker.redis_client import get_redis
+from worker.settings import get_settings
 from worker.web.queries import queue_depths, reserved_messages
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -35,29 +45,34 @@ FIRST_FOLD_WINDOW = dt.timedelta(hours=24)
 CURSOR = "lp:metrics:calls_folded_until"
 CALLS = "lp:metrics:calls"
 LATENCY = "lp:metrics:latency"
+OUTCOMES = "lp:metrics:outcomes"
+AGGREGATE = "lp:metrics:aggregate"
+AGGREGATE_MAX_AGE = 5.0
+_refreshing = threading.Lock()
 
 
 def _decode(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _calls_since(since: dt.datetime, until: dt.datetime) -> Iterator[tuple[str, dict[str, Any]]]:
+def _ended_since(
+    since: dt.datetime, until: dt.datetime
+) -> list[tuple[list[Any] | None, str | None, str | None]]:
+    """(calls, provider, outcome) of the attempts ended in (since, until]: an index
+    range on attempts.ended_at, not a scan of the table."""
     query = (
-        select(Attempt.calls, Tenant.provider)
+        select(Attempt.calls, Tenant.provider, Attempt.outcome)
         .join(Job, Job.id == Attempt.job_id)
         .outerjoin(Tenant, Tenant.id == Job.tenant_id)
         .where(Attempt.ended_at > since, Attempt.ended_at <= until)
     )
     with session() as db:
-        rows = list(db.execute(query).tuples())
-    for calls, provider in rows:
-        for call in calls or []:
-            if isinstance(call, dict):
-                yield provider or "unknown", call
+        return list(db.execute(query).tuples())
 
 
 def fold_calls() -> None:
-    """Add the calls of attempts ended since the last fold to the Redis counters."""
+    """Add the calls and outcomes of attempts ended since the last fold to the Redis
+    counters."""
     redis = get_redis()
     lock = redis.lock("lp:metrics:fold", timeout=30, blocking_timeout=5)
     if not lock.acquire():
@@ -67,8 +82,11 @@ def fold_calls() -> None:
         raw = redis.get(CURSOR)
         since = dt.datetime.fromisoformat(_decode(raw)) if raw else until - FIRST_FOLD_WINDOW
         pipe = redis.pipeline()
-        for provider, call in _calls_since(since, until):
-            _count_call(pipe, provider, call)
+        for calls, provider, outcome in _ended_since(since, until):
+            pipe.hincrby(OUTCOMES, outcome or "unknown", 1)
+            for call in calls or []:
+                if isinstance(call, dict):
+                    _count_call(pipe, provider or "unknown", call)
         pipe.set(CURSOR, until.isoformat())
         pipe.execute()
     finally:
@@ -95,47 +113,107 @@ def _hash(name: str) -> dict[str, str]:
     return {_decode(k): _decode(v) for k, v in raw.items()}
 
 
+def _job_counts() -> list[tuple[str, str, int]]:
+    """(state, provider, count). Grouped by (tenant, state), which the ix_jobs_tenant_state
+    index answers alone; tenants are mapped to providers here (few tenants, many jobs)."""
+    by_tenant = select(Job.tenant_id, Job.state, func.count()).group_by(Job.tenant_id, Job.state)
+    with session() as db:
+        providers = {t: p for t, p in db.execute(select(Tenant.id, Tenant.provider)).tuples()}
+        rows = list(db.execute(by_tenant).tuples())
+        unknown_tenants = {t for t, _, _ in rows if t not in providers}
+        if unknown_tenants:
+            # Jobs of removed or never-added tenants: the provider the job recorded, if any.
+            fallback = select(Job.tenant_id, Job.provider).where(
+                Job.tenant_id.in_(unknown_tenants), Job.provider.is_not(None)
+            )
+            providers.update(
+                {t: p or "unknown" for t, p in db.execute(fallback.distinct()).tuples()}
+            )
+    totals: Counter[tuple[str, str]] = Counter()
+    for tenant_id, state, count in rows:
+        totals[(state, providers.get(tenant_id) or "unknown")] += count
+    return [(state, provider, count) for (state, provider), count in sorted(totals.items())]
+
+
+def _webhook_counts() -> list[tuple[str, int]]:
+    query = select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
+    with session() as db:
+        return [(status, count) for status, count in db.execute(query).tuples()]
+
+
+def refresh_aggregate() -> dict[str, Any]:
+    """Fold new attempts into the counters and recount jobs and webhook deliveries;
+    the result is cached in Redis for every web process."""
+    fold_calls()
+    data = {"at": time.time(), "jobs": _job_counts(), "webhooks": _webhook_counts()}
+    get_redis().set(AGGREGATE, json.dumps(data))
+    return data
+
+
+def _refresh_in_background() -> None:
+    def work() -> None:
+        try:
+            _lower_priority()
+            redis = get_redis()
+            lock = redis.lock("lp:metrics:aggregate-lock", timeout=120, blocking=False)
+            if lock.acquire():
+                try:
+                    refresh_aggregate()
+                finally:
+                    lock.release()
+        finally:
+            _refreshing.release()
+
+    if _refreshing.acquire(blocking=False):
+        threading.Thread(target=work, name="metrics-refresh", daemon=True).start()
+
+
+def _lower_priority() -> None:
+    """The recount yields the CPU to scrapes and requests (Linux: per thread)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+def cached_aggregate() -> dict[str, Any]:
+    """The cached aggregate; a stale one is served while a fresh one is made. Only the
+    first scrape (nothing cached yet) waits for the count."""
+    raw: Any = get_redis().get(AGGREGATE)
+    if raw is None:
+        return refresh_aggregate()
+    data: dict[str, Any] = json.loads(raw)
+    if time.time() - float(data.get("at", 0)) > AGGREGATE_MAX_AGE:
+        _refresh_in_background()
+    return data
+
+
 class LedgerCollector(Collector):
     def collect(self) -> Iterable[Metric]:
-        fold_calls()
-        yield from self._jobs()
+        aggregate = cached_aggregate()
+        yield self._jobs(aggregate["jobs"])
         yield self._attempts()
         yield from self._calls()
         yield from self._tokens()
         yield self._tenants()
         yield from self._queues()
-        yield self._webhooks()
+        yield self._webhooks(aggregate["webhooks"])
         yield from _circuits()
 
-    def _jobs(self) -> Iterator[Metric]:
-        provider = func.coalesce(Tenant.provider, Job.provider, "unknown")
-        query = (
-            select(Job.state, provider, func.count())
-            .outerjoin(Tenant, Tenant.id == Job.tenant_id)
-            .group_by(Job.state, provider)
-        )
+    def _jobs(self, rows: list[list[Any]]) -> Metric:
         gauge = GaugeMetricFamily(
             "ledgerpush_jobs",
-            "Jobs in the ledger by state and provider",
+            "Jobs in the ledger by state and provider (counted at most a few seconds ago)",
             labels=["state", "provider"],
         )
-        with session() as db:
-            for state, prov, count in db.execute(query).tuples():
-                gauge.add_metric([state, prov], count)
-        yield gauge
+        for state, provider, count in rows:
+            gauge.add_metric([state, provider], count)
+        return gauge
 
     def _attempts(self) -> Metric:
         counter = CounterMetricFamily(
             "ledgerpush_attempts", "Finished job attempts by outcome", labels=["outcome"]
         )
-        query = (
-            select(Attempt.outcome, func.count())
-            .where(Attempt.outcome.is_not(None))
-            .group_by(Attempt.outcome)
-        )
-        with session() as db:
-            for outcome, count in db.execute(query).tuples():
-                counter.add_metric([outcome or "unknown"], count)
+        for outcome, count in sorted(_hash(OUTCOMES).items()):
+            counter.add_metric([outcome], float(count))
         return counter
 
     def _calls(self) -> Iterator[Metric]:
@@ -154,9 +232,14 @@ class LedgerCollector(Collector):
             ("ledgerpush_token_refreshes", REFRESHES, "Access token refreshes by tenant"),
             ("ledgerpush_token_refresh_failures", REFRESH_FAILURES, "Failed token refreshes"),
         ):
-            counter = CounterMetricFamily(name, text, labels=["tenant"])
-            for tenant, count in sorted(_hash(key).items()):
-                counter.add_metric([tenant], float(count))
+            counts = _hash(key)
+            if get_settings().metrics_tenant_labels:
+                counter = CounterMetricFamily(name, text, labels=["tenant"])
+                for tenant, count in sorted(counts.items()):
+                    counter.add_metric([tenant], float(count))
+            else:
+                total = sum(float(count) for count in counts.values())
+                counter = CounterMetricFamily(name, text.replace(" by tenant", ""), value=total)
             yield counter
 
     def _tenants(self) -> Metric:
@@ -186,14 +269,12 @@ class LedgerCollector(Collector):
             value=reserved_messages(),
         )
 
-    def _webhooks(self) -> Metric:
+    def _webhooks(self, rows: list[list[Any]]) -> Metric:
         gauge = GaugeMetricFamily(
             "ledgerpush_webhook_deliveries", "Alert webhook deliveries by status", labels=["status"]
         )
-        query = select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
-        with session() as db:
-            for status, count in db.execute(query).tuples():
-                gauge.add_metric([status], count)
+        for status, count in rows:
+            gauge.add_metric([status], count)
         return gauge
 
 

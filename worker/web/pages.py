@@ -14,7 +14,7 @@ from worker import alerts, circuit, operations
 from worker.auth import app_credentials
 from worker.jobs import KINDS
 from worker.ledger import store
-from worker.ledger.models import JOB_STATES, utcnow
+from worker.ledger.models import BOOKED, CANCELLED, JOB_STATES, WAITING_FOR_REAUTH, utcnow
 from worker.tenants import PROVIDERS, list_tenants
 from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
 from worker.web.auth import Principal, require_auth
@@ -33,6 +33,7 @@ from worker.web.queries import (
     throughput,
 )
 from worker.web.templating import flash, render
+from worker.web.tenant_pages import retry_all_blocker, shareable_connect_link
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_auth)])
 READ = allow(JOBS_READ)
@@ -155,12 +156,35 @@ def jobs(
     return render(request, "jobs.html", context)
 
 
+def available_actions(job: Any) -> dict[str, str]:
+    """The actions that can help this job, by name, with what each would do; the others
+    are not offered (worker/operations.py refuses them anyway, with the reason)."""
+    if job.state in (BOOKED, CANCELLED) or job.purged_at is not None:
+        return {}
+    offered = dict.fromkeys(ACTION_TEXT, "")
+    if job.state not in operations.RETRYABLE:
+        offered.pop("retry")
+    if job.error_code == operations.INVALID_PAYLOAD:
+        offered.pop("retry", None)
+        offered.pop("replay")
+    if job.state not in operations.CANCELLABLE:
+        offered.pop("cancel")
+    return {action: ACTION_TEXT[action][0] for action in offered}
+
+
+def _reconnect_link(job: Any) -> str | None:
+    """The link the tenant's user opens to reconnect, for a parked job's page."""
+    return shareable_connect_link(job.tenant_id) if job.state == WAITING_FOR_REAUTH else None
+
+
 def _job_context(job_id: str) -> dict[str, Any] | None:
     job = store.find_job(job_id)
     if job is None:
         return None
     attempts = store.attempts_of(job.id)
     return {
+        "offered": available_actions(job),
+        "connect_link": _reconnect_link(job),
         "job": job,
         "provider": providers_of([job]).get(job.tenant_id),
         "plain": explain_job(job),
@@ -237,6 +261,9 @@ def dead_letters(request: Request) -> Response:
     groups = dead_letter_groups()
     context = {
         "groups": groups,
+        "blocked": {
+            g.code: retry_all_blocker(*operations.bulk_candidates(None, g.code)) for g in groups
+        },
         "explain": explain,
         "total": sum(g.count for g in groups),
         "deliveries": [(d, *alerts.subject_of(d)) for d in alerts.list_deliveries(limit=20)],

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from worker import binding
 from worker.connections import parked_jobs
 from worker.ledger import store
-from worker.mapping import PLAIN_KEYS, MappingError, validate_key
+from worker.mapping import PREFIXES, PROVIDER_KEYS, MappingError, validate_key
 from worker.refcache import cached_names, invalidate
 from worker.tenants import TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, TENANTS_ADMIN, allow
@@ -23,7 +23,46 @@ from worker.web.templating import flash, render
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_auth)])
 log = logging.getLogger("ledgerpush.web")
-RATE_KEY_HELP = ("vat.<rate>", "account.<rate>", "article.<rate>")
+CONNECT_LINK_DAYS = 7
+
+
+def provider_keys(provider: str) -> tuple[list[str], list[str]]:
+    """The mapping keys this provider reads: plain ones, and `<prefix>.<rate>` ones."""
+    plain, prefixes = PROVIDER_KEYS[provider]
+    return sorted(plain), [f"{p}.<rate>" for p in PREFIXES if p in prefixes]
+
+
+def shareable_connect_link(tenant_id: str) -> str | None:
+    """The signed link `ledgerpush tenants connect-url` prints, for the copy button."""
+    from worker.auth.connect import connect_url
+
+    try:
+        return connect_url(tenant_id, ttl=CONNECT_LINK_DAYS * 24 * 3600)
+    except (LookupError, ValueError, RuntimeError) as exc:  # e.g. no client id configured
+        log.warning("no connect link for tenant %s: %s", tenant_id, exc)
+        return None
+
+
+def retry_all_blocker(retried: list[Any], skipped: list[Any]) -> str:
+    """Why "retry all" would send nothing again ("" when it would send some)."""
+    if retried:
+        return ""
+    reasons = set()
+    for job in skipped:
+        if job.error_code == "invalid_payload":
+            reasons.add("invalid payloads are fixed at the producer and sent with a new key")
+        elif job.purged_at is not None:
+            reasons.add("purged jobs are sent again with a new key")
+        else:
+            reasons.add("the tenant must reconnect first")
+    return "; ".join(sorted(reasons))
+
+
+def _retry_all(tenant_id: str) -> tuple[bool, str]:
+    from worker.operations import bulk_candidates
+
+    retried, skipped = bulk_candidates(tenant_id)
+    return bool(retried), retry_all_blocker(retried, skipped)
 
 
 @router.get("/tenants", response_class=HTMLResponse, dependencies=allow(JOBS_READ))
@@ -62,15 +101,21 @@ def _tenant_context(tenant_id: str) -> dict[str, Any] | None:
     if not found:
         return None
     health = found[0]
+    plain_keys, rate_keys = provider_keys(health.tenant.provider)
+    retryable, blocker = _retry_all(tenant_id) if health.failed_now else (False, "")
     return {
+        "connect_link": shareable_connect_link(tenant_id),
+        "connect_link_days": CONNECT_LINK_DAYS,
+        "retryable_now": retryable,
+        "retry_blocker": blocker,
         "h": health,
         "t": health.tenant,
         "mapping_text": mapping_text(health.tenant.mapping or {}),
         "references": cached_names(tenant_id),
         "parked": len(parked_jobs(tenant_id)),
         "connect_path": connect_path(tenant_id, health.tenant.provider),
-        "plain_keys": sorted(PLAIN_KEYS),
-        "rate_keys": RATE_KEY_HELP,
+        "plain_keys": plain_keys,
+        "rate_keys": rate_keys,
         "recent": store.list_jobs(tenant_id=tenant_id, limit=10),
         "errors": [],
         "company": binding.bound_company(health.tenant),

@@ -1,0 +1,69 @@
+"""Operator actions on tenants: disable, enable, remove. Each is logged with who did it."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import delete, func, select
+
+from worker.ledger.db import session
+from worker.ledger.models import (
+    CONNECTED,
+    DISABLED,
+    NEEDS_REAUTH,
+    TERMINAL_STATES,
+    Job,
+    Tenant,
+)
+from worker.tenants import TenantError, UnknownTenant, get_tenant, set_connection
+
+log = logging.getLogger("ledgerpush.audit")
+
+
+def disable_tenant(tenant_id: str, actor: str) -> Tenant:
+    """The tenant's jobs are parked (waiting_for_reauth) until it is enabled again."""
+    get_tenant(tenant_id)
+    set_connection(tenant_id, DISABLED, f"disabled by {actor}")
+    log.info("tenant %s disabled by %s", tenant_id, actor)
+    return get_tenant(tenant_id)
+
+
+def enable_tenant(tenant_id: str, actor: str) -> Tenant:
+    """Connected again if it holds credentials, else it needs connecting."""
+    tenant = get_tenant(tenant_id)
+    if tenant.connection_state != DISABLED:
+        raise TenantError(f"tenant {tenant_id} is not disabled (it is {tenant.connection_state})")
+    if tenant.credentials is None:
+        set_connection(tenant_id, NEEDS_REAUTH, "no credentials; connect it")
+    else:
+        set_connection(tenant_id, CONNECTED)
+    log.info("tenant %s enabled by %s", tenant_id, actor)
+    return get_tenant(tenant_id)
+
+
+def unsettled_jobs(tenant_id: str) -> int:
+    query = select(func.count()).where(
+        Job.tenant_id == tenant_id, Job.state.not_in(TERMINAL_STATES)
+    )
+    with session() as db:
+        return int(db.scalar(query) or 0)
+
+
+def remove_tenant(tenant_id: str, actor: str) -> None:
+    """Delete the tenant and its credentials. Its settled jobs stay in the ledger (the
+    exactly-once record of what was booked); refused while any job is unsettled."""
+    get_tenant(tenant_id)
+    open_jobs = unsettled_jobs(tenant_id)
+    if open_jobs:
+        raise TenantError(
+            f"tenant {tenant_id} has {open_jobs} unsettled job{'s' if open_jobs != 1 else ''}; "
+            "let them finish or cancel them first (ledgerpush jobs list "
+            f"--tenant {tenant_id})"
+        )
+    with session() as db:
+        if not db.execute(delete(Tenant).where(Tenant.id == tenant_id)).rowcount:  # type: ignore[attr-defined]
+            raise UnknownTenant(f"no tenant {tenant_id!r}")
+    from worker.refcache import invalidate
+
+    invalidate(tenant_id)
+    log.info("tenant %s removed by %s", tenant_id, actor)
