@@ -21,6 +21,7 @@ fields may hold line breaks.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -60,23 +61,39 @@ class _Refused:
 
 def loads(data: str | bytes, max_bytes: int = MAX_JOB_BYTES) -> Any:
     """Parse `data` or raise UnsafeJSON naming each refused value's place."""
+    try:
+        value = parse(data, max_bytes)
+    except json.JSONDecodeError as exc:
+        raise UnsafeJSON([Problem("(body)", not_json(exc))]) from None
+    found = problems(value)
+    if found:
+        raise UnsafeJSON(found)
+    return value
+
+
+def parse(data: str | bytes, max_bytes: int = MAX_JOB_BYTES) -> Any:
+    """The value, with refused values left in it as markers for `problems` to name (so a
+    JSON array of jobs can be taken item by item). Raises UnsafeJSON for input refused
+    as a whole (too large, too deep, not UTF-8) and json.JSONDecodeError for not JSON."""
     text = _text(data, max_bytes)
     _check_depth(text)
-    try:
-        value = json.loads(
-            text,
-            parse_constant=_constant,
-            parse_int=_integer,
-            parse_float=_float,
-            object_pairs_hook=_object,
-        )
-    except json.JSONDecodeError as exc:
-        message = f"not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        raise UnsafeJSON([Problem("(body)", message)]) from None
-    problems = list(_refused(value, ""))
-    if problems:
-        raise UnsafeJSON(problems[:MAX_ERRORS])
-    return value
+    return json.loads(
+        text,
+        parse_constant=_constant,
+        parse_int=_integer,
+        parse_float=_float,
+        object_pairs_hook=_object,
+    )
+
+
+def problems(value: Any) -> list[Problem]:
+    """What `parse` refused in `value` (at most MAX_ERRORS), each with its place."""
+    return list(itertools.islice(_refused(value, ""), MAX_ERRORS))
+
+
+def not_json(exc: json.JSONDecodeError) -> str:
+    where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno}, column {exc.colno}"
+    return f"not JSON ({where}: {exc.msg})"
 
 
 def _text(data: str | bytes, max_bytes: int) -> str:
@@ -98,7 +115,9 @@ def _check_depth(text: str) -> None:
         if token in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                message = f"nested deeper than {MAX_DEPTH} levels (at character {match.start()})"
+                line = text.count("\n", 0, match.start()) + 1
+                column = match.start() - text.rfind("\n", 0, match.start())
+                message = f"nested deeper than {MAX_DEPTH} levels (line {line}, column {column})"
                 raise UnsafeJSON([Problem("(body)", message)])
         elif token in "]}":
             depth -= 1
