@@ -75,6 +75,23 @@ def beat(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
 
 
 @app.command()
+def ingest(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
+    """Drain the plain ingest list `ledgerpush.ingest` on its own (workers also drain it
+    unless LEDGERPUSH_INGEST_DRAINER=false)."""
+    import signal
+
+    from worker.ingest import Drainer
+    from worker.ledger.db import engine
+
+    _setup(loglevel)
+    engine()
+    drainer = Drainer()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: drainer.stop.set())
+    drainer.run()
+
+
+@app.command()
 def simulate(
     system: Annotated[str, typer.Argument(help="eaccounting or economic")],
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8101,

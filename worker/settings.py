@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=8, ge=0, le=50)
     retry_backoff_base: float = Field(default=2.0, gt=0)
     retry_backoff_max: float = Field(default=600.0, gt=0)
+    ingest_drainer: bool = Field(
+        default=True,
+        description="Workers drain the plain ingest list ledgerpush.ingest (worker/ingest.py).",
+    )
     tenant_overflow_after: int = Field(
         default=8,
         ge=0,
