@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -24,6 +25,9 @@ from sqlalchemy import func, select
 
 from tests.conftest import (
     ROOT,
+    SIMULATORS,
+    WorkerProcess,
+    connect_ea_tenant,
     invoice_job,
     unique,
     wait_for,
@@ -476,3 +480,107 @@ def test_a_dead_drainers_entries_are_moved_back_and_recorded_once() -> None:
     with session() as db:
         rows = db.scalar(select(func.count()).select_from(Job).where(Job.tenant_id == tenant))
     assert rows == 3
+
+
+# ---------------------------------------------------------------- the ingest list, killed
+
+
+class DrainerProcess(WorkerProcess):
+    """A `ledgerpush ingest` process (workers drain too; this one runs alone)."""
+
+    def start(self) -> DrainerProcess:
+        command = [sys.executable, "-m", "worker", "ingest"]
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        wait_for(lambda: b"draining" in self.log_path.read_bytes() or self._died(), 60)
+        if self._died():
+            raise RuntimeError(self.output()[-3000:])
+        return self
+
+
+def _states(tenants: list[str]) -> dict[str, int]:
+    with session() as db:
+        rows = db.execute(
+            select(Job.state, func.count()).where(Job.tenant_id.in_(tenants)).group_by(Job.state)
+        ).all()
+    return {state: count for state, count in rows}
+
+
+def _reconcile(env: dict[str, str]) -> None:
+    """What the beat task does, against this test's Redis."""
+    code = "from worker.reconciler import reconcile_stuck_jobs; reconcile_stuck_jobs(5)"
+    subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env}, timeout=120, check=True
+    )
+
+
+@pytest.mark.slow
+def test_ingest_list_drained_while_drainers_are_killed_records_and_books_every_job_once(
+    tmp_path: Path, base_env: dict[str, str]
+) -> None:
+    """Jobs pushed with LPUSH while two workers (each with its drainer) and a `ledgerpush
+    ingest` process drain them; one of the three is SIGKILLed and replaced a few times
+    mid-drain. Every job ends with one ledger row, booked, and one invoice.
+    LEDGERPUSH_TEST_INGEST_JOBS=1000 for the full size (the default suits a busy 2-core CI)."""
+    count = int(os.environ.get("LEDGERPUSH_TEST_INGEST_JOBS", "300"))
+    kills, rng = 4, random.Random(13)
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    env = {
+        **base_env,
+        "LEDGERPUSH_REDIS_URL": server.url,
+        "LEDGERPUSH_VISIBILITY_TIMEOUT": "30",
+        "LEDGERPUSH_TASK_TIME_LIMIT": "12",
+        "LEDGERPUSH_TASK_SOFT_TIME_LIMIT": "10",
+        "LEDGERPUSH_LEASE_SECONDS": "5",
+    }
+    tenants = [connect_ea_tenant("NO") for _ in range(8)]
+    jobs = [
+        invoice_job(tenants[n % len(tenants)], f"ing-{n}", your_reference=f"ing-{n}")
+        for n in range(count)
+    ]
+    ids = {job_id_for(j["tenant_id"], j["idempotency_key"]) for j in jobs}
+    client: Any = redis.Redis.from_url(server.url)
+
+    def spawn(kind: type[WorkerProcess]) -> WorkerProcess:
+        return kind(unique("ingest"), env, 8).start()
+
+    running = [spawn(WorkerProcess), spawn(WorkerProcess), spawn(DrainerProcess)]
+    stopped: list[WorkerProcess] = []
+    try:
+        chunk = -(-count // (kills + 1))
+        for start in range(0, count, chunk):
+            client.lpush(ingest.INGEST_QUEUE, *[json.dumps(j) for j in jobs[start : start + chunk]])
+            if len(stopped) == kills:
+                continue
+            wait_for(lambda: client.llen(ingest.INGEST_QUEUE) < chunk * 0.8, 60, 0.02)
+            victim = running.pop(rng.randrange(len(running)))
+            victim.kill()
+            stopped.append(victim)
+            running.append(spawn(type(victim)))
+
+        deadline = time.monotonic() + 240
+        while _states(tenants).get("booked", 0) < count and time.monotonic() < deadline:
+            time.sleep(10)
+            _reconcile(env)
+        states = _states(tenants)
+        assert states == {"booked": count}, states
+        assert client.llen(ingest.INGEST_QUEUE) == 0
+        assert not client.keys(ingest.PROCESSING_PREFIX + "*")
+        assert not any(
+            job_id.encode() in entry
+            for entry in client.lrange(ingest.POISON_QUEUE, 0, -1)
+            for job_id in ids
+        )
+        for tenant in tenants:
+            invoices = SIMULATORS["ea"].state_dump()[tenant]["invoices"]
+            references = sorted(str(i.get("YourReference")) for i in invoices)
+            assert len(invoices) == count // len(tenants) + (
+                tenants.index(tenant) < count % len(tenants)
+            )
+            assert len(set(references)) == len(references), "an invoice was booked twice"
+    finally:
+        for process in running + stopped:
+            process.stop()
+        server.stop()
