@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -548,6 +549,10 @@ def test_ingest_list_drained_while_drainers_are_killed_records_and_books_every_j
 
     running = [spawn(WorkerProcess), spawn(WorkerProcess), spawn(DrainerProcess)]
     stopped: list[WorkerProcess] = []
+    # Replacements start in the background (a worker takes seconds to start) while the
+    # others drain; at least two are running whenever one is killed.
+    starting: list[Future[WorkerProcess]] = []
+    spawner = ThreadPoolExecutor(kills)
     try:
         chunk = -(-count // (kills + 1))
         for start in range(0, count, chunk):
@@ -555,10 +560,14 @@ def test_ingest_list_drained_while_drainers_are_killed_records_and_books_every_j
             if len(stopped) == kills:
                 continue
             wait_for(lambda: client.llen(ingest.INGEST_QUEUE) < chunk * 0.8, 60, 0.02)
+            while len(running) < 2:
+                running.append(starting.pop(0).result())
             victim = running.pop(rng.randrange(len(running)))
             victim.kill()
             stopped.append(victim)
-            running.append(spawn(type(victim)))
+            starting.append(spawner.submit(spawn, type(victim)))
+        running += [future.result() for future in starting]
+        starting.clear()
 
         deadline = time.monotonic() + 240
         while _states(tenants).get("booked", 0) < count and time.monotonic() < deadline:
@@ -581,6 +590,8 @@ def test_ingest_list_drained_while_drainers_are_killed_records_and_books_every_j
             )
             assert len(set(references)) == len(references), "an invoice was booked twice"
     finally:
+        spawner.shutdown()
+        running += [f.result() for f in starting if f.done() and not f.exception()]
         for process in running + stopped:
             process.stop()
         server.stop()
