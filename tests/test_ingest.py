@@ -595,3 +595,8 @@ def test_ingest_list_drained_while_drainers_are_killed_records_and_books_every_j
         for process in running + stopped:
             process.stop()
         server.stop()
+
+
+def test_metrics_show_the_ingest_backlog(anon: TestClient) -> None:
+    text = anon.get("/metrics").text
+    assert 'ledgerpush_queue_depth{queue="ledgerpush.ingest"}' in text
