@@ -462,6 +462,24 @@ def test_ingest_entry_that_breaks_the_contract_is_kept_as_invalid_payload() -> N
     assert row.error_fields[0]["field"] == "invoice.currency"
 
 
+def test_a_broken_copy_of_a_recorded_job_is_poisoned_and_leaves_the_job_alone() -> None:
+    from worker.ledger import store
+
+    tenant = unique("ingest")
+    job = invoice_job(tenant, "inv-1")
+    job_id = job_id_for(tenant, "inv-1")
+    store.accept_job(job_id, tenant, "inv-1", "invoice", job)
+    broken = {**job, "invoice": {**job["invoice"], "currency": "nok"}, "note": unique("mark")}
+    get_redis().lpush(ingest.INGEST_QUEUE, json.dumps(broken))
+
+    found = _drain_until(lambda: _poisoned(broken["note"]))
+
+    assert f"job {job_id} has its key" in found["reason"]
+    assert "invoice.currency" in found["reason"]
+    row = find_job(job_id)
+    assert row is not None and row.error_code is None
+
+
 def test_a_dead_drainers_entries_are_moved_back_and_recorded_once() -> None:
     tenant = unique("ingest")
     client: Any = get_redis()

@@ -10,7 +10,9 @@ Redis, in one list or the other, until it is handled:
    `ledgerpush.poison` with the reason (and leaves the processing list in the same
    transaction);
 2. validated against the job contract; a job that breaks it is kept in the ledger as a
-   `failed` job with reason `invalid_payload` naming the fields, as on the Celery path;
+   `failed` job with reason `invalid_payload` naming the fields, as on the Celery path
+   (unless the ledger has a job with its tenant and key: then it goes to the poison
+   list rather than fail that job);
 3. recorded in the ledger (`received`), then published through `worker.producer.send`,
    the path of the Python helper: the tenant's fair share and the outbox apply;
 4. removed from the processing list.
@@ -132,12 +134,13 @@ class Drainer:
                 self._tick()
                 self.drain_one()
                 failures = 0
-            except UNAVAILABLE as exc:
+            except Exception as exc:  # the thread must outlive any error: back off, go on
                 failures += 1
                 delay = min(MAX_BACKOFF, 0.5 * 2**failures)
-                log.warning(
-                    "ingest paused %.1fs, the ledger or Redis is unreachable: %s", delay, exc
-                )
+                if isinstance(exc, UNAVAILABLE):
+                    log.warning("ingest paused %.1fs, ledger or Redis unreachable: %s", delay, exc)
+                else:
+                    log.exception("ingest paused %.1fs after an unexpected error", delay)
                 self.stop.wait(delay)
         self._leave()
 
@@ -166,7 +169,7 @@ class Drainer:
             outcome = ingest(raw)
         except UNAVAILABLE:
             raise
-        except safejson.UnsafeJSON as exc:
+        except (safejson.UnsafeJSON, Refused) as exc:
             to_poison(raw, str(exc), self.processing)
             return
         except Exception as exc:  # a bug must not stop the list: keep the entry aside
@@ -188,6 +191,10 @@ class Drainer:
             log.warning("ingest drainer %s left without tidying up: %s", self.name, exc)
 
 
+class Refused(ValueError):
+    """The entry cannot be taken as a job (and is kept on the poison list)."""
+
+
 def ingest(raw: bytes) -> str:
     """Record and publish one entry. Raises UnsafeJSON for an entry that is not a JSON
     object the loader accepts. Returns what happened: sent, already_sent or invalid."""
@@ -204,6 +211,10 @@ def ingest(raw: bytes) -> str:
     try:
         job = parse_job(data)
     except JobValidationError as exc:
+        existing = _existing(data)
+        if existing:
+            # Recording it would fail the valid job of the same tenant and key.
+            raise Refused(f"breaks the contract ({exc}), and job {existing} has its key") from None
         _record_invalid(data, exc)
         return "invalid"
     payload = job.model_dump(mode="json")
@@ -214,6 +225,18 @@ def ingest(raw: bytes) -> str:
         send(payload, job.kind, job.job_id)
         return "sent"
     return "already_sent"
+
+
+def _existing(data: dict[str, Any]) -> str | None:
+    """The id of the ledger's job with this payload's tenant and key, if there is one."""
+    from worker.jobs import job_id_for
+    from worker.ledger import store
+
+    tenant, key = data.get("tenant_id"), data.get("idempotency_key")
+    if not isinstance(tenant, str) or not isinstance(key, str):
+        return None
+    job_id = job_id_for(tenant, key)
+    return job_id if store.find_job(job_id) is not None else None
 
 
 def _on_its_way(job_id: str) -> bool:
