@@ -130,3 +130,9 @@ def _start_sentry(**_: Any) -> None:
 setup_logging.connect(_configure_logging, weak=False)
 worker_init.connect(_start_sentry, weak=False)
 beat_init.connect(_start_sentry, weak=False)
+
+
+# The plain ingest list is drained by a thread in every worker (worker/ingest.py).
+from worker.ingest import IngestStep  # noqa: E402
+
+app.steps["worker"].add(IngestStep)

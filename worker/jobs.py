@@ -8,11 +8,13 @@ JSON Schema generated from these models.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +23,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from worker import safejson
 
 JOB_ID_NAMESPACE = uuid.UUID("6f1c9a52-2f43-4c1e-9d55-7d0c2b1a9e10")
 
@@ -207,6 +211,42 @@ def _country_code(value: Any) -> Any:
     return value
 
 
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_NOT_IN_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+_NOT_IN_TEXT = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+_BIDI_CHARS = re.compile(f"[{_BIDI}]")
+
+
+def _refuse(found: re.Match[str], multiline: bool) -> None:
+    char = found.group()
+    where = f"U+{ord(char):04X} at position {found.start() + 1}"
+    if _BIDI_CHARS.match(char):
+        raise ValueError(f"must not contain bidirectional-control characters ({where})")
+    if "\ud800" <= char <= "\udfff":
+        raise ValueError(f"must not contain unpaired surrogates ({where})")
+    allowed = "; line breaks and tabs are allowed here" if multiline else ""
+    raise ValueError(f"must not contain control characters ({where}{allowed})")
+
+
+def _one_line(value: str) -> str:
+    found = _NOT_IN_LINE.search(value)
+    if found:
+        _refuse(found, multiline=False)
+    return value
+
+
+def _multiline(value: str) -> str:
+    found = _NOT_IN_TEXT.search(value)
+    if found:
+        _refuse(found, multiline=True)
+    return value
+
+
+# Texts end up on invoices and in an accountant's screens: no control characters (a
+# line break or tab only in descriptions, notes and reasons), no bidirectional overrides
+# that would show a text other than the one stored, nothing that is not encodable.
+LineText = Annotated[str, AfterValidator(_one_line)]
+Text = Annotated[str, AfterValidator(_multiline)]
 DecimalString = Annotated[
     Decimal, BeforeValidator(_decimal_string), Field(allow_inf_nan=False, max_digits=18)
 ]
@@ -225,30 +265,32 @@ class Strict(BaseModel):
 
 
 class Address(Strict):
-    line1: str = Field(min_length=1, max_length=50)
-    line2: str | None = Field(default=None, max_length=50)
-    postal_code: str = Field(min_length=1, max_length=10)
-    city: str = Field(min_length=1, max_length=50)
+    line1: LineText = Field(min_length=1, max_length=50)
+    line2: LineText | None = Field(default=None, max_length=50)
+    postal_code: LineText = Field(min_length=1, max_length=10)
+    city: LineText = Field(min_length=1, max_length=50)
 
 
 class Customer(Strict):
     external_id: str = Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9._-]+$")
-    name: str = Field(min_length=1, max_length=50)
+    name: LineText = Field(min_length=1, max_length=50)
     country: Country
-    email: str | None = Field(default=None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    org_number: str | None = Field(default=None, max_length=20)
-    vat_number: str | None = Field(default=None, max_length=20)
+    email: LineText | None = Field(
+        default=None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    )
+    org_number: LineText | None = Field(default=None, max_length=20)
+    vat_number: LineText | None = Field(default=None, max_length=20)
     is_private_person: bool = False
     address: Address
 
 
 class Line(Strict):
-    description: str = Field(min_length=1, max_length=2000)
+    description: Text = Field(min_length=1, max_length=2000)
     quantity: Quantity
     unit_price: Money
     vat_rate: Percent
     discount_percent: Percent = Decimal("0")
-    article_number: str | None = Field(default=None, max_length=40)
+    article_number: LineText | None = Field(default=None, max_length=40)
     account: int | None = Field(default=None, ge=1, le=99999999)
 
 
@@ -258,8 +300,8 @@ class Invoice(Strict):
     currency: Currency
     customer: Customer
     lines: list[Line] = Field(min_length=1, max_length=500)
-    your_reference: str | None = Field(default=None, max_length=50)
-    notes: str | None = Field(default=None, max_length=1000)
+    your_reference: LineText | None = Field(default=None, max_length=50)
+    notes: Text | None = Field(default=None, max_length=1000)
 
     @model_validator(mode="after")
     def _due_not_before_issue(self) -> Invoice:
@@ -271,7 +313,7 @@ class Invoice(Strict):
 class CreditNote(Strict):
     original_idempotency_key: IdempotencyKey
     issue_date: dt.date
-    reason: str | None = Field(default=None, max_length=200)
+    reason: Text | None = Field(default=None, max_length=200)
     lines: list[Line] | None = Field(
         default=None,
         min_length=1,
@@ -285,7 +327,7 @@ class Payment(Strict):
     amount: PositiveMoney
     currency: Currency
     payment_date: dt.date
-    reference: str | None = Field(default=None, max_length=50)
+    reference: LineText | None = Field(default=None, max_length=50)
 
 
 class JobBase(Strict):
@@ -347,11 +389,15 @@ def _message(error: Any) -> str:
 
 
 def parse_job(data: Any) -> InvoiceJob | CreditNoteJob | PaymentJob:
-    """Validate a payload (dict or JSON text) into a job, or raise JobValidationError."""
+    """Validate a payload (dict, or JSON text read by worker/safejson.py) into a job, or
+    raise JobValidationError."""
     try:
         if isinstance(data, str | bytes):
-            return JOB_ADAPTER.validate_json(data)
+            data = safejson.loads(data)
         return JOB_ADAPTER.validate_python(data)
+    except safejson.UnsafeJSON as exc:
+        problems = [FieldError(field=p.field, message=p.message) for p in exc.problems]
+        raise JobValidationError(problems) from None
     except ValidationError as exc:
         errors = [
             FieldError(

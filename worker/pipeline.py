@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import random
 import time
@@ -155,7 +156,10 @@ def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
     """Keep a bad payload with its reason instead of dropping it."""
     data = payload if isinstance(payload, dict) else {"raw": str(payload)[:10000]}
     tenant_id = str(data.get("tenant_id") or "unknown")[:64]
-    key = str(data.get("idempotency_key") or f"invalid-{abs(hash(str(payload)))}")[:200]
+    # A stable digest (not hash(), salted per process): the same bad payload delivered
+    # again, by any process, is the same row.
+    digest = hashlib.sha256(str(payload).encode("utf-8", "replace")).hexdigest()[:16]
+    key = str(data.get("idempotency_key") or f"invalid-{digest}")[:200]
     kind = str(data.get("kind") or "unknown")[:20]
     job_id = job_id_for(tenant_id, key)
     row, _ = store.accept_job(job_id, tenant_id, key, kind, data)

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     circuit_release_batch: int = Field(
         default=50, ge=1, description="Held jobs let through at a time, oldest first."
     )
+    ingest_drainer: bool = Field(
+        default=True,
+        description="Workers drain the plain ingest list ledgerpush.ingest (worker/ingest.py).",
+    )
     tenant_overflow_after: int = Field(
         default=8,
         ge=0,

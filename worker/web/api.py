@@ -8,17 +8,17 @@ X-CSRF-Token header for changes). Field errors always have the shape
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from worker import operations
+from worker import operations, safejson
 from worker.jobs import KINDS, FieldError, JobValidationError
 from worker.ledger import store
 from worker.ledger.models import JOB_STATES, Job
@@ -28,6 +28,7 @@ from worker.refcache import invalidate
 from worker.tenants import PROVIDERS, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, JOBS_WRITE, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
+from worker.web.batch import BatchOut, BatchRefused, read_batch, submit_batch
 from worker.web.queries import JobFilter, find_jobs, providers_of, tenant_health
 from worker.web.schemas import (
     FieldProblems,
@@ -101,9 +102,9 @@ async def create_job(
     key seen before (nothing is sent twice; its details only to a key that may read it);
     422 naming each bad field."""
     try:
-        data = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return field_problems([FieldError(field="(body)", message="the body must be JSON")])
+        data = safejson.loads(await request.body())
+    except safejson.UnsafeJSON as exc:
+        return field_problems([FieldError(field=p.field, message=p.message) for p in exc.problems])
     try:
         sub = submit(data, created_by_key=principal.key_id)
     except JobValidationError as exc:
@@ -121,6 +122,48 @@ async def create_job(
         job=job_out(sub.job, providers.get(sub.tenant_id)) if sub.job else None,
     )
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if sub.created else 200)
+
+
+@router.post(
+    "/jobs:batch",
+    response_model=BatchOut,
+    responses={422: {"model": FieldProblems}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["jobs"],
+                        "properties": {
+                            "jobs": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 500,
+                                "items": _job_schema_ref(),
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+    summary="Submit up to 500 jobs, each accepted or refused on its own",
+    dependencies=allow(JOBS_WRITE),
+)
+async def create_jobs(
+    request: Request, principal: Annotated[Principal, Depends(require_auth)]
+) -> Any:
+    """`{"jobs": [...]}` in, one result per job out, in order: each is validated and sent
+    as by POST /api/jobs, and a bad job never fails the others (its result says 422 and
+    names the fields). 422 for the whole request only when it is not such an object."""
+    try:
+        jobs = read_batch(await request.body())
+    except BatchRefused as exc:
+        return field_problems([exc.error])
+    result = await run_in_threadpool(submit_batch, jobs, principal.key_id)
+    return JSONResponse(result.model_dump(mode="json"))
 
 
 @router.get(

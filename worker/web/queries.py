@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, or_, select
 
 from worker.app import QUEUES
+from worker.ingest import INGEST_QUEUE
 from worker.ledger.db import session
 from worker.ledger.models import (
     BOOKED,
@@ -162,7 +163,9 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def queue_depths() -> dict[str, int]:
     redis = get_redis()
-    return {name: int(redis.llen(name)) for name in QUEUES}  # type: ignore[arg-type]
+    # The plain ingest list too: jobs pushed there wait in it until a drainer takes them.
+    names = (*QUEUES, INGEST_QUEUE)
+    return {name: int(redis.llen(name)) for name in names}  # type: ignore[arg-type]
 
 
 def reserved_messages() -> int:
