@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
@@ -24,6 +26,7 @@ from worker.ledger.models import WebhookDelivery
 from worker.ledger.store import find_job
 from worker.redis_client import get_redis
 
+pytest_plugins = ["tests.web_fixtures"]
 MAX_BYTES = 400_000  # room for 100,000 levels of nesting, base64-encoded
 
 
@@ -261,3 +264,59 @@ def test_poison_is_counted_and_alerted_once_per_burst(poison_worker: WorkerProce
     wait_for(lambda: _poison_alerts() > alerts_before, 30)
     time.sleep(1)  # a second alert, were there one, would have been recorded by now
     assert _poison_alerts() == alerts_before + 1
+
+
+def test_dashboard_shows_downloads_fixes_and_discards_poison(
+    poison_worker: WorkerProcess, browser_client: tuple[TestClient, str], operator: str
+) -> None:
+    client, csrf = browser_client
+    tenant = connect_ea_tenant("NO")
+    job = invoice_job(tenant)
+    marker = f"poison-{uuid.uuid4().hex}"
+    raw = json.dumps({**job, "m": marker}).encode()
+    get_redis().lpush(INVOICES_QUEUE, raw)
+    entry = wait_for(lambda: _poison_entry(marker), 30)
+
+    page = client.get("/dead-letters")
+    assert entry.id in page.text and "wrong_envelope" in page.text
+    download = client.get(f"/poison/{entry.id}/raw")
+    assert download.content == raw
+    assert "attachment" in download.headers["content-disposition"]
+    detail = client.get(f"/poison/{entry.id}")
+    assert "the fixed job" in detail.text and tenant in detail.text  # the job, ready to fix
+
+    bad = {**job, "invoice": {**job["invoice"], "currency": "XXX"}}
+    refused = client.post(
+        f"/poison/{entry.id}/reinject",
+        data={"csrf_token": csrf, "mode": "job", "fixed": json.dumps(bad)},
+    )
+    assert refused.status_code == 409
+    assert "invoice.currency" in refused.text
+    fixed = client.post(
+        f"/poison/{entry.id}/reinject",
+        data={"csrf_token": csrf, "mode": "job"},
+        files={"upload": ("job.json", json.dumps(job).encode(), "application/json")},
+    )
+    assert fixed.status_code == 303
+    job_id = job_id_for(tenant, job["idempotency_key"])
+    assert fixed.headers["location"] == f"/jobs/{job_id}"
+    assert wait_for(lambda: _booked(job_id), 60).state == "booked"
+    assert poison.audit_trail()[0]["actor"] == operator
+
+    other = f"poison-{uuid.uuid4().hex}"
+    get_redis().lpush(INVOICES_QUEUE, f"not json {other}".encode())
+    gone = wait_for(lambda: _poison_entry(other), 30)
+    as_is = client.post(f"/poison/{gone.id}/reinject", data={"csrf_token": csrf})
+    assert as_is.status_code == 409 and "still poison" in as_is.text
+    assert client.post(f"/poison/{gone.id}/discard", data={"csrf_token": csrf}).status_code == 303
+    assert _poison_entry(other) is None
+    assert client.get(f"/poison/{gone.id}").status_code == 404
+
+
+def test_metrics_count_poison(poison_worker: WorkerProcess, anon: TestClient) -> None:
+    get_redis().lpush(INVOICES_QUEUE, f"not json {uuid.uuid4().hex}".encode())
+    wait_for(lambda: poison.count() > 0, 30)
+    text = anon.get("/metrics").text
+    assert 'ledgerpush_poison_messages_total{reason="not_json"}' in text
+    length = re.search(r"^ledgerpush_poison_list_length (\S+)$", text, re.MULTILINE)
+    assert length and float(length.group(1)) >= 1

@@ -400,3 +400,38 @@ def _audit(actor: str, action: str, entry: Entry) -> None:
 
 def audit_trail(limit: int = 20) -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in _redis().lrange(AUDIT_KEY, 0, limit - 1)]
+
+
+def job_in(entry: Entry) -> str | None:
+    """The job a poison message seems to carry, as JSON text for an operator to fix:
+    the first argument of a Celery message, or the message itself when it is a bare
+    job object. None when there is nothing recognisable."""
+    if entry.size > MAX_JOB_GUESS_BYTES:
+        return None
+    try:
+        found = _job_candidate(entry.raw.decode("utf-8"))
+    except (PoisonMessage, UnicodeDecodeError):
+        return None
+    return json.dumps(found, indent=2, ensure_ascii=False, default=str) if found else None
+
+
+MAX_JOB_GUESS_BYTES = 1_048_576
+
+
+def _job_candidate(text: str) -> dict[str, Any] | None:
+    message = _json(text, "message", "not_json")
+    if not isinstance(message, dict):
+        return None
+    if "tenant_id" in message or "kind" in message:
+        return message
+    body = message.get("body")
+    if not isinstance(body, str):
+        return None
+    try:
+        decoded = _json(base64.b64decode(body, validate=True).decode(), "body", "not_json")
+    except (binascii.Error, ValueError):
+        return None
+    if isinstance(decoded, list) and decoded and isinstance(decoded[0], list) and decoded[0]:
+        first = decoded[0][0]
+        return first if isinstance(first, dict) else None
+    return None

@@ -23,7 +23,7 @@ from worker.jobs import JOB_ADAPTER, FieldError
 from worker.ledger.db import session
 from worker.redis_client import get_redis
 from worker.settings import get_settings
-from worker.web import api, pages, session_pages, tenant_pages
+from worker.web import api, pages, poison_pages, session_pages, tenant_pages
 from worker.web.auth import CsrfRefused, NotAuthenticated, require_auth
 from worker.web.connect import callback_router as connect_callback_router
 from worker.web.connect import router as connect_router
@@ -201,6 +201,7 @@ def create_app() -> FastAPI:
     app.include_router(connect_router, dependencies=[Depends(require_auth)])
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(poison_pages.router)
     app.include_router(tenant_pages.router)
     return app
 

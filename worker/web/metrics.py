@@ -23,6 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from worker import poison
 from worker.auth.tokens import REFRESH_FAILURES, REFRESHES
 from worker.ledger.db import session
 from worker.ledger.models import Attempt, Job, Tenant, WebhookDelivery, utcnow
@@ -105,6 +106,7 @@ class LedgerCollector(Collector):
         yield self._tenants()
         yield from self._queues()
         yield self._webhooks()
+        yield from self._poison()
 
     def _jobs(self) -> Iterator[Metric]:
         provider = func.coalesce(Tenant.provider, Job.provider, "unknown")
@@ -194,6 +196,21 @@ class LedgerCollector(Collector):
             for status, count in db.execute(query).tuples():
                 gauge.add_metric([status], count)
         return gauge
+
+    def _poison(self) -> Iterator[Metric]:
+        counter = CounterMetricFamily(
+            "ledgerpush_poison_messages",
+            "Messages moved to the poison list since it began, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(poison.totals().items()):
+            counter.add_metric([reason], float(count))
+        yield counter
+        yield GaugeMetricFamily(
+            "ledgerpush_poison_list_length",
+            f"Messages waiting in the poison list ({poison.POISON_KEY}) for an operator",
+            value=poison.count(),
+        )
 
 
 def _latency_histogram(raw: dict[str, str]) -> Metric:
