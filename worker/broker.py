@@ -126,8 +126,19 @@ class Channel(kombu_redis.Channel):
         try:
             return poison.check(raw, app.tasks, get_settings().max_message_bytes)
         except poison.PoisonMessage as bad:
-            with self.conn_or_acquire() as client:
-                poison.quarantine(client, queue, raw, bad)
+            try:
+                with self.conn_or_acquire() as client:
+                    poison.quarantine(client, queue, raw, bad)
+            except redis.RedisError as exc:
+                log.error(
+                    "poison message on %s (%s) could not be kept, Redis failed (%s); "
+                    "its %d bytes are lost",
+                    queue,
+                    bad.reason,
+                    exc,
+                    len(raw),
+                )
+                raise
             return None
 
 
