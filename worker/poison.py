@@ -43,6 +43,7 @@ BURST_QUIET_SECONDS = 900  # a burst ends after this long without a poison messa
 MAX_DEPTH = 64  # a job is about 6 levels deep; deeper is an attack or a bug
 ACCEPTED_CONTENT = "application/json"
 DETAIL_MAX = 300
+MAX_JOB_GUESS_BYTES = 1_048_576  # larger entries are not searched for a job to prefill
 _SCAN_CHUNK = 200
 
 REASONS = {
@@ -413,9 +414,6 @@ def job_in(entry: Entry) -> str | None:
     except (PoisonMessage, UnicodeDecodeError):
         return None
     return json.dumps(found, indent=2, ensure_ascii=False, default=str) if found else None
-
-
-MAX_JOB_GUESS_BYTES = 1_048_576
 
 
 def _job_candidate(text: str) -> dict[str, Any] | None:
