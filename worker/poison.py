@@ -37,6 +37,7 @@ POISON_KEY = "ledgerpush.poison"
 QUEUE_PREFIX = "ledgerpush."  # the queues whose messages are checked
 TOTAL_KEY = "lp:poison:total"  # hash: reason -> messages ever poisoned
 BURST_KEY = "lp:poison:burst"  # present while poison keeps arriving
+BURSTS_KEY = "lp:poison:bursts"  # bursts ever begun (one alert each)
 AUDIT_KEY = "lp:poison:audit"
 AUDIT_KEEP = 1000
 BURST_QUIET_SECONDS = 900  # a burst ends after this long without a poison message
@@ -259,6 +260,7 @@ def quarantine(redis: Any, queue: str, raw: bytes, poison: PoisonMessage) -> str
         poison.detail,
     )
     if starts_burst:
+        redis.incr(BURSTS_KEY)
         _alert_in_background(queue, poison.reason)
     return entry_id
 
@@ -303,6 +305,10 @@ def _redis() -> Any:
 
 def count() -> int:
     return int(_redis().llen(POISON_KEY))
+
+
+def bursts() -> int:
+    return int(_redis().get(BURSTS_KEY) or 0)
 
 
 def totals() -> dict[str, int]:

@@ -206,6 +206,11 @@ class LedgerCollector(Collector):
         for reason, count in sorted(poison.totals().items()):
             counter.add_metric([reason], float(count))
         yield counter
+        yield CounterMetricFamily(
+            "ledgerpush_poison_bursts",
+            "Bursts of poison messages (one alert each)",
+            value=poison.bursts(),
+        )
         yield GaugeMetricFamily(
             "ledgerpush_poison_list_length",
             f"Messages waiting in the poison list ({poison.POISON_KEY}) for an operator",
