@@ -94,23 +94,24 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 
 
-def nesting_depth(text: str, limit: int = MAX_DEPTH) -> int:
-    """How deep arrays and objects nest in a JSON text, counted without recursion; stops
-    counting once past `limit`."""
-    depth = deepest = 0
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether arrays and objects nest deeper than `limit` in a JSON text, counted
+    without recursion (strings left out)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # an ordinary message: no need to scan
+    depth = 0
     for match in _BRACKET.finditer(_STRING.sub('""', text)):
         if match.group() in "[{":
             depth += 1
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                break
+            if depth > limit:
+                return True
         else:
             depth -= 1
-    return deepest
+    return False
 
 
 def _json(text: str, what: str, reason: str) -> Any:
-    if nesting_depth(text) > MAX_DEPTH:
+    if too_deep(text):
         raise PoisonMessage("too_deep", f"the {what} nests deeper than {MAX_DEPTH} levels")
     try:
         return kombu_loads(text, ACCEPTED_CONTENT, "utf-8", accept=[ACCEPTED_CONTENT])  # type: ignore[no-untyped-call]
