@@ -378,3 +378,38 @@ def test_sign_in_returns_to_the_page_and_query_asked_for(browser: Any, web_url: 
         assert tab.locator("select[name=state]").input_value() == "failed"
     finally:
         context.close()
+
+
+def test_operator_fixes_and_reinjects_a_poison_message(
+    page: Any, web_url: str, session_worker: WorkerProcess
+) -> None:
+    import json
+
+    from worker import poison
+    from worker.app import INVOICES_QUEUE
+    from worker.jobs import job_id_for
+    from worker.redis_client import get_redis
+
+    tenant = connect_ea_tenant("NO")
+    job = invoice_job(tenant)
+    marker = unique("poison")
+    # A job pushed without its Celery envelope, and with a field the contract does not know.
+    get_redis().lpush(INVOICES_QUEUE, json.dumps({**job, "colour": marker}))
+    entry = wait_for(
+        lambda: next((e for e in poison.entries(200) if marker.encode() in e.raw), None), 30
+    )
+
+    page.goto(f"{web_url}/dead-letters")
+    row = page.locator("#poison-list tr", has_text=entry.queue).filter(has_text="wrong_envelope")
+    assert row.count() >= 1
+    page.click(f"a[href='/poison/{entry.id}']")
+    page.wait_for_url(f"{web_url}/poison/{entry.id}")
+    assert page.get_attribute("#download", "href") == f"/poison/{entry.id}/raw"
+    assert marker in page.input_value("#fixed")  # the job, ready to be fixed
+    page.click("#reinject-button")
+    assert "colour" in page.inner_text("#refusal")  # the contract names the field
+    page.fill("#fixed", json.dumps(job, indent=2))
+    page.click("#reinject-button")
+    job_id = job_id_for(tenant, job["idempotency_key"])
+    page.wait_for_url(f"{web_url}/jobs/{job_id}")
+    assert _settled(job_id, "booked", "failed").state == "booked"

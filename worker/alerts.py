@@ -130,6 +130,20 @@ def job_failed(job: Job) -> None:
     )
 
 
+def poison_messages(queue: str, reason: str) -> None:
+    """Once per burst of poison messages (worker/poison.py), not once per message."""
+    _sentry(
+        f"Poison messages on {queue}: {reason}",
+        fingerprint=["poison-messages", queue],
+        tags={"queue": queue, "reason": reason},
+        level="warning",
+    )
+    _webhook(
+        "poison.received",
+        {"queue": queue, "first_reason": reason, "list": "ledgerpush.poison"},
+    )
+
+
 def _sentry(
     message: str, fingerprint: list[str], tags: dict[str, str], level: str = "error"
 ) -> None:

@@ -17,9 +17,9 @@ from celery.signals import (
     worker_init,
     worker_shutting_down,
 )
-from kombu import Queue  # type: ignore[attr-defined]
+from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
-from worker import outbox, shutdown
+from worker import broker, outbox, shutdown
 from worker.redis_client import redis_url
 from worker.settings import get_settings
 
@@ -38,9 +38,11 @@ def celery_config() -> dict[str, Any]:
     """Evaluated lazily, on first use, so importing this module starts nothing."""
     settings = get_settings()
     return {
+        # `redis://` means kombu's Redis transport, repaired so a worker survives Redis
+        # restarting and checked for poison messages (worker/broker.py, registered below).
         "broker_url": redis_url(),
-        # kombu's Redis transport, repaired so a worker survives Redis restarting.
-        "broker_transport": "worker.broker:Transport",
+        # Celery's consumer, with whatever it cannot take moved to the poison list.
+        "worker_consumer": "worker.consumer:Consumer",
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             # Must exceed the longest task (and any countdown) or a message runs twice.
@@ -73,7 +75,7 @@ def celery_config() -> dict[str, Any]:
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
         "task_default_queue": INVOICES_QUEUE,
-        "task_queues": [Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
+        "task_queues": declared_queues(),
         "task_routes": {
             INVOICE_TASK: {"queue": INVOICES_QUEUE},
             PAYMENT_TASK: {"queue": PAYMENTS_QUEUE},
@@ -102,6 +104,17 @@ def _purge_schedule(days: int | None) -> dict[str, Any]:
     return {"purge-settled-jobs": {"task": "ledgerpush.maintenance.purge", "schedule": 86400.0}}
 
 
+def declared_queues() -> list[Queue]:
+    """Each queue with its own direct exchange and routing key, both named after it: a
+    message published to an exchange reaches that one queue. (Celery's default binds
+    every queue to the default queue's exchange and routing key.)"""
+    return [
+        Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
+        for name in QUEUES
+    ]
+
+
+broker.register()
 app = Celery("ledgerpush", include=["tasks.invoices", "tasks.payments", "tasks.maintenance"])
 app.add_defaults(celery_config)
 # SIGTERM: running jobs finish the write they are in, then hand back (worker/shutdown.py).
@@ -127,8 +140,22 @@ def _start_sentry(**_: Any) -> None:
     init_sentry()
 
 
+def _drop_stale_bindings(**_: Any) -> None:
+    from redis.exceptions import RedisError
+
+    from worker.redis_client import get_redis
+
+    try:
+        broker.drop_stale_bindings(get_redis(), QUEUES)
+    except RedisError as exc:  # the next worker start tries again
+        import logging
+
+        logging.getLogger("ledgerpush.broker").warning("could not check queue bindings: %s", exc)
+
+
 setup_logging.connect(_configure_logging, weak=False)
 worker_init.connect(_start_sentry, weak=False)
+worker_init.connect(_drop_stale_bindings, weak=False)
 beat_init.connect(_start_sentry, weak=False)
 
 

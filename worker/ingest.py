@@ -34,9 +34,7 @@ drains the list with nothing more to start, and it scales and fails with the wor
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import logging
 import os
 import socket
@@ -50,12 +48,12 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import safejson
+from worker import poison, safejson
 from worker.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.ingest")
 INGEST_QUEUE = "ledgerpush.ingest"
-POISON_QUEUE = "ledgerpush.poison"
+POISON_QUEUE = poison.POISON_KEY
 PROCESSING_PREFIX = f"{INGEST_QUEUE}.processing."
 DRAINERS_KEY = "lp:ingest:drainers"
 HEARTBEAT_TIMEOUT = 15.0
@@ -86,25 +84,11 @@ return moved
 """
 
 
-def poison_entry(raw: bytes, reason: str, queue: str = INGEST_QUEUE) -> str:
-    """The poison list's entry: the raw text (base64 when it is not UTF-8), where it came
-    from, when, and why it was refused."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = base64.b64encode(raw).decode("ascii")
-    return json.dumps({"raw": text, "queue": queue, "at": time.time(), "reason": reason})
-
-
 def to_poison(raw: bytes, reason: str, processing: str | None = None) -> None:
-    """Push the entry onto `ledgerpush.poison` (and take it off `processing` in the same
-    transaction), with one log line."""
-    pipe: Any = get_redis().pipeline(transaction=True)
-    pipe.lpush(POISON_QUEUE, poison_entry(raw, reason))
-    if processing:
-        pipe.lrem(processing, 1, raw)
-    pipe.execute()
-    log.warning("ingest entry moved to %s: %s", POISON_QUEUE, reason)
+    """Move the entry to the poison list (worker/poison.py), taking it off `processing`
+    in the same transaction."""
+    refused = poison.PoisonMessage("ingest_refused", reason)
+    poison.quarantine(get_redis(), INGEST_QUEUE, raw, refused, taken_from=processing)
 
 
 def recover(timeout: float = HEARTBEAT_TIMEOUT) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import random
 import time
@@ -154,11 +155,11 @@ def _accepted(kind: str, job_id: str, queue: str | None = None) -> None:
 
 def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
     """Keep a bad payload with its reason instead of dropping it."""
-    data = payload if isinstance(payload, dict) else {"raw": str(payload)[:10000]}
+    data = storable(payload)
     tenant_id = str(data.get("tenant_id") or "unknown")[:64]
     # A stable digest (not hash(), salted per process): the same bad payload delivered
     # again, by any process, is the same row.
-    digest = hashlib.sha256(str(payload).encode("utf-8", "replace")).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     key = str(data.get("idempotency_key") or f"invalid-{digest}")[:200]
     kind = str(data.get("kind") or "unknown")[:20]
     job_id = job_id_for(tenant_id, key)
@@ -168,6 +169,17 @@ def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
         _dead_lettered(store.fail_job(job_id, "invalid", "invalid_payload", str(exc), fields))
     log.warning("invalid payload kept as failed job %s: %s", job_id, exc)
     return Outcome(FAILED)
+
+
+def storable(payload: Any) -> dict[str, Any]:
+    """A payload as any ledger database stores it: NaN and Infinity (which Python's JSON
+    reads, but PostgreSQL's json type refuses) become the strings "NaN", "Infinity" and
+    "-Infinity"; anything that is not an object is kept as text under "raw"."""
+    try:
+        data = json.loads(json.dumps(payload, default=str), parse_constant=str)
+    except (ValueError, RecursionError):
+        data = None
+    return data if isinstance(data, dict) else {"raw": str(payload)[:10000]}
 
 
 def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = True) -> Outcome:

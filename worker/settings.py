@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = Field(default=120, ge=5)
     task_time_limit: int = Field(default=150, ge=10)
     visibility_timeout: int = Field(default=3600, ge=30)
+    max_message_bytes: int = Field(
+        default=1_048_576,
+        ge=4096,
+        description="A raw message on a ledgerpush queue larger than this goes to the poison list.",
+    )
     max_retries: int = Field(default=8, ge=0, le=50)
     retry_backoff_base: float = Field(default=2.0, gt=0)
     retry_backoff_max: float = Field(default=600.0, gt=0)

@@ -32,6 +32,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from worker import poison
 from worker.auth.tokens import REFRESH_FAILURES, REFRESHES
 from worker.ledger.db import session
 from worker.ledger.models import Attempt, Job, Tenant, WebhookDelivery, utcnow
@@ -197,6 +198,7 @@ class LedgerCollector(Collector):
         yield from self._queues()
         yield self._webhooks(aggregate["webhooks"])
         yield from _circuits()
+        yield from self._poison()
 
     def _jobs(self, rows: list[list[Any]]) -> Metric:
         gauge = GaugeMetricFamily(
@@ -276,6 +278,26 @@ class LedgerCollector(Collector):
         for status, count in rows:
             gauge.add_metric([status], count)
         return gauge
+
+    def _poison(self) -> Iterator[Metric]:
+        counter = CounterMetricFamily(
+            "ledgerpush_poison_messages",
+            "Messages moved to the poison list since it began, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(poison.totals().items()):
+            counter.add_metric([reason], float(count))
+        yield counter
+        yield CounterMetricFamily(
+            "ledgerpush_poison_bursts",
+            "Bursts of poison messages (one alert each)",
+            value=poison.bursts(),
+        )
+        yield GaugeMetricFamily(
+            "ledgerpush_poison_list_length",
+            f"Messages waiting in the poison list ({poison.POISON_KEY}) for an operator",
+            value=poison.count(),
+        )
 
 
 def _circuits() -> Iterator[Metric]:

@@ -19,6 +19,7 @@ from worker.tenants import PROVIDERS, list_tenants
 from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.explain import explain, explain_error, explain_job
+from worker.web.poison_pages import poison_context
 from worker.web.queries import (
     JobFilter,
     dead_letter_groups,
@@ -267,6 +268,7 @@ def dead_letters(request: Request) -> Response:
         "explain": explain,
         "total": sum(g.count for g in groups),
         "deliveries": [(d, *alerts.subject_of(d)) for d in alerts.list_deliveries(limit=20)],
+        **poison_context(),
     }
     return render(request, "dead_letters.html", context)
 
