@@ -43,7 +43,7 @@ AUDIT_KEEP = 1000
 BURST_QUIET_SECONDS = 900  # a burst ends after this long without a poison message
 MAX_DEPTH = 64  # a job is about 6 levels deep; deeper is an attack or a bug
 ACCEPTED_CONTENT = "application/json"
-DETAIL_MAX = 300
+DETAIL_MAX = 1000
 MAX_JOB_GUESS_BYTES = 1_048_576  # larger entries are not searched for a job to prefill
 _SCAN_CHUNK = 200
 
