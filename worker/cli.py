@@ -335,17 +335,15 @@ def _enqueue_all(entries: list[_Entry], progress: Progress) -> tuple[int, int]:
         for number, where, item in entries:
             current = number
             try:
-                job = _parse_entry(item)
-            except JobValidationError as exc:
+                print(enqueue_job(_parse_entry(item)), flush=True)
+            except JobValidationError as exc:  # the contract, or a limit of the tenant's system
                 bad += 1
                 _report_invalid(where, exc)
+            except (RedisError, BrokerError, OSError) as exc:
+                detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+                reason = f"{_broker_address()} is unreachable ({detail})"
+                raise _Stopped(reason, _BROKER_UNREACHABLE, done, bad, current) from None
             else:
-                try:
-                    print(enqueue_job(job), flush=True)
-                except (RedisError, BrokerError, OSError) as exc:
-                    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
-                    reason = f"{_broker_address()} is unreachable ({detail})"
-                    raise _Stopped(reason, _BROKER_UNREACHABLE, done, bad, current) from None
                 done += 1
             progress.advance(task)
     except KeyboardInterrupt:
