@@ -131,10 +131,8 @@ def _longest_write(settings: Settings) -> float:
 
 
 def _accepted(kind: str, job_id: str, queue: str | None = None) -> None:
-    """The job is in the ledger now: its outbox entry can go (best effort; if Redis is
-    away, the reconciler finds the ledger row and removes the entry later)."""
-    if outbox.cleared_on_receipt(job_id):
-        return  # removed when this delivery's message arrived
+    """The job is in the ledger now: its outbox entry can go, and only now (best effort;
+    if Redis is away, the reconciler finds the ledger row and removes the entry later)."""
     try:
         # The queue it came from: a tenant's backlog overflows to the bulk queue.
         outbox.accepted(queue or outbox.queue_for(kind), job_id)
@@ -477,11 +475,13 @@ def _handle_error(
             return _handle_error(row, tenant, exc, attempt, provider)
         provider.invalidate_references()
     retry_after = exc.retry_after if isinstance(exc, Transient) else None
-    if attempt > get_settings().max_retries and not isinstance(exc, NotReady | HandedBack):
-        failed = store.fail_job(
-            row.id, exc.category, exc.code, f"gave up after {attempt} attempts: {exc.message}"
-        )
-        log.warning("job failed after %s attempts: %s", attempt, exc.message)
+    # Waiting for an invoice, or handing back at shutdown, is not the job failing.
+    counted = not isinstance(exc, NotReady | HandedBack)
+    since = _aware(row.retrying_since) or utcnow() if counted else row.retrying_since
+    gave_up = _gave_up(attempt, since) if counted and since else None
+    if gave_up:
+        failed = store.fail_job(row.id, exc.category, exc.code, f"{gave_up}: {exc.message}")
+        log.warning("job failed: %s: %s", gave_up, exc.message)
         _dead_lettered(failed)
         return Outcome(FAILED)
     if isinstance(exc, HandedBack):
@@ -495,10 +495,39 @@ def _handle_error(
         RETRY_SCHEDULED,
         note=f"{exc.code}: {exc.message}; retry in {delay:.1f}s",
         next_retry_at=utcnow() + dt.timedelta(seconds=delay),
+        retrying_since=since,
         **error,
     )
     log.warning("attempt %s: %s; retry in %.1fs", attempt, exc.message, delay)
     return Outcome(RETRY_SCHEDULED, retry_in=delay)
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands timestamps back without their zone; they are UTC."""
+    return moment.replace(tzinfo=dt.UTC) if moment and moment.tzinfo is None else moment
+
+
+def _gave_up(attempt: int, since: dt.datetime) -> str | None:
+    """Why a job's transient failures end in a dead letter now, if they do: its retry
+    horizon (counted from its first failure) has passed, or, when LEDGERPUSH_MAX_RETRIES
+    is set, its attempts ran out first."""
+    settings = get_settings()
+    if settings.max_retries is not None and attempt > settings.max_retries:
+        return f"gave up after {attempt} attempts"
+    elapsed = utcnow() - since
+    if elapsed.total_seconds() >= settings.retry_horizon:
+        return (
+            f"gave up after {attempt} attempts over {_duration(elapsed)} (LEDGERPUSH_RETRY_HORIZON)"
+        )
+    return None
+
+
+def _duration(span: dt.timedelta) -> str:
+    minutes, seconds = divmod(int(span.total_seconds()), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def _dead_lettered(job: Job) -> None:

@@ -64,7 +64,19 @@ class Settings(BaseSettings):
     task_soft_time_limit: int = Field(default=120, ge=5)
     task_time_limit: int = Field(default=150, ge=10)
     visibility_timeout: int = Field(default=3600, ge=30)
-    max_retries: int = Field(default=8, ge=0, le=50)
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=50,
+        description="Unset: a job's transient failures are retried for RETRY_HORIZON; set: "
+        "also dead-lettered after this many retries, whichever comes first.",
+    )
+    retry_horizon: float = Field(
+        default=72 * 3600,
+        gt=0,
+        description="Seconds a job's transient failures are retried, from its first one, "
+        "before it is dead-lettered.",
+    )
     retry_backoff_base: float = Field(default=2.0, gt=0)
     retry_backoff_max: float = Field(default=600.0, gt=0)
     tenant_overflow_after: int = Field(
