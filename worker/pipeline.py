@@ -56,6 +56,7 @@ from worker.providers.base import (
 from worker.ratelimit import MAX_WAIT as RATE_LIMIT_MAX_WAIT
 from worker.redis_client import get_redis
 from worker.settings import Settings, get_settings
+from worker.store_outage import describe, is_store_outage
 
 log = logging.getLogger("ledgerpush.pipeline")
 LEASE_RECHECK_SECONDS = 15.0
@@ -199,6 +200,10 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
             error = exc
             outcome = _handle_error(row, tenant, exc, number, provider)
         except Exception as exc:
+            if is_store_outage(exc):
+                # Not the job's failure: the task waits for the store (tasks/runner.py).
+                _end_attempt_quietly(attempt_id, row.state, provider, exc)
+                raise
             log.exception("unexpected error while processing job")
             error = Transient(f"internal error: {type(exc).__name__}", "internal_error")
             outcome = _handle_error(row, tenant, error, number, provider)
@@ -210,6 +215,13 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
                 error.as_dict() if error else None,
             )
         return outcome
+
+
+def _end_attempt_quietly(attempt_id: int, state: str, provider: Provider, exc: Exception) -> None:
+    """Record why the attempt stopped, if the ledger can be written at all."""
+    error = Transient(f"the ledger or Redis is unreachable: {describe(exc)}", "store_unavailable")
+    with contextlib.suppress(Exception):
+        store.end_attempt(attempt_id, state, [c.as_dict() for c in provider.calls], error.as_dict())
 
 
 def _park(row: Job, tenant: Tenant) -> Outcome:
