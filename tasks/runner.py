@@ -7,6 +7,7 @@ store answers (see "Acknowledgements and the outbox" in worker/app.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -14,8 +15,10 @@ from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Reject
+from redis.exceptions import RedisError
 
 from worker import fairness, pipeline
+from worker.redis_client import get_redis
 from worker.store_outage import StoreUnavailable, describe, is_store_outage
 
 log = logging.getLogger("ledgerpush.tasks")
@@ -59,7 +62,16 @@ def _retry(task: Task, countdown: float, reason: Exception | None = None) -> NoR
         try:
             raise task.retry(countdown=countdown, max_retries=NO_CELERY_LIMIT, exc=reason)
         except Reject as refused:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or not _redis_answers_before(deadline):
                 log.warning("could not publish the retry (%s); the message is kept", refused)
                 raise Reject(refused.reason, requeue=True) from None
+
+
+def _redis_answers_before(deadline: float) -> bool:
+    """Pause, then wait until Redis answers (True) or the deadline passes (False)."""
+    while time.monotonic() < deadline:
         time.sleep(PUBLISH_PAUSE_SECONDS)
+        with contextlib.suppress(RedisError):
+            if get_redis().ping():
+                return True
+    return False
