@@ -190,7 +190,7 @@ def assert_booked_exactly_once(
     outage: Outage, payloads: list[dict[str, Any]], tenants: dict[str, System]
 ) -> None:
     ids = [job_id_for(p["tenant_id"], p["idempotency_key"]) for p in payloads]
-    wait_for(lambda: outage.booked(ids) == len(ids), 75, interval=1)
+    wait_for(lambda: outage.booked(ids) == len(ids), 120, interval=1)
     for tenant, system in tenants.items():
         documents = remote(outage, system, tenant)  # type: ignore[arg-type]
         keys = [p["idempotency_key"] for p in payloads if p["tenant_id"] == tenant]
@@ -351,3 +351,35 @@ def test_an_explicit_retry_count_still_ends_retries_before_the_horizon(
         get_settings.cache_clear()
     failed = find_job(job_id_for(tenant, "count-first"))
     assert failed is not None and (failed.error_message or "").startswith("gave up after 2 ")
+
+
+def test_a_worker_dead_letters_a_failing_job_at_its_horizon_not_after_eight_tries(
+    ea_sim: Any, base_env: dict[str, str]
+) -> None:
+    """Through a real worker and Celery's retries, with LEDGERPUSH_MAX_RETRIES unset."""
+    from worker.ledger.store import attempts_of, find_job
+    from worker.producer import enqueue
+
+    env = {k: v for k, v in base_env.items() if k != "LEDGERPUSH_MAX_RETRIES"}
+    worker = WorkerProcess(unique("horizon"), {**env, "LEDGERPUSH_RETRY_HORIZON": "15"}, 4)
+    tenant = connect_ea_tenant("NO")
+    job_id = job_id_for(tenant, "503-until-the-horizon")
+    ea_sim.faults.update({"error_rate": 1.0})
+    try:
+        worker.start()
+        enqueue(invoice_job(tenant, "503-until-the-horizon"))
+
+        def dead_letter() -> Job | None:
+            job = find_job(job_id)
+            return job if job is not None and job.state == "failed" else None
+
+        failed: Job = wait_for(dead_letter, 60, interval=0.5)
+    finally:
+        ea_sim.faults.update({"error_rate": 0.0})
+        worker.stop()
+    assert failed.error_code == "provider_unavailable"
+    assert "LEDGERPUSH_RETRY_HORIZON" in (failed.error_message or "")
+    attempts = attempts_of(job_id)
+    assert len(attempts) > 8  # the old count would have ended it earlier
+    first, last = attempts[0].started_at, attempts[-1].started_at
+    assert (last - first).total_seconds() >= 14  # about the horizon, not a count
