@@ -202,7 +202,7 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
         except Exception as exc:
             if is_store_outage(exc):
                 # Not the job's failure: the task waits for the store (tasks/runner.py).
-                _end_attempt_quietly(attempt_id, row.state, provider, exc)
+                _end_attempt_quietly(attempt_id, provider, exc)
                 raise
             log.exception("unexpected error while processing job")
             error = Transient(f"internal error: {type(exc).__name__}", "internal_error")
@@ -217,11 +217,13 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
         return outcome
 
 
-def _end_attempt_quietly(attempt_id: int, state: str, provider: Provider, exc: Exception) -> None:
-    """Record why the attempt stopped, if the ledger can be written at all."""
+def _end_attempt_quietly(attempt_id: int, provider: Provider, exc: Exception) -> None:
+    """Record why the attempt stopped (the job is sent again), if the ledger can be
+    written at all; the job's own state stays as it was."""
     error = Transient(f"the ledger or Redis is unreachable: {describe(exc)}", "store_unavailable")
+    calls = [c.as_dict() for c in provider.calls]
     with contextlib.suppress(Exception):
-        store.end_attempt(attempt_id, state, [c.as_dict() for c in provider.calls], error.as_dict())
+        store.end_attempt(attempt_id, RETRY_SCHEDULED, calls, error.as_dict())
 
 
 def _park(row: Job, tenant: Tenant) -> Outcome:
@@ -488,14 +490,15 @@ def _handle_error(
         provider.invalidate_references()
     retry_after = exc.retry_after if isinstance(exc, Transient) else None
     # Waiting for an invoice, or handing back at shutdown, is not the job failing.
-    counted = not isinstance(exc, NotReady | HandedBack)
-    since = _aware(row.retrying_since) or utcnow() if counted else row.retrying_since
-    gave_up = _gave_up(attempt, since) if counted and since else None
-    if gave_up:
-        failed = store.fail_job(row.id, exc.category, exc.code, f"{gave_up}: {exc.message}")
-        log.warning("job failed: %s: %s", gave_up, exc.message)
-        _dead_lettered(failed)
-        return Outcome(FAILED)
+    since = row.retrying_since
+    if not isinstance(exc, NotReady | HandedBack):
+        since = _aware(since) or utcnow()  # the first counted failure starts the horizon
+        gave_up = _gave_up(attempt, since)
+        if gave_up:
+            failed = store.fail_job(row.id, exc.category, exc.code, f"{gave_up}: {exc.message}")
+            log.warning("job failed: %s: %s", gave_up, exc.message)
+            _dead_lettered(failed)
+            return Outcome(FAILED)
     if isinstance(exc, HandedBack):
         delay = HAND_BACK_SECONDS
     elif isinstance(exc, ReferenceStale):
