@@ -110,6 +110,13 @@ class Outage:
             rows = conn.execute(select(Job.id, Job.state).where(Job.id.in_(job_ids)))
             return {job_id: state for job_id, state in rows}
 
+    def outbox_entries(self) -> int:
+        import redis
+
+        client: Any = redis.Redis.from_url(self.redis.url)
+        queues = [q.decode() for q in client.smembers("lp:outbox:queues")]
+        return sum(int(client.hlen(f"lp:outbox:{queue}")) for queue in queues)
+
     def booked(self, job_ids: list[str]) -> int:
         try:
             return sum(state == "booked" for state in self.states(job_ids).values())
@@ -241,6 +248,8 @@ def test_database_outage_in_the_middle_of_the_jobs_books_each_once(
     log = worker.output()
     assert "unreachable" in log  # deliveries did fail on the database
     assert "unexpected error" not in log  # and not as the jobs' own failures
+    # Every outbox entry went once its job was in the ledger.
+    wait_for(lambda: outage.outbox_entries() == 0, 30, interval=0.5)
 
 
 def _postgres_refuses(outage: Outage) -> tuple[Callable[[], None], Callable[[], None]]:
