@@ -297,6 +297,29 @@ def test_redis_outage_in_the_middle_of_the_jobs_books_each_once(
     run_through(outage, lambda: spawn("redis-outage"), JOBS // 2, redis.stop, redis.start, 20)
 
 
+def test_a_sqlite_connection_that_found_the_database_read_only_is_not_reused(
+    tmp_path: Path,
+) -> None:
+    """SQLITE_READONLY is an outage (by its result code), and the pool drops the
+    connection that met it, so writes work again once the database is writable."""
+    from sqlalchemy import text
+
+    from worker.store_outage import is_store_outage
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'ro.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    with engine.connect() as conn:  # this pooled connection now refuses every write
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+    with pytest.raises(Exception) as refused, engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert is_store_outage(refused.value), refused.value
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+        assert conn.execute(text("SELECT x FROM t")).scalars().all() == [2]
+    engine.dispose()
+
+
 # -- retries by time, not count ----------------------------------------------------------
 
 
