@@ -21,8 +21,8 @@ visibility timeout (plus that grace): such a message is kombu's to hand out agai
 only when it has had that long does the reconciler send the job again (or drop the
 entry if the job is in the ledger after all). Only the message an entry was written for
 moves the mark: restored messages do not, as they do not queue behind the others. A job
-with an entry has a message on its way, so the reconciler does not send it again for
-being overdue. Jobs pushed onto Redis by other producers (raw LPUSH) bypass this: for
+with an entry not yet received has a message on its way, so the reconciler does not
+send it again for being overdue (a received one is kombu's, as before this module). Jobs pushed onto Redis by other producers (raw LPUSH) bypass this: for
 them a worker crash in that window still loses the message.
 """
 
@@ -128,13 +128,19 @@ def pending(job_ids: list[str]) -> set[str]:
     """The jobs among `job_ids` whose latest message has not been received yet."""
     if not job_ids:
         return set()
-    names = queues()
     pipe = get_redis().pipeline(transaction=False)
-    for queue in names:
+    for queue in queues():
+        entries, _, _, received = _keys(queue)
         for job_id in job_ids:
-            pipe.hexists(_keys(queue)[0], job_id)
+            pipe.hexists(entries, job_id)
+            pipe.zscore(received, job_id)
     found = pipe.execute()
-    return {job_ids[i % len(job_ids)] for i, present in enumerate(found) if present}
+    # A received message is kombu's now: it is no longer on its way.
+    return {
+        job_ids[(i // 2) % len(job_ids)]
+        for i in range(0, len(found), 2)
+        if found[i] and found[i + 1] is None
+    }
 
 
 def accepted(queue: str, job_id: str) -> bool:
