@@ -24,7 +24,7 @@ def enqueue(job: AnyJob | dict[str, Any] | str) -> str:
 
 def send(payload: dict[str, Any], kind: str, job_id: str, countdown: float | None = None) -> str:
     """Publish an already validated payload (also used to resume and retry jobs). The
-    message is kept in the outbox until a worker receives it (worker/outbox.py)."""
+    message is kept in the outbox until its job is in the ledger (worker/outbox.py)."""
     task = TASK_FOR_KIND[kind]
     # A tenant with a backlog overflows to the bulk queue (worker/fairness.py).
     queue = fairness.route(str(payload.get("tenant_id", "")), job_id, QUEUE_FOR_TASK[task])
