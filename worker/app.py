@@ -2,6 +2,28 @@
 
 Delivery is at least once (acks late, requeue when a worker dies); the ledger and the
 lookup-before-write rule in the pipeline turn that into exactly-once effects.
+
+Acknowledgements and the outbox: what keeps a job alive while the ledger's database or
+Redis is away.
+
+- `task_acks_late`: a message is acknowledged when its task ends, not when it arrives;
+  `task_reject_on_worker_lost` requeues the message of a worker that died.
+- `task_acks_on_failure_or_timeout` stays on: a task that *raises* is acknowledged. So
+  no store outage may reach Celery as a failure: `tasks/runner.py` turns it into
+  `task.retry` with backoff (worker/store_outage.py says what counts as one). A retry
+  publishes a new message (written to the outbox first) and only then is the old one
+  acknowledged.
+- If the retry cannot be published (Redis is down), Celery would reject the message
+  without requeueing, which on Redis is an acknowledgement. The runner instead waits
+  for Redis for a while, then rejects *with* requeue: the message goes back to its queue,
+  or, while Redis stays away, stays in the unacked hash (persisted with the AOF) until
+  the visibility timeout hands it out again (worker/broker.py forgets what it cannot
+  acknowledge on a lost connection instead of stopping the worker).
+- The outbox entry of a message (worker/outbox.py) is kept from publish until the
+  job's ledger row exists (the pipeline's accept step), not merely until a worker
+  receives it; receipt only marks it. A received entry is left to kombu for one
+  visibility timeout; after that, or once later messages show it was lost on its way,
+  the reconciler sends the job again, or drops the entry if the row exists after all.
 """
 
 from __future__ import annotations
@@ -119,8 +141,8 @@ app = Celery("ledgerpush", include=["tasks.invoices", "tasks.payments", "tasks.m
 app.add_defaults(celery_config)
 # SIGTERM: running jobs finish the write they are in, then hand back (worker/shutdown.py).
 worker_shutting_down.connect(shutdown.request, weak=False)
-# Every job message is kept in the outbox from publish until a worker receives it (then
-# kombu has recorded it as unacknowledged): a message lost in between is sent again.
+# Every job message is kept in the outbox from publish until its job is in the ledger: a
+# message lost before that is sent again (see "Acknowledgements and the outbox" above).
 before_task_publish.connect(outbox.on_before_publish, weak=False)
 task_received.connect(outbox.on_task_received, weak=False)
 

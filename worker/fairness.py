@@ -27,7 +27,7 @@ eAccounting), and each thread that frees up takes the next job of the other queu
 `bench/fairness.py` measures small tenants' p99 at 0.3 s under a 10,000-job flood (0.16 s
 without it). A tenant whose limit is far lower (a few calls a minute) would free threads
 too slowly for that; the fix then is a lower max wait in the limiter, with rate-limit
-retries that do not count toward `LEDGERPUSH_MAX_RETRIES`.
+retries that do not count toward the job's own retries.
 """
 
 from __future__ import annotations

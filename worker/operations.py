@@ -159,6 +159,7 @@ def _reset(job: Job, actor: str, note: str) -> Job:
         error_message=None,
         error_fields=None,
         next_retry_at=None,
+        retrying_since=None,  # a new retry horizon
         finished_at=None,
     )
 

@@ -59,6 +59,7 @@ from worker.providers.base import (
 from worker.ratelimit import MAX_WAIT as RATE_LIMIT_MAX_WAIT
 from worker.redis_client import get_redis
 from worker.settings import Settings, get_settings
+from worker.store_outage import describe, is_store_outage
 
 log = logging.getLogger("ledgerpush.pipeline")
 LEASE_RECHECK_SECONDS = 15.0
@@ -142,10 +143,8 @@ def _longest_write(settings: Settings) -> float:
 
 
 def _accepted(kind: str, job_id: str, queue: str | None = None) -> None:
-    """The job is in the ledger now: its outbox entry can go (best effort; if Redis is
-    away, the reconciler finds the ledger row and removes the entry later)."""
-    if outbox.cleared_on_receipt(job_id):
-        return  # removed when this delivery's message arrived
+    """The job is in the ledger now: its outbox entry can go, and only now (best effort;
+    if Redis is away, the reconciler finds the ledger row and removes the entry later)."""
     try:
         # The queue it came from: a tenant's backlog overflows to the bulk queue.
         outbox.accepted(queue or outbox.queue_for(kind), job_id)
@@ -240,6 +239,10 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
             else:
                 outcome = _handle_error(row, tenant, exc, number, provider)
         except Exception as exc:
+            if is_store_outage(exc):
+                # Not the job's failure: the task waits for the store (tasks/runner.py).
+                _end_attempt_quietly(attempt_id, provider, exc)
+                raise
             log.exception("unexpected error while processing job")
             error = Transient(f"internal error: {type(exc).__name__}", "internal_error")
             outcome = _handle_error(row, tenant, error, number, provider)
@@ -272,6 +275,15 @@ def _within_limits(
         log.warning("job breaks a limit of %s: %s", tenant.provider, exc)
         return None
     return sent, [r.as_dict() for r in rounded]
+
+
+def _end_attempt_quietly(attempt_id: int, provider: Provider, exc: Exception) -> None:
+    """Record why the attempt stopped (the job is sent again), if the ledger can be
+    written at all; the job's own state stays as it was."""
+    error = Transient(f"the ledger or Redis is unreachable: {describe(exc)}", "store_unavailable")
+    calls = [c.as_dict() for c in provider.calls]
+    with contextlib.suppress(Exception):
+        store.end_attempt(attempt_id, RETRY_SCHEDULED, calls, error.as_dict())
 
 
 def _park(row: Job, tenant: Tenant) -> Outcome:
@@ -560,18 +572,16 @@ def _handle_error(
             return _handle_error(row, tenant, exc, attempt, provider)
         provider.invalidate_references()
     retry_after = exc.retry_after if isinstance(exc, Transient) else None
-    max_retries = get_settings().max_retries
-    if (
-        attempt > max_retries
-        and not isinstance(exc, NotReady | HandedBack)
-        and _retries_spent(row.id, attempt) > max_retries
-    ):
-        failed = store.fail_job(
-            row.id, exc.category, exc.code, f"gave up after {attempt} attempts: {exc.message}"
-        )
-        log.warning("job failed after %s attempts: %s", attempt, exc.message)
-        _dead_lettered(failed)
-        return Outcome(FAILED)
+    # Waiting for an invoice, or handing back at shutdown, is not the job failing.
+    since = row.retrying_since
+    if not isinstance(exc, NotReady | HandedBack):
+        since = _aware(since) or utcnow()  # the first counted failure starts the horizon
+        gave_up = _gave_up(row.id, attempt, since)
+        if gave_up:
+            failed = store.fail_job(row.id, exc.category, exc.code, f"{gave_up}: {exc.message}")
+            log.warning("job failed: %s: %s", gave_up, exc.message)
+            _dead_lettered(failed)
+            return Outcome(FAILED)
     if isinstance(exc, HandedBack):
         delay = HAND_BACK_SECONDS
     elif isinstance(exc, ReferenceStale):
@@ -583,6 +593,7 @@ def _handle_error(
         RETRY_SCHEDULED,
         note=f"{exc.code}: {exc.message}; retry in {delay:.1f}s",
         next_retry_at=utcnow() + dt.timedelta(seconds=delay),
+        retrying_since=since,
         **error,
     )
     log.warning("attempt %s: %s; retry in %.1fs", attempt, exc.message, delay)
@@ -638,6 +649,35 @@ def _held_after_failure(row: Job, provider: str, exc: ProviderError) -> Outcome:
     job = store.get_job(row.id)
     wait = get_settings().circuit_open_seconds
     return _hold_for_outage(job, circuit.Admission("hold", wait))
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands timestamps back without their zone; they are UTC."""
+    return moment.replace(tzinfo=dt.UTC) if moment and moment.tzinfo is None else moment
+
+
+def _gave_up(job_id: str, attempt: int, since: dt.datetime) -> str | None:
+    """Why a job's transient failures end in a dead letter now, if they do: its retry
+    horizon (counted from its first failure) has passed, or, when LEDGERPUSH_MAX_RETRIES
+    is set, its attempts ran out first (those held by an open circuit not counted)."""
+    settings = get_settings()
+    limit = settings.max_retries
+    if limit is not None and attempt > limit and _retries_spent(job_id, attempt) > limit:
+        return f"gave up after {attempt} attempts"
+    elapsed = utcnow() - since
+    if elapsed.total_seconds() >= settings.retry_horizon:
+        return (
+            f"gave up after {attempt} attempts over {_duration(elapsed)} (LEDGERPUSH_RETRY_HORIZON)"
+        )
+    return None
+
+
+def _duration(span: dt.timedelta) -> str:
+    minutes, seconds = divmod(int(span.total_seconds()), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def _dead_lettered(job: Job) -> None:

@@ -40,7 +40,7 @@ def send(
     created_by_key: int | None = None,
 ) -> str:
     """Publish an already validated payload (also used to resume and retry jobs). The
-    message is kept in the outbox until a worker receives it (worker/outbox.py).
+    message is kept in the outbox until its job is in the ledger (worker/outbox.py).
     `created_by_key`: the API key that sent it, recorded when the worker accepts it."""
     task = TASK_FOR_KIND[kind]
     # A tenant with a backlog overflows to the bulk queue (worker/fairness.py).

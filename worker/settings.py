@@ -99,7 +99,19 @@ class Settings(BaseSettings):
         ge=4096,
         description="A raw message on a ledgerpush queue larger than this goes to the poison list.",
     )
-    max_retries: int = Field(default=8, ge=0, le=50)
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=50,
+        description="Unset: a job's transient failures are retried for RETRY_HORIZON; set: "
+        "also dead-lettered after this many retries, whichever comes first.",
+    )
+    retry_horizon: float = Field(
+        default=72 * 3600,
+        gt=0,
+        description="Seconds a job's transient failures are retried, from its first one, "
+        "before it is dead-lettered.",
+    )
     retry_backoff_base: float = Field(default=2.0, gt=0)
     retry_backoff_max: float = Field(default=600.0, gt=0)
     circuit_breaker: bool = Field(

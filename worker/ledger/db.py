@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.settings import get_settings
+from worker.store_outage import SQLITE_STALE_CODES, sqlite_code
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _migrated: set[str] = set()
@@ -39,6 +40,14 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_stale(context: Any) -> None:
+    """A connection that found the database read-only or unopenable (file permissions,
+    a read-only filesystem) keeps failing after the cause is fixed: treat the error as a
+    disconnect, so SQLAlchemy discards the pool's connections and opens fresh ones."""
+    if sqlite_code(context.original_exception) in SQLITE_STALE_CODES:
+        context.is_disconnect = True
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
@@ -47,7 +56,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _sqlite_stale)
         return engine
+    # pool_pre_ping: a connection the server closed (restart, outage, terminated backend)
+    # is replaced on checkout instead of failing the job that drew it.
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 

@@ -134,6 +134,9 @@ class Job(Base):
     intent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_retry_at: Mapped[dt.datetime | None]
+    # When the job's current run of counted transient failures began (its retry horizon
+    # starts here); cleared when an operator retries or replays it.
+    retrying_since: Mapped[dt.datetime | None]
     error_category: Mapped[str | None] = mapped_column(String(30))
     error_code: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)

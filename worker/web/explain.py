@@ -186,7 +186,8 @@ _BY_CATEGORY: dict[str, tuple[str, str, str]] = {
     ),
     "transient": (
         "A temporary problem",
-        "A timeout, server error or rate limit; ledgerpush retried and gave up after the limit.",
+        "A timeout, server error or rate limit; ledgerpush retried it for its retry horizon "
+        "(LEDGERPUSH_RETRY_HORIZON) and gave up.",
         "Retry now; if it keeps failing, check the provider's status.",
     ),
     "reference_stale": (
