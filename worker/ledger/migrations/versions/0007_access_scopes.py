@@ -5,7 +5,7 @@ and the admin role (users); new ones get what `apikeys create --scope` and
 `users add --role` say.
 
 Revision ID: 0007_access_scopes
-Revises: 0001
+Revises: 0006_company_binding
 """
 
 from __future__ import annotations

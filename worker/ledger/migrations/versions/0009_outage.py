@@ -1,7 +1,7 @@
 """jobs.retrying_since: the start of a job's retry horizon
 
-Revision ID: 0002_outage
-Revises: 0001
+Revision ID: 0009_outage
+Revises: 0008_purge
 """
 
 from __future__ import annotations
