@@ -1,7 +1,7 @@
 """purge: jobs.purged_at, and an index on attempts.ended_at for the metrics fold
 
 Revision ID: 0008_purge
-Revises: 0001
+Revises: 0007_access_scopes
 """
 
 from __future__ import annotations
