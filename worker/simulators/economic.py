@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
 import threading
@@ -58,6 +59,11 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_AGREEMENTS = (("DK", "demo-dk"), ("NO", "demo-no"), ("SE", "demo-se"))
 CENT = Decimal("0.01")
 S, N, D, B = "string", "number", "date", "bool"
+
+
+# Agreement numbers are unique across e-conomic, so across every simulator in a process
+# too: a ledger that saw one simulator's agreement never meets it again in another's.
+_AGREEMENT_NUMBERS = itertools.count(700001)
 
 
 class ErrorCode:
@@ -1291,7 +1297,6 @@ class EconomicSimulator:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.lock = threading.RLock()
         self.agreements: dict[str, Agreement] = {}
-        self._next_number = 700001
         inner = Starlette(
             routes=[*ApiRoutes(self).routes(), *ControlRoutes(self).routes()],
             exception_handlers={HTTPException: self._http_exception},
@@ -1310,11 +1315,10 @@ class EconomicSimulator:
             raise ValueError(f"unknown country {country!r}; known: {sorted(seed.COUNTRIES)}")
         names = seed.normalise_modules(modules)
         with self.lock:
-            number = self._next_number
+            number = next(_AGREEMENT_NUMBERS)
             token = grant_token or self._grant_token(number, country)
             if token in self.agreements:
                 raise ValueError(f"grant token {token!r} is already in use")
-            self._next_number += 1
             ref = seed.build_reference(country, number)
             agreement = Agreement(token, number, country, names, ref, copy.deepcopy(ref))
             self.agreements[token] = agreement
