@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--invoices 3000] [--tenants 100] [--latency-ms 50]
         [--workers 2] [--concurrency 8] [--database sqlite|postgresql|both]
-        [--task-events on|off] [--baseline-invoices 200] [--no-baseline] [--json]
+        [--task-events on|off] [--baseline-invoices 200] [--no-baseline] [--no-anchors] [--json]
 
 Phases: connect the tenants; warm up (one invoice per tenant and customer, which loads
 the references and creates the customers and articles); the measured run: the workers are
