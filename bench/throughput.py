@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--invoices 3000] [--tenants 100] [--latency-ms 50]
         [--workers 2] [--concurrency 8] [--database sqlite|postgresql|both]
-        [--task-events on|off] [--baseline-invoices 200] [--no-baseline] [--json]
+        [--task-events on|off] [--baseline-invoices 200] [--no-baseline] [--no-anchors] [--json]
 
 Phases: connect the tenants; warm up (one invoice per tenant and customer, which loads
 the references and creates the customers and articles); the measured run: the workers are
@@ -19,6 +19,14 @@ measured rate as a ratio.
 
 The baseline (bench/baseline/) books the same workload, in the same invocation, the way a
 typical hand-written Celery task does; its rate and the ratio to it are printed too.
+
+Two anchors run in the same invocation, on the first database's stack after its steady-load
+phase (ledgerpush's workers stopped; same simulators, tenants and invoices; bench/lean/):
+the floor, the CPU one process spends per invoice doing only the two provider calls (draft
+and book, ledgerpush's own request bodies, pooled httpx client and auth; no Celery, ledger
+or Redis), and the lean worker, a Celery task on the same thread pool with references in
+process memory and no ledger, lease, outbox or rate limiter (at most once). ledgerpush's
+worker CPU per invoice is printed first as a multiple of each (`same_run_ratios`).
 """
 
 from __future__ import annotations
@@ -61,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
+        "--no-anchors", action="store_true", help="skip the floor and the lean worker"
+    )
+    parser.add_argument(
         "--latency-seconds", type=float, default=20, help="steady-load latency phase"
     )
     parser.add_argument("--timeout", type=float, default=1800)
@@ -68,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_ledgerpush(args: argparse.Namespace, database: str) -> dict[str, Any]:
+def run_ledgerpush(args: argparse.Namespace, database: str, anchors: bool) -> dict[str, Any]:
     tenants = _stack.tenant_set(args.tenants)
     with Stack(f"throughput-{database}", database=database, latency_ms=args.latency_ms) as stack:
         assert stack.sims is not None
@@ -110,7 +121,50 @@ def run_ledgerpush(args: argparse.Namespace, database: str) -> dict[str, Any]:
             args, database, jobs, times, warm, warm_calls, calls, cpu, peak, enqueued, settled
         )
         result["steady_load"] = steady_load(args, tenants, result["invoices_per_second"] / 2)
+        if anchors:
+            stack.stop_workers()
+            result["anchors"] = run_anchors(args, stack, tenants)
         return result
+
+
+def run_anchors(
+    args: argparse.Namespace, stack: Stack, tenants: list[tuple[str, str, str]]
+) -> dict[str, Any]:
+    """The floor and the lean worker on the same stack, each with its own invoices (the
+    same number, tenants and customers as the measured run)."""
+    from lean.run import run_floor, run_lean
+
+    per_tenant = max(args.invoices // len(tenants), 1)
+    floor_jobs = list(_stack.interleaved(tenants, per_tenant, "floor", args.customers))
+    lean_jobs = list(_stack.interleaved(tenants, per_tenant, "lean", args.customers))
+    return {
+        "floor": run_floor(floor_jobs, args.workers * args.concurrency),
+        "lean_worker": run_lean(
+            stack, lean_jobs, args.workers, args.concurrency, args.task_events == "on"
+        ),
+    }
+
+
+def same_run_ratios(result: dict[str, Any], databases: tuple[str, ...]) -> dict[str, Any]:
+    """ledgerpush's worker CPU per invoice as a multiple of each anchor, and the rates."""
+    anchors = result["anchors"]
+    floor = anchors["floor"]["cpu_ms_per_invoice"]
+    lean = anchors["lean_worker"]["worker_cpu_ms_per_invoice"]
+    ratios: dict[str, Any] = {}
+    for database in databases:
+        ours = result[f"ledgerpush_{database}"]
+        cpu = ours["worker_cpu_ms_per_invoice"]
+        ratios[database] = {
+            "cpu_per_invoice_x_floor": round(cpu / floor, 2),
+            "cpu_per_invoice_x_lean_worker": round(cpu / lean, 2),
+            "cpu_ms_per_invoice": {"ledgerpush": cpu, "lean_worker": lean, "floor": floor},
+            "invoices_per_second": {
+                "ledgerpush": ours["invoices_per_second"],
+                "lean_worker": anchors["lean_worker"]["invoices_per_second"],
+                "floor": anchors["floor"]["invoices_per_second"],
+            },
+        }
+    return ratios
 
 
 def _worker_env(args: argparse.Namespace) -> dict[str, str]:
@@ -238,8 +292,16 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     databases = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
+    runs: dict[str, Any] = {}
     for database in databases:
-        result[f"ledgerpush_{database}"] = _stack.isolated(run_ledgerpush, args, database)
+        anchors = not args.no_anchors and database == databases[0]
+        runs[f"ledgerpush_{database}"] = _stack.isolated(run_ledgerpush, args, database, anchors)
+    if not args.no_anchors:
+        anchored = {"anchors": runs[f"ledgerpush_{databases[0]}"].pop("anchors"), **runs}
+        # First: the ratios, which depend far less on how busy the machine is.
+        result["same_run_ratios"] = same_run_ratios(anchored, databases)
+        runs = anchored
+    result.update(runs)
     if not args.no_baseline:
         from baseline.run import run_baseline
 

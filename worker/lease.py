@@ -42,14 +42,20 @@ class _Renewer:
         self._due: dict[JobLease, float] = {}
         self._renewing: JobLease | None = None
         self._thread: threading.Thread | None = None
+        # When the thread wakes up next by itself (None: not before it is notified).
+        self._wake_at: float | None = None
 
     def add(self, lease: JobLease) -> None:
         with self._cond:
-            self._due[lease] = time.monotonic() + lease.seconds / 3
+            due = self._due[lease] = time.monotonic() + lease.seconds / 3
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            # Leases of one duration come due in the order they were added: waking the
+            # thread for every job (a thread switch each) is needed only when this one is
+            # due before the thread would wake anyway.
+            if self._wake_at is None or due < self._wake_at:
+                self._cond.notify_all()
 
     def remove(self, lease: JobLease, timeout: float = 5.0) -> None:
         """Stop renewing `lease`; returns once no renewal of it is in flight (or after
@@ -64,11 +70,13 @@ class _Renewer:
         while True:
             with self._cond:
                 if not self._due:
+                    self._wake_at = None
                     self._cond.wait()
                     continue
                 lease, at = min(self._due.items(), key=lambda item: item[1])
                 wait = at - time.monotonic()
                 if wait > 0:
+                    self._wake_at = at
                     self._cond.wait(wait)
                     continue
                 self._due[lease] = at + lease.seconds / 3

@@ -1,0 +1,37 @@
+"""Smoke test: the throughput benchmark still runs end to end with tiny sizes and reports
+its same-run anchors. It checks that figures are there, never what they are."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
+    command = [
+        sys.executable, str(ROOT / "bench" / "throughput.py"),
+        "--invoices", "8", "--tenants", "4", "--customers", "1", "--workers", "1",
+        "--concurrency", "2", "--latency-ms", "5", "--latency-seconds", "1",
+        "--no-baseline", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=580, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+
+    assert list(result)[:4] == ["benchmark", "machine", "parameters", "same_run_ratios"]
+    anchors = result["anchors"]
+    assert anchors["floor"]["booked"] == anchors["floor"]["invoices"] == 8
+    assert anchors["lean_worker"]["booked"] == anchors["lean_worker"]["invoices"] == 8
+    assert result["ledgerpush_sqlite"]["booked"] == 8
+    ratios = result["same_run_ratios"]["sqlite"]
+    assert ratios["cpu_per_invoice_x_floor"] > 0
+    assert ratios["cpu_per_invoice_x_lean_worker"] > 0
+    assert set(ratios["invoices_per_second"]) == {"ledgerpush", "lean_worker", "floor"}
