@@ -31,14 +31,29 @@ def refresh_tokens() -> int:
     retry_backoff_max=600,
 )
 def deliver_webhook(self: Task, delivery_id: int) -> bool:
-    from worker.alerts import deliver, mark_undeliverable
+    from worker.alerts import deliver, mark_undeliverable, webhook_backoff
 
     if deliver(delivery_id):
         return True
     if self.request.retries >= (self.max_retries or 0):
         mark_undeliverable(delivery_id)
         return False
-    raise self.retry(countdown=min(600, 2 ** (self.request.retries + 1)))
+    raise self.retry(countdown=webhook_backoff(self.request.retries + 1))
+
+
+@app.task(name="ledgerpush.maintenance.deliver_events")
+def deliver_events() -> int:
+    from worker.webhooks import run_deliveries
+
+    return run_deliveries()
+
+
+@app.task(name="ledgerpush.maintenance.purge_events")
+def purge_events() -> int:
+    from worker.events import purge_expired
+    from worker.settings import get_settings
+
+    return purge_expired(get_settings().event_retention_days)
 
 
 @app.task(name="ledgerpush.maintenance.refresh_tenant", bind=True, max_retries=6)

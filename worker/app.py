@@ -89,6 +89,10 @@ def celery_config() -> dict[str, Any]:
                 "task": "ledgerpush.maintenance.reconcile",
                 "schedule": 30.0,
             },
+            # Event delivery is started when events are written; this catches up after
+            # an outage of the broker or Redis, and drops events past their retention.
+            "deliver-events": {"task": "ledgerpush.maintenance.deliver_events", "schedule": 15.0},
+            "purge-events": {"task": "ledgerpush.maintenance.purge_events", "schedule": 3600.0},
         },
         "timezone": "UTC",
     }
