@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -261,3 +263,30 @@ def test_event_is_in_the_same_transaction_as_the_state_change() -> None:
         rows = db.query(OutboundEvent).filter(OutboundEvent.tenant_id == tenant).all()
     assert [(r.type, r.job_id) for r in rows] == [("job.booked", job_id)]
     assert rows[0].payload["data"]["document"]["number"] == 7
+
+
+KILLED_AFTER_COMMIT = """
+import os, sys
+from worker import events
+from worker.ledger import store
+events.written = lambda: os._exit(9)  # the process dies right after the commit
+job_id, tenant = sys.argv[1], sys.argv[2]
+store.accept_job(job_id, tenant, job_id, "invoice", {})
+store.advance(job_id, "booked", remote={"book": {"id": "9", "number": 9}})
+"""
+
+
+def test_process_killed_right_after_the_state_change_still_delivers_once(
+    receiver: Receiver, base_env: dict[str, str]
+) -> None:
+    tenant, job_id = unique("t"), unique("job")
+    subscribe(receiver, tenant)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_COMMIT, job_id, tenant], env=base_env, check=False
+    )
+    assert done.returncode == 9
+    # Nothing asked for a delivery run; the periodic one (beat) finds the event.
+    wait_for(lambda: webhooks.run_deliveries() >= 0 and receiver.bodies(tenant), 30)
+    webhooks.run_deliveries()
+    [body] = receiver.bodies(tenant)
+    assert body["type"] == "job.booked" and body["data"]["job_id"] == job_id

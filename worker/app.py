@@ -123,6 +123,20 @@ def _start_sentry(**_: Any) -> None:
     init_sentry()
 
 
+def _sync_webhook_endpoint(**_: Any) -> None:
+    """LEDGERPUSH_WEBHOOK_URL receives every event from the start of the first worker
+    configured with it (a delivery run would only see it later)."""
+    import logging
+
+    from worker.webhooks import sync_settings_endpoint
+
+    try:
+        sync_settings_endpoint()
+    except Exception as exc:  # the ledger may be away: the first delivery run syncs
+        logging.getLogger("ledgerpush.webhooks").warning("webhook endpoint not synced: %s", exc)
+
+
 setup_logging.connect(_configure_logging, weak=False)
 worker_init.connect(_start_sentry, weak=False)
+worker_init.connect(_sync_webhook_endpoint, weak=False)
 beat_init.connect(_start_sentry, weak=False)
