@@ -151,12 +151,17 @@ def sync_settings_endpoint() -> None:
         for row in rows:
             if row.url == url and url:
                 found = row
+            elif url:
+                row.enabled = False  # a URL no longer configured
         if url and found is None:
             found = WebhookEndpoint(
                 url=url, event_types="*", source=SETTINGS_SOURCE, enabled=True,
                 cursor=_last_event_id(db), failing_alerted=False, secrets=b"",
             )  # fmt: skip
             db.add(found)
+        if found is not None:
+            # The configured URL is on while configured (unset the variable to stop it).
+            found.enabled = True
         if found is not None and secret:
             current = found.secrets and crypto.decrypt_json(found.secrets).get("current")
             if current != secret:
@@ -237,8 +242,9 @@ def run_deliveries() -> int:
         for endpoint_id in _enabled_endpoint_ids():
             _fan_out(endpoint_id)
             for tenant in _tenants_pending(endpoint_id):
-                delivered += _deliver_stream(endpoint_id, tenant)
+                delivered += _deliver_stream(endpoint_id, tenant, deadline)
                 if time.monotonic() > deadline:
+                    _wake_up_in(1.0)  # the rest in the next run
                     break
         due = _next_due()
         if due is not None:
@@ -306,10 +312,13 @@ class _Attempt:
     response: str | None
 
 
-def _deliver_stream(endpoint_id: int, tenant_id: str) -> int:
-    """The tenant's pending deliveries to the endpoint, oldest first, until one fails."""
+def _deliver_stream(endpoint_id: int, tenant_id: str, deadline: float) -> int:
+    """The tenant's pending deliveries to the endpoint, oldest first, until one fails
+    (or the run's time is up)."""
     delivered = 0
     for delivery_id in _pending_in_order(endpoint_id, tenant_id):
+        if time.monotonic() > deadline:
+            break
         outcome = deliver_one(delivery_id)
         if outcome is None:
             break  # not due yet, or failed now: later ones wait
