@@ -69,3 +69,27 @@ def refresh_tenant_token(self: Task, tenant_id: str) -> bool:
         return False
     except Transient as exc:
         raise self.retry(countdown=min(300, 5 * 2**self.request.retries), exc=exc) from None
+
+
+@app.task(name="ledgerpush.maintenance.sync_payments")
+def sync_payments() -> int:
+    """Queue a payment status sync of every tenant with open invoices (none: no call)."""
+    from worker.payment_sync import tenants_with_open_invoices
+
+    tenants = tenants_with_open_invoices()
+    for tenant_id in tenants:
+        sync_tenant_payments.delay(tenant_id)
+    return len(tenants)
+
+
+@app.task(name="ledgerpush.maintenance.sync_tenant_payments", bind=True, max_retries=3)
+def sync_tenant_payments(self: Task, tenant_id: str) -> int:
+    from worker.payment_sync import sync_tenant
+    from worker.providers.base import NeedsReauth, Transient
+
+    try:
+        return len(sync_tenant(tenant_id))
+    except NeedsReauth:
+        return 0  # the connection is broken (alerted already); the next interval tries
+    except Transient as exc:
+        raise self.retry(countdown=min(300, 10 * 2**self.request.retries), exc=exc) from None

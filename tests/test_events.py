@@ -18,8 +18,15 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
-from worker import crypto, events, webhooks
+from tests.conftest import (
+    WorkerProcess,
+    connect_ea_tenant,
+    connect_ec_tenant,
+    invoice_job,
+    unique,
+    wait_for,
+)
+from worker import crypto, events, payment_sync, webhooks
 from worker.connections import tenant_needs_reauth
 from worker.ledger import store
 from worker.ledger.models import OutboundEvent
@@ -290,3 +297,55 @@ def test_process_killed_right_after_the_state_change_still_delivers_once(
     webhooks.run_deliveries()
     [body] = receiver.bodies(tenant)
     assert body["type"] == "job.booked" and body["data"]["job_id"] == job_id
+
+
+def _bookkeeper_pays_ea(ea_sim: Any, tenant: str, invoice_id: str, amount: str) -> None:
+    """A payment registered in eAccounting itself, not through ledgerpush."""
+    from worker.simulators.eaccounting_documents import register_payment
+
+    company = ea_sim.companies[tenant]
+    invoice = company.invoices[invoice_id]
+    body = {
+        "PaymentDate": dt.date.today().isoformat(),
+        "PaymentAmount": float(amount),
+        "PaymentCurrency": invoice["CurrencyCode"],
+        "PaymentType": 1,
+        "CompanyBankAccountId": company.bank_accounts[0]["Id"],
+    }
+    register_payment(company, invoice, body, ea_sim._now())
+
+
+def test_payments_registered_in_eaccounting_become_events(
+    worker: WorkerProcess, ea_sim: Any
+) -> None:
+    tenant = connect_ea_tenant("NO")
+    job = settled(enqueue(invoice_job(tenant, unique("inv"))), "booked")
+    invoice_id = str(job.remote["book"]["id"])
+    assert payment_sync.sync_tenant(tenant) == []  # nothing changed
+    _bookkeeper_pays_ea(ea_sim, tenant, invoice_id, "1000.00")
+    assert payment_sync.sync_tenant(tenant) == ["invoice.payment_changed"]
+    assert payment_sync.sync_tenant(tenant) == []
+    _bookkeeper_pays_ea(ea_sim, tenant, invoice_id, "14000.00")  # 12 000 + 25 % VAT in all
+    assert payment_sync.sync_tenant(tenant) == ["invoice.paid"]
+    assert payment_sync.open_invoices(tenant) == []  # nothing left to ask about
+    found = wait_for(lambda: len(f := events.feed(0, (), tenant)) == 3 and f, 10)
+    changed, paid = found[1].payload["data"], found[2].payload["data"]
+    assert (changed["remaining"], changed["job_id"]) == ("14000.00", job.id)
+    assert Decimal(paid["remaining"]) == 0 and paid["previous_remaining"] == "14000.00"
+
+
+def test_payment_registered_in_economic_becomes_invoice_paid(
+    worker: WorkerProcess, ec_sim: Any
+) -> None:
+    tenant = connect_ec_tenant("DK")
+    customer = {
+        "external_id": "c-7", "name": "Havbryggen ApS", "country": "DK",
+        "address": {"line1": "Havnegade 4", "postal_code": "8000", "city": "Aarhus C"},
+    }  # fmt: skip
+    job = settled(enqueue(invoice_job(tenant, currency="DKK", customer=customer)), "booked")
+    number = int(job.remote["book"]["number"])
+    assert payment_sync.sync_tenant(tenant) == []
+    with ec_sim.lock:  # the bookkeeper reconciles the bank statement in e-conomic
+        ec_sim.agreements[f"grant-{tenant}"].booked[number]["remainder"] = Decimal("0.00")
+    assert payment_sync.sync_tenant(tenant) == ["invoice.paid"]
+    assert payment_sync.sync_tenant(tenant) == []

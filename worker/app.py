@@ -93,6 +93,10 @@ def celery_config() -> dict[str, Any]:
             # an outage of the broker or Redis, and drops events past their retention.
             "deliver-events": {"task": "ledgerpush.maintenance.deliver_events", "schedule": 15.0},
             "purge-events": {"task": "ledgerpush.maintenance.purge_events", "schedule": 3600.0},
+            "sync-payments": {
+                "task": "ledgerpush.maintenance.sync_payments",
+                "schedule": settings.payment_sync_seconds,
+            },
         },
         "timezone": "UTC",
     }

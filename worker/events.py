@@ -25,6 +25,7 @@ from worker.ledger.models import (
     WAITING_FOR_REAUTH,
     EventDelivery,
     OutboundEvent,
+    TrackedInvoice,
     utcnow,
 )
 
@@ -35,7 +36,17 @@ JOB_FAILED = "job.failed"
 JOB_CANCELLED = "job.cancelled"
 JOB_WAITING_FOR_REAUTH = "job.waiting_for_reauth"
 JOB_NEEDS_REVIEW = "job.needs_review"
-EVENT_TYPES = (JOB_BOOKED, JOB_FAILED, JOB_CANCELLED, JOB_WAITING_FOR_REAUTH, JOB_NEEDS_REVIEW)
+INVOICE_PAYMENT_CHANGED = "invoice.payment_changed"
+INVOICE_PAID = "invoice.paid"
+EVENT_TYPES = (
+    JOB_BOOKED,
+    JOB_FAILED,
+    JOB_CANCELLED,
+    JOB_WAITING_FOR_REAUTH,
+    JOB_NEEDS_REVIEW,
+    INVOICE_PAYMENT_CHANGED,
+    INVOICE_PAID,
+)
 #: The states whose arrival makes an event (the store asks before reading anything).
 OUTCOME_STATES = frozenset({BOOKED, FAILED, CANCELLED, WAITING_FOR_REAUTH})
 #: Events are read (feed, webhook fan-out) only once this old: a transaction that took
@@ -43,6 +54,7 @@ OUTCOME_STATES = frozenset({BOOKED, FAILED, CANCELLED, WAITING_FOR_REAUTH})
 SETTLE_SECONDS = 2.0
 
 EVENTS: Table = OutboundEvent.__table__  # type: ignore[assignment]
+TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
 _INSERT = insert(EVENTS)
 
 
@@ -73,7 +85,48 @@ def record_job_outcome(
         return False
     data = {**_job_data(job, to_state), **_details(kind, job)}
     conn.execute(_INSERT, _row(kind, str(job["tenant_id"]), str(job["id"]), data))
+    if kind == JOB_BOOKED and job.get("kind") == "invoice":
+        _track_payment_status(conn, job, data)
     return True
+
+
+def _track_payment_status(conn: Connection, job: Mapping[str, Any], data: dict[str, Any]) -> None:
+    """From now on the invoice's payment status is read back from the books."""
+    ids = data["document"]["ids"]
+    remote_id = ids.get("id") or ids.get("number")
+    if remote_id is None:
+        return
+    totals = data.get("totals") or {}
+    row = {
+        "tenant_id": job["tenant_id"],
+        "job_id": job["id"],
+        "idempotency_key": job["idempotency_key"],
+        "remote_id": str(remote_id),
+        "currency": totals.get("currency"),
+        "remaining": totals.get("gross"),
+        "paid": False,
+        "created_at": utcnow(),
+    }
+    if not conn.execute(select(exists().where(TRACKED.c.job_id == job["id"]))).scalar():
+        conn.execute(insert(TRACKED), row)
+
+
+def record_payment_change(conn: Connection, tracked: Mapping[str, Any], remaining: Decimal) -> str:
+    """An invoice's remaining amount changed in the books: `invoice.paid` when nothing
+    is left, else `invoice.payment_changed`; returns the type written."""
+    kind = INVOICE_PAID if remaining <= 0 else INVOICE_PAYMENT_CHANGED
+    data = {
+        "job_id": tracked["job_id"],
+        "tenant_id": tracked["tenant_id"],
+        "idempotency_key": tracked["idempotency_key"],
+        "kind": "invoice",
+        "remote_id": tracked["remote_id"],
+        "currency": tracked["currency"],
+        "remaining": str(remaining),
+        "previous_remaining": tracked["remaining"],
+    }
+    conn.execute(_INSERT, _row(kind, str(tracked["tenant_id"]), str(tracked["job_id"]), data))
+    return kind
 
 
 def _event_type(job: Mapping[str, Any], to_state: str) -> str:
@@ -151,7 +204,7 @@ def _money(totals: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"currency": totals.get("currency")}
     for name in ("net", "vat", "gross"):
         try:
-            out[name] = str(Decimal(str(totals[name])))
+            out[name] = str(Decimal(str(totals[name])).quantize(Decimal("0.01")))
         except (KeyError, InvalidOperation):
             out[name] = None
     return out

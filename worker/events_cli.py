@@ -149,3 +149,20 @@ def events_tail(
             return
         if not found:
             time.sleep(1.0)
+
+
+def tenants_sync(tenant_id: str) -> None:
+    """Read the tenant's payment status from the books now (invoice.paid and
+    invoice.payment_changed events for what changed)."""
+    from worker.payment_sync import sync_status, sync_tenant
+    from worker.providers.base import ProviderError
+    from worker.tenants import UnknownTenant
+
+    try:
+        written = sync_tenant(tenant_id)
+    except UnknownTenant as exc:
+        raise _fail(str(exc)) from None
+    except ProviderError as exc:
+        raise _fail(f"could not read the books: {exc.message}") from None
+    console.print(f"{len(written)} payment event{'s' if len(written) != 1 else ''} written")
+    console.print_json(json.dumps(sync_status(tenant_id)))

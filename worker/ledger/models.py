@@ -271,3 +271,33 @@ class EventDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_response: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[dt.datetime | None]
+
+
+class TrackedInvoice(Base):
+    """An invoice ledgerpush booked whose payment status is read back from the books
+    (worker/payment_sync.py) until it is paid; `remaining` is a decimal string."""
+
+    __tablename__ = "tracked_invoices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    job_id: Mapped[str] = mapped_column(String(64), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    remote_id: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    remaining: Mapped[str | None] = mapped_column(String(40))
+    paid: Mapped[bool] = mapped_column(default=False, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    changed_at: Mapped[dt.datetime | None]
+
+
+class PaymentSync(Base):
+    """Per tenant: when its payment status was last read, and from when the next read
+    asks for changes."""
+
+    __tablename__ = "payment_syncs"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_sync_at: Mapped[dt.datetime | None]
+    changed_since: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

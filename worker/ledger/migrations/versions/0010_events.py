@@ -1,4 +1,5 @@
-"""events: the outbound event outbox, webhook endpoints and their deliveries
+"""events: the outbound event outbox, webhook endpoints and their deliveries, and the
+invoices whose payment status is read back from the books
 
 Revision ID: 0010_events
 Revises: 0007_access_scopes
@@ -80,8 +81,38 @@ def upgrade() -> None:
             op.f(f"ix_event_deliveries_{column}"), "event_deliveries", [column], unique=False
         )
 
+    op.create_table(
+        "tracked_invoices",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.Column("job_id", sa.String(length=64), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=False),
+        sa.Column("remote_id", sa.String(length=100), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=True),
+        sa.Column("remaining", sa.String(length=40), nullable=True),
+        sa.Column("paid", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tracked_invoices")),
+        sa.UniqueConstraint("job_id", name=op.f("uq_tracked_invoices_job_id")),
+    )
+    for column in ("tenant_id", "paid"):
+        op.create_index(
+            op.f(f"ix_tracked_invoices_{column}"), "tracked_invoices", [column], unique=False
+        )
+    op.create_table(
+        "payment_syncs",
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.Column("last_sync_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("changed_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_payment_syncs")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("payment_syncs")
+    op.drop_table("tracked_invoices")
     op.drop_table("event_deliveries")
     op.drop_table("webhook_endpoints")
     op.drop_table("events")
