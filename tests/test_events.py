@@ -349,3 +349,41 @@ def test_payment_registered_in_economic_becomes_invoice_paid(
         ec_sim.agreements[f"grant-{tenant}"].booked[number]["remainder"] = Decimal("0.00")
     assert payment_sync.sync_tenant(tenant) == ["invoice.paid"]
     assert payment_sync.sync_tenant(tenant) == []
+
+
+def test_cli_manages_endpoints_and_tails_events() -> None:
+    from typer.testing import CliRunner
+
+    from worker.cli import app
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(app, list(args))
+
+    tenant = unique("t")
+    added = run(
+        "webhooks", "endpoints", "add", "https://saas.example/hooks",
+        "--events", "job.booked,invoice.paid", "--tenant", tenant,
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    secret = added.output.strip().splitlines()[-1]
+    assert secret.startswith("whsec_")
+    [row] = [e for e in json.loads(run("webhooks", "endpoints", "list", "--json").output)
+             if e["tenant_id"] == tenant]  # fmt: skip
+    assert row["events"] == "job.booked invoice.paid" and secret not in str(row)
+    endpoint = str(row["id"])
+    assert run("webhooks", "endpoints", "disable", endpoint).exit_code == 0
+    assert run("webhooks", "endpoints", "enable", endpoint).exit_code == 0
+    rotated = run("webhooks", "endpoints", "rotate-secret", endpoint)
+    assert rotated.exit_code == 0 and rotated.output.strip().splitlines()[-1] != secret
+    bad = run("webhooks", "endpoints", "add", "https://x.example", "--events", "job.nope")
+    assert bad.exit_code == 1 and "job.nope" in bad.output
+    assert run("webhooks", "endpoints", "remove", endpoint).exit_code == 0
+    assert run("webhooks", "endpoints", "remove", endpoint).exit_code == 1
+
+    job_id = unique("job")
+    store.accept_job(job_id, tenant, unique("key"), "invoice", {})
+    store.transition(job_id, "cancelled", actor="test")
+    wait_for(lambda: events.feed(0, (), tenant), 10)
+    tail = run("events", "tail", "--tenant", tenant)
+    [line] = [json.loads(line) for line in tail.output.splitlines()]
+    assert line["type"] == "job.cancelled" and line["data"]["job_id"] == job_id
