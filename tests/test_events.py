@@ -387,3 +387,23 @@ def test_cli_manages_endpoints_and_tails_events() -> None:
     tail = run("events", "tail", "--tenant", tenant)
     [line] = [json.loads(line) for line in tail.output.splitlines()]
     assert line["type"] == "job.cancelled" and line["data"]["job_id"] == job_id
+
+
+def test_dashboard_shows_endpoint_deliveries_and_sends_one_again(
+    receiver: Receiver, browser_client: tuple[Any, str]
+) -> None:
+    client, csrf = browser_client
+    tenant, job_id = unique("t"), unique("job")
+    endpoint = subscribe(receiver, tenant)
+    store.accept_job(job_id, tenant, unique("key"), "invoice", {})
+    store.transition(job_id, "cancelled", actor="test")
+    wait_for(lambda: webhooks.run_deliveries() >= 0 and receiver.bodies(tenant), 30)
+    page = client.get("/webhooks")
+    assert page.status_code == 200
+    assert f"endpoint-{endpoint}" in page.text and "job.cancelled" in page.text
+    [delivery] = [d for d in webhooks.deliveries_of(endpoint)]
+    sent = client.post(f"/webhooks/deliveries/{delivery.id}/resend", data={"csrf_token": csrf})
+    assert sent.status_code == 303
+    wait_for(lambda: webhooks.run_deliveries() >= 0 and len(receiver.bodies(tenant)) == 2, 30)
+    first, second = receiver.accepted[-2:]
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]  # the same event

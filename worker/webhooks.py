@@ -425,3 +425,30 @@ def deliveries_of(endpoint_id: int, limit: int = 50) -> list[EventDelivery]:
             .limit(limit)
         )
         return list(db.scalars(query))
+
+
+def resend_delivery(delivery_id: int) -> None:
+    """Send a delivery again now (a delivered one too: receivers de-duplicate on the
+    `webhook-id`); it keeps its place in its tenant's order."""
+    with session() as db:
+        delivery = db.get(EventDelivery, delivery_id)
+        if delivery is None:
+            raise EndpointNotFound(f"no event delivery {delivery_id}")
+        delivery.status, delivery.next_attempt_at = "pending", utcnow()
+    kick()
+
+
+def endpoints_with_deliveries(limit: int = 20) -> list[tuple[WebhookEndpoint, list[Any]]]:
+    """For the dashboard: each endpoint and its latest deliveries with their events."""
+    found = []
+    with session() as db:
+        for endpoint in db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)):
+            query = (
+                select(EventDelivery, OutboundEvent)
+                .join(OutboundEvent, OutboundEvent.id == EventDelivery.event_pk)
+                .where(EventDelivery.endpoint_id == endpoint.id)
+                .order_by(EventDelivery.id.desc())
+                .limit(limit)
+            )
+            found.append((endpoint, list(db.execute(query).tuples())))
+    return found
