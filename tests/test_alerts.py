@@ -179,6 +179,7 @@ def test_dead_lettered_job_webhook_is_retried_and_its_deliveries_recorded(
 ) -> None:
     tenant = connect_ea_tenant("NO")
     line = {"description": "x", "quantity": "1", "unit_price": "10.1234", "vat_rate": "25"}
+    workers.receiver.fail_type = "job.failed"  # other tests' events use the same receiver
     workers.receiver.fail_next = 2
     job = settle(enqueue(invoice_job(tenant, unique("bad"), lines=[line])))
     assert job.state == "failed"
