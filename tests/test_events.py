@@ -407,3 +407,35 @@ def test_dashboard_shows_endpoint_deliveries_and_sends_one_again(
     wait_for(lambda: webhooks.run_deliveries() >= 0 and len(receiver.bodies(tenant)) == 2, 30)
     first, second = receiver.accepted[-2:]
     assert first.headers["webhook-id"] == second.headers["webhook-id"]  # the same event
+
+
+def test_endpoint_failing_for_a_day_is_marked_once_and_recovers(receiver: Receiver) -> None:
+    from worker.ledger.db import session
+    from worker.ledger.models import WebhookEndpoint
+
+    tenant, job_id = unique("t"), unique("job")
+    endpoint, secret = webhooks.add_endpoint("http://127.0.0.1:9/hooks", None, tenant)
+    receiver.secrets.append(secret)
+    store.accept_job(job_id, tenant, unique("key"), "invoice", {})
+    store.transition(job_id, "cancelled", actor="test")
+
+    def row() -> WebhookEndpoint:
+        [found] = [e for e in webhooks.list_endpoints() if e.id == endpoint.id]
+        return found
+
+    wait_for(lambda: webhooks.run_deliveries() >= 0 and row().failing_since is not None, 30)
+    [delivery] = webhooks.deliveries_of(endpoint.id)
+    assert not row().failing_alerted
+    with session() as db:
+        stored = db.get(WebhookEndpoint, endpoint.id)
+        assert stored is not None
+        stored.failing_since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=25)
+    assert webhooks.deliver_one(delivery.id, force=True) is None
+    assert row().failing_alerted
+    with session() as db:
+        stored = db.get(WebhookEndpoint, endpoint.id)
+        assert stored is not None
+        stored.url = receiver.url  # the receiver is back
+    assert webhooks.deliver_one(delivery.id, force=True) is True
+    assert row().failing_since is None and not row().failing_alerted
+    assert [b["data"]["job_id"] for b in receiver.bodies(tenant)] == [job_id]
