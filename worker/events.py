@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, insert, select
+from sqlalchemy import Connection, Table, delete, exists, func, insert, select
 
 from worker.ledger.db import engine
 from worker.ledger.models import (
@@ -247,23 +247,29 @@ def feed(
     after: int = 0, types: tuple[str, ...] = (), tenant: str | None = None, limit: int = 100
 ) -> list[OutboundEvent]:
     """Events after the cursor `after`, oldest first (settled ones only)."""
-    query = (
-        select(OutboundEvent)
-        .where(
-            OutboundEvent.id > after,
-            OutboundEvent.created_at <= utcnow() - dt.timedelta(seconds=SETTLE_SECONDS),
-        )
-        .order_by(OutboundEvent.id)
-        .limit(limit)
+    settled = utcnow() - dt.timedelta(seconds=SETTLE_SECONDS)
+    # The first event not settled yet ends the page, even one of other types or tenants:
+    # no cursor may pass an id whose transaction could still commit.
+    unsettled = select(func.min(EVENTS.c.id)).where(
+        EVENTS.c.id > after, EVENTS.c.created_at > settled
     )
-    if types:
-        query = query.where(OutboundEvent.type.in_(types))
-    if tenant:
-        query = query.where(OutboundEvent.tenant_id == tenant)
+    query = select(OutboundEvent).where(OutboundEvent.id > after).order_by(OutboundEvent.id)
     from worker.ledger.db import session
 
     with session() as db:
-        return list(db.scalars(query))
+        stop = db.scalar(unsettled)
+        if stop is not None:
+            query = query.where(OutboundEvent.id < stop)
+        if types:
+            query = query.where(OutboundEvent.type.in_(types))
+        if tenant:
+            query = query.where(OutboundEvent.tenant_id == tenant)
+        return list(db.scalars(query.limit(limit)))
+
+
+def aware(value: dt.datetime) -> dt.datetime:
+    """A timestamp read back from SQLite (naive, UTC) made comparable."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def purge_expired(retention_days: int) -> int:

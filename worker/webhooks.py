@@ -30,7 +30,7 @@ from standardwebhooks.webhooks import Webhook
 
 from worker import crypto
 from worker.alerts import SIGNATURE_HEADER, sign, webhook_backoff
-from worker.events import SETTLE_SECONDS, EventError, parse_types
+from worker.events import SETTLE_SECONDS, EventError, aware, parse_types
 from worker.ledger.db import session
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
 from worker.redis_client import get_redis
@@ -269,13 +269,20 @@ def _fan_out(endpoint_id: int) -> None:
     with session() as db:
         endpoint = _get(db, endpoint_id)
         query = (
-            select(OutboundEvent.id, OutboundEvent.type, OutboundEvent.tenant_id)
-            .where(OutboundEvent.id > endpoint.cursor, OutboundEvent.created_at <= settled)
+            select(
+                OutboundEvent.id,
+                OutboundEvent.type,
+                OutboundEvent.tenant_id,
+                OutboundEvent.created_at,
+            )
+            .where(OutboundEvent.id > endpoint.cursor)
             .order_by(OutboundEvent.id)
             .limit(5000)
         )
         types = set(endpoint.event_types.split())
-        for event_pk, kind, tenant_id in db.execute(query).tuples():
+        for event_pk, kind, tenant_id, created_at in db.execute(query).tuples():
+            if aware(created_at) > settled:
+                break  # this one and the ones after it: next run
             endpoint.cursor = event_pk
             if "*" not in types and kind not in types:
                 continue
