@@ -31,14 +31,29 @@ def refresh_tokens() -> int:
     retry_backoff_max=600,
 )
 def deliver_webhook(self: Task, delivery_id: int) -> bool:
-    from worker.alerts import deliver, mark_undeliverable
+    from worker.alerts import deliver, mark_undeliverable, webhook_backoff
 
     if deliver(delivery_id):
         return True
     if self.request.retries >= (self.max_retries or 0):
         mark_undeliverable(delivery_id)
         return False
-    raise self.retry(countdown=min(600, 2 ** (self.request.retries + 1)))
+    raise self.retry(countdown=webhook_backoff(self.request.retries + 1))
+
+
+@app.task(name="ledgerpush.maintenance.deliver_events")
+def deliver_events() -> int:
+    from worker.webhooks import run_deliveries
+
+    return run_deliveries()
+
+
+@app.task(name="ledgerpush.maintenance.purge_events")
+def purge_events() -> int:
+    from worker.events import purge_expired
+    from worker.settings import get_settings
+
+    return purge_expired(get_settings().event_retention_days)
 
 
 @app.task(name="ledgerpush.maintenance.refresh_tenant", bind=True, max_retries=6)
@@ -68,3 +83,27 @@ def purge() -> int:
     if not days:
         return 0
     return purge_settled(dt.timedelta(days=days)).jobs
+
+
+@app.task(name="ledgerpush.maintenance.sync_payments")
+def sync_payments() -> int:
+    """Queue a payment status sync of every tenant with open invoices (none: no call)."""
+    from worker.payment_sync import tenants_with_open_invoices
+
+    tenants = tenants_with_open_invoices()
+    for tenant_id in tenants:
+        sync_tenant_payments.delay(tenant_id)
+    return len(tenants)
+
+
+@app.task(name="ledgerpush.maintenance.sync_tenant_payments", bind=True, max_retries=3)
+def sync_tenant_payments(self: Task, tenant_id: str) -> int:
+    from worker.payment_sync import sync_tenant
+    from worker.providers.base import NeedsReauth, Transient
+
+    try:
+        return len(sync_tenant(tenant_id))
+    except NeedsReauth:
+        return 0  # the connection is broken (alerted already); the next interval tries
+    except Transient as exc:
+        raise self.retry(countdown=min(300, 10 * 2**self.request.retries), exc=exc) from None

@@ -42,7 +42,17 @@ class Receiver:
     server: ThreadingHTTPServer | None = None
     received: list[Received] = field(default_factory=list)
     fail_next: int = 0
+    #: When set, only posts of this event type are failed by `fail_next`.
+    fail_type: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fails(self, body: bytes) -> bool:
+        if self.fail_type is None:
+            return True
+        try:
+            return bool(json.loads(body).get("type") == self.fail_type)
+        except ValueError:
+            return False
 
     def start(self) -> Receiver:
         owner = self
@@ -53,7 +63,7 @@ class Receiver:
                 body = _decoded(raw, self.headers.get("Content-Encoding", ""))
                 status = 200
                 with owner.lock:
-                    if self.path == "/hooks" and owner.fail_next > 0:
+                    if self.path == "/hooks" and owner.fail_next > 0 and owner.fails(body):
                         owner.fail_next -= 1
                         status = 500
                     owner.received.append(Received(self.path, dict(self.headers), body))

@@ -15,7 +15,7 @@ from worker.jobs import job_id_for
 from worker.lease import JobLease
 from worker.ledger import store
 from worker.ledger.db import session
-from worker.ledger.models import RETRY_SCHEDULED, WebhookDelivery
+from worker.ledger.models import RETRY_SCHEDULED, OutboundEvent
 from worker.settings import get_settings
 
 
@@ -64,10 +64,13 @@ def webhooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
 
 
-def _failure_alerts(job_id: str) -> list[WebhookDelivery]:
+def _failure_alerts(job_id: str) -> list[OutboundEvent]:
+    """The job.failed events (delivered to LEDGERPUSH_WEBHOOK_URL and every subscriber)."""
     with session() as db:
-        rows = db.query(WebhookDelivery).filter(WebhookDelivery.event == "job.failed").all()
-        return [row for row in rows if row.payload["data"]["job_id"] == job_id]
+        query = db.query(OutboundEvent).filter(
+            OutboundEvent.type == "job.failed", OutboundEvent.job_id == job_id
+        )
+        return query.all()
 
 
 def test_unknown_tenant_is_dead_lettered_with_one_alert(webhooks: None) -> None:

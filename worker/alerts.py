@@ -114,19 +114,20 @@ def job_failed(job: Job) -> None:
         tags={"tenant": job.tenant_id, "provider": job.provider or "", "kind": job.kind},
         level="warning",
     )
+    # The `job.failed` webhook is an outbound event (worker/events.py), written with the
+    # state change and delivered to every subscribed endpoint.
+
+
+def webhook_endpoint_failing(endpoint_id: int, url: str, since: dt.datetime) -> None:
+    """A webhook endpoint has failed every delivery since `since` (alerted once)."""
+    _sentry(
+        f"Webhook endpoint {endpoint_id} failing since {since.isoformat()}",
+        fingerprint=["webhook-endpoint-failing", str(endpoint_id)],
+        tags={"endpoint": str(endpoint_id)},
+    )
     _webhook(
-        "job.failed",
-        {
-            "job_id": job.id,
-            "tenant_id": job.tenant_id,
-            "idempotency_key": job.idempotency_key,
-            "kind": job.kind,
-            "error": {
-                "category": job.error_category,
-                "code": job.error_code,
-                "message": job.error_message,
-            },
-        },
+        "system.webhook_endpoint_failing",
+        {"endpoint_id": endpoint_id, "url": url, "failing_since": since.isoformat()},
     )
 
 
@@ -189,10 +190,15 @@ def _send(delivery_id: int) -> bool:
     return True
 
 
+def webhook_backoff(attempt: int) -> float:
+    """Seconds to wait after the `attempt`th failed delivery of a webhook."""
+    return float(min(600, 2**attempt))
+
+
 def next_attempt_due(delivery: WebhookDelivery) -> dt.datetime:
     """When the next attempt of an undelivered delivery should have started at the
     latest: each attempt (up to 10 s) and the backoff of `deliver_webhook` after it."""
-    waited = sum(min(600, 2**number) + 10 for number in range(1, delivery.attempts + 1))
+    waited = sum(webhook_backoff(number) + 10 for number in range(1, delivery.attempts + 1))
     created = delivery.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=dt.UTC)
@@ -301,7 +307,10 @@ def deliver(delivery_id: int) -> bool:
         body = json.dumps(delivery.payload, sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "ledgerpush-webhooks"}
         if secret:
-            headers[SIGNATURE_HEADER] = sign(body, int(time.time()), secret)
+            from worker.webhooks import signed_headers
+
+            event_id = str(delivery.payload.get("id") or delivery.id)
+            headers = signed_headers(event_id, body, {"current": secret}, legacy=True)
         delivery.attempts += 1
         try:
             response = httpx.post(delivery.url, content=body, headers=headers, timeout=10)

@@ -114,6 +114,14 @@ def celery_config() -> dict[str, Any]:
                 "task": "ledgerpush.maintenance.reconcile",
                 "schedule": 30.0,
             },
+            # Event delivery is started when events are written; this catches up after
+            # an outage of the broker or Redis, and drops events past their retention.
+            "deliver-events": {"task": "ledgerpush.maintenance.deliver_events", "schedule": 15.0},
+            "purge-events": {"task": "ledgerpush.maintenance.purge_events", "schedule": 3600.0},
+            "sync-payments": {
+                "task": "ledgerpush.maintenance.sync_payments",
+                "schedule": settings.payment_sync_seconds,
+            },
         },
         "timezone": "UTC",
     }
@@ -175,9 +183,23 @@ def _drop_stale_bindings(**_: Any) -> None:
         logging.getLogger("ledgerpush.broker").warning("could not check queue bindings: %s", exc)
 
 
+def _sync_webhook_endpoint(**_: Any) -> None:
+    """LEDGERPUSH_WEBHOOK_URL receives every event from the start of the first worker
+    configured with it (a delivery run would only see it later)."""
+    import logging
+
+    from worker.webhooks import sync_settings_endpoint
+
+    try:
+        sync_settings_endpoint()
+    except Exception as exc:  # the ledger may be away: the first delivery run syncs
+        logging.getLogger("ledgerpush.webhooks").warning("webhook endpoint not synced: %s", exc)
+
+
 setup_logging.connect(_configure_logging, weak=False)
 worker_init.connect(_start_sentry, weak=False)
 worker_init.connect(_drop_stale_bindings, weak=False)
+worker_init.connect(_sync_webhook_endpoint, weak=False)
 beat_init.connect(_start_sentry, weak=False)
 
 

@@ -891,9 +891,11 @@ def tenants_allow_shared_company(
     )
 
 
+from worker.events_cli import tenants_sync as _tenants_sync  # noqa: E402
 from worker.web.cli import register as _register_web  # noqa: E402
 
 _register_web(app)
+tenants_app.command("sync")(_tenants_sync)
 
 
 def main() -> None:

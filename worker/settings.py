@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     )
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    # Outbound events (worker/events.py, worker/webhooks.py).
+    event_retention_days: int = Field(default=30, ge=1)
+    webhook_give_up_hours: float = Field(default=72.0, gt=0)
+    webhook_failing_hours: float = Field(default=24.0, gt=0)
+    payment_sync_seconds: float = Field(default=900.0, ge=10)
 
     @field_validator("redis_url")
     @classmethod

@@ -218,3 +218,92 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
     revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class OutboundEvent(Base):
+    """What happened, for producers: written in the same transaction as the change that
+    caused it (a transactional outbox), delivered by webhook and readable as a feed."""
+
+    __tablename__ = "events"
+
+    #: The feed's cursor: events are read in this order.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: The Standard Webhooks `webhook-id`, the same on every delivery of the event.
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(50), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    payload: Mapped[dict[str, Any]]
+
+
+class WebhookEndpoint(Base):
+    """A subscriber: the events it wants (space-separated types, or `*`), optionally of
+    one tenant, and its signing secrets (encrypted; during a rotation both sign)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(500))
+    event_types: Mapped[str] = mapped_column(String(500), default="*")
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    #: "api" for endpoints added by an operator, "settings" for LEDGERPUSH_WEBHOOK_URL.
+    source: Mapped[str] = mapped_column(String(20), default="api")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    secrets: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The last event id fanned out to this endpoint's deliveries.
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[dt.datetime | None]
+    failing_alerted: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EventDelivery(Base):
+    """One event to one endpoint: delivered in event order per tenant per endpoint."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (UniqueConstraint("endpoint_id", "event_pk"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    event_pk: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_response: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None]
+
+
+class TrackedInvoice(Base):
+    """An invoice ledgerpush booked whose payment status is read back from the books
+    (worker/payment_sync.py) until it is paid; `remaining` is a decimal string."""
+
+    __tablename__ = "tracked_invoices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    job_id: Mapped[str] = mapped_column(String(64), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    remote_id: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    remaining: Mapped[str | None] = mapped_column(String(40))
+    paid: Mapped[bool] = mapped_column(default=False, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    changed_at: Mapped[dt.datetime | None]
+
+
+class PaymentSync(Base):
+    """Per tenant: when its payment status was last read, and from when the next read
+    asks for changes."""
+
+    __tablename__ = "payment_syncs"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_sync_at: Mapped[dt.datetime | None]
+    changed_since: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -14,6 +14,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from worker import events
 from worker.ledger.db import engine, session
 from worker.ledger.models import (
     BOOKED,
@@ -147,13 +148,16 @@ def transition(
         job = db.get(Job, job_id, with_for_update=True)
         if job is None:
             raise JobNotFound(f"no job with id {job_id}")
-        _apply(db, job, to_state, actor, note, changes)
-        return job
+        wrote_event = _apply(db, job, to_state, actor, note, changes)
+    if wrote_event:
+        events.written()
+    return job
 
 
 def _apply(
     db: Session, job: Job, to_state: str, actor: str, note: str | None, changes: dict[str, Any]
-) -> None:
+) -> bool:
+    """Returns whether the change wrote an outbound event (in the same transaction)."""
     from_state = job.state
     for name, value in changes.items():
         setattr(job, name, value)
@@ -168,6 +172,10 @@ def _apply(
                 job_id=job.id, from_state=from_state, to_state=to_state, actor=actor, note=note
             )
         )
+    if to_state == from_state or to_state not in events.OUTCOME_STATES:
+        return False
+    row = {column.name: getattr(job, column.name) for column in JOBS.c}
+    return events.record_job_outcome(db.connection(), row, from_state, to_state)
 
 
 def update_job(job_id: str, **changes: Any) -> Job:
@@ -232,6 +240,12 @@ def advance(
         if from_state != to_state or note:
             event = {"job_id": job_id, "from_state": from_state, "to_state": to_state}
             conn.execute(_INSERT_EVENT, {**event, "actor": "worker", "note": note, "at": now})
+        wrote_event = from_state != to_state and to_state in events.OUTCOME_STATES
+        if wrote_event:
+            row = dict(conn.execute(_JOB_ROW, {"b_id": job_id}).mappings().one())
+            wrote_event = events.record_job_outcome(conn, row, from_state, to_state)
+    if wrote_event:
+        events.written()
 
 
 def begin_attempt(

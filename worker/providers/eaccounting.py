@@ -691,7 +691,8 @@ class EAccountingProvider:
             invoice = self.http.request(
                 "POST", f"/customerinvoicedrafts/{draft_id}/convert?keepOriginalDraftDate=true"
             ).json()
-            return {"id": invoice["Id"], "number": invoice.get("InvoiceNumber")}
+            booked = {"id": invoice["Id"], "number": invoice.get("InvoiceNumber")}
+            return {**booked, "totals": _booked_totals(invoice)}
         return self._pay(ctx)
 
     def _draft_body(self, ctx: StepContext) -> dict[str, Any]:
@@ -891,3 +892,18 @@ def _created_after(document: dict[str, Any], moment: dt.datetime | None) -> bool
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
     return stamp >= moment - CLOCK_SKEW
+
+
+def _booked_totals(invoice: dict[str, Any]) -> dict[str, str | None]:
+    """The booked invoice's totals in its own currency (for the job.booked event)."""
+    gross = invoice.get("TotalAmountInvoiceCurrency")
+    vat = invoice.get("TotalVatAmountInvoiceCurrency")
+    net = None
+    if gross is not None and vat is not None:
+        net = str(Decimal(str(gross)) - Decimal(str(vat)))
+    return {
+        "net": net,
+        "vat": None if vat is None else str(vat),
+        "gross": None if gross is None else str(gross),
+        "currency": invoice.get("CurrencyCode"),
+    }

@@ -829,7 +829,13 @@ class EconomicProvider:
         except Rejected as exc:
             exc.fields = self._document_fields(exc.fields, ctx)
             raise
-        return {"number": booked["bookedInvoiceNumber"]}
+        totals = {
+            "net": booked.get("netAmount"),
+            "vat": booked.get("vatAmount"),
+            "gross": booked.get("grossAmount"),
+            "currency": booked.get("currency"),
+        }
+        return {"number": booked["bookedInvoiceNumber"], "totals": totals}
 
     def _pay(self, ctx: StepContext) -> dict[str, Any]:
         payment = ctx.job.payment  # type: ignore[union-attr]

@@ -23,7 +23,15 @@ from worker.jobs import JOB_ADAPTER, FieldError
 from worker.ledger.db import session
 from worker.redis_client import get_redis
 from worker.settings import get_settings
-from worker.web import api, pages, poison_pages, session_pages, tenant_pages
+from worker.web import (
+    api,
+    event_pages,
+    events_api,
+    pages,
+    poison_pages,
+    session_pages,
+    tenant_pages,
+)
 from worker.web.access import JOBS_READ, TENANTS_ADMIN, Forbidden, allow, public
 from worker.web.access_log import access_log
 from worker.web.auth import CsrfRefused, NotAuthenticated, require_auth
@@ -224,6 +232,8 @@ def create_app() -> FastAPI:
     app.include_router(connect_callback_router)
     app.include_router(connect_router, dependencies=[Depends(require_auth), *allow(TENANTS_ADMIN)])
     app.include_router(api.router)
+    app.include_router(events_api.router)
+    app.include_router(event_pages.router)
     app.include_router(pages.router)
     app.include_router(poison_pages.router)
     app.include_router(tenant_pages.router)

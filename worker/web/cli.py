@@ -286,4 +286,8 @@ def register(app: typer.Typer) -> None:
     webhooks = typer.Typer(help="Alert webhook deliveries.", no_args_is_help=True)
     webhooks.command("list")(webhooks_list)
     webhooks.command("resend")(webhooks_resend)
+    from worker.events_cli import endpoints_app, events_app
+
+    webhooks.add_typer(endpoints_app, name="endpoints")
     app.add_typer(webhooks, name="webhooks")
+    app.add_typer(events_app, name="events")

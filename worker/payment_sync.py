@@ -1,0 +1,163 @@
+"""Payment status back from the books: `invoice.payment_changed` / `invoice.paid` when the
+remaining amount of an invoice ledgerpush booked changes in the accounting system (a
+payment registered by the bookkeeper or by bank reconciliation, a credit note applied).
+
+Per tenant and incremental: only invoices still open are asked about, so a tenant with
+none costs no call. eAccounting: the customer invoices changed since the last look
+(`modifiedSinceUtc`), compared on `RemainingAmountInvoiceCurrency`; e-conomic: each open
+booked invoice's `remainder`. Calls go through the provider's HTTP client, within the
+tenant's rate limits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Table, select, update
+
+from worker import events
+from worker.ledger.db import engine, session
+from worker.ledger.models import PaymentSync, TrackedInvoice, utcnow
+
+log = logging.getLogger("ledgerpush.payments")
+TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
+#: Read changes from a little before the last look: the clocks of two systems differ.
+OVERLAP = dt.timedelta(minutes=5)
+CENT = Decimal("0.01")
+
+
+def tenants_with_open_invoices() -> list[str]:
+    query = select(TrackedInvoice.tenant_id).where(TrackedInvoice.paid.is_(False)).distinct()
+    with session() as db:
+        return list(db.scalars(query))
+
+
+def open_invoices(tenant_id: str) -> list[TrackedInvoice]:
+    query = select(TrackedInvoice).where(
+        TrackedInvoice.tenant_id == tenant_id, TrackedInvoice.paid.is_(False)
+    )
+    with session() as db:
+        return list(db.scalars(query.order_by(TrackedInvoice.id)))
+
+
+def sync_tenant(tenant_id: str) -> list[str]:
+    """Read the tenant's open invoices' remaining amounts; returns the event types
+    written. Raises the provider's error when the books could not be read."""
+    tracked = open_invoices(tenant_id)
+    state = _state(tenant_id)
+    started = utcnow()
+    if not tracked:
+        _save_state(tenant_id, started, state.changed_since, None)
+        return []
+    from worker.providers import provider_for
+    from worker.tenants import get_tenant
+
+    tenant = get_tenant(tenant_id)
+    provider = provider_for(tenant)
+    since = state.changed_since or min(_aware(t.created_at) for t in tracked)
+    try:
+        seen = remaining_amounts(tenant.provider, provider, tracked, since - OVERLAP)
+    except Exception as exc:
+        _save_state(tenant_id, state.last_sync_at, state.changed_since, str(exc)[:500])
+        raise
+    written = _apply(tracked, seen)
+    _save_state(tenant_id, started, started, None)
+    if written:
+        events.written()
+    return written
+
+
+def remaining_amounts(
+    provider_name: str, provider: Any, tracked: list[TrackedInvoice], since: dt.datetime
+) -> dict[str, Decimal]:
+    """The remaining amount (invoice currency) of each tracked invoice the books report
+    as changed, by remote id."""
+    wanted = {t.remote_id for t in tracked}
+    found: dict[str, Decimal] = {}
+    if provider_name == "eaccounting":
+        # The reference lists this filter as its generated client's argument
+        # `modified_since_utc` (endpoints.json, GET /v2/customerinvoices); on the wire it is
+        # the spec's camel-case query name. Were it ignored, every sync would read all the
+        # company's invoices: slower, never wrong, since amounts are compared, not trusted.
+        params = {"modifiedSinceUtc": since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        for invoice in provider._collect("/customerinvoices", params):
+            key = str(invoice.get("Id"))
+            amount = invoice.get("RemainingAmountInvoiceCurrency", invoice.get("RemainingAmount"))
+            if key in wanted and amount is not None:
+                found[key] = _decimal(amount)
+        return found
+    for number in sorted(wanted):
+        booked = provider.http.get_json(f"/invoices/booked/{number}")
+        if booked.get("remainder") is not None:
+            found[number] = _decimal(booked["remainder"])
+    return found
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)).quantize(CENT)
+    except InvalidOperation:
+        raise ValueError(f"remaining amount {value!r} is not a number") from None
+
+
+def _apply(tracked: list[TrackedInvoice], seen: dict[str, Decimal]) -> list[str]:
+    """Each changed remaining amount and its event, in one transaction."""
+    written = []
+    now = utcnow()
+    with engine().begin() as conn:
+        for row in tracked:
+            remaining = seen.get(row.remote_id)
+            if remaining is None:
+                continue
+            before = None if row.remaining is None else Decimal(row.remaining)
+            if before is not None and before == remaining:
+                continue
+            paid = remaining <= 0
+            if before is not None:  # unknown before (not reported at booking): a baseline
+                current = {c.name: getattr(row, c.name) for c in TRACKED.c}
+                written.append(events.record_payment_change(conn, current, remaining))
+            conn.execute(
+                update(TRACKED)
+                .where(TRACKED.c.id == row.id)
+                .values(remaining=str(remaining), paid=paid, changed_at=now)
+            )
+    return written
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _state(tenant_id: str) -> PaymentSync:
+    with session() as db:
+        found = db.get(PaymentSync, tenant_id)
+        if found is None:
+            return PaymentSync(tenant_id=tenant_id)
+        if found.changed_since is not None:
+            found.changed_since = _aware(found.changed_since)
+        return found
+
+
+def _save_state(
+    tenant_id: str, synced: dt.datetime | None, since: dt.datetime | None, error: str | None
+) -> None:
+    with session() as db:
+        found = db.get(PaymentSync, tenant_id)
+        if found is None:
+            found = PaymentSync(tenant_id=tenant_id)
+            db.add(found)
+        found.last_sync_at, found.changed_since, found.last_error = synced, since, error
+
+
+def sync_status(tenant_id: str) -> dict[str, Any]:
+    """For the CLI: last sync, open invoices tracked, the last error."""
+    state = _state(tenant_id)
+    return {
+        "tenant_id": tenant_id,
+        "last_sync_at": state.last_sync_at.isoformat() if state.last_sync_at else None,
+        "open_invoices": len(open_invoices(tenant_id)),
+        "last_error": state.last_error,
+    }

@@ -1,0 +1,461 @@
+"""Webhook subscriptions and the delivery of outbound events (worker/events.py).
+
+Each endpoint gets the events it subscribed to, signed with the Standard Webhooks scheme
+(`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`; secrets `whsec_…`),
+at least once, in event order per tenant: a later event of a tenant waits until the
+earlier one is delivered or has given up (after `LEDGERPUSH_WEBHOOK_GIVE_UP_HOURS`).
+`LEDGERPUSH_WEBHOOK_URL`/`_SECRET` are one more endpoint, for every event.
+
+One delivery run at a time (a Redis lock): it fans new events out to each endpoint's
+deliveries, then sends every tenant's oldest due delivery per endpoint, in order.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from redis.exceptions import LockError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from standardwebhooks.webhooks import Webhook
+
+from worker import crypto
+from worker.alerts import SIGNATURE_HEADER, sign, webhook_backoff
+from worker.events import SETTLE_SECONDS, EventError, aware, parse_types
+from worker.ledger.db import session
+from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
+from worker.redis_client import get_redis
+from worker.settings import get_settings
+
+log = logging.getLogger("ledgerpush.webhooks")
+SETTINGS_SOURCE = "settings"
+KICK_KEY = "lp:events-kick"
+WAKEUP_KEY = "lp:events-wakeup"
+LOCK_KEY = "lp:events-delivery"
+RUN_BUDGET_SECONDS = 60.0
+DEFAULT_OVERLAP_HOURS = 24.0
+MAX_WAKEUP_SECONDS = 10.0
+
+
+class EndpointNotFound(LookupError):
+    pass
+
+
+# -- subscriptions ---------------------------------------------------------------------
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def _check_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise EventError(f"url: must start with http:// or https:// (got {url[:100]!r})")
+    if len(url) > 500:
+        raise EventError("url: at most 500 characters")
+    return url
+
+
+def add_endpoint(
+    url: str, types: str | None = None, tenant_id: str | None = None
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint, receiving events from now on; returns it and its secret (shown
+    once)."""
+    chosen = parse_types(types)
+    secret = new_secret()
+    with session() as db:
+        endpoint = WebhookEndpoint(
+            url=_check_url(url),
+            event_types=" ".join(chosen) or "*",
+            tenant_id=tenant_id or None,
+            source="api",
+            enabled=True,
+            secrets=crypto.encrypt_json({"current": secret}),
+            cursor=_last_event_id(db),
+            failing_alerted=False,
+        )
+        db.add(endpoint)
+        db.flush()
+    return endpoint, secret
+
+
+def _last_event_id(db: Session) -> int:
+    return int(db.scalar(select(func.coalesce(func.max(OutboundEvent.id), 0))) or 0)
+
+
+def list_endpoints() -> list[WebhookEndpoint]:
+    with session() as db:
+        return list(db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
+
+
+def set_enabled(endpoint_id: int, enabled: bool) -> WebhookEndpoint:
+    with session() as db:
+        endpoint = _get(db, endpoint_id)
+        endpoint.enabled = enabled
+        if enabled:
+            endpoint.failing_since, endpoint.failing_alerted = None, False
+        return endpoint
+
+
+def remove_endpoint(endpoint_id: int) -> None:
+    with session() as db:
+        endpoint = _get(db, endpoint_id)
+        for delivery in db.scalars(
+            select(EventDelivery).where(EventDelivery.endpoint_id == endpoint_id)
+        ):
+            db.delete(delivery)
+        db.delete(endpoint)
+
+
+def rotate_secret(endpoint_id: int, overlap_hours: float = DEFAULT_OVERLAP_HOURS) -> str:
+    """A new secret signs from now on; the old one also signs for `overlap_hours`."""
+    with session() as db:
+        endpoint = _get(db, endpoint_id)
+        if endpoint.source == SETTINGS_SOURCE:
+            raise EventError("id: this endpoint's secret is LEDGERPUSH_WEBHOOK_SECRET; change it")
+        old = crypto.decrypt_json(endpoint.secrets)["current"]
+        secret = new_secret()
+        until = utcnow() + dt.timedelta(hours=overlap_hours)
+        endpoint.secrets = crypto.encrypt_json(
+            {"current": secret, "previous": old, "previous_until": until.isoformat()}
+        )
+    return secret
+
+
+def _get(db: Session, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = db.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise EndpointNotFound(f"no webhook endpoint {endpoint_id}")
+    return endpoint
+
+
+def sync_settings_endpoint() -> None:
+    """LEDGERPUSH_WEBHOOK_URL as an endpoint for every event (from when it is first seen)."""
+    settings = get_settings()
+    url = settings.webhook_url
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    with session() as db:
+        rows = db.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.source == SETTINGS_SOURCE)
+        ).all()
+        found = None
+        for row in rows:
+            if row.url == url and url:
+                found = row
+            elif url:
+                row.enabled = False  # a URL no longer configured
+        if url and found is None:
+            found = WebhookEndpoint(
+                url=url, event_types="*", source=SETTINGS_SOURCE, enabled=True,
+                cursor=_last_event_id(db), failing_alerted=False, secrets=b"",
+            )  # fmt: skip
+            db.add(found)
+        if found is not None:
+            # The configured URL is on while configured (unset the variable to stop it).
+            found.enabled = True
+        if found is not None and secret:
+            current = found.secrets and crypto.decrypt_json(found.secrets).get("current")
+            if current != secret:
+                found.secrets = crypto.encrypt_json({"current": secret})
+
+
+# -- signing ---------------------------------------------------------------------------
+
+
+def _signer(secret: str) -> Webhook:
+    # A `whsec_` secret is base64 (Standard Webhooks); LEDGERPUSH_WEBHOOK_SECRET may be
+    # any text, whose bytes are then the key (`whsec_` + base64 of it, for a verifier).
+    return Webhook(secret if secret.startswith("whsec_") else secret.encode())
+
+
+def signing_secrets(stored: dict[str, Any], now: dt.datetime | None = None) -> list[str]:
+    """The current secret, and the previous one while its overlap lasts."""
+    now = now or utcnow()
+    found = [str(stored["current"])]
+    until = stored.get("previous_until")
+    if stored.get("previous") and until and dt.datetime.fromisoformat(until) > now:
+        found.append(str(stored["previous"]))
+    return found
+
+
+def signed_headers(
+    event_id: str, body: bytes, stored: dict[str, Any], legacy: bool = False
+) -> dict[str, str]:
+    now = utcnow()
+    text = body.decode()
+    signatures = [_signer(s).sign(event_id, now, text) for s in signing_secrets(stored, now)]
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "ledgerpush-webhooks",
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": " ".join(signatures),
+    }
+    if legacy:
+        # Deprecated; kept for one release for receivers of LEDGERPUSH_WEBHOOK_URL.
+        headers[SIGNATURE_HEADER] = sign(body, int(now.timestamp()), str(stored["current"]))
+    return headers
+
+
+# -- delivery --------------------------------------------------------------------------
+
+
+def kick() -> None:
+    """Have a delivery run start shortly (at most one queued per settle period; it
+    starts once the events written until then are settled)."""
+    if get_redis().set(KICK_KEY, 1, nx=True, px=int(SETTLE_SECONDS * 1000)):
+        _queue_run(SETTLE_SECONDS + 0.5)
+
+
+def _wake_up_in(seconds: float) -> None:
+    seconds = min(max(seconds, 1.0), MAX_WAKEUP_SECONDS)
+    if get_redis().set(WAKEUP_KEY, 1, nx=True, px=int(seconds * 1000)):
+        _queue_run(seconds)
+
+
+def _queue_run(countdown: float) -> None:
+    from tasks.maintenance import deliver_events
+
+    deliver_events.apply_async(countdown=countdown)
+
+
+def run_deliveries() -> int:
+    """One delivery run (skipped, and tried again shortly, while another is running);
+    returns how many deliveries succeeded."""
+    lock = get_redis().lock(LOCK_KEY, timeout=RUN_BUDGET_SECONDS + 60, blocking=False)
+    if not lock.acquire():
+        _wake_up_in(2.0)
+        return 0
+    try:
+        sync_settings_endpoint()
+        delivered = 0
+        deadline = time.monotonic() + RUN_BUDGET_SECONDS
+        for endpoint_id in _enabled_endpoint_ids():
+            _fan_out(endpoint_id)
+            for tenant in _tenants_pending(endpoint_id):
+                delivered += _deliver_stream(endpoint_id, tenant, deadline)
+                if time.monotonic() > deadline:
+                    _wake_up_in(1.0)  # the rest in the next run
+                    break
+        due = _next_due()
+        if due is not None:
+            _wake_up_in((due - utcnow()).total_seconds())
+        return delivered
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.warning("the event delivery run outlived its lock")
+
+
+def _enabled_endpoint_ids() -> list[int]:
+    with session() as db:
+        query = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
+        return list(db.scalars(query.order_by(WebhookEndpoint.id)))
+
+
+def _fan_out(endpoint_id: int) -> None:
+    """Deliveries for the settled events after the endpoint's cursor that it wants."""
+    settled = utcnow() - dt.timedelta(seconds=SETTLE_SECONDS)
+    with session() as db:
+        endpoint = _get(db, endpoint_id)
+        query = (
+            select(
+                OutboundEvent.id,
+                OutboundEvent.type,
+                OutboundEvent.tenant_id,
+                OutboundEvent.created_at,
+            )
+            .where(OutboundEvent.id > endpoint.cursor)
+            .order_by(OutboundEvent.id)
+            .limit(5000)
+        )
+        types = set(endpoint.event_types.split())
+        for event_pk, kind, tenant_id, created_at in db.execute(query).tuples():
+            if aware(created_at) > settled:
+                break  # this one and the ones after it: next run
+            endpoint.cursor = event_pk
+            if "*" not in types and kind not in types:
+                continue
+            if endpoint.tenant_id and endpoint.tenant_id != tenant_id:
+                continue
+            db.add(EventDelivery(endpoint_id=endpoint_id, event_pk=event_pk, tenant_id=tenant_id))
+
+
+def _tenants_pending(endpoint_id: int) -> list[str]:
+    query = (
+        select(EventDelivery.tenant_id)
+        .where(EventDelivery.endpoint_id == endpoint_id, EventDelivery.status == "pending")
+        .distinct()
+    )
+    with session() as db:
+        return list(db.scalars(query))
+
+
+def _next_due() -> dt.datetime | None:
+    with session() as db:
+        due = db.scalar(
+            select(func.min(EventDelivery.next_attempt_at)).where(EventDelivery.status == "pending")
+        )
+    if due is not None and due.tzinfo is None:
+        due = due.replace(tzinfo=dt.UTC)
+    return due
+
+
+@dataclass
+class _Attempt:
+    ok: bool
+    status_code: int | None
+    error: str | None
+    response: str | None
+
+
+def _deliver_stream(endpoint_id: int, tenant_id: str, deadline: float) -> int:
+    """The tenant's pending deliveries to the endpoint, oldest first, until one fails
+    (or the run's time is up)."""
+    delivered = 0
+    for delivery_id in _pending_in_order(endpoint_id, tenant_id):
+        if time.monotonic() > deadline:
+            break
+        outcome = deliver_one(delivery_id)
+        if outcome is None:
+            break  # not due yet, or failed now: later ones wait
+        delivered += int(outcome)
+    return delivered
+
+
+def _pending_in_order(endpoint_id: int, tenant_id: str) -> Iterator[int]:
+    query = (
+        select(EventDelivery.id)
+        .where(
+            EventDelivery.endpoint_id == endpoint_id,
+            EventDelivery.tenant_id == tenant_id,
+            EventDelivery.status == "pending",
+        )
+        .order_by(EventDelivery.event_pk)
+        .limit(500)
+    )
+    with session() as db:
+        ids = list(db.scalars(query))
+    yield from ids
+
+
+def deliver_one(delivery_id: int, force: bool = False) -> bool | None:
+    """Send one delivery if due (or `force`d): True when delivered, False when it gave up
+    (the next one may go), None when it waits (not due, or failed and retries later)."""
+    now = utcnow()
+    with session() as db:
+        delivery = db.get(EventDelivery, delivery_id)
+        if delivery is None or delivery.status == "delivered":
+            return True
+        due = delivery.next_attempt_at
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=dt.UTC)
+        if due > now and not force:
+            return None
+        endpoint = _get(db, delivery.endpoint_id)
+        event = db.get(OutboundEvent, delivery.event_pk)
+        assert event is not None
+        attempt = _post(endpoint, event)
+        delivery.attempts += 1
+        delivery.last_status_code = attempt.status_code
+        delivery.last_error = attempt.error
+        delivery.last_response = attempt.response
+        _note_health(endpoint, attempt.ok, now)
+        if attempt.ok:
+            delivery.status, delivery.delivered_at = "delivered", now
+            return True
+        created = (
+            event.created_at if event.created_at.tzinfo else event.created_at.replace(tzinfo=dt.UTC)
+        )
+        if now - created > dt.timedelta(hours=get_settings().webhook_give_up_hours):
+            delivery.status = "failed"
+            log.warning("gave up delivering event %s to endpoint %d", event.event_id, endpoint.id)
+            return False
+        delivery.next_attempt_at = now + dt.timedelta(seconds=webhook_backoff(delivery.attempts))
+        return None
+
+
+def _post(endpoint: WebhookEndpoint, event: OutboundEvent) -> _Attempt:
+    body = json.dumps(event.payload, sort_keys=True).encode()
+    stored = crypto.decrypt_json(endpoint.secrets)
+    legacy = endpoint.source == SETTINGS_SOURCE
+    headers = signed_headers(event.event_id, body, stored, legacy=legacy)
+    try:
+        response = httpx.post(endpoint.url, content=body, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        return _Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500], None)
+    ok = response.is_success
+    error = None if ok else f"HTTP {response.status_code}"
+    return _Attempt(ok, response.status_code, error, response.text[:1000])
+
+
+def _note_health(endpoint: WebhookEndpoint, ok: bool, now: dt.datetime) -> None:
+    """An endpoint failing for `LEDGERPUSH_WEBHOOK_FAILING_HOURS` is marked failing and
+    alerts once; its first success clears that."""
+    if ok:
+        endpoint.failing_since, endpoint.failing_alerted = None, False
+        return
+    if endpoint.failing_since is None:
+        endpoint.failing_since = now
+        return
+    since = endpoint.failing_since
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=dt.UTC)
+    hours = get_settings().webhook_failing_hours
+    if not endpoint.failing_alerted and now - since > dt.timedelta(hours=hours):
+        endpoint.failing_alerted = True
+        from worker.alerts import webhook_endpoint_failing
+
+        webhook_endpoint_failing(endpoint.id, endpoint.url, since)
+
+
+def is_failing(endpoint: WebhookEndpoint) -> bool:
+    return endpoint.failing_alerted
+
+
+def deliveries_of(endpoint_id: int, limit: int = 50) -> list[EventDelivery]:
+    with session() as db:
+        query = (
+            select(EventDelivery)
+            .where(EventDelivery.endpoint_id == endpoint_id)
+            .order_by(EventDelivery.id.desc())
+            .limit(limit)
+        )
+        return list(db.scalars(query))
+
+
+def resend_delivery(delivery_id: int) -> None:
+    """Send a delivery again now (a delivered one too: receivers de-duplicate on the
+    `webhook-id`); it keeps its place in its tenant's order."""
+    with session() as db:
+        delivery = db.get(EventDelivery, delivery_id)
+        if delivery is None:
+            raise EndpointNotFound(f"no event delivery {delivery_id}")
+        delivery.status, delivery.next_attempt_at = "pending", utcnow()
+    kick()
+
+
+def endpoints_with_deliveries(limit: int = 20) -> list[tuple[WebhookEndpoint, list[Any]]]:
+    """For the dashboard: each endpoint and its latest deliveries with their events."""
+    found = []
+    with session() as db:
+        for endpoint in db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)):
+            query = (
+                select(EventDelivery, OutboundEvent)
+                .join(OutboundEvent, OutboundEvent.id == EventDelivery.event_pk)
+                .where(EventDelivery.endpoint_id == endpoint.id)
+                .order_by(EventDelivery.id.desc())
+                .limit(limit)
+            )
+            found.append((endpoint, list(db.execute(query).tuples())))
+    return found
