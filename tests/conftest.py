@@ -153,8 +153,10 @@ def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-#: The API facts the simulators are built from: ../shared/reference, beside the repository.
-REFERENCE = ROOT.parent / "shared" / "reference"
+#: The API facts the simulators are built from: ../shared/reference beside the repository,
+#: or the copy in tests/reference when the repository is cloned on its own.
+SHARED_REFERENCE = ROOT.parent / "shared" / "reference"
+REFERENCE = SHARED_REFERENCE if SHARED_REFERENCE.is_dir() else ROOT / "tests" / "reference"
 
 
 def in_ci() -> bool:
