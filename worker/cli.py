@@ -335,7 +335,7 @@ def _enqueue_all(entries: list[_Entry], progress: Progress) -> tuple[int, int]:
         for number, where, item in entries:
             current = number
             try:
-                print(enqueue_job(_parse_entry(item)), flush=True)
+                job_id = enqueue_job(_parse_entry(item))
             except JobValidationError as exc:  # the contract, or a limit of the tenant's system
                 bad += 1
                 _report_invalid(where, exc)
@@ -344,7 +344,9 @@ def _enqueue_all(entries: list[_Entry], progress: Progress) -> tuple[int, int]:
                 reason = f"{_broker_address()} is unreachable ({detail})"
                 raise _Stopped(reason, _BROKER_UNREACHABLE, done, bad, current) from None
             else:
-                done += 1
+                # Counted before it is printed: an interrupt in between resumes after it.
+                done, current = done + 1, number + 1
+                print(job_id, flush=True)
             progress.advance(task)
     except KeyboardInterrupt:
         raise _Stopped("interrupted", _INTERRUPTED, done, bad, current) from None
