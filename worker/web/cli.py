@@ -93,15 +93,20 @@ def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
 
 def users_remove(username: str) -> None:
-    """Delete an operator account: it can no longer sign in."""
+    """Delete an operator account: it can no longer sign in, and its open dashboard
+    sessions end at once."""
     from worker.web.accounts import AccountError, remove_user
 
     try:
-        remove_user(username)
+        ended = remove_user(username)
     except AccountError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"user {username} removed")
+    console.print(f"user {username} removed; {_sessions_text(ended)} ended")
+
+
+def _sessions_text(count: int) -> str:
+    return f"{count} open session{'' if count == 1 else 's'}"
 
 
 def users_set_password(
@@ -110,7 +115,8 @@ def users_set_password(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
 ) -> None:
-    """Set a new password for an operator account."""
+    """Set a new password for an operator account; its open dashboard sessions end, so
+    it signs in again with the new password."""
     from worker.web.accounts import AccountError, set_password
 
     if password_stdin:
@@ -118,11 +124,11 @@ def users_set_password(
     else:
         password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
     try:
-        set_password(username, password)
+        ended = set_password(username, password)
     except AccountError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"password of user {username} changed")
+    console.print(f"password of user {username} changed; {_sessions_text(ended)} ended")
 
 
 def users_set_role(username: str, role: str) -> None:
