@@ -150,7 +150,7 @@ def apikeys_create(
         typer.Option(
             "--scope",
             help="Repeat or comma-separate: jobs:write (submit, read its own jobs), jobs:read, "
-            "jobs:operate (retry, replay, cancel), tenants:admin (mapping, connect). "
+            "jobs:operate (retry, replay, cancel), tenants:admin (mapping, connect, rebind, tenant actions). "
             "Default: jobs:write.",
         ),
     ] = None,
