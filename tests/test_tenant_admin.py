@@ -5,6 +5,7 @@ command line. Real database and Redis, the real app and CLI."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -195,3 +196,23 @@ def test_api_tenant_admin_needs_the_scope_and_is_documented(api: TestClient) -> 
     paths = api.get("/api/openapi.json").json()["paths"]
     assert "post" in paths["/api/tenants/{tenant_id}/rebind"]
     assert "put" in paths["/api/tenants/{tenant_id}/company-sharing"]
+
+
+def test_tenants_show_lists_the_audit_trail_newest_first() -> None:
+    tenant_id = make_tenant()
+    assert run("tenants", "disable", tenant_id).exit_code == 0
+    assert run("tenants", "enable", tenant_id).exit_code == 0
+
+    shown = run("tenants", "show", tenant_id, "--json")
+
+    assert shown.exit_code == 0, shown.output
+    events = json.loads(shown.output)["events"]
+    assert [e["action"] for e in events] == ["enabled", "disabled"]
+    assert events[0]["actor"].startswith("cli")
+
+
+def test_jobs_list_refuses_a_limit_below_one() -> None:
+    result = run("jobs", "list", "--limit", "0")
+
+    assert result.exit_code == 2
+    assert "--limit" in result.output

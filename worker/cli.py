@@ -417,7 +417,7 @@ def _job_dict(job: Any) -> dict[str, Any]:
 def jobs_list(
     tenant: Annotated[str | None, typer.Option()] = None,
     state: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List jobs, newest first."""
@@ -720,11 +720,16 @@ def tenants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 @tenants_app.command("show")
 def tenants_show(tenant_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show one tenant (never its credentials)."""
+    """Show one tenant (never its credentials), with its recent audit trail."""
+    from worker import binding
     from worker.tenants import UnknownTenant, get_tenant
 
     try:
         data = _tenant_dict(get_tenant(tenant_id))
+        data["events"] = [
+            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "note": e.note}
+            for e in binding.events(tenant_id, limit=20)
+        ]
     except UnknownTenant as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
