@@ -4,6 +4,7 @@ change applies to sessions already open. Real Redis, the real app, the real CLI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -117,3 +118,22 @@ def test_a_role_change_applies_to_open_sessions(anon: TestClient) -> None:
     assert anon.post(retry, data={"csrf_token": csrf}).status_code != 403
     assert run("users", "set-role", name, "viewer").exit_code == 0
     assert anon.post(retry, data={"csrf_token": csrf}).status_code == 403
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example"])
+def test_sign_in_does_not_redirect_to_another_site_through_control_characters(
+    anon: TestClient, target: str
+) -> None:
+    name = unique("op")
+    add_user(name, PASSWORD)
+    page = anon.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+
+    response = anon.post(
+        "/login",
+        data={"username": name, "password": PASSWORD, "csrf_token": token.group(1), "next": target},
+    )
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
