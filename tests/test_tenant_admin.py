@@ -216,3 +216,20 @@ def test_jobs_list_refuses_a_limit_below_one() -> None:
 
     assert result.exit_code == 2
     assert "--limit" in result.output
+
+
+def test_cli_json_times_carry_the_utc_offset_on_every_database() -> None:
+    import datetime as dt
+
+    tenant_id = make_tenant()
+    make_job(tenant_id)
+    assert run("tenants", "disable", tenant_id).exit_code == 0
+
+    jobs = json.loads(run("jobs", "list", "--tenant", tenant_id, "--json").output)
+    shown = json.loads(run("tenants", "show", tenant_id, "--json").output)
+    keys = json.loads(run("apikeys", "list", "--json").output)
+
+    stamps = [jobs[0]["created_at"], jobs[0]["updated_at"], shown["events"][0]["at"]]
+    stamps += [k["created_at"] for k in keys[:3]]
+    for stamp in stamps:
+        assert dt.datetime.fromisoformat(stamp).utcoffset() == dt.timedelta(0), stamp

@@ -392,6 +392,8 @@ def enqueue(
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
+    from worker.ledger.models import iso_utc
+
     return {
         "id": job.id,
         "tenant_id": job.tenant_id,
@@ -408,8 +410,8 @@ def _job_dict(job: Any) -> dict[str, Any]:
         }
         if job.error_code
         else None,
-        "created_at": job.created_at.isoformat(),
-        "updated_at": job.updated_at.isoformat(),
+        "created_at": iso_utc(job.created_at),
+        "updated_at": iso_utc(job.updated_at),
     }
 
 
@@ -512,6 +514,7 @@ def jobs_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one job with its history and attempts."""
+    from worker.ledger.models import iso_utc
     from worker.ledger.store import JobNotFound, attempts_of, events_of, get_job
 
     try:
@@ -523,7 +526,7 @@ def jobs_show(
     data["payload"] = job.payload
     data["history"] = [
         {
-            "at": e.at.isoformat(),
+            "at": iso_utc(e.at),
             "from": e.from_state,
             "to": e.to_state,
             "by": e.actor,
@@ -671,6 +674,8 @@ def tenants_add(
 
 
 def _tenant_dict(tenant: Any) -> dict[str, Any]:
+    from worker.ledger.models import iso_utc
+
     return {
         "id": tenant.id,
         "provider": tenant.provider,
@@ -679,9 +684,7 @@ def _tenant_dict(tenant: Any) -> dict[str, Any]:
         "connection_state": tenant.connection_state,
         "reason": tenant.connection_reason,
         "has_credentials": tenant.credentials is not None,
-        "token_expires_at": tenant.token_expires_at.isoformat()
-        if tenant.token_expires_at
-        else None,
+        "token_expires_at": iso_utc(tenant.token_expires_at),
         "mapping": tenant.mapping,
         "capabilities": tenant.capabilities,
         **_company_dict(tenant),
@@ -689,8 +692,7 @@ def _tenant_dict(tenant: Any) -> dict[str, Any]:
 
 
 def _company_dict(tenant: Any) -> dict[str, Any]:
-    def when(value: Any) -> str | None:
-        return value.isoformat() if value else None
+    from worker.ledger.models import iso_utc as when
 
     return {
         "company": tenant.company,
@@ -722,12 +724,13 @@ def tenants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 def tenants_show(tenant_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show one tenant (never its credentials), with its recent audit trail."""
     from worker import binding
+    from worker.ledger.models import iso_utc
     from worker.tenants import UnknownTenant, get_tenant
 
     try:
         data = _tenant_dict(get_tenant(tenant_id))
         data["events"] = [
-            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "note": e.note}
+            {"at": iso_utc(e.at), "actor": e.actor, "action": e.action, "note": e.note}
             for e in binding.events(tenant_id, limit=20)
         ]
     except UnknownTenant as exc:

@@ -172,6 +172,7 @@ def apikeys_create(
 
 def apikeys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List API keys (name, prefix, last use; never the keys)."""
+    from worker.ledger.models import iso_utc
     from worker.web.accounts import list_api_keys
 
     if as_json:
@@ -180,8 +181,8 @@ def apikeys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
                 "name": k.name,
                 "prefix": k.prefix,
                 "scopes": list(k.scopes),
-                "created_at": k.created_at.isoformat(),
-                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+                "created_at": iso_utc(k.created_at),
+                "last_used_at": iso_utc(k.last_used_at),
                 "revoked": k.revoked,
             }
             for k in list_api_keys()
@@ -218,6 +219,7 @@ def apikeys_revoke(name_or_prefix: str) -> None:
 
 def _delivery_dict(delivery: Any) -> dict[str, Any]:
     from worker.alerts import subject_of
+    from worker.ledger.models import iso_utc
 
     tenant, job = subject_of(delivery)
     return {
@@ -229,8 +231,8 @@ def _delivery_dict(delivery: Any) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
-        "created_at": delivery.created_at.isoformat(),
-        "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+        "created_at": iso_utc(delivery.created_at),
+        "delivered_at": iso_utc(delivery.delivered_at),
     }
 
 
