@@ -137,3 +137,18 @@ def test_sign_in_does_not_redirect_to_another_site_through_control_characters(
 
     assert response.status_code == 303
     assert response.headers["location"] == "/"
+
+
+def test_a_session_started_before_the_per_user_list_is_ended_too(anon: TestClient) -> None:
+    name = unique("op")
+    add_user(name, PASSWORD)
+    sign_in(anon, name)
+    get_redis().delete(f"lp:web:user-sessions:{name}")  # as before an upgrade
+    assert signed_in(anon)  # a request lists it again
+
+    assert (
+        run("users", "set-password", name, "--password-stdin", stdin="x-new-password\n").exit_code
+        == 0
+    )
+
+    assert not signed_in(anon)

@@ -112,8 +112,13 @@ def _session_principal(token: str) -> Principal | None:
     role = role_of(username)
     if role is None:
         return None
-    redis.expire(key, SESSION_TTL)
-    redis.expire(_user_sessions_key(username), SESSION_TTL)
+    index = _user_sessions_key(username)
+    with redis.pipeline() as pipe:
+        pipe.expire(key, SESSION_TTL)
+        # Also lists sessions started before the per-user list existed.
+        pipe.sadd(index, key)
+        pipe.expire(index, SESSION_TTL)
+        pipe.execute()
     csrf = data.get(b"csrf", b"").decode()
     return Principal(username, "session", csrf, ROLE_SCOPES[role], role)
 
