@@ -233,3 +233,27 @@ def test_cli_json_times_carry_the_utc_offset_on_every_database() -> None:
     stamps += [k["created_at"] for k in keys[:3]]
     for stamp in stamps:
         assert dt.datetime.fromisoformat(stamp).utcoffset() == dt.timedelta(0), stamp
+
+
+def test_the_rebind_button_moves_only_to_the_company_its_page_named(
+    browser_client: tuple[TestClient, str],
+) -> None:
+    client, csrf = browser_client
+    tenant_id = make_tenant()
+    _refused(tenant_id, "new-2", "New AS")
+    page = client.get(f"/tenants/{tenant_id}/rebind").text
+    assert 'name="company_id" value="new-2"' in page
+    _refused(tenant_id, "other-3", "Other AS")  # another refused connect meanwhile
+
+    stale = client.post(
+        f"/tenants/{tenant_id}/rebind", data={"csrf_token": csrf, "company_id": "new-2"}
+    )
+
+    assert stale.status_code == 409
+    assert "Other AS" in stale.text
+    assert get_tenant(tenant_id).company_id == "old-1"
+    moved = client.post(
+        f"/tenants/{tenant_id}/rebind", data={"csrf_token": csrf, "company_id": "other-3"}
+    )
+    assert moved.status_code == 303
+    assert get_tenant(tenant_id).company_id == "other-3"

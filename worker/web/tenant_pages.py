@@ -195,13 +195,18 @@ def confirm_rebind(request: Request, tenant_id: str) -> Response:
 
 @router.post("/tenants/{tenant_id}/rebind", dependencies=allow(TENANTS_ADMIN))
 def rebind(
-    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
+    request: Request,
+    tenant_id: str,
+    principal: Annotated[Principal, Depends(require_auth)],
+    company_id: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
+    """`company_id` is the company the confirmation page named: if another refused connect
+    replaced it meanwhile, the move is refused rather than made to a company not shown."""
     context = _tenant_context(tenant_id)
     if context is None:
         return _missing(request, tenant_id)
     try:
-        _, new = binding.rebind(tenant_id, principal.actor)
+        _, new = binding.rebind(tenant_id, principal.actor, expected=company_id)
     except TenantError as exc:
         context.update(errors=[str(exc)])
         return render(request, "tenant.html", context, 409)
