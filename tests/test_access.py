@@ -61,6 +61,11 @@ EXPECTED = {
     ("POST", "/jobs/{job_id}/{action}"): (JOBS_OPERATE,),
     ("POST", "/bulk/retry"): (JOBS_OPERATE,),
     ("GET", "/jobs/{job_id}"): (JOBS_READ,),
+    ("POST", "/api/tenants/{tenant_id}/rebind"): (TENANTS_ADMIN,),
+    ("PUT", "/api/tenants/{tenant_id}/company-sharing"): (TENANTS_ADMIN,),
+    ("POST", "/tenants/{tenant_id}/disable"): (TENANTS_ADMIN,),
+    ("POST", "/tenants/{tenant_id}/enable"): (TENANTS_ADMIN,),
+    ("POST", "/tenants/{tenant_id}/remove"): (TENANTS_ADMIN,),
 }
 
 

@@ -73,7 +73,7 @@ def web_url(base_env: dict[str, str]) -> Iterator[str]:
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            wait_for(lambda: _healthy(url) or process.poll() is not None, 30)
+            wait_for(lambda: _healthy(url) or process.poll() is not None, 90)
             assert process.poll() is None, (ARTIFACTS / "web.log").read_text()[-3000:]
             yield url
         finally:
@@ -83,7 +83,7 @@ def web_url(base_env: dict[str, str]) -> Iterator[str]:
 
 def _healthy(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        return httpx.get(f"{url}/health", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -413,3 +413,26 @@ def test_operator_fixes_and_reinjects_a_poison_message(
     job_id = job_id_for(tenant, job["idempotency_key"])
     page.wait_for_url(f"{web_url}/jobs/{job_id}")
     assert _settled(job_id, "booked", "failed").state == "booked"
+
+
+def test_disable_and_enable_a_tenant_from_its_page(page: Any, web_url: str) -> None:
+    from worker.tenants import get_tenant
+
+    tenant = connect_ea_tenant("NO")
+    page.goto(f"{web_url}/tenants/{tenant}")
+
+    page.click("#disable")
+    assert "its jobs wait" in page.inner_text("#action-text")
+    assert get_tenant(tenant).connection_state == "connected"  # nothing until confirmed
+    page.click("#confirm")
+    page.wait_for_url(f"{web_url}/tenants/{tenant}")
+
+    assert "disabled" in page.inner_text(".flash")
+    assert "is disabled" in page.inner_text("#disabled-box")
+    assert "disabled" in page.inner_text("#tenant-events")
+    page.click("#enable")
+    page.click("#confirm")
+    page.wait_for_url(f"{web_url}/tenants/{tenant}")
+    assert get_tenant(tenant).connection_state == "connected"
+    assert "enabled" in page.inner_text("#tenant-events")
+    assert page.locator("#disable").is_visible()

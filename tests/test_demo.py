@@ -40,3 +40,19 @@ def test_demo_once_settles_every_job(tmp_path: Path) -> None:
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert len(json.loads(listed.stdout)) == 46
+
+
+def test_a_stack_process_that_does_not_come_up_is_named_with_its_log(tmp_path: Path) -> None:
+    import socket
+
+    import pytest
+
+    from worker.localstack import wait_until_up
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    log_file = tmp_path / "web.log"
+    with pytest.raises(RuntimeError) as refused:
+        wait_until_up(f"http://127.0.0.1:{port}/health", timeout=0.5, log_file=log_file)
+    assert str(log_file) in str(refused.value)

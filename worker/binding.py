@@ -266,9 +266,12 @@ def _reload(tenant_id: str) -> Tenant:
         return tenant
 
 
-def rebind(tenant_id: str, actor: str) -> tuple[Company | None, Company]:
+def rebind(
+    tenant_id: str, actor: str, expected: str | None = None
+) -> tuple[Company | None, Company]:
     """Move the tenant to the company last refused for it; (from, to). The tenant's
-    cached references are dropped, and it must connect again with the new company."""
+    cached references are dropped, and it must connect again with the new company.
+    `expected`: the id of the company the caller confirmed; refused if it is another."""
     with session() as db:
         tenant = db.get(Tenant, tenant_id, with_for_update=True)
         if tenant is None:
@@ -278,6 +281,11 @@ def rebind(tenant_id: str, actor: str) -> tuple[Company | None, Company]:
             raise TenantError(
                 f"tenant {tenant_id!r} has no refused company to move to: have the customer "
                 "connect with the other company first (it is refused and named here)"
+            )
+        if expected is not None and expected != target.id:
+            raise TenantError(
+                f"the company to move tenant {tenant_id!r} to is now {target.label()}, "
+                f"not id {expected!r}; confirm that company instead"
             )
         holder = holder_of(tenant, target, db)
         if holder and not tenant.company_sharing_allowed:

@@ -394,6 +394,8 @@ def enqueue(
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
+    from worker.ledger.models import iso_utc
+
     return {
         "id": job.id,
         "tenant_id": job.tenant_id,
@@ -410,8 +412,8 @@ def _job_dict(job: Any) -> dict[str, Any]:
         }
         if job.error_code
         else None,
-        "created_at": job.created_at.isoformat(),
-        "updated_at": job.updated_at.isoformat(),
+        "created_at": iso_utc(job.created_at),
+        "updated_at": iso_utc(job.updated_at),
     }
 
 
@@ -419,7 +421,7 @@ def _job_dict(job: Any) -> dict[str, Any]:
 def jobs_list(
     tenant: Annotated[str | None, typer.Option()] = None,
     state: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option()] = 50,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List jobs, newest first."""
@@ -514,6 +516,7 @@ def jobs_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one job with its history and attempts."""
+    from worker.ledger.models import iso_utc
     from worker.ledger.store import JobNotFound, attempts_of, events_of, get_job
 
     try:
@@ -525,7 +528,7 @@ def jobs_show(
     data["payload"] = job.payload
     data["history"] = [
         {
-            "at": e.at.isoformat(),
+            "at": iso_utc(e.at),
             "from": e.from_state,
             "to": e.to_state,
             "by": e.actor,
@@ -673,6 +676,8 @@ def tenants_add(
 
 
 def _tenant_dict(tenant: Any) -> dict[str, Any]:
+    from worker.ledger.models import iso_utc
+
     return {
         "id": tenant.id,
         "provider": tenant.provider,
@@ -681,9 +686,7 @@ def _tenant_dict(tenant: Any) -> dict[str, Any]:
         "connection_state": tenant.connection_state,
         "reason": tenant.connection_reason,
         "has_credentials": tenant.credentials is not None,
-        "token_expires_at": tenant.token_expires_at.isoformat()
-        if tenant.token_expires_at
-        else None,
+        "token_expires_at": iso_utc(tenant.token_expires_at),
         "mapping": tenant.mapping,
         "capabilities": tenant.capabilities,
         **_company_dict(tenant),
@@ -691,8 +694,7 @@ def _tenant_dict(tenant: Any) -> dict[str, Any]:
 
 
 def _company_dict(tenant: Any) -> dict[str, Any]:
-    def when(value: Any) -> str | None:
-        return value.isoformat() if value else None
+    from worker.ledger.models import iso_utc as when
 
     return {
         "company": tenant.company,
@@ -722,11 +724,17 @@ def tenants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 @tenants_app.command("show")
 def tenants_show(tenant_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show one tenant (never its credentials)."""
+    """Show one tenant (never its credentials), with its recent audit trail."""
+    from worker import binding
+    from worker.ledger.models import iso_utc
     from worker.tenants import UnknownTenant, get_tenant
 
     try:
         data = _tenant_dict(get_tenant(tenant_id))
+        data["events"] = [
+            {"at": iso_utc(e.at), "actor": e.actor, "action": e.action, "note": e.note}
+            for e in binding.events(tenant_id, limit=20)
+        ]
     except UnknownTenant as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None

@@ -246,6 +246,7 @@ def settled(expected: int) -> bool:
 
 def run(once: bool, as_json: bool, timeout: float = 300) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from worker.demo_view import live_progress, outcome_table
 
@@ -266,7 +267,7 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
         engine()
         start_process(stack, ["web", "--port", str(web_port)], "web")
         start_process(stack, ["worker", "--concurrency", "16"], "worker")
-        wait_until_up(f"{web_url}/health")
+        wait_until_up(f"{web_url}/health", log_file=home / "web.log")
         console.print(f"dashboard: [bold]{web_url}[/bold]  (user admin, password demo)")
         connect_tenants(stack)
         revoke_one_tenant(stack)
@@ -290,6 +291,9 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
     except KeyboardInterrupt:
         console.print("stopping the demo's processes")
         return 130
+    except RuntimeError as exc:  # a process of the stack did not start
+        console.print(f"[red]{escape(str(exc))}[/red]")
+        return 1
     finally:
         localstack.stop(stack)
         if redis is not None:

@@ -97,16 +97,18 @@ def start_process(stack: LocalStack, args: list[str], name: str) -> subprocess.P
     return process
 
 
-def wait_until_up(url: str, timeout: float = 30) -> None:
+def wait_until_up(url: str, timeout: float = 90, log_file: Path | None = None) -> None:
+    """Generous: on a busy machine a process takes a while to import and start."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code < 500:
+            if httpx.get(url, timeout=5).status_code < 500:
                 return
         time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up; see the logs in the stack's home")
+    where = f"see {log_file}" if log_file else "see the logs in the stack's home"
+    raise RuntimeError(f"{url} did not come up within {timeout:.0f} s; {where}")
 
 
 def connect_eaccounting(stack: LocalStack, tenant_id: str, country: str, company: str) -> None:

@@ -1,4 +1,5 @@
-"""Operator actions on tenants: disable, enable, remove. Each is logged with who did it."""
+"""Operator actions on tenants: disable, enable, remove. Each is recorded in the tenant's
+audit trail (`tenant_events`, shown on the tenant page) with who did it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 from sqlalchemy import delete, func, select
 
+from worker.binding import audit
 from worker.ledger.db import session
 from worker.ledger.models import (
     CONNECTED,
@@ -14,6 +16,7 @@ from worker.ledger.models import (
     TERMINAL_STATES,
     Job,
     Tenant,
+    TenantEvent,
 )
 from worker.tenants import TenantError, UnknownTenant, get_tenant, set_connection
 
@@ -22,9 +25,10 @@ log = logging.getLogger("ledgerpush.audit")
 
 def disable_tenant(tenant_id: str, actor: str) -> Tenant:
     """The tenant's jobs are parked (waiting_for_reauth) until it is enabled again."""
-    get_tenant(tenant_id)
-    set_connection(tenant_id, DISABLED, f"disabled by {actor}")
-    log.info("tenant %s disabled by %s", tenant_id, actor)
+    was = get_tenant(tenant_id).connection_state
+    if set_connection(tenant_id, DISABLED, f"disabled by {actor}"):
+        audit(tenant_id, actor, "disabled", f"was {was}; its jobs wait until it is enabled")
+        log.info("tenant %s disabled by %s", tenant_id, actor)
     return get_tenant(tenant_id)
 
 
@@ -34,10 +38,14 @@ def enable_tenant(tenant_id: str, actor: str) -> Tenant:
     if tenant.connection_state != DISABLED:
         raise TenantError(f"tenant {tenant_id} is not disabled (it is {tenant.connection_state})")
     if tenant.credentials is None:
-        set_connection(tenant_id, NEEDS_REAUTH, "no credentials; connect it")
+        changed = set_connection(tenant_id, NEEDS_REAUTH, "no credentials; connect it")
+        note = "no credentials stored: it must connect"
     else:
-        set_connection(tenant_id, CONNECTED)
-    log.info("tenant %s enabled by %s", tenant_id, actor)
+        changed = set_connection(tenant_id, CONNECTED)
+        note = "connected again"
+    if changed:
+        audit(tenant_id, actor, "enabled", note)
+        log.info("tenant %s enabled by %s", tenant_id, actor)
     return get_tenant(tenant_id)
 
 
@@ -63,6 +71,9 @@ def remove_tenant(tenant_id: str, actor: str) -> None:
     with session() as db:
         if not db.execute(delete(Tenant).where(Tenant.id == tenant_id)).rowcount:  # type: ignore[attr-defined]
             raise UnknownTenant(f"no tenant {tenant_id!r}")
+        # Kept after the tenant is gone: the trail says who removed it, and when.
+        note = "tenant and its credentials deleted; its settled jobs stay in the ledger"
+        db.add(TenantEvent(tenant_id=tenant_id, actor=actor[:100], action="removed", note=note))
     from worker.refcache import invalidate
 
     invalidate(tenant_id)

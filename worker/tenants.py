@@ -120,9 +120,16 @@ def set_connection(tenant_id: str, state: str, reason: str | None = None) -> boo
 
 
 def reconnect(tenant_id: str, credentials: dict[str, Any]) -> bool:
-    """Store fresh credentials and mark the tenant connected; True if it was not."""
+    """Store fresh credentials and mark the tenant connected; True if it was not. A tenant
+    an operator disabled stays disabled: a customer's connect link does not enable it."""
     store_credentials(tenant_id, credentials)
-    return set_connection(tenant_id, CONNECTED)
+    with session() as db:
+        result = db.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id, Tenant.connection_state.not_in((CONNECTED, DISABLED)))
+            .values(connection_state=CONNECTED, connection_reason=None, updated_at=utcnow())
+        )
+        return bool(getattr(result, "rowcount", 0))
 
 
 def needs_reauth(tenant: Tenant) -> bool:

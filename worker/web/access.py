@@ -23,7 +23,7 @@ SCOPE_TEXT = {
     JOBS_WRITE: "submit jobs and read the jobs this key sent",
     JOBS_READ: "read every job and tenant",
     JOBS_OPERATE: "retry, replay and cancel jobs; resend webhooks; refresh references",
-    TENANTS_ADMIN: "change mappings, connect and rebind tenants",
+    TENANTS_ADMIN: "change mappings; connect, rebind, disable, enable and remove tenants",
 }
 DEFAULT_KEY_SCOPES = (JOBS_WRITE,)
 

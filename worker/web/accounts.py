@@ -68,11 +68,19 @@ def add_user(username: str, password: str, role: str = DEFAULT_ROLE) -> None:
         raise AccountError(f"user {username!r} already exists") from None
 
 
-def set_password(username: str, password: str) -> None:
+def set_password(username: str, password: str) -> int:
+    """A new password; the user's open sessions end. Returns how many ended."""
     if len(password) < 8:
         raise AccountError("the password must have at least 8 characters")
     with session() as db:
         _user(db, username).password_hash = _hasher.hash(password)
+    return _end_sessions(username)
+
+
+def _end_sessions(username: str) -> int:
+    from worker.web.auth import end_user_sessions  # auth imports this module
+
+    return end_user_sessions(username)
 
 
 def _role(role: str) -> str:
@@ -95,9 +103,11 @@ def set_role(username: str, role: str) -> None:
         _user(db, username).role = role
 
 
-def remove_user(username: str) -> None:
+def remove_user(username: str) -> int:
+    """Delete the account and end its open sessions; returns how many ended."""
     with session() as db:
         db.delete(_user(db, username))
+    return _end_sessions(username)
 
 
 def role_of(username: str) -> str | None:

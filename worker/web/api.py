@@ -16,16 +16,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from worker import operations, safejson
+from worker import binding, operations, safejson
 from worker.jobs import KINDS, FieldError, JobValidationError
 from worker.ledger import store
 from worker.ledger.models import JOB_STATES, Job
 from worker.mapping import MappingError
 from worker.mapping import validate as validate_mapping
 from worker.refcache import invalidate
-from worker.tenants import PROVIDERS, UnknownTenant, update_mapping
+from worker.tenants import PROVIDERS, TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, JOBS_WRITE, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.batch import BatchOut, BatchRefused, read_batch, submit_batch
@@ -311,4 +311,57 @@ def put_mapping(
         return field_problems([FieldError(field=exc.key or "mapping", message=str(exc))])
     invalidate(tenant_id)
     log.info("mapping of tenant %s replaced by %s", tenant_id, principal.actor)
+    return tenant_out(tenant_health(tenant_id)[0])
+
+
+class RebindIn(BaseModel):
+    company_id: str = Field(
+        max_length=200,
+        description="id of the company to move to: the tenant's refused company "
+        "(`company_refused.id`), named to confirm it",
+    )
+
+
+class SharingIn(BaseModel):
+    allowed: bool = Field(description="true: may bind a company another tenant is bound to")
+
+
+@router.post(
+    "/tenants/{tenant_id}/rebind",
+    response_model=TenantOut,
+    responses=REFUSED,
+    dependencies=allow(TENANTS_ADMIN),
+    summary="Move a tenant to the company last refused for it",
+)
+def rebind_tenant(
+    tenant_id: str, body: RebindIn, principal: Annotated[Principal, Depends(require_auth)]
+) -> Any:
+    """As `ledgerpush tenants rebind`: the tenant books into its refused company from now
+    on (audited); its cached references are dropped and it stays `needs_reauth` until the
+    customer connects again with that company. 409 when there is no refused company, it is
+    not the one named, or another tenant is bound to it and sharing is not allowed."""
+    try:
+        binding.rebind(tenant_id, principal.actor, expected=body.company_id)
+    except UnknownTenant as exc:
+        return problem(str(exc), 404)
+    except TenantError as exc:
+        return problem(str(exc), 409)
+    return tenant_out(tenant_health(tenant_id)[0])
+
+
+@router.put(
+    "/tenants/{tenant_id}/company-sharing",
+    response_model=TenantOut,
+    responses=NOT_FOUND,
+    dependencies=allow(TENANTS_ADMIN),
+    summary="Allow (or stop allowing) a tenant to share a company with another tenant",
+)
+def put_company_sharing(
+    tenant_id: str, body: SharingIn, principal: Annotated[Principal, Depends(require_auth)]
+) -> Any:
+    """As `ledgerpush tenants allow-shared-company [--revoke]` (audited)."""
+    try:
+        binding.allow_sharing(tenant_id, principal.actor, allowed=body.allowed)
+    except UnknownTenant as exc:
+        return problem(str(exc), 404)
     return tenant_out(tenant_health(tenant_id)[0])

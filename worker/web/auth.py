@@ -1,7 +1,9 @@
 """Who is asking: a signed-in operator (session cookie) or a producer (bearer API key).
 
 Sessions live in Redis (`lp:web:session:<sha256 of the cookie>`), so signing out ends
-them everywhere and any number of web processes share them. Each session has a CSRF
+them everywhere and any number of web processes share them. Each user's sessions are
+also listed under `lp:web:user-sessions:<username>`, so removing the user or setting
+their password ends all of them at once. Each session has a CSRF
 token; every unsafe request made with the cookie must send it back, as the form field
 `csrf_token` or the `X-CSRF-Token` header (htmx sends the header). Requests with a
 bearer API key carry no ambient credentials, so they need no CSRF token.
@@ -59,18 +61,44 @@ def _session_key(token: str) -> str:
     return "lp:web:session:" + hashlib.sha256(token.encode()).hexdigest()
 
 
+def _user_sessions_key(username: str) -> str:
+    return "lp:web:user-sessions:" + username
+
+
 def start_session(username: str) -> str:
     """A new session (a new id at every sign-in: no fixation); returns the cookie value."""
     token = secrets.token_urlsafe(32)
     key = _session_key(token)
-    redis = get_redis()
-    redis.hset(key, mapping={"user": username, "csrf": secrets.token_urlsafe(32)})
-    redis.expire(key, SESSION_TTL)
+    index = _user_sessions_key(username)
+    with get_redis().pipeline() as pipe:
+        pipe.hset(key, mapping={"user": username, "csrf": secrets.token_urlsafe(32)})
+        pipe.expire(key, SESSION_TTL)
+        pipe.sadd(index, key)
+        pipe.expire(index, SESSION_TTL)
+        pipe.execute()
     return token
 
 
 def end_session(token: str) -> None:
-    get_redis().delete(_session_key(token))
+    key = _session_key(token)
+    redis = get_redis()
+    user = redis.hget(key, "user")
+    redis.delete(key)
+    if isinstance(user, bytes):
+        redis.srem(_user_sessions_key(user.decode()), key)
+
+
+def end_user_sessions(username: str) -> int:
+    """End every open session of this user (removed, or a new password); how many."""
+    index = _user_sessions_key(username)
+    redis = get_redis()
+    keys: set[bytes] = redis.smembers(index)  # type: ignore[assignment]
+    with redis.pipeline() as pipe:
+        for key in keys:
+            pipe.delete(key)
+        pipe.delete(index)
+        ended = pipe.execute()[:-1]
+    return sum(int(n) for n in ended)
 
 
 def _session_principal(token: str) -> Principal | None:
@@ -84,7 +112,13 @@ def _session_principal(token: str) -> Principal | None:
     role = role_of(username)
     if role is None:
         return None
-    redis.expire(key, SESSION_TTL)
+    index = _user_sessions_key(username)
+    with redis.pipeline() as pipe:
+        pipe.expire(key, SESSION_TTL)
+        # Also lists sessions started before the per-user list existed.
+        pipe.sadd(index, key)
+        pipe.expire(index, SESSION_TTL)
+        pipe.execute()
     csrf = data.get(b"csrf", b"").decode()
     return Principal(username, "session", csrf, ROLE_SCOPES[role], role)
 

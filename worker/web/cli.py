@@ -93,15 +93,20 @@ def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
 
 def users_remove(username: str) -> None:
-    """Delete an operator account: it can no longer sign in."""
+    """Delete an operator account: it can no longer sign in, and its open dashboard
+    sessions end at once."""
     from worker.web.accounts import AccountError, remove_user
 
     try:
-        remove_user(username)
+        ended = remove_user(username)
     except AccountError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"user {username} removed")
+    console.print(f"user {username} removed; {_sessions_text(ended)} ended")
+
+
+def _sessions_text(count: int) -> str:
+    return f"{count} open session{'' if count == 1 else 's'}"
 
 
 def users_set_password(
@@ -110,7 +115,8 @@ def users_set_password(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
 ) -> None:
-    """Set a new password for an operator account."""
+    """Set a new password for an operator account; its open dashboard sessions end, so
+    it signs in again with the new password."""
     from worker.web.accounts import AccountError, set_password
 
     if password_stdin:
@@ -118,11 +124,11 @@ def users_set_password(
     else:
         password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
     try:
-        set_password(username, password)
+        ended = set_password(username, password)
     except AccountError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"password of user {username} changed")
+    console.print(f"password of user {username} changed; {_sessions_text(ended)} ended")
 
 
 def users_set_role(username: str, role: str) -> None:
@@ -144,7 +150,7 @@ def apikeys_create(
         typer.Option(
             "--scope",
             help="Repeat or comma-separate: jobs:write (submit, read its own jobs), jobs:read, "
-            "jobs:operate (retry, replay, cancel), tenants:admin (mapping, connect). "
+            "jobs:operate (retry, replay, cancel), tenants:admin (mapping, connect, rebind, tenant actions). "
             "Default: jobs:write.",
         ),
     ] = None,
@@ -166,6 +172,7 @@ def apikeys_create(
 
 def apikeys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List API keys (name, prefix, last use; never the keys)."""
+    from worker.ledger.models import iso_utc
     from worker.web.accounts import list_api_keys
 
     if as_json:
@@ -174,8 +181,8 @@ def apikeys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
                 "name": k.name,
                 "prefix": k.prefix,
                 "scopes": list(k.scopes),
-                "created_at": k.created_at.isoformat(),
-                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+                "created_at": iso_utc(k.created_at),
+                "last_used_at": iso_utc(k.last_used_at),
                 "revoked": k.revoked,
             }
             for k in list_api_keys()
@@ -212,6 +219,7 @@ def apikeys_revoke(name_or_prefix: str) -> None:
 
 def _delivery_dict(delivery: Any) -> dict[str, Any]:
     from worker.alerts import subject_of
+    from worker.ledger.models import iso_utc
 
     tenant, job = subject_of(delivery)
     return {
@@ -223,8 +231,8 @@ def _delivery_dict(delivery: Any) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error,
-        "created_at": delivery.created_at.isoformat(),
-        "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+        "created_at": iso_utc(delivery.created_at),
+        "delivered_at": iso_utc(delivery.delivered_at),
     }
 
 

@@ -240,11 +240,20 @@ WAITING_FOR_REAUTH = Explanation(
 )
 
 
-def explain_job(job: Any) -> Explanation | None:
+TENANT_DISABLED = Explanation(
+    "The tenant is disabled",
+    "The job is parked: an operator disabled its tenant, so nothing is booked for it. "
+    "Nothing was lost.",
+    "An admin enables the tenant (its page, or ledgerpush tenants enable); the job resumes "
+    "on its own then. Reconnecting does not enable it.",
+)
+
+
+def explain_job(job: Any, tenant_disabled: bool = False) -> Explanation | None:
     # A parked job may still carry the error of an earlier attempt (e.g. waiting for its
     # invoice); what holds it now is the tenant's connection.
     if job.state == "waiting_for_reauth":
-        return WAITING_FOR_REAUTH
+        return TENANT_DISABLED if tenant_disabled else WAITING_FOR_REAUTH
     return explain(job.error_category, job.error_code, job.error_message, job.error_fields)
 
 

@@ -14,8 +14,15 @@ from worker import alerts, circuit, operations
 from worker.auth import app_credentials
 from worker.jobs import KINDS
 from worker.ledger import store
-from worker.ledger.models import BOOKED, CANCELLED, JOB_STATES, WAITING_FOR_REAUTH, utcnow
-from worker.tenants import PROVIDERS, list_tenants
+from worker.ledger.models import (
+    BOOKED,
+    CANCELLED,
+    DISABLED,
+    JOB_STATES,
+    WAITING_FOR_REAUTH,
+    utcnow,
+)
+from worker.tenants import PROVIDERS, find_tenant, list_tenants
 from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.explain import explain, explain_error, explain_job
@@ -178,17 +185,27 @@ def _reconnect_link(job: Any) -> str | None:
     return shareable_connect_link(job.tenant_id) if job.state == WAITING_FOR_REAUTH else None
 
 
+def _held_by_disable(job: Any) -> bool:
+    """A parked job whose tenant an operator disabled: enabling it, not a reconnect, helps."""
+    if job.state != WAITING_FOR_REAUTH:
+        return False
+    tenant = find_tenant(job.tenant_id)
+    return tenant is not None and tenant.connection_state == DISABLED
+
+
 def _job_context(job_id: str) -> dict[str, Any] | None:
     job = store.find_job(job_id)
     if job is None:
         return None
     attempts = store.attempts_of(job.id)
+    disabled = _held_by_disable(job)
     return {
         "offered": available_actions(job),
-        "connect_link": _reconnect_link(job),
+        "connect_link": None if disabled else _reconnect_link(job),
+        "tenant_disabled": disabled,
         "job": job,
         "provider": providers_of([job]).get(job.tenant_id),
-        "plain": explain_job(job),
+        "plain": explain_job(job, tenant_disabled=disabled),
         "events": store.events_of(job.id),
         "attempts": attempts,
         "provider_said": _last_provider_answer(attempts),

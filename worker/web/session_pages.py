@@ -32,8 +32,12 @@ protected = APIRouter(include_in_schema=False, dependencies=[Depends(require_aut
 
 
 def _safe_next(target: str | None) -> str:
-    """Only local paths, so the sign-in page cannot be used to redirect elsewhere."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only local paths, so the sign-in page cannot be used to redirect elsewhere. Control
+    characters are refused too: browsers drop tabs and newlines from a URL, so `/<tab>/host`
+    would become `//host`, another site."""
+    if not target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return "/"
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
 

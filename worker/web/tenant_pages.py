@@ -195,13 +195,18 @@ def confirm_rebind(request: Request, tenant_id: str) -> Response:
 
 @router.post("/tenants/{tenant_id}/rebind", dependencies=allow(TENANTS_ADMIN))
 def rebind(
-    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
+    request: Request,
+    tenant_id: str,
+    principal: Annotated[Principal, Depends(require_auth)],
+    company_id: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
+    """`company_id` is the company the confirmation page named: if another refused connect
+    replaced it meanwhile, the move is refused rather than made to a company not shown."""
     context = _tenant_context(tenant_id)
     if context is None:
         return _missing(request, tenant_id)
     try:
-        _, new = binding.rebind(tenant_id, principal.actor)
+        _, new = binding.rebind(tenant_id, principal.actor, expected=company_id)
     except TenantError as exc:
         context.update(errors=[str(exc)])
         return render(request, "tenant.html", context, 409)
@@ -235,3 +240,100 @@ def company_sharing(
     verdict = "may" if allow == "yes" else "may no longer"
     flash(request, f"Tenant {verdict} bind a company another tenant is bound to.")
     return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+
+
+TENANT_ACTIONS: dict[str, tuple[str, str]] = {
+    "disable": (
+        "Disable tenant",
+        "Nothing more is booked for this tenant: its jobs wait (parked) until it is enabled "
+        "again. Its credentials are kept.",
+    ),
+    "enable": (
+        "Enable tenant",
+        "The tenant books again and its parked jobs resume (or, without stored credentials, "
+        "it waits for a connect).",
+    ),
+    "remove": (
+        "Remove tenant",
+        "The tenant and its stored credentials are deleted. Its settled jobs stay in the "
+        "ledger, so a late duplicate is still recognised. Refused while any job is unsettled.",
+    ),
+}
+
+
+def _confirm_tenant_action(request: Request, tenant_id: str, action: str) -> Response:
+    context = _tenant_context(tenant_id)
+    if context is None:
+        return _missing(request, tenant_id)
+    title, text = TENANT_ACTIONS[action]
+    context.update(action=action, title=title, text=text)
+    return render(request, "tenant_action.html", context)
+
+
+def _tenant_action(request: Request, tenant_id: str, action: str, actor: str) -> Response:
+    from worker.connections import resume_parked_jobs
+    from worker.tenant_admin import disable_tenant, enable_tenant, remove_tenant
+
+    try:
+        if action == "disable":
+            disable_tenant(tenant_id, actor)
+            flash(request, f"Tenant disabled by {actor}; its jobs wait until it is enabled.")
+        elif action == "enable":
+            enable_tenant(tenant_id, actor)
+            resumed = resume_parked_jobs(tenant_id, actor)
+            flash(request, f"Tenant enabled by {actor}; {resumed} parked jobs resumed.")
+        else:
+            remove_tenant(tenant_id, actor)
+            flash(request, f"Tenant {tenant_id} removed by {actor}.")
+            return RedirectResponse("/tenants", status_code=303)
+    except UnknownTenant:
+        return _missing(request, tenant_id)
+    except TenantError as exc:
+        context = _tenant_context(tenant_id)
+        if context is None:
+            return _missing(request, tenant_id)
+        context.update(errors=[str(exc)])
+        return render(request, "tenant.html", context, 409)
+    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+
+
+@router.get(
+    "/tenants/{tenant_id}/disable", response_class=HTMLResponse, dependencies=allow(TENANTS_ADMIN)
+)
+def confirm_disable(request: Request, tenant_id: str) -> Response:
+    return _confirm_tenant_action(request, tenant_id, "disable")
+
+
+@router.post("/tenants/{tenant_id}/disable", dependencies=allow(TENANTS_ADMIN))
+def disable(
+    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
+) -> Response:
+    return _tenant_action(request, tenant_id, "disable", principal.actor)
+
+
+@router.get(
+    "/tenants/{tenant_id}/enable", response_class=HTMLResponse, dependencies=allow(TENANTS_ADMIN)
+)
+def confirm_enable(request: Request, tenant_id: str) -> Response:
+    return _confirm_tenant_action(request, tenant_id, "enable")
+
+
+@router.post("/tenants/{tenant_id}/enable", dependencies=allow(TENANTS_ADMIN))
+def enable(
+    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
+) -> Response:
+    return _tenant_action(request, tenant_id, "enable", principal.actor)
+
+
+@router.get(
+    "/tenants/{tenant_id}/remove", response_class=HTMLResponse, dependencies=allow(TENANTS_ADMIN)
+)
+def confirm_remove(request: Request, tenant_id: str) -> Response:
+    return _confirm_tenant_action(request, tenant_id, "remove")
+
+
+@router.post("/tenants/{tenant_id}/remove", dependencies=allow(TENANTS_ADMIN))
+def remove(
+    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
+) -> Response:
+    return _tenant_action(request, tenant_id, "remove", principal.actor)
