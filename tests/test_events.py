@@ -28,10 +28,11 @@ from tests.conftest import (
 )
 from worker import crypto, events, payment_sync, webhooks
 from worker.connections import tenant_needs_reauth
+from worker.jobs import parse_job
 from worker.ledger import store
 from worker.ledger.models import OutboundEvent
 from worker.operations import ActionRefused, cancel
-from worker.producer import enqueue
+from worker.producer import enqueue, send
 
 pytest_plugins = ["tests.web_fixtures"]
 
@@ -149,7 +150,9 @@ def test_every_job_event_type_from_a_real_run(
     subscribe(receiver, tenant)
     booked = settled(enqueue(invoice_job(tenant, unique("ok"))), "booked")
     line = {"description": "x", "quantity": "1", "unit_price": "10.1234", "vat_rate": "25"}
-    failed = settled(enqueue(invoice_job(tenant, unique("bad"), lines=[line])), "failed")
+    # Sent raw, past the check at the door: the worker fails it before any write.
+    bad = parse_job(invoice_job(tenant, unique("bad"), lines=[line]))
+    failed = settled(send(bad.model_dump(mode="json"), bad.kind, bad.job_id), "failed")
     # A credit note of an invoice never sent waits (not ready) until cancelled.
     credit = {"original_idempotency_key": unique("none"), "issue_date": "2026-11-21"}
     waiting = enqueue(
@@ -184,7 +187,7 @@ def test_every_job_event_type_from_a_real_run(
     assert totals["currency"] == invoice["CurrencyCode"]
 
     failure = by_type["job.failed"]["data"]
-    assert failure["job_id"] == failed.id and failure["error"]["category"] == "rejected"
+    assert failure["job_id"] == failed.id and failure["error"]["category"] == "invalid"
     assert failure["explanation"]["title"] and failure["explanation"]["fix"]
     assert by_type["job.cancelled"]["data"]["job_id"] == waiting
     assert by_type["job.waiting_for_reauth"]["data"]["job_id"] == parked.id

@@ -786,6 +786,7 @@ class EAccountingProvider:
             for d in drafts
             if _created_after(d, ctx.intent_at)
             and d.get("InvoiceCurrencyCode", document["currency"]) == document["currency"]
+            and (d.get("YourReference") or None) == (document["reference"] or None)
             and _row_fingerprint(d.get("Rows") or []) == wanted
         ]
 

@@ -1319,7 +1319,8 @@ class EconomicSimulator:
             token = grant_token or self._grant_token(number, country)
             if token in self.agreements:
                 raise ValueError(f"grant token {token!r} is already in use")
-            ref = seed.build_reference(country, number)
+            # Seeded by its place in this simulator: the same set-up gives the same data.
+            ref = seed.build_reference(country, 700001 + len(self.agreements))
             agreement = Agreement(token, number, country, names, ref, copy.deepcopy(ref))
             self.agreements[token] = agreement
         return token
