@@ -235,7 +235,8 @@ def test_second_401_after_a_fresh_token_parks_the_tenant_without_looping(
         job = settle(enqueue(invoice_job(tenant)))
     assert (job.state, job.error_code) == ("waiting_for_reauth", "token_refused")
     assert refreshes(tenant) == 1
-    [attempt] = attempts_of(job.id)
+    # The job is parked before its attempt is closed with the calls it made.
+    [attempt] = wait_for(lambda: [a for a in attempts_of(job.id) if a.ended_at is not None])
     assert [c["status"] for c in attempt.calls] == [401]  # one call: 401, refresh, replay, 401
     assert get_tenant(tenant).connection_state == "needs_reauth"
 
