@@ -63,6 +63,8 @@ FAULTS = (
 DEFAULT_FAULTS = ("worker-kill", "redis-restart", "provider")
 #: Faults that last a window of `--window` seconds, and the event that starts each.
 WINDOWS = {"db-outage": "db-outage", "db-readonly": "db-readonly", "provider-outage": "outage"}
+#: Seconds an event waits for its share of settled jobs before it happens anyway.
+EVENT_PATIENCE = 20.0
 POISON_EVERY = 40  # one malformed message among this many jobs (at least one of each kind)
 #: The reconciler's patience with a retry whose message went missing (e.g. published
 #: while Redis was down); production uses worker.reconciler.LOST_RETRY_GRACE.
@@ -849,7 +851,7 @@ def _drive(chaos: Chaos, console: Console, timeout: float) -> bool:
             # Spread the events over the run: each waits for its share of settled jobs.
             target = total * number / (len(events) + 1)
             waited = time.monotonic()
-            while update() < target and time.monotonic() - waited < 30:
+            while update() < target and time.monotonic() - waited < EVENT_PATIENCE:
                 chaos.supervise(say)
                 time.sleep(chaos.rng.uniform(0.05, 0.3))
             if event == "kill":
