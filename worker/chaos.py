@@ -452,6 +452,20 @@ class Chaos:
         self._again_while_away(lambda: get_redis().lpush(queue, raw), f"poison {number}")
         self.report.poison_sent += 1
 
+    def poison_settled(self) -> bool:
+        """Every poison message pushed is in the poison list, or none can still get there
+        (the job queues are empty)."""
+        from worker.app import QUEUES
+        from worker.redis_client import get_redis
+
+        try:
+            if self.quarantined() >= self.report.poison_sent:
+                return True
+            return not any(get_redis().llen(queue) for queue in QUEUES)
+        except Exception as exc:  # Redis may be away for a moment
+            log.warning("poison count: %s", exc)
+            return False
+
     def quarantined(self) -> int:
         """The run's poison messages that are in `ledgerpush.poison`."""
         from worker import poison
@@ -866,7 +880,7 @@ def _drive(chaos: Chaos, console: Console, timeout: float) -> bool:
         quiet = 0
         while time.monotonic() < deadline:
             chaos.supervise(say)
-            done = update() >= total and chaos.quarantined() >= chaos.report.poison_sent
+            done = update() >= total and chaos.poison_settled()
             quiet = quiet + 1 if done else 0
             if quiet >= 3:
                 return True
