@@ -1,4 +1,5 @@
-"""`ledgerpush chaos` as CI runs it: a few hundred jobs, workers and Redis killed."""
+"""`ledgerpush chaos` as CI runs it: a few hundred jobs, workers and Redis killed; and a
+short run on PostgreSQL with every fault of the matrix."""
 
 from __future__ import annotations
 
@@ -7,46 +8,122 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from tests.conftest import create_postgres_database, drop_postgres_database, postgres_admin_url
+import pytest
+
+from tests.conftest import (
+    create_postgres_database,
+    drop_postgres_database,
+    needs,
+    postgres_admin_url,
+)
+from worker import poison
+from worker.app import INVOICE_TASK, PAYMENT_TASK
+from worker.chaos import DEFAULT_FAULTS, FAULTS, parse_faults
+from worker.chaos_faults import POISON_MAKERS, poison_message, poisoned_markers
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {
     "enqueued", "booked", "failed", "needs_review", "lost", "duplicates",
-    "worker_kills", "redis_restarts", "faults_injected", "seconds",
+    "worker_kills", "redis_restarts", "faults_injected", "seconds", "db_outages",
+    "db_readonly_windows", "provider_outages", "poison_sent", "poison_quarantined",
+    "database", "faults",
 }  # fmt: skip
+POSTGRES = os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")
 
 
-def test_small_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    """When the suite runs on PostgreSQL (LEDGERPUSH_TEST_DATABASE_URL), the chaos run's
-    ledger is an empty PostgreSQL database of its own; else SQLite in its home."""
-    env = {
+def _chaos(
+    args: list[str], home: Path, timeout: float, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`ledgerpush chaos --json ...` in a process of its own, outside the suite's stack."""
+    clean = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("LEDGERPUSH_") and not k.startswith("_LEDGERPUSH")
     }
-    env["LEDGERPUSH_CHAOS_HOME"] = str(tmp_path / "chaos")
-    server = os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")
-    database = create_postgres_database(server) if server else None
-    if server and database:
-        base = postgres_admin_url(server).rpartition("/")[0]
-        env["LEDGERPUSH_CHAOS_DATABASE_URL"] = f"{base}/{database}"
-    command = ["chaos", "--jobs", "200", "--kills", "4", "--seed", "1"]
-    command += ["--json", "--timeout", "100"]
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "worker", *command],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
-    finally:
-        if server and database:
-            drop_postgres_database(server, database)
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "chaos", "--json", *args],
+        cwd=ROOT, env={**clean, "LEDGERPUSH_CHAOS_HOME": str(home), **env},
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def _figures(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert result.stdout.strip(), result.stderr[-3000:]
-    figures = json.loads(result.stdout)
+    figures: dict[str, Any] = json.loads(result.stdout)
     assert set(figures) == KEYS
     assert (figures["lost"], figures["duplicates"]) == (0, 0), result.stderr[-3000:]
-    assert result.returncode == 0
+    assert figures["needs_review"] == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:]
+    return figures
+
+
+def test_small_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """When the suite runs on PostgreSQL (LEDGERPUSH_TEST_DATABASE_URL), the chaos run's
+    ledger is an empty PostgreSQL database of its own (LEDGERPUSH_CHAOS_DATABASE_URL);
+    else SQLite in its home. The default faults: worker kills, a Redis restart, provider
+    faults."""
+    database = create_postgres_database(POSTGRES) if POSTGRES else None
+    env = {}
+    if POSTGRES and database:
+        base = postgres_admin_url(POSTGRES).rpartition("/")[0]
+        env["LEDGERPUSH_CHAOS_DATABASE_URL"] = f"{base}/{database}"
+    args = ["--jobs", "200", "--kills", "4", "--seed", "1", "--timeout", "100"]
+    try:
+        result = _chaos(args, tmp_path / "chaos", 180, **env)
+    finally:
+        if POSTGRES and database:
+            drop_postgres_database(POSTGRES, database)
+    figures = _figures(result)
     assert figures["enqueued"] == 200 and figures["booked"] + figures["failed"] == 200
     assert figures["worker_kills"] == 4 and figures["redis_restarts"] == 1
     assert figures["faults_injected"] > 0
-    assert figures["seconds"] < 120
+    assert figures["faults"] == list(DEFAULT_FAULTS)
+    assert figures["database"] == ("postgresql" if POSTGRES else "sqlite")
+    assert (figures["db_outages"], figures["provider_outages"], figures["poison_sent"]) == (0, 0, 0)
+
+
+@needs(bool(POSTGRES), "PostgreSQL (LEDGERPUSH_TEST_DATABASE_URL)")
+def test_short_chaos_on_postgresql_with_every_fault(tmp_path: Path) -> None:
+    """A throwaway database of its own (`--database postgresql`), refusing connections for
+    a window and then writes for another, a provider-wide outage, poison messages among
+    the jobs: nothing lost, nothing duplicated, nothing left for review, every poison
+    message in the poison list."""
+    assert POSTGRES is not None
+    args = ["--jobs", "60", "--kills", "2", "--seed", "3", "--faults", "all"]
+    args += ["--database", "postgresql", "--database-url", postgres_admin_url(POSTGRES)]
+    args += ["--window", "8", "--timeout", "240"]
+    figures = _figures(_chaos(args, tmp_path / "chaos", 330))
+    assert figures["enqueued"] == 60 and figures["booked"] + figures["failed"] == 60
+    assert figures["database"] == "postgresql" and figures["faults"] == list(FAULTS)
+    assert (figures["worker_kills"], figures["redis_restarts"]) == (2, 1)
+    assert (figures["db_outages"], figures["db_readonly_windows"]) == (1, 1)
+    assert figures["provider_outages"] == 1
+    assert figures["poison_sent"] >= len(POISON_MAKERS)
+    assert figures["poison_quarantined"] == figures["poison_sent"]
+
+
+def test_faults_are_chosen_by_name() -> None:
+    assert parse_faults("all") == FAULTS
+    assert parse_faults("poison, db-outage") == ("db-outage", "poison")  # in FAULTS' order
+    with pytest.raises(ValueError, match="--faults: unknown fault db-down; choose from"):
+        parse_faults("worker-kill,db-down")
+
+
+def test_an_unknown_fault_or_database_is_refused_by_name(tmp_path: Path) -> None:
+    refused = _chaos(["--faults", "meteor"], tmp_path, 60)
+    assert refused.returncode == 2 and "--faults: unknown fault meteor" in refused.stderr
+    refused = _chaos(["--database", "oracle"], tmp_path, 60)
+    assert refused.returncode == 2 and "--database: must be sqlite or postgresql" in refused.stderr
+
+
+@pytest.mark.parametrize("number", range(len(POISON_MAKERS)))
+def test_each_chaos_poison_message_is_poison_to_a_worker(number: int) -> None:
+    """What chaos pushes is refused by the worker's own check (worker/poison.py), so it
+    must end in the poison list, never in the ledger; and the verdict finds its marker."""
+    task = (INVOICE_TASK, PAYMENT_TASK)[number % 2]
+    raw = poison_message(number, task)
+    with pytest.raises(poison.PoisonMessage):
+        poison.check(raw, poison.known_tasks(), 1_048_576)
+    assert poisoned_markers([raw]) == {f"chaos-poison-{number:05d}"}

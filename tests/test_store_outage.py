@@ -32,7 +32,11 @@ from tests.conftest import (
     EC_APP,
     WorkerProcess,
     connect_ea_tenant,
+    create_postgres_database,
+    drop_postgres_database,
     invoice_job,
+    needs,
+    postgres_admin_url,
     unique,
     wait_for,
 )
@@ -345,6 +349,36 @@ def test_a_sqlite_connection_that_found_the_database_read_only_is_not_reused(
         conn.execute(text("INSERT INTO t VALUES (2)"))
         assert conn.execute(text("SELECT x FROM t")).scalars().all() == [2]
     engine.dispose()
+
+
+@needs(bool(os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")), "PostgreSQL")
+def test_a_postgresql_session_that_found_the_database_read_only_is_not_reused() -> None:
+    """A session begun while the database refused writes (SQLSTATE 25006, e.g. after a
+    failover to a standby, or `default_transaction_read_only`) keeps refusing them: the
+    error is an outage, and the pool drops its connections, so writes work again."""
+    from sqlalchemy import text
+
+    from worker.store_outage import is_store_outage
+
+    given = os.environ["LEDGERPUSH_TEST_DATABASE_URL"]
+    name = create_postgres_database(given)
+    base = postgres_admin_url(given).rpartition("/")[0].replace("://", "+psycopg://", 1)
+    engine = make_engine(f"{base}/{name}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        with engine.connect() as conn:  # this pooled session now refuses every write
+            conn.exec_driver_sql("SET SESSION default_transaction_read_only = on")
+            conn.commit()
+        with pytest.raises(Exception) as refused, engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        assert is_store_outage(refused.value), refused.value
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (2)"))
+            assert conn.execute(text("SELECT x FROM t")).scalars().all() == [2]
+    finally:
+        engine.dispose()
+        drop_postgres_database(given, name)
 
 
 # -- retries by time, not count ----------------------------------------------------------

@@ -1,28 +1,33 @@
 """`ledgerpush chaos`: exactly-once effects, demonstrated under failure.
 
-In its own home (`.ledgerpush/chaos`, wiped; `LEDGERPUSH_CHAOS_HOME` moves it; the ledger
-on an empty database at `LEDGERPUSH_CHAOS_DATABASE_URL` instead of SQLite) it starts
+In its own home (`.ledgerpush/chaos`, wiped; `LEDGERPUSH_CHAOS_HOME` moves it) it starts
 an embedded Redis with the persistence ledgerpush ships (AOF, appendfsync always), a
-SQLite ledger, both simulators with seeded fault injection (5xx, timeouts whose write is
-applied after the client gave up, connections dropped before and after the write was
-applied, 429s), worker processes and a reconciler loop, and enqueues invoices, credit
-notes and payments over several tenants of both providers. While they run it SIGKILLs
-workers at random moments — some right after a remote write was applied, before the
-worker heard back — and starts new ones, SIGKILLs Redis once and restarts it on the
-same port and data, and expires every access token. Then it waits until every job is
-settled and compares the ledger with what the simulators hold.
+ledger (SQLite in the home; `--database postgresql`: a throwaway database on a server;
+`LEDGERPUSH_CHAOS_DATABASE_URL`: an empty database given), both simulators, worker
+processes and a reconciler loop, and enqueues invoices, credit notes and payments over
+several tenants of both providers. While they run it injects the faults switched on
+(FAULTS): SIGKILLs workers at random moments — some right after a remote write was
+applied, before the worker heard back — and starts new ones; SIGKILLs Redis once and
+restarts it on the same port and data; seeded provider faults (5xx, timeouts whose write
+is applied after the client gave up, connections dropped before and after the write was
+applied, 429s); one window each of a database refusing connections, a read-only
+database (worker/chaos_faults.py) and a provider-wide outage; malformed raw messages
+pushed onto the queues among the jobs. It expires every access token twice. Then it
+waits until every job is settled and compares the ledger with what the simulators hold.
 
 lost       enqueued jobs not settled, booked without their document (or payment) in the
            accounting system, or failed (other than needs_review) although it is there
 duplicates documents beyond the first per job (booked invoices and credit notes by
            e-conomic's references.other / eAccounting's YourReference, drafts left beside
            a booked one, payments by reference and amount)
+poison     malformed messages pushed, and how many of them are in `ledgerpush.poison`
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -42,6 +47,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from worker import localstack
+from worker.chaos_faults import POISON_MAKERS, ChaosDatabase, poison_message, poisoned_markers
 from worker.children import stop_on_signals
 from worker.embedded_redis import EmbeddedRedis
 from worker.localstack import LocalStack
@@ -50,6 +56,16 @@ log = logging.getLogger("ledgerpush.chaos")
 SETTLED = ("booked", "failed", "cancelled", "waiting_for_reauth")
 HOLD_SECONDS = 20.0
 RECONCILE_EVERY = 2.0
+FAULTS = (
+    "worker-kill", "redis-restart", "db-outage", "db-readonly", "poison", "provider",
+    "provider-outage",
+)  # fmt: skip
+DEFAULT_FAULTS = ("worker-kill", "redis-restart", "provider")
+#: Faults that last a window of `--window` seconds, and the event that starts each.
+WINDOWS = {"db-outage": "db-outage", "db-readonly": "db-readonly", "provider-outage": "outage"}
+#: Seconds an event waits for its share of settled jobs before it happens anyway.
+EVENT_PATIENCE = 20.0
+POISON_EVERY = 40  # one malformed message among this many jobs (at least one of each kind)
 #: The reconciler's patience with a retry whose message went missing (e.g. published
 #: while Redis was down); production uses worker.reconciler.LOST_RETRY_GRACE.
 LOST_RETRY_GRACE = 15.0
@@ -68,7 +84,42 @@ SETTINGS = {
     "LEDGERPUSH_TASK_TIME_LIMIT": "12",
     "LEDGERPUSH_TASK_SOFT_TIME_LIMIT": "10",
     "LEDGERPUSH_LOG_JSON": "false",
+    # An open circuit probes the provider every few seconds, not every 30 s.
+    "LEDGERPUSH_CIRCUIT_OPEN_SECONDS": "3",
 }
+
+
+def parse_faults(text: str) -> tuple[str, ...]:
+    """`all`, or names of FAULTS separated by commas; ValueError names the unknown one."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return FAULTS
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown or not names:
+        raise ValueError(
+            f"--faults: unknown fault {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(FAULTS)} or all"
+        )
+    return tuple(n for n in FAULTS if n in names)
+
+
+def old_retry_budget() -> float:
+    """Seconds the retries of a job lasted under the old count (8) with chaos's backoff:
+    a database window longer than this would have dead-lettered jobs."""
+    base = float(SETTINGS["LEDGERPUSH_RETRY_BACKOFF_BASE"])
+    cap = float(SETTINGS["LEDGERPUSH_RETRY_BACKOFF_MAX"])
+    return float(sum(min(base * 2**n, cap) for n in range(8)))
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a run injects, on which database."""
+
+    faults: tuple[str, ...] = DEFAULT_FAULTS
+    database: str | None = None  # sqlite, postgresql, or None: LEDGERPUSH_CHAOS_DATABASE_URL
+    database_url: str = ""  # the PostgreSQL server for --database postgresql
+    strict_rotation: bool = False
+    window: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -233,25 +284,52 @@ class Report:
     kills_after_write: int = 0
     token_expiries: int = 0
     unexpected_exits: int = 0
+    db_outages: int = 0
+    db_readonly_windows: int = 0
+    provider_outages: int = 0
+    poison_sent: int = 0
+    poison_quarantined: int = 0
+    database: str = "sqlite"
+    faults: tuple[str, ...] = ()
     problems: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         keys = (
             "enqueued", "booked", "failed", "needs_review", "lost", "duplicates",
-            "worker_kills", "redis_restarts", "faults_injected", "seconds",
+            "worker_kills", "redis_restarts", "faults_injected", "seconds", "db_outages",
+            "db_readonly_windows", "provider_outages", "poison_sent", "poison_quarantined",
+            "database",
         )  # fmt: skip
-        return {k: getattr(self, k) for k in keys}
+        return {**{k: getattr(self, k) for k in keys}, "faults": list(self.faults)}
+
+    @property
+    def poison_missing(self) -> int:
+        return self.poison_sent - self.poison_quarantined
+
+    def failed_verdict(self) -> bool:
+        return bool(self.lost or self.duplicates or self.needs_review or self.poison_missing)
 
 
 class Chaos:
-    def __init__(self, jobs: int, kills: int, seed: int, workers: int, concurrency: int) -> None:
+    def __init__(
+        self,
+        jobs: int,
+        kills: int,
+        seed: int,
+        workers: int,
+        concurrency: int,
+        options: Options | None = None,
+    ) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
-        self.kills = kills
+        self.options = options or Options()
+        self.kills = kills if "worker-kill" in self.options.faults else 0
         self.worker_count = workers
         self.concurrency = concurrency
         self.plan = plan_jobs(jobs, self.rng)
-        self.report = Report(enqueued=0)
+        self.report = Report(enqueued=0, faults=self.options.faults)
+        self.database: ChaosDatabase | None = None
+        self.poison_numbers = iter(range(1_000_000))
         self.workers: list[subprocess.Popen[bytes]] = []
         self.killed: set[subprocess.Popen[bytes]] = set()
         self.started_workers = 0
@@ -278,14 +356,16 @@ class Chaos:
             logging.getLogger(name).propagate = False
         self.redis = EmbeddedRedis(self.home / "redis", die_with_parent=True).start()
         localstack.setenv(stack, {"LEDGERPUSH_REDIS_URL": self.redis.url})
-        database = os.environ.get("LEDGERPUSH_CHAOS_DATABASE_URL")
-        if database:  # an empty database (PostgreSQL: real row locks), else SQLite in the home
-            localstack.setenv(stack, {"LEDGERPUSH_DATABASE_URL": database})
+        self.database = self._database()
+        self.report.database = self.database.kind
+        localstack.setenv(stack, {"LEDGERPUSH_DATABASE_URL": self.database.url})
         ea = EAccountingSimulator(
             client_id=SETTINGS["LEDGERPUSH_EACCOUNTING_CLIENT_ID"],
             client_secret=SETTINGS["LEDGERPUSH_EACCOUNTING_CLIENT_SECRET"],
             refresh_mode="one_time",
-            refresh_grace_seconds=600,
+            # Strict: a refresh token is spent the moment it is used, as with providers
+            # that rotate without a grace period; else a replaced one works for 10 minutes.
+            refresh_grace_seconds=0 if self.options.strict_rotation else 600,
             faults=self._faults(Faults, self.seed),
         )
         ec = EconomicSimulator(
@@ -307,8 +387,17 @@ class Chaos:
         for _ in range(self.worker_count):
             self.start_worker()
 
-    @staticmethod
-    def _faults(faults: Callable[..., Any], seed: int) -> Any:
+    def _database(self) -> ChaosDatabase:
+        given = os.environ.get("LEDGERPUSH_CHAOS_DATABASE_URL")
+        if self.options.database == "postgresql":
+            return ChaosDatabase.throwaway_postgres(self.options.database_url)
+        if given and self.options.database is None:  # an empty database, kept afterwards
+            return ChaosDatabase.given(given)
+        return ChaosDatabase.sqlite(str(self.home / "ledger.db"))
+
+    def _faults(self, faults: Callable[..., Any], seed: int) -> Any:
+        if "provider" not in self.options.faults:
+            return faults(seed=seed)
         return faults(
             error_rate=0.03,
             timeout_rate=0.01,
@@ -330,26 +419,115 @@ class Chaos:
     def enqueue_all(self) -> None:
         from worker.producer import enqueue
 
-        for job in self.plan.jobs:
-            while True:  # a producer retries while Redis is away
-                try:
-                    enqueue(job)
-                    break
-                except Exception as exc:
-                    log.warning(
-                        "enqueue of %s failed, again in 0.5s: %s", job["idempotency_key"], exc
-                    )
-                    time.sleep(0.5)
+        poison = "poison" in self.options.faults
+        for number, job in enumerate(self.plan.jobs):
+            self._again_while_away(functools.partial(enqueue, job), job["idempotency_key"])
             self.report.enqueued += 1
+            if poison and number % POISON_EVERY == 0:
+                self.push_poison()
+        while poison and self.report.poison_sent < len(POISON_MAKERS):
+            self.push_poison()
+
+    @staticmethod
+    def _again_while_away(action: Callable[[], Any], what: str) -> None:
+        while True:  # a producer retries while Redis (or the ledger) is away
+            try:
+                action()
+                return
+            except Exception as exc:
+                log.warning("%s failed, again in 0.5s: %s", what, exc)
+                time.sleep(0.5)
+
+    def push_poison(self) -> None:
+        """A malformed raw message onto one of the job queues, as a broken producer in
+        another language would push it."""
+        from worker.app import INVOICE_TASK, INVOICES_QUEUE, PAYMENT_TASK, PAYMENTS_QUEUE
+        from worker.redis_client import get_redis
+
+        number = next(self.poison_numbers)
+        queue, task = self.rng.choice(
+            ((INVOICES_QUEUE, INVOICE_TASK), (PAYMENTS_QUEUE, PAYMENT_TASK))
+        )
+        raw = poison_message(number, task)
+        self._again_while_away(lambda: get_redis().lpush(queue, raw), f"poison {number}")
+        self.report.poison_sent += 1
+
+    def poison_settled(self) -> bool:
+        """Every poison message pushed is in the poison list, or none can still get there
+        (the job queues are empty)."""
+        from worker.app import QUEUES
+        from worker.redis_client import get_redis
+
+        try:
+            if self.quarantined() >= self.report.poison_sent:
+                return True
+            return not any(get_redis().llen(queue) for queue in QUEUES)
+        except Exception as exc:  # Redis may be away for a moment
+            log.warning("poison count: %s", exc)
+            return False
+
+    def quarantined(self) -> int:
+        """The run's poison messages that are in `ledgerpush.poison`."""
+        from worker import poison
+
+        entries = poison.entries(limit=poison.count() + 1)
+        return len(poisoned_markers([entry.raw for entry in entries]))
 
     # -- the faults ------------------------------------------------------------------
 
     def events(self) -> list[str]:
-        events = ["kill"] * self.kills + ["redis", "tokens", "tokens"]
+        faults = self.options.faults
+        events = ["kill"] * self.kills + ["tokens", "tokens"]
+        events += ["redis"] if "redis-restart" in faults else []
+        events += [event for fault, event in WINDOWS.items() if fault in faults]
         self.rng.shuffle(events)
-        if events and events[0] == "redis":  # let some work start before Redis goes
+        while events[0] in ("redis", *WINDOWS.values()):  # let some work start first
             events.append(events.pop(0))
         return events
+
+    def fault_window(self, event: str, say: Callable[[str], None]) -> None:
+        """One window of a database outage, a read-only database or a provider outage."""
+        assert self.database is not None
+        seconds = self.options.window
+        if event == "outage":
+            start, end = self._provider_outage()
+            what = "both providers answer 503 to everything"
+            self.report.provider_outages += 1
+        elif event == "db-outage":
+            start, end = self.database.outage()
+            what = f"the {self.database.kind} ledger refuses connections"
+            seconds = self.database.window(self.database_seconds())
+            self.report.db_outages += 1
+        else:
+            start, end = self.database.read_only()
+            what = f"the {self.database.kind} ledger refuses writes"
+            seconds = self.database.window(self.database_seconds())
+            self.report.db_readonly_windows += 1
+        start()
+        say(f"{what} for {seconds:.0f}s")
+        try:
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                self.supervise(say)
+                time.sleep(0.5)
+        finally:
+            end()
+        say(f"window over: {what} no longer")
+
+    def database_seconds(self) -> float:
+        """A database window outlasts the retries the old count (8) gave a job."""
+        return max(self.options.window, 1.5 * old_retry_budget())
+
+    def _provider_outage(self) -> tuple[Callable[[], None], Callable[[], None]]:
+        """The simulators' outage switch (as `PUT /_control/faults {"outage": true}`)."""
+        assert self.stack is not None and self.stack.ea is not None and self.stack.ec is not None
+        sims = (self.stack.ea, self.stack.ec)
+
+        def switch(on: bool) -> None:
+            for sim in sims:
+                sim.faults.update({"outage": on})
+
+        return lambda: switch(True), lambda: switch(False)
 
     def supervise(self, say: Callable[[str], None]) -> None:
         """Start a new worker for each that exited on its own, as systemd or Docker would."""
@@ -450,8 +628,15 @@ class Chaos:
     def settled(self) -> int:
         from worker.ledger.store import count_by_state
 
-        counts = count_by_state()
-        return sum(counts.get(s, 0) for s in SETTLED)
+        try:
+            counts = count_by_state()
+        except Exception as exc:  # the ledger may be away for a moment
+            log.warning("progress: %s", exc)
+            return self._last_settled
+        self._last_settled = sum(counts.get(s, 0) for s in SETTLED)
+        return self._last_settled
+
+    _last_settled = 0
 
     def faults_injected(self) -> int:
         assert self.stack is not None
@@ -591,10 +776,11 @@ def run(
     workers: int = 2,
     concurrency: int = 8,
     timeout: float = 900,
+    options: Options | None = None,
 ) -> int:
     console = Console(stderr=as_json)
     stop_on_signals()  # clean up the children on `kill` too (worker/children.py)
-    chaos = Chaos(jobs, kills, seed, workers, concurrency)
+    chaos = Chaos(jobs, kills, seed, workers, concurrency, options)
     started = time.monotonic()
     finished = False
     try:
@@ -605,6 +791,7 @@ def run(
         chaos.stop_workers()
         chaos.stop_reconciler.set()
         chaos.report.faults_injected = chaos.faults_injected()
+        chaos.report.poison_quarantined = chaos.quarantined()
         chaos.verdict()
     finally:
         chaos.stop_reconciler.set()
@@ -613,6 +800,10 @@ def run(
             localstack.stop(chaos.stack)
         if chaos.redis is not None:
             chaos.redis.stop()
+        if chaos.database is not None:
+            chaos.database.end_faults()
+            _dispose_ledger()
+            chaos.database.drop()
     report = chaos.report
     report.seconds = round(time.monotonic() - started, 1)
     if as_json:
@@ -623,7 +814,21 @@ def run(
         console.print(f"[red]{problem}[/red]")
     if not finished:
         console.print(f"[red]not every job settled within {timeout:.0f}s[/red]")
-    return 1 if report.lost or report.duplicates else 0
+    if report.needs_review:
+        console.print("[red]jobs were left for review: a fault must never need a human[/red]")
+    if report.poison_missing:
+        console.print(
+            f"[red]{report.poison_missing} poison messages are not in the poison list[/red]"
+        )
+    return 1 if report.failed_verdict() else 0
+
+
+def _dispose_ledger() -> None:
+    """Close this process's connections, so that its database can be dropped."""
+    from worker.ledger.db import engine
+
+    if engine.cache_info().currsize:
+        engine().dispose()
 
 
 def _drive(chaos: Chaos, console: Console, timeout: float) -> bool:
@@ -660,20 +865,23 @@ def _drive(chaos: Chaos, console: Console, timeout: float) -> bool:
             # Spread the events over the run: each waits for its share of settled jobs.
             target = total * number / (len(events) + 1)
             waited = time.monotonic()
-            while update() < target and time.monotonic() - waited < 30:
+            while update() < target and time.monotonic() - waited < EVENT_PATIENCE:
                 chaos.supervise(say)
                 time.sleep(chaos.rng.uniform(0.05, 0.3))
             if event == "kill":
                 chaos.kill_worker(say)
             elif event == "redis":
                 chaos.restart_redis(say)
-            else:
+            elif event == "tokens":
                 chaos.expire_tokens(say)
+            else:
+                chaos.fault_window(event, say)
         enqueuer.join()
         quiet = 0
         while time.monotonic() < deadline:
             chaos.supervise(say)
-            quiet = quiet + 1 if update() >= total else 0
+            done = update() >= total and chaos.poison_settled()
+            quiet = quiet + 1 if done else 0
             if quiet >= 3:
                 return True
             time.sleep(0.5)
@@ -697,9 +905,16 @@ def result_table(report: Report) -> Table:
             ("token expiries", report.token_expiries),
             ("workers that exited on their own", report.unexpected_exits),
             ("faults injected", report.faults_injected),
+            ("database", report.database),
+            ("database outages", report.db_outages),
+            ("database read-only windows", report.db_readonly_windows),
+            ("provider outages", report.provider_outages),
+            ("poison messages", report.poison_sent),
+            ("  in ledgerpush.poison", report.poison_quarantined),
         )
     )
     for name, value in rows:
-        bad = name in ("lost", "duplicates") and value
+        bad = name in ("lost", "duplicates", "  of which needs_review") and value
+        bad = bad or (name == "  in ledgerpush.poison" and report.poison_missing)
         table.add_row(name, f"[red]{value}[/red]" if bad else str(value))
     return table

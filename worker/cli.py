@@ -138,12 +138,51 @@ def chaos(
     workers: Annotated[int, typer.Option(help="Worker processes at any time.", min=2)] = 2,
     concurrency: Annotated[int, typer.Option(help="Threads per worker process.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every job to settle.")] = 900,
+    faults: Annotated[
+        str,
+        typer.Option(
+            help="Faults to inject, by name and comma-separated, or all: worker-kill, "
+            "redis-restart, db-outage, db-readonly, poison, provider, provider-outage."
+        ),
+    ] = "worker-kill,redis-restart,provider",
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="sqlite (in the chaos home), or postgresql: a throwaway database on the "
+            "server at --database-url. Default: LEDGERPUSH_CHAOS_DATABASE_URL if set, else sqlite."
+        ),
+    ] = None,
+    database_url: Annotated[
+        str, typer.Option(help="The PostgreSQL server for --database postgresql.")
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    strict_rotation: Annotated[
+        bool,
+        typer.Option(help="One-time eAccounting refresh tokens with no grace period."),
+    ] = False,
+    window: Annotated[
+        float,
+        typer.Option(
+            help="Seconds each database and provider outage lasts (on SQLite plus its "
+            "30 s busy timeout).",
+            min=1,
+        ),
+    ] = 20,
 ) -> None:
-    """Kill workers and Redis while jobs run against faulty simulators, then compare the
-    ledger with the simulators: exits 1 if anything was lost or duplicated."""
-    from worker.chaos import run
+    """Kill workers and Redis, take the database and the providers away and push poison
+    messages while jobs run against faulty simulators, then compare the ledger with the
+    simulators: exits 1 if anything was lost or duplicated."""
+    from worker.chaos import Options, parse_faults, run
 
-    raise typer.Exit(run(jobs, kills, seed, as_json, workers, concurrency, timeout))
+    if database not in (None, "sqlite", "postgresql"):
+        err.print("[red]--database: must be sqlite or postgresql[/red]")
+        raise typer.Exit(2)
+    try:
+        chosen = parse_faults(faults)
+    except ValueError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    options = Options(chosen, database, database_url, strict_rotation, window)
+    raise typer.Exit(run(jobs, kills, seed, as_json, workers, concurrency, timeout, options))
 
 
 @app.command()

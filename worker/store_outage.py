@@ -28,6 +28,16 @@ SQLITE_OUTAGE_CODES = frozenset(
 )
 # The ones after which a pooled connection must not be used again (worker/ledger/db.py).
 SQLITE_STALE_CODES = frozenset({8, 10, 14})
+# PostgreSQL's read_only_sql_transaction: the database (or a server that became a standby
+# after a failover) refuses writes. A session keeps the read-only default it started
+# with, so such a connection must not be used again either.
+POSTGRES_READ_ONLY = "25006"
+
+
+def sqlstate(error: BaseException | None) -> str | None:
+    """The SQLSTATE of a PostgreSQL driver error (psycopg), else None."""
+    code = getattr(error, "sqlstate", None)
+    return code if isinstance(code, str) else None
 
 
 class StoreUnavailable(RuntimeError):
@@ -50,6 +60,8 @@ def _is_outage(error: BaseException) -> bool:
             return True
         if isinstance(error.orig, sqlite3.Error):
             return sqlite_code(error.orig) in SQLITE_OUTAGE_CODES
+        if sqlstate(error.orig) == POSTGRES_READ_ONLY:
+            return True
         # PEP 249: OperationalError is "not necessarily under the control of the
         # programmer" (lost connection, database refusing connections, shutdown).
         return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.settings import get_settings
-from worker.store_outage import SQLITE_STALE_CODES, sqlite_code
+from worker.store_outage import POSTGRES_READ_ONLY, SQLITE_STALE_CODES, sqlite_code, sqlstate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _migrated: set[str] = set()
@@ -48,6 +48,13 @@ def _sqlite_stale(context: Any) -> None:
         context.is_disconnect = True
 
 
+def _postgres_read_only(context: Any) -> None:
+    """A session that began while the database refused writes keeps refusing them after
+    writes are allowed again: drop the pool's connections, as for a lost server."""
+    if sqlstate(context.original_exception) == POSTGRES_READ_ONLY:
+        context.is_disconnect = True
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
@@ -60,7 +67,9 @@ def make_engine(url: str) -> Engine:
         return engine
     # pool_pre_ping: a connection the server closed (restart, outage, terminated backend)
     # is replaced on checkout instead of failing the job that drew it.
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    event.listen(engine, "handle_error", _postgres_read_only)
+    return engine
 
 
 @functools.cache
