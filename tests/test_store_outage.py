@@ -35,7 +35,6 @@ from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,
     invoice_job,
-    needs,
     postgres_admin_url,
     unique,
     wait_for,
@@ -351,7 +350,9 @@ def test_a_sqlite_connection_that_found_the_database_read_only_is_not_reused(
     engine.dispose()
 
 
-@needs(bool(os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")), "PostgreSQL")
+@pytest.mark.skipif(
+    not os.environ.get("LEDGERPUSH_TEST_DATABASE_URL"), reason="runs in the suite's PostgreSQL run"
+)
 def test_a_postgresql_session_that_found_the_database_read_only_is_not_reused() -> None:
     """A session begun while the database refused writes (SQLSTATE 25006, e.g. after a
     failover to a standby, or `default_transaction_read_only`) keeps refusing them: the

@@ -239,14 +239,19 @@ def run_deliveries() -> int:
         sync_settings_endpoint()
         delivered = 0
         deadline = time.monotonic() + RUN_BUDGET_SECONDS
+        unsettled = False
         for endpoint_id in _enabled_endpoint_ids():
-            _fan_out(endpoint_id)
+            unsettled = _fan_out(endpoint_id) or unsettled
             for tenant in _tenants_pending(endpoint_id):
                 delivered += _deliver_stream(endpoint_id, tenant, deadline)
                 if time.monotonic() > deadline:
                     _wake_up_in(1.0)  # the rest in the next run
                     break
         due = _next_due()
+        if unsettled:
+            # Events written after the kick that queued this run (whose own kicks it
+            # absorbed) are fanned out by the next one, once settled.
+            due = min(due or _settled_at(), _settled_at())
         if due is not None:
             _wake_up_in((due - utcnow()).total_seconds())
         return delivered
@@ -263,8 +268,13 @@ def _enabled_endpoint_ids() -> list[int]:
         return list(db.scalars(query.order_by(WebhookEndpoint.id)))
 
 
-def _fan_out(endpoint_id: int) -> None:
-    """Deliveries for the settled events after the endpoint's cursor that it wants."""
+def _settled_at() -> dt.datetime:
+    return utcnow() + dt.timedelta(seconds=SETTLE_SECONDS + 0.5)
+
+
+def _fan_out(endpoint_id: int) -> bool:
+    """Deliveries for the settled events after the endpoint's cursor that it wants;
+    True when events too new to be settled are left for a later run."""
     settled = utcnow() - dt.timedelta(seconds=SETTLE_SECONDS)
     with session() as db:
         endpoint = _get(db, endpoint_id)
@@ -282,13 +292,14 @@ def _fan_out(endpoint_id: int) -> None:
         types = set(endpoint.event_types.split())
         for event_pk, kind, tenant_id, created_at in db.execute(query).tuples():
             if aware(created_at) > settled:
-                break  # this one and the ones after it: next run
+                return True  # this one and the ones after it: next run
             endpoint.cursor = event_pk
             if "*" not in types and kind not in types:
                 continue
             if endpoint.tenant_id and endpoint.tenant_id != tenant_id:
                 continue
             db.add(EventDelivery(endpoint_id=endpoint_id, event_pk=event_pk, tenant_id=tenant_id))
+    return False
 
 
 def _tenants_pending(endpoint_id: int) -> list[str]:
