@@ -39,11 +39,12 @@ def test_eaccounting_draft_and_invoice_lookups(ea_sim: Any) -> None:
     remote = booked(payload)
     provider = EAccountingProvider(get_tenant(tenant))
     ctx = StepContext(parse_job(payload), tenant, "NO", {}, {}, intent_at=LONG_AGO)
+    plan = provider.prepare(ctx)
     ea_sim.log.queries.clear()
-    assert provider.lookup_step("draft", ctx) == []  # converted: no draft left
+    assert plan.step("draft").lookup(ctx) == []  # converted: no draft left
     ctx.remote["draft"] = remote["draft"]
     # A document found by lookup carries no totals (those come from the answer to the write).
-    assert provider.lookup_step("book", ctx) == [_without_totals(remote["book"])]
+    assert plan.step("book").lookup(ctx) == [_without_totals(remote["book"])]
     customer = remote["draft"]["customer_id"]
     wanted = f"$filter=CustomerId eq {customer} and InvoiceDate eq 2026-11-20&$page=1&$pagesize=200"
     assert ea_sim.log.queries_to("GET", "/v2/customerinvoicedrafts") == [wanted]
@@ -58,11 +59,12 @@ def test_economic_draft_and_booked_lookups(ec_sim: Any) -> None:
     remote = booked(payload)
     provider = EconomicProvider(get_tenant(tenant))
     ctx = StepContext(parse_job(payload), tenant, "DK", {}, {})
+    plan = provider.prepare(ctx)
     ec_sim.log.queries.clear()
-    [found] = provider.lookup_step("draft", ctx)
+    [found] = plan.step("draft").lookup(ctx)
     ctx.remote["draft"] = remote["draft"]
     # A document found by lookup carries no totals (those come from the answer to the write).
-    assert provider.lookup_step("book", ctx) == [_without_totals(remote["book"])]
+    assert plan.step("book").lookup(ctx) == [_without_totals(remote["book"])]
     assert found["booked_number"] == remote["book"]["number"]
     wanted = f"filter=references.other$eq:{key}&skippages=0&pagesize=1000"
     assert ec_sim.log.queries_to("GET", "/invoices/drafts") == [wanted]

@@ -277,22 +277,23 @@ def test_lookups_find_exactly_what_this_job_wrote(ec_sim: Any) -> None:
     booked_ok(run(payload))
     provider = EconomicProvider(get_tenant(tenant))
     ctx = StepContext(parse_job(payload), tenant, "DK", {}, {})
-    [found] = provider.lookup_step("draft", ctx)  # booked already: that is the draft's result
+    plan = provider.prepare(ctx)
+    [found] = plan.step("draft").lookup(ctx)  # booked already: that is the draft's result
     assert (
         found["booked_number"] == booked_with(ec_sim, tenant, "inv-look")[0]["bookedInvoiceNumber"]
     )
     ctx.remote["draft"] = found
-    assert provider.write_step("book", ctx) == {"number": found["booked_number"]}
+    assert plan.step("book").write(ctx) == {"number": found["booked_number"]}
     assert all(c.method == "GET" for c in provider.calls)
     # Filters compare case-insensitively; only the exact key counts.
     other = StepContext(parse_job(dk_invoice(tenant, "INV-LOOK")), tenant, "DK", {}, {})
-    assert provider.lookup_step("draft", other) == []
+    assert plan.step("draft").lookup(other) == []
     # Two documents carrying one key: both are returned, for the pipeline to send to review.
     twice = StepContext(parse_job(dk_invoice(tenant, "inv-dup")), tenant, "DK", {}, {})
-    provider.prepare(twice)
-    provider.write_step("draft", twice)
-    provider.write_step("draft", twice)
-    assert len(provider.lookup_step("draft", twice)) == 2
+    draft = provider.prepare(twice).step("draft")
+    draft.write(twice)
+    draft.write(twice)
+    assert len(draft.lookup(twice)) == 2
 
 
 def test_steady_state_invoice_costs_draft_and_book(ec_sim: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -52,6 +53,7 @@ from worker.providers.base import (
     ProviderError,
     ReferenceStale,
     Rejected,
+    Step,
     StepContext,
     Transient,
     Unsupported,
@@ -67,7 +69,6 @@ HAND_BACK_SECONDS = 1.0
 #: A job held by an open provider circuit (worker/circuit.py) shows this error code.
 OUTAGE_CODE = "provider_outage"
 HELD_REFRESH_SECONDS = 30.0
-STEP_STATES = {"draft": (DRAFTING, DRAFTED), "book": (BOOKING, BOOKED), "pay": (BOOKING, BOOKED)}
 
 
 class HandedBack(Transient):
@@ -371,11 +372,14 @@ def _drive(
     ctx = _context(job, row, tenant)
     if rounding:
         ctx.remote.setdefault("rounding", rounding)  # kept with the first step's result
-    provider.prepare(ctx)
-    for step in provider.steps(job.kind):
-        if step in ctx.remote:
+    plan = provider.prepare(ctx)
+    for step in plan.steps:
+        if step.name in ctx.remote:
             continue
-        ctx.remote[step] = _run_step(row, step, ctx, provider, row.intent, lease, attempt)
+        final = plan.is_final(step)
+        ctx.remote[step.name] = _run_step(
+            row, step, final, ctx, provider, row.intent, lease, attempt
+        )
         row.intent = None
     if row.error_category or row.error_code or row.error_message:
         # The last step's result already moved the job to BOOKED; only an earlier
@@ -403,45 +407,50 @@ def _mark_success(tenant_id: str) -> None:
 
 def _run_step(
     row: Job,
-    step: str,
+    step: Step,
+    final: bool,
     ctx: StepContext,
     provider: Provider,
     intent: dict[str, Any] | None,
     lease: JobLease,
     attempt: _Attempt | None = None,
 ) -> dict[str, Any]:
-    if intent and intent.get("step") == step:
+    if intent and intent.get("step") == step.name:
         ctx.intent_at = dt.datetime.fromisoformat(intent["at"])
         ctx.intent = intent
         if not intent.get("answered"):
-            _let_write_settle(step, ctx.intent_at)
-        found = _recover(row, step, ctx, provider)
+            _let_write_settle(step.name, ctx.intent_at)
+        found = _recover(row, step, final, ctx)
         if found is not None:
             return found
-    if step == "pay":
-        with _payment_slot(ctx.job, row):
-            return _write(row, step, ctx, provider, lease, attempt)
-    return _write(row, step, ctx, provider, lease, attempt)
+    if step.serialise_on is None:
+        return _write(row, step, final, ctx, provider, lease, attempt)
+    with _write_slot(ctx.job.tenant_id, step.serialise_on, row):
+        return _write(row, step, final, ctx, provider, lease, attempt)
+
+
+def _step_states(final: bool) -> tuple[str, str]:
+    """The job's state while a step's write is out, and once its result is recorded."""
+    return (BOOKING, BOOKED) if final else (DRAFTING, DRAFTED)
 
 
 @contextlib.contextmanager
-def _payment_slot(job: AnyJob, row: Job) -> Iterator[None]:
-    """One payment of an invoice in flight at a time. A payment lookup may only be able
-    to compare the invoice's remaining amount, and could then take a same-sized payment
-    of another job for its own while both are in flight. Writers take a Redis lock per
-    invoice, and none writes while another payment of the invoice has a write with an
-    unknown result (the ledger: it may have crashed, or wait for an operator's review);
-    those wait as NotReady, which does not use up retries."""
-    key = job.payment.invoice_idempotency_key  # type: ignore[union-attr]
+def _write_slot(tenant_id: str, key: str, row: Job) -> Iterator[None]:
+    """One write serialised on `key` (a payment's invoice) in flight at a time. A payment
+    lookup may only be able to compare the invoice's remaining amount, and could then take
+    a same-sized payment of another job for its own while both are in flight. Writers
+    take a Redis lock per key, and none writes while another job on the key has a write
+    with an unknown result (the ledger: it may have crashed, or wait for an operator's
+    review); those wait as NotReady, which does not use up retries."""
     lock = get_redis().lock(
-        f"lp:payment-slot:{job.tenant_id}:{key}",
+        f"lp:payment-slot:{tenant_id}:{key}",
         timeout=_longest_write(get_settings()),
         blocking_timeout=HAND_BACK_SECONDS,
     )
     if not lock.acquire():
         raise NotReady(f"another payment of invoice {key!r} is being written", "payment_in_flight")
     try:
-        other = store.payment_with_open_write(job.tenant_id, key, exclude=row.id)
+        other = store.payment_with_open_write(tenant_id, key, exclude=row.id)
         if other is not None:
             raise NotReady(
                 f"payment job {other} of invoice {key!r} has a write whose result is not known "
@@ -456,20 +465,22 @@ def _payment_slot(job: AnyJob, row: Job) -> Iterator[None]:
 
 def _write(
     row: Job,
-    step: str,
+    step: Step,
+    final: bool,
     ctx: StepContext,
     provider: Provider,
     lease: JobLease,
     attempt: _Attempt | None,
 ) -> dict[str, Any]:
-    running, done = STEP_STATES[step]
+    running, done = _step_states(final)
     _before_write(lease)
     started = utcnow()
     ctx.intent_at = started
-    ctx.intent = {"step": step, "at": started.isoformat(), **provider.intent_details(step, ctx)}
+    ctx.intent = {"step": step.name, "at": started.isoformat(), **step.intent(ctx)}
     store.advance(row.id, running, intent=ctx.intent)
+    ctx.record_progress = functools.partial(_record_progress, row.id, ctx)
     try:
-        result: dict[str, Any] = provider.write_step(step, ctx)
+        result: dict[str, Any] = step.write(ctx)
     except ProviderError as exc:
         if not isinstance(exc, NoAnswer):
             # The server answered: nothing of this write can still be on its way.
@@ -477,12 +488,19 @@ def _write(
         raise
     # The result of the final step (BOOKED) also ends the attempt: one transaction.
     end = None
-    if attempt is not None and done == BOOKED:
+    if attempt is not None and final:
         end = (attempt.id, [c.as_dict() for c in provider.calls])
-    store.advance(row.id, done, remote={**ctx.remote, step: result}, intent=None, end_attempt=end)
+    store.advance(
+        row.id, done, remote={**ctx.remote, step.name: result}, intent=None, end_attempt=end
+    )
     if attempt is not None and end is not None:
         attempt.ended = True
     return result
+
+
+def _record_progress(job_id: str, ctx: StepContext, progress: dict[str, Any]) -> None:
+    ctx.intent = {**ctx.intent, **progress}
+    store.update_job(job_id, intent=ctx.intent)
 
 
 def _let_write_settle(step: str, intent_at: dt.datetime) -> None:
@@ -515,22 +533,22 @@ def _before_write(lease: JobLease) -> None:
     lease.ensure_held()
 
 
-def _recover(row: Job, step: str, ctx: StepContext, provider: Provider) -> dict[str, Any] | None:
+def _recover(row: Job, step: Step, final: bool, ctx: StepContext) -> dict[str, Any] | None:
     """An earlier run wrote the intent but not the result: did the write happen?"""
-    candidates = provider.lookup_step(step, ctx)
+    candidates = step.lookup(ctx)
     if len(candidates) > 1:
         raise NeedsReview(
-            f"{len(candidates)} remote documents could be the result of step {step!r}; "
+            f"{len(candidates)} remote documents could be the result of step {step.name!r}; "
             "check them and cancel or replay this job",
             candidates,
         )
     if not candidates:
         return None
-    _, done = STEP_STATES[step]
-    log.info("step %s had already happened remotely: %s", step, candidates[0])
+    _, done = _step_states(final)
+    log.info("step %s had already happened remotely: %s", step.name, candidates[0])
     store.transition(
-        row.id, done, remote={**ctx.remote, step: candidates[0]}, intent=None,
-        note=f"recovered the result of {step} by lookup",
+        row.id, done, remote={**ctx.remote, step.name: candidates[0]}, intent=None,
+        note=f"recovered the result of {step.name} by lookup",
     )  # fmt: skip
     return candidates[0]
 

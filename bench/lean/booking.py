@@ -8,13 +8,12 @@ and customer (`prepared`) and then kept in process memory.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
 from worker.jobs import InvoiceJob, parse_job
 from worker.providers import provider_for
-from worker.providers.base import Provider, StepContext
+from worker.providers.base import Plan, StepContext
 from worker.tenants import get_tenant
 
 
@@ -25,11 +24,18 @@ class NoLimit:
         return None
 
 
+class NoRecord(list[Any]):
+    """Stands in for the provider's call record: threads share the client, nothing is kept."""
+
+    def append(self, item: Any) -> None:
+        return None
+
+
 @dataclass
 class Prepared:
-    """One tenant's provider client with one customer's references resolved."""
+    """One tenant's plan (its provider client, one customer's references resolved)."""
 
-    provider: Any
+    plan: Plan
     country: str
     mapping: dict[str, Any]
 
@@ -44,6 +50,7 @@ def prepare(job: InvoiceJob) -> Prepared:
     tenant = get_tenant(job.tenant_id)
     provider: Any = provider_for(tenant)
     provider.http.limiter = NoLimit()
+    provider.http.calls = NoRecord()
     ctx = StepContext(
         job=job,
         tenant_id=tenant.id,
@@ -51,8 +58,7 @@ def prepare(job: InvoiceJob) -> Prepared:
         mapping=dict(tenant.mapping),
         remote={},
     )
-    provider.prepare(ctx)
-    return Prepared(provider, tenant.country, dict(tenant.mapping))
+    return Prepared(provider.prepare(ctx), tenant.country, dict(tenant.mapping))
 
 
 def prepare_all(payloads: list[dict[str, Any]]) -> dict[tuple[str, str], Prepared]:
@@ -67,10 +73,6 @@ def prepare_all(payloads: list[dict[str, Any]]) -> dict[tuple[str, str], Prepare
 
 def draft_and_book(prepared: Prepared, job: InvoiceJob) -> dict[str, Any]:
     """The two provider calls of one invoice: POST the draft, then book it."""
-    provider: Provider = copy.copy(prepared.provider)
-    http = copy.copy(prepared.provider.http)
-    http.calls = []  # the call record of this invoice only (threads share the template)
-    provider.http = http  # type: ignore[attr-defined]
     ctx = StepContext(
         job=job,
         tenant_id=job.tenant_id,
@@ -78,5 +80,5 @@ def draft_and_book(prepared: Prepared, job: InvoiceJob) -> dict[str, Any]:
         mapping=prepared.mapping,
         remote={},
     )
-    ctx.remote["draft"] = provider.write_step("draft", ctx)
-    return provider.write_step("book", ctx)
+    ctx.remote["draft"] = prepared.plan.step("draft").write(ctx)
+    return prepared.plan.step("book").write(ctx)

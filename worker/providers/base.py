@@ -1,14 +1,19 @@
 """What the pipeline needs from an accounting system, and the error taxonomy.
 
 Providers decide what an HTTP answer means; the pipeline only acts on the category.
-Every remote write is a *step* (`draft`, `book`, `pay`): the pipeline records an intent
-before `write_step` and the result after it, and after a crash between the two asks
-`lookup_step` before writing again.
+
+The protocol between the pipeline and a provider is small, like httpx's `Auth.auth_flow`:
+`prepare(ctx)` resolves the job's references and returns an immutable `Plan`, a sequence
+of `Step`s. Each step is one remote write with its intent, its write and its lookup. The
+pipeline runs any plan without knowing what the steps are: it commits the step's intent
+before `write`, the result after it, and after a crash between the two asks `lookup`
+before writing again. The last step's result books the job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -142,30 +147,49 @@ class StepContext:
     intent_at: dt.datetime | None = None
     intent: dict[str, Any] = field(default_factory=dict)
     related: dict[str, Any] = field(default_factory=dict)
+    #: Records facts learnt mid-write with the step's intent (a background request id to
+    #: poll instead of writing again after a crash); the pipeline commits them at once.
+    record_progress: Callable[[dict[str, Any]], None] = field(default=lambda _: None)
+
+
+def no_details(ctx: StepContext) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One remote write. `name` keys its result in the job's remote results (and in its
+    intent); `intent` says what to record before the write so `lookup` can later tell
+    whether it happened; `serialise_on` names what writes of this tenant must not run
+    beside each other (a payment's invoice)."""
+
+    name: str
+    write: Callable[[StepContext], dict[str, Any]]
+    lookup: Callable[[StepContext], list[dict[str, Any]]]
+    intent: Callable[[StepContext], dict[str, Any]] = no_details
+    serialise_on: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The remote writes a job still needs, in order; the last one books it."""
+
+    steps: tuple[Step, ...]
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+    def is_final(self, step: Step) -> bool:
+        return step is self.steps[-1]
 
 
 class Provider(Protocol):
     name: str
     calls: list[Call]
 
-    def steps(self, kind: str) -> tuple[str, ...]:
-        """The remote writes a job of this kind needs, in order."""
-        ...
-
-    def prepare(self, ctx: StepContext) -> None:
-        """Resolve references and upsert the customer (idempotent reads and upserts)."""
-        ...
-
-    def intent_details(self, step: str, ctx: StepContext) -> dict[str, Any]:
-        """What to record with the intent so a later lookup can tell if the write happened."""
-        ...
-
-    def write_step(self, step: str, ctx: StepContext) -> dict[str, Any]:
-        """Perform one remote write; returns what identifies its result remotely."""
-        ...
-
-    def lookup_step(self, step: str, ctx: StepContext) -> list[dict[str, Any]]:
-        """Find results of an earlier `write_step` that may have happened unrecorded."""
+    def prepare(self, ctx: StepContext) -> Plan:
+        """Resolve references and upsert the customer (idempotent reads and upserts); the
+        plan holds the writes not done yet (`ctx.remote` has the results of earlier ones)."""
         ...
 
     def invalidate_references(self) -> None: ...

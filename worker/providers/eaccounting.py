@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import json
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,21 +22,23 @@ import httpx
 
 from worker import binding, tenants
 from worker.auth.eaccounting import EAccountingAuth
-from worker.jobs import Customer, Line
+from worker.jobs import Customer, Line, Payment, PaymentJob
 from worker.ledger.models import Tenant
 from worker.mapping import rate_key
 from worker.providers.base import (
     Call,
     NeedsReauth,
     NeedsReview,
+    Plan,
     ProviderError,
     ReferenceStale,
     Rejected,
+    Step,
     StepContext,
     Transient,
     Unsupported,
 )
-from worker.providers.documents import document_of
+from worker.providers.documents import Document, document_of
 from worker.providers.http import ProviderHttp, retry_after_seconds
 from worker.providers.limits import Limits
 from worker.ratelimit import Rate
@@ -302,6 +305,14 @@ def granted_scopes(tenant: Tenant) -> frozenset[str] | None:
     return frozenset(scope.split()) or None
 
 
+@dataclass(frozen=True)
+class DocumentRefs:
+    """What a draft refers to in eAccounting: its customer and one article per line."""
+
+    customer: str
+    articles: tuple[str, ...]
+
+
 class EAccountingProvider:
     name = "eaccounting"
 
@@ -321,7 +332,6 @@ class EAccountingProvider:
             map_error=functools.partial(map_error, granted=granted_scopes(tenant)),
         )
         self.calls: list[Call] = self.http.calls
-        self.prepared: dict[str, Any] = {}
         self.company_checked = False
 
     # -- references -----------------------------------------------------------------
@@ -624,36 +634,53 @@ class EAccountingProvider:
 
     # -- steps ------------------------------------------------------------------------
 
-    def steps(self, kind: str) -> tuple[str, ...]:
-        return ("pay",) if kind == "payment" else ("draft", "book")
-
     def invalidate_references(self) -> None:
         self.cache.invalidate()
 
-    def prepare(self, ctx: StepContext) -> None:
+    def prepare(self, ctx: StepContext) -> Plan:
         job = ctx.job
         self._require_sales_variant()
-        if job.kind == "payment":
-            self.prepared["bank_account"] = self.bank_account_id(job.payment.currency)
-            return
+        if isinstance(job, PaymentJob):
+            return self._payment_plan(job.payment, self.bank_account_id(job.payment.currency))
+        book = Step("book", self._book, self._find_booked)
         if "book" in ctx.remote:
-            return
+            return Plan((book,))
         document = document_of(ctx)
         self.company()
         fiscal_year = self.fiscal_year_id(document["date"])
         self.accounts(fiscal_year)
         self.cache.get("vatcodes", lambda: self._collect("/vatcodes"))
         if "draft" in ctx.remote:
-            return
-        if job.kind == "invoice":
+            return Plan((book,))
+        refs = self._document_refs(ctx, document)
+        draft = Step(
+            "draft",
+            functools.partial(self._draft, refs),
+            functools.partial(self._find_drafts, refs.customer),
+        )
+        return Plan((draft, book))
+
+    def _document_refs(self, ctx: StepContext, document: Document) -> DocumentRefs:
+        if ctx.job.kind == "invoice":
             self.require_currency(document["currency"])
         days = max((document["due"] - document["date"]).days, 0)
-        self.prepared["customer"] = self.customer_id(document["customer"], days)
-        prefix = "credit_note" if job.kind == "credit_note" else "invoice"
-        self.prepared["articles"] = [
+        customer = self.customer_id(document["customer"], days)
+        prefix = "credit_note" if ctx.job.kind == "credit_note" else "invoice"
+        articles = tuple(
             self.article_for(index, line, document["customer"], prefix)
             for index, line in enumerate(document["lines"])
-        ]
+        )
+        return DocumentRefs(customer, articles)
+
+    def _payment_plan(self, payment: Payment, bank_account: str) -> Plan:
+        pay = Step(
+            "pay",
+            functools.partial(self._pay, payment, bank_account),
+            functools.partial(self._find_payment, payment),
+            intent=self._remaining_before,
+            serialise_on=payment.invoice_idempotency_key,
+        )
+        return Plan((pay,))
 
     def _require_sales_variant(self) -> None:
         if self.company().get("ProductVariant") == BOOKKEEPING_VARIANT:
@@ -663,9 +690,7 @@ class EAccountingProvider:
                 "variant_unsupported",
             )
 
-    def intent_details(self, step: str, ctx: StepContext) -> dict[str, Any]:
-        if step != "pay":
-            return {}
+    def _remaining_before(self, ctx: StepContext) -> dict[str, Any]:
         invoice = self.http.get_json(f"/customerinvoices/{_invoice_id(ctx)}")
         return {
             "remaining_before": str(
@@ -673,29 +698,28 @@ class EAccountingProvider:
             )
         }
 
-    def write_step(self, step: str, ctx: StepContext) -> dict[str, Any]:
-        if step == "draft":
-            body = self._draft_body(ctx)
-            try:
-                draft = self.http.request("POST", "/customerinvoicedrafts", json=body).json()
-            except Rejected:
-                articles = {row["ArticleId"] for row in body["Rows"]}
-                self._raise_if_gone(
-                    [f"/customers/{body['CustomerId']}", *(f"/articles/{a}" for a in articles)]
-                )
-                raise
-            return {"id": draft["Id"], "customer_id": body["CustomerId"]}
-        if step == "book":
-            draft_id = ctx.remote["draft"]["id"]
-            # Without the flag eAccounting dates the invoice today, not on the draft's date.
-            invoice = self.http.request(
-                "POST", f"/customerinvoicedrafts/{draft_id}/convert?keepOriginalDraftDate=true"
-            ).json()
-            booked = {"id": invoice["Id"], "number": invoice.get("InvoiceNumber")}
-            return {**booked, "totals": _booked_totals(invoice)}
-        return self._pay(ctx)
+    def _draft(self, refs: DocumentRefs, ctx: StepContext) -> dict[str, Any]:
+        body = self._draft_body(refs, ctx)
+        try:
+            draft = self.http.request("POST", "/customerinvoicedrafts", json=body).json()
+        except Rejected:
+            articles = {row["ArticleId"] for row in body["Rows"]}
+            self._raise_if_gone(
+                [f"/customers/{body['CustomerId']}", *(f"/articles/{a}" for a in articles)]
+            )
+            raise
+        return {"id": draft["Id"], "customer_id": body["CustomerId"]}
 
-    def _draft_body(self, ctx: StepContext) -> dict[str, Any]:
+    def _book(self, ctx: StepContext) -> dict[str, Any]:
+        draft_id = ctx.remote["draft"]["id"]
+        # Without the flag eAccounting dates the invoice today, not on the draft's date.
+        invoice = self.http.request(
+            "POST", f"/customerinvoicedrafts/{draft_id}/convert?keepOriginalDraftDate=true"
+        ).json()
+        booked = {"id": invoice["Id"], "number": invoice.get("InvoiceNumber")}
+        return {**booked, "totals": _booked_totals(invoice)}
+
+    def _draft_body(self, refs: DocumentRefs, ctx: StepContext) -> dict[str, Any]:
         document = document_of(ctx)
         credit = ctx.job.kind == "credit_note"
         sign = Decimal(-1) if credit else Decimal(1)
@@ -711,11 +735,11 @@ class EAccountingProvider:
                 "ReversedConstructionServicesVatFree": False,
             }
             for index, (line, article) in enumerate(
-                zip(document["lines"], self.prepared["articles"], strict=True)
+                zip(document["lines"], refs.articles, strict=True)
             )
         ]
         body: dict[str, Any] = {
-            "CustomerId": self.prepared["customer"],
+            "CustomerId": refs.customer,
             "InvoiceDate": document["date"].isoformat(),
             "DueDate": document["due"].isoformat(),
             "InvoiceCurrencyCode": document["currency"],
@@ -727,8 +751,7 @@ class EAccountingProvider:
         }
         return {k: v for k, v in body.items() if v is not None}
 
-    def _pay(self, ctx: StepContext) -> dict[str, Any]:
-        payment = ctx.job.payment  # type: ignore[union-attr]
+    def _pay(self, payment: Payment, bank_account: str, ctx: StepContext) -> dict[str, Any]:
         invoice_id = _invoice_id(ctx)
         body = {
             "PaymentDate": payment.payment_date.isoformat(),
@@ -737,7 +760,7 @@ class EAccountingProvider:
             "PaymentType": PAYMENT_COMPLETE
             if Decimal(ctx.intent.get("remaining_before", "0")) == payment.amount
             else PAYMENT_PARTIAL,
-            "CompanyBankAccountId": self.prepared["bank_account"],
+            "CompanyBankAccountId": bank_account,
             "Reference": payment.reference,
         }
         try:
@@ -747,7 +770,7 @@ class EAccountingProvider:
                 json={k: v for k, v in body.items() if v is not None},
             )
         except Rejected as exc:
-            self._raise_if_gone([f"/bankaccounts/{body['CompanyBankAccountId']}"])
+            self._raise_if_gone([f"/bankaccounts/{bank_account}"])
             exc.fields = fields_of(exc.original or exc.message, "payment")
             raise
         return {"invoice_id": invoice_id, "amount": str(payment.amount)}
@@ -759,20 +782,8 @@ class EAccountingProvider:
         for path in paths:
             self.http.get_json(path)
 
-    def lookup_step(self, step: str, ctx: StepContext) -> list[dict[str, Any]]:
-        if step == "draft":
-            return self._find_drafts(ctx)
-        if step == "book":
-            return self._find_booked(ctx)
-        return self._find_payment(ctx)
-
-    def _find_drafts(self, ctx: StepContext) -> list[dict[str, Any]]:
+    def _find_drafts(self, customer_id: str, ctx: StepContext) -> list[dict[str, Any]]:
         document = document_of(ctx)
-        customer_id = (
-            self.customer_id(document["customer"], 0)
-            if "customer" not in self.prepared
-            else self.prepared["customer"]
-        )
         drafts = self._collect(
             "/customerinvoicedrafts",
             {
@@ -812,11 +823,10 @@ class EAccountingProvider:
             )
         return [{"id": i["Id"], "number": i.get("InvoiceNumber")} for i in matches]
 
-    def _find_payment(self, ctx: StepContext) -> list[dict[str, Any]]:
+    def _find_payment(self, payment: Payment, ctx: StepContext) -> list[dict[str, Any]]:
         """eAccounting lists no payments with their references: a payment is known only by
         how much the invoice's remaining amount moved since the intent (the pipeline keeps
         other payments of the invoice from writing meanwhile)."""
-        payment = ctx.job.payment  # type: ignore[union-attr]
         invoice = self.http.get_json(f"/customerinvoices/{_invoice_id(ctx)}")
         now = Decimal(
             str(invoice.get("RemainingAmountInvoiceCurrency", invoice.get("RemainingAmount")))

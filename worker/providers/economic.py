@@ -29,20 +29,24 @@ tenant in Redis; in steady state an invoice costs two calls: draft and book.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from worker import binding, tenants
 from worker.auth.economic import EconomicAuth
-from worker.jobs import Customer, Line
+from worker.jobs import Customer, Line, Payment, PaymentJob
 from worker.ledger.models import Tenant
 from worker.mapping import rate_key
 from worker.providers.base import (
     Call,
+    Plan,
     ReferenceStale,
     Rejected,
+    Step,
     StepContext,
     Unsupported,
 )
@@ -149,6 +153,33 @@ def _natural(number: str) -> tuple[int, int | str]:
     return (0, int(number)) if number.isdigit() else (1, number)
 
 
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DocumentRefs:
+    """What a draft refers to in e-conomic, resolved before it is written."""
+
+    zone: Row
+    terms: Row
+    customer: int
+    layout: int
+    products: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PaymentRefs:
+    """Where a customer payment is booked: the journal, its year and contra account."""
+
+    year: str
+    journal: int
+    contra: int
+
+
+def _reference(ctx: StepContext) -> dict[str, Any]:
+    return {"reference": ctx.job.idempotency_key}
+
+
 class EconomicProvider:
     name = "economic"
 
@@ -168,7 +199,6 @@ class EconomicProvider:
         )
         self.calls: list[Call] = self.http.calls
         self.page_size = PAGE_SIZE
-        self.prepared: dict[str, Any] = {}
         self.company_checked = False
 
     # -- collections and cached references ---------------------------------------------
@@ -558,11 +588,13 @@ class EconomicProvider:
 
     # -- customers ------------------------------------------------------------------------
 
-    def customer_for(self, customer: Customer, currency: str, prefix: str) -> dict[str, Any]:
-        """Found or created once per tenant (with the zone and terms already prepared)."""
+    def customer_for(
+        self, customer: Customer, currency: str, prefix: str, zone: Row, terms: Row
+    ) -> dict[str, Any]:
+        """Found or created once per tenant (created with this zone and these terms)."""
         found: dict[str, Any] = self.cache.get(
             f"customer:{customer.external_id}",
-            lambda: self._upsert_customer(customer, currency, prefix),
+            lambda: self._upsert_customer(customer, currency, prefix, zone, terms),
             exclusive=True,
         )
         return found
@@ -574,7 +606,9 @@ class EconomicProvider:
         except ReferenceStale:  # 404: no such customer
             return None
 
-    def _upsert_customer(self, customer: Customer, currency: str, prefix: str) -> dict[str, Any]:
+    def _upsert_customer(
+        self, customer: Customer, currency: str, prefix: str, zone: Row, terms: Row
+    ) -> dict[str, Any]:
         number = customer_number(customer.external_id)
         found = self._get_customer(number)
         created = False
@@ -583,7 +617,7 @@ class EconomicProvider:
                 found = self.http.request(
                     "POST",
                     "/customers",
-                    json=self._customer_body(number, customer, currency),
+                    json=self._customer_body(number, customer, currency, zone, terms),
                 ).json()
                 created = True
             except Rejected as exc:
@@ -600,8 +634,9 @@ class EconomicProvider:
             "created": created,
         }
 
-    def _customer_body(self, number: int, customer: Customer, currency: str) -> dict[str, Any]:
-        zone, terms = self.prepared["zone"], self.prepared["terms"]
+    def _customer_body(
+        self, number: int, customer: Customer, currency: str, zone: Row, terms: Row
+    ) -> dict[str, Any]:
         address = customer.address
         body = {
             "customerNumber": number,
@@ -678,58 +713,63 @@ class EconomicProvider:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def steps(self, kind: str) -> tuple[str, ...]:
-        return ("pay",) if kind == "payment" else ("draft", "book")
-
     def invalidate_references(self) -> None:
         self.cache.invalidate()
 
-    def prepare(self, ctx: StepContext) -> None:
+    def prepare(self, ctx: StepContext) -> Plan:
         job = ctx.job
         self.self_info()
-        if job.kind == "payment":
-            payment = job.payment
-            self.require_currency(payment.currency, "payment.currency")
-            journal = self.journal_for()
-            self.prepared.update(
-                year=self.open_year(payment.payment_date, "payment.payment_date"),
-                journal=journal["number"],
-                contra=self.contra_account_for(journal),
-            )
-            return
+        if isinstance(job, PaymentJob):
+            return self._payment_plan(job.payment)
+        book = Step("book", self._book, self._lookup_book, intent=_reference)
         if "draft" in ctx.remote:
-            return
-        document = document_of(ctx)
-        prefix = job.kind
+            return Plan((book,))
+        refs = self._document_refs(ctx, document_of(ctx))
+        draft = Step("draft", functools.partial(self._draft, refs), self._lookup_draft, _reference)
+        return Plan((draft, book))
+
+    def _document_refs(self, ctx: StepContext, document: Document) -> DocumentRefs:
+        prefix = ctx.job.kind
         self.require_currency(document["currency"], f"{prefix}.currency")
         self.open_year(document["date"], f"{prefix}.issue_date")
         zone = self.zone_for(document["customer"])
         terms = self.payment_terms_for(document["date"], document["due"])
-        self.prepared.update(zone=zone, terms=terms)
-        customer = self.customer_for(document["customer"], document["currency"], prefix)
-        self.prepared.update(
-            customer=customer,
+        customer = self.customer_for(
+            document["customer"], document["currency"], prefix, zone, terms
+        )
+        return DocumentRefs(
+            zone=zone,
+            terms=terms,
+            customer=customer["number"],
             layout=self.layout_for(customer),
-            products=[
+            products=tuple(
                 self.product_for(i, line, zone, prefix) for i, line in enumerate(document["lines"])
-            ],
+            ),
         )
 
-    def intent_details(self, step: str, ctx: StepContext) -> dict[str, Any]:
-        if step == "pay":
-            return {"journal": self.prepared["journal"], "text": self._payment_text(ctx)}
-        return {"reference": ctx.job.idempotency_key}
+    def _payment_plan(self, payment: Payment) -> Plan:
+        self.require_currency(payment.currency, "payment.currency")
+        journal = self.journal_for()
+        refs = PaymentRefs(
+            year=self.open_year(payment.payment_date, "payment.payment_date"),
+            journal=journal["number"],
+            contra=self.contra_account_for(journal),
+        )
+        pay = Step(
+            "pay",
+            functools.partial(self._pay, payment, refs),
+            functools.partial(self._find_payment, refs),
+            intent=functools.partial(self._payment_intent, refs),
+            serialise_on=payment.invoice_idempotency_key,
+        )
+        return Plan((pay,))
 
-    def write_step(self, step: str, ctx: StepContext) -> dict[str, Any]:
-        if step == "draft":
-            return self._draft(ctx)
-        if step == "book":
-            return self._book(ctx)
-        return self._pay(ctx)
+    def _payment_intent(self, refs: PaymentRefs, ctx: StepContext) -> dict[str, Any]:
+        return {"journal": refs.journal, "text": self._payment_text(ctx)}
 
-    def _draft(self, ctx: StepContext) -> dict[str, Any]:
+    def _draft(self, refs: DocumentRefs, ctx: StepContext) -> dict[str, Any]:
         document = document_of(ctx)
-        body = self._draft_body(ctx, document)
+        body = self._draft_body(refs, ctx, document)
         try:
             draft = self.http.request("POST", "/invoices/drafts", json=body).json()
         except Rejected as exc:
@@ -740,9 +780,11 @@ class EconomicProvider:
             "customer": body["customer"]["customerNumber"],
         }
 
-    def _draft_body(self, ctx: StepContext, document: Document) -> dict[str, Any]:
+    def _draft_body(
+        self, refs: DocumentRefs, ctx: StepContext, document: Document
+    ) -> dict[str, Any]:
         sign = Decimal(-1) if ctx.job.kind == "credit_note" else Decimal(1)
-        customer, terms = document["customer"], self.prepared["terms"]
+        customer, terms = document["customer"], refs.terms
         address = customer.address
         lines = [
             {
@@ -755,7 +797,7 @@ class EconomicProvider:
                 "product": {"productNumber": product},
             }
             for index, (line, product) in enumerate(
-                zip(document["lines"], self.prepared["products"], strict=True)
+                zip(document["lines"], refs.products, strict=True)
             )
         ]
         body = {
@@ -763,8 +805,8 @@ class EconomicProvider:
             # invoices.md: dueDate is used (and then required) only by terms of type dueDate.
             "dueDate": document["due"].isoformat() if terms["type"] == "dueDate" else None,
             "currency": document["currency"],
-            "customer": {"customerNumber": self.prepared["customer"]["number"]},
-            "layout": {"layoutNumber": self.prepared["layout"]},
+            "customer": {"customerNumber": refs.customer},
+            "layout": {"layoutNumber": refs.layout},
             "paymentTerms": {"paymentTermsNumber": terms["number"]},
             "recipient": {  # countries as ISO codes: the job carries no country names
                 "name": customer.name,
@@ -772,7 +814,7 @@ class EconomicProvider:
                 "zip": address.postal_code,
                 "city": address.city,
                 "country": customer.country,
-                "vatZone": {"vatZoneNumber": self.prepared["zone"]["number"]},
+                "vatZone": {"vatZoneNumber": refs.zone["number"]},
             },
             "notes": {
                 "heading": document["reference"],
@@ -837,10 +879,9 @@ class EconomicProvider:
         }
         return {"number": booked["bookedInvoiceNumber"], "totals": totals}
 
-    def _pay(self, ctx: StepContext) -> dict[str, Any]:
-        payment = ctx.job.payment  # type: ignore[union-attr]
+    def _pay(self, payment: Payment, refs: PaymentRefs, ctx: StepContext) -> dict[str, Any]:
         invoice = ctx.related["invoice"]
-        journal = self.prepared["journal"]
+        journal = refs.journal
         entry = {
             "customer": {"customerNumber": invoice["draft"]["customer"]},
             # The entry books on the customer: a payment credits it, hence the minus.
@@ -848,11 +889,11 @@ class EconomicProvider:
             "currency": {"code": payment.currency},
             "date": payment.payment_date.isoformat(),
             "text": ctx.intent.get("text") or self._payment_text(ctx),
-            "contraAccount": {"accountNumber": self.prepared["contra"]},
+            "contraAccount": {"accountNumber": refs.contra},
             "customerInvoice": invoice["book"]["number"],
         }
         body = {
-            "accountingYear": {"year": self.prepared["year"]},
+            "accountingYear": {"year": refs.year},
             "journal": {"journalNumber": journal},
             "entries": {"customerPayments": [entry]},
         }
@@ -865,34 +906,33 @@ class EconomicProvider:
         return {
             "voucher_number": voucher["voucherNumber"],
             "journal": journal,
-            "year": (voucher.get("accountingYear") or {}).get("year", self.prepared["year"]),
+            "year": (voucher.get("accountingYear") or {}).get("year", refs.year),
         }
 
     # -- lookups after a lost answer ------------------------------------------------------
 
-    def lookup_step(self, step: str, ctx: StepContext) -> list[dict[str, Any]]:
+    def _lookup_draft(self, ctx: StepContext) -> list[dict[str, Any]]:
         key = ctx.job.idempotency_key
-        if step == "draft":
-            drafts = [
-                {
-                    "draft_number": d["draftInvoiceNumber"],
-                    "customer": d["customer"]["customerNumber"],
-                }
-                for d in self._with_key("/invoices/drafts", key)
-            ]
-            # Booking deletes the draft: an invoice booked already is the draft's result too.
-            booked = [
-                {
-                    "draft_number": None,
-                    "booked_number": b["bookedInvoiceNumber"],
-                    "customer": b["customer"]["customerNumber"],
-                }
-                for b in self._with_key("/invoices/booked", key)
-            ]
-            return drafts + booked
-        if step == "book":
-            return self._find_booked(key)
-        return self._find_payment(ctx)
+        drafts = [
+            {
+                "draft_number": d["draftInvoiceNumber"],
+                "customer": d["customer"]["customerNumber"],
+            }
+            for d in self._with_key("/invoices/drafts", key)
+        ]
+        # Booking deletes the draft: an invoice booked already is the draft's result too.
+        booked = [
+            {
+                "draft_number": None,
+                "booked_number": b["bookedInvoiceNumber"],
+                "customer": b["customer"]["customerNumber"],
+            }
+            for b in self._with_key("/invoices/booked", key)
+        ]
+        return drafts + booked
+
+    def _lookup_book(self, ctx: StepContext) -> list[dict[str, Any]]:
+        return self._find_booked(ctx.job.idempotency_key)
 
     def _with_key(self, path: str, key: str) -> list[dict[str, Any]]:
         # Filters compare strings case-insensitively: keep exact matches only.
@@ -907,8 +947,8 @@ class EconomicProvider:
             {"number": b["bookedInvoiceNumber"]} for b in self._with_key("/invoices/booked", key)
         ]
 
-    def _find_payment(self, ctx: StepContext) -> list[dict[str, Any]]:
-        journal = ctx.intent.get("journal") or self.prepared["journal"]
+    def _find_payment(self, refs: PaymentRefs, ctx: StepContext) -> list[dict[str, Any]]:
+        journal = ctx.intent.get("journal") or refs.journal
         text = ctx.intent.get("text") or self._payment_text(ctx)
         entries = self.collect(
             f"/journals/{journal}/entries", {"filter": f"text$eq:{filter_value(text)}"}
@@ -918,7 +958,7 @@ class EconomicProvider:
             if entry.get("text") != text:
                 continue
             voucher = entry.get("voucher") or {}
-            year = str((voucher.get("accountingYear") or {}).get("year", self.prepared.get("year")))
+            year = str((voucher.get("accountingYear") or {}).get("year", refs.year))
             number = int(voucher["voucherNumber"])
             vouchers[(year, number)] = {"voucher_number": number, "journal": journal, "year": year}
         return list(vouchers.values())
