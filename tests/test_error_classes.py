@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.providers import eaccounting, economic_errors
 from worker.providers.base import (
     NeedsReauth,
     ReferenceStale,
@@ -24,6 +23,8 @@ from worker.providers.base import (
     Transient,
     Unsupported,
 )
+from worker.providers.eaccounting import client as eaccounting
+from worker.providers.economic import errors as economic_errors
 
 EA_API = "https://eaccountingapi.vismaonline.com/v2"
 EC_API = "https://restapi.e-conomic.com"

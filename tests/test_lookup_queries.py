@@ -18,8 +18,8 @@ from worker import pipeline
 from worker.jobs import job_id_for, parse_job
 from worker.ledger import store
 from worker.providers.base import StepContext
-from worker.providers.eaccounting import EAccountingProvider
-from worker.providers.economic import EconomicProvider
+from worker.providers.eaccounting.client import EAccountingProvider
+from worker.providers.economic.client import EconomicProvider
 from worker.tenants import get_tenant
 
 LONG_AGO = dt.datetime(2020, 1, 1)

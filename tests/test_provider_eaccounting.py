@@ -204,7 +204,7 @@ def test_every_reference_collection_is_read_to_its_last_page(
     import math
 
     from worker import pipeline
-    from worker.providers import eaccounting
+    from worker.providers.eaccounting import client as eaccounting
 
     monkeypatch.setattr(eaccounting, "PAGE_SIZE", 4)
     tenant = connect_ea_tenant("NO")
@@ -326,7 +326,7 @@ def test_unknown_key_for_credit_note_waits_not_fails(session_worker: WorkerProce
 def test_rate_limit_budget_per_company_or_per_client(
     monkeypatch: pytest.MonkeyPatch, scope: str, shared: bool
 ) -> None:
-    from worker.providers.eaccounting import rate_limit_key
+    from worker.providers.eaccounting.client import rate_limit_key
     from worker.settings import get_settings
 
     monkeypatch.setenv("LEDGERPUSH_EACCOUNTING_RATE_SCOPE", scope)
@@ -369,7 +369,7 @@ def test_operator_resolves_a_review_by_cleaning_up_then_replay_or_cancel(ea_sim:
     the extra draft remotely and replay (the lookup adopts the one left), or cancel."""
     from worker import operations, pipeline
     from worker.ledger.store import events_of, get_job
-    from worker.providers.eaccounting import EAccountingProvider
+    from worker.providers.eaccounting.client import EAccountingProvider
     from worker.tenants import get_tenant
 
     tenant = connect_ea_tenant("NO")

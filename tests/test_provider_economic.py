@@ -13,7 +13,7 @@ from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of, find_job
 from worker.producer import enqueue, send
 from worker.providers.base import StepContext, Unsupported
-from worker.providers.economic import EconomicProvider, customer_number, filter_value
+from worker.providers.economic.client import EconomicProvider, customer_number, filter_value
 from worker.tenants import get_tenant
 
 pytestmark = pytest.mark.usefixtures("session_worker")

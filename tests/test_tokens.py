@@ -26,12 +26,12 @@ from tests.connection_support import (
     settle_all,
     stays,
 )
-from worker.auth import eaccounting
-from worker.auth.eaccounting import EAccountingAuth
 from worker.auth.state import StateRefused, consume_state, make_state
 from worker.auth.tokens import REFRESH_FAILURES, refresh_single_flight
 from worker.ledger.store import attempts_of, find_job
 from worker.producer import enqueue
+from worker.providers.eaccounting import auth as eaccounting
+from worker.providers.eaccounting.auth import EAccountingAuth
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.tenants import credentials_of, get_tenant, store_credentials
@@ -515,7 +515,7 @@ def test_workers_reach_the_token_endpoint_at_their_own_address(
     names: LEDGERPUSH_EACCOUNTING_TOKEN_URL is the workers' one."""
     import os
 
-    from worker.auth.eaccounting import refresh
+    from worker.providers.eaccounting.auth import refresh
     from worker.settings import get_settings
 
     tenant = connect_ea_tenant("NO")

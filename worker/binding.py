@@ -60,27 +60,6 @@ class Company:
         return f"{self.name or 'unnamed company'} ({details}{'; ' if details else ''}id {self.id})"
 
 
-def eaccounting_company(settings: Mapping[str, Any]) -> Company:
-    """From `GET /v2/companysettings`: `CompanyIdentifier` is the company's unique id;
-    without one, the country and corporate identity number stand in for it."""
-    org_no = str(settings.get("CorporateIdentityNumber") or "")
-    country = str(settings.get("CountryCode") or "")
-    key = str(settings.get("CompanyIdentifier") or "") or f"{country}:{org_no}"
-    return Company(key, str(settings.get("Name") or ""), org_no, country)
-
-
-def economic_company(self_body: Mapping[str, Any]) -> Company:
-    """From e-conomic's `GET /self`: `agreementNumber` identifies the agreement."""
-    company = self_body.get("company") or {}
-    org_no = company.get("companyIdentificationNumber") or company.get("vatNumber") or ""
-    return Company(
-        str(self_body.get("agreementNumber") or ""),
-        str(company.get("name") or ""),
-        str(org_no),
-        str(company.get("country") or ""),
-    )
-
-
 def bound_company(tenant: Tenant) -> Company | None:
     return Company.from_record(tenant.company)
 

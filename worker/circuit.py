@@ -31,6 +31,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
+from worker.providers import registry
 from worker.providers.base import Call, ProviderError, Transient
 from worker.redis_client import get_redis
 from worker.settings import Settings, get_settings
@@ -360,6 +361,4 @@ def _alert_errors_logged() -> Iterator[None]:
 
 
 def statuses() -> list[Status]:
-    from worker.tenants import PROVIDERS
-
-    return [Breaker(provider).status() for provider in PROVIDERS]
+    return [Breaker(provider).status() for provider in registry.names()]

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from worker.providers import registry
 from worker.settings import SettingsError
 
 app = typer.Typer(
@@ -93,24 +94,18 @@ def ingest(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
 
 @app.command()
 def simulate(
-    system: Annotated[str, typer.Argument(help="eaccounting or economic")],
+    system: Annotated[str, typer.Argument(help=f"One of: {', '.join(registry.names())}.")],
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8101,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
-    """Run a local simulator of Visma eAccounting or e-conomic (seeded demo companies)."""
-    if system == "eaccounting":
-        from worker.simulators.eaccounting import serve as serve_eaccounting
-
-        console.print(f"eAccounting simulator on http://{host}:{port} (API /v2, identity /connect)")
-        serve_eaccounting(port, host=host)
-    elif system == "economic":
-        from worker.simulators.economic import serve as serve_economic
-
-        console.print(f"e-conomic simulator on http://{host}:{port}")
-        serve_economic(port, host=host)
-    else:
-        err.print("[red]system must be eaccounting or economic[/red]")
-        raise typer.Exit(2)
+    """Run a local simulator of an accounting system (seeded demo companies)."""
+    try:
+        spec = registry.spec_for(system)
+    except registry.UnknownProvider as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(spec.simulator_banner.format(url=f"http://{host}:{port}"))
+    spec.serve_simulator(port, host)
 
 
 @app.command()
@@ -687,9 +682,12 @@ def _credentials_from(
 @tenants_app.command("add")
 def tenants_add(
     tenant_id: str,
-    provider: Annotated[str, typer.Option(help="eaccounting or economic")],
+    provider: Annotated[str, typer.Option(help=f"One of: {', '.join(registry.names())}.")],
     country: Annotated[
-        str, typer.Option(help="NO, NL, SE, FI (eaccounting); DK, NO, SE (economic)")
+        str,
+        typer.Option(
+            help="; ".join(f"{', '.join(s.countries)} ({s.name})" for s in registry.specs())
+        ),
     ],
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     credentials_stdin: Annotated[
@@ -783,14 +781,22 @@ def tenants_show(tenant_id: str, as_json: Annotated[bool, typer.Option("--json")
         console.print_json(json.dumps(data))
 
 
-@tenants_app.command("map")
+def _mapping_help() -> str:
+    """`tenants map --help`: every provider's keys with what they mean (its spec)."""
+    parts = ["Pin the tenant's mapping: references ledgerpush would otherwise infer."]
+    for spec in registry.specs():
+        keys = "\n\n".join(f"  {key}: {text}" for key, text in spec.mapping.help().items())
+        parts.append(f"{spec.label} ({spec.name}):\n\n{keys}")
+    return "\n\n".join(parts)
+
+
+@tenants_app.command("map", help=_mapping_help())
 def tenants_map(
     tenant_id: str,
     settings: Annotated[
         list[str], typer.Argument(help="key=value pairs, e.g. vat.25=3 journal=1; key= removes")
     ],
 ) -> None:
-    """Pin the tenant's mapping: VAT codes, accounts, layout, payment terms, product, bank, journal."""
     from worker.mapping import MappingError, parse_assignments
     from worker.tenants import UnknownTenant, update_mapping
 
@@ -854,12 +860,11 @@ def tenants_connect_url(
     days: Annotated[int, typer.Option(help="How long the link stays valid.")] = 7,
 ) -> None:
     """Print the link the tenant's user opens to connect (or reconnect) their books."""
-    from worker.auth.connect import connect_url
-    from worker.settings import get_settings
+    from worker.auth.connect import connect_url, missing_app_setting
     from worker.tenants import UnknownTenant, get_tenant
 
     try:
-        missing = get_settings().missing_provider_app(get_tenant(tenant_id).provider)
+        missing = missing_app_setting(get_tenant(tenant_id).provider)
         if missing:
             err.print(f"[red]{missing} is not set: no connect link can work without it[/red]")
             raise typer.Exit(1)

@@ -1,22 +1,11 @@
 """A tenant's mapping: references an operator pins instead of letting ledgerpush infer them.
 
-Flat keys, so the CLI, the API and the dashboard edit the same thing:
-
-| key | provider | meaning |
-|---|---|---|
-| `vat.<rate>` | both | eAccounting: article account coding id; e-conomic: VAT account code, for that VAT rate |
-| `account.<rate>` | e-conomic | sales account number for that VAT rate (eAccounting: the coding decides it) |
-| `article.<rate>` | both | eAccounting article id / e-conomic product number to use for that VAT rate |
-| `layout` | e-conomic | layout number |
-| `payment_terms` | both | e-conomic payment terms number / eAccounting terms of payment id |
-| `product` | e-conomic | default product |
-| `bank_account` | eAccounting | bank account id for payments |
-| `journal` | e-conomic | daybook journal number for payments |
-| `contra_account` | e-conomic | account the payment is booked against (the bank) |
-| `customer_group` | e-conomic | customer group number for new customers |
-| `round_unit_prices` | both | `half_up`: round unit prices to the provider's precision instead of refusing the job |
-
-`validate(mapping, provider)` also refuses keys that provider does not read.
+Flat keys, so the CLI, the API and the dashboard edit the same thing: plain keys
+(`layout`, `bank_account`, …) and `<prefix>.<rate>` keys for one VAT rate (`vat.25`,
+`article.12`). Which keys a provider reads, and what each means, is in its spec
+(`ProviderSpec.mapping`, worker/providers/<name>/spec.py); `ledgerpush tenants map --help`
+and the tenant page list them. `validate(mapping, provider)` refuses keys that provider
+does not read.
 """
 
 from __future__ import annotations
@@ -25,33 +14,19 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-PLAIN_KEYS = frozenset(
-    {
-        "layout",
-        "payment_terms",
-        "product",
-        "bank_account",
-        "journal",
-        "contra_account",
-        "customer_group",
-        "round_unit_prices",
-    }
-)
+from worker.providers import registry
+
 #: Keys with a fixed set of values.
 CHOICES = {"round_unit_prices": ("half_up",)}
-RATE_KEYS = re.compile(r"^(vat|account|article)\.(\d{1,2}(?:\.\d{1,2})?)$")
-PREFIXES = ("vat", "account", "article")
-#: What each provider reads: plain keys, and the prefixes of `<prefix>.<rate>` keys.
-PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "eaccounting": (
-        frozenset({"payment_terms", "bank_account", "round_unit_prices"}),
-        frozenset({"vat", "article"}),
-    ),
-    "economic": (
-        PLAIN_KEYS - {"bank_account"},
-        frozenset({"vat", "account", "article"}),
-    ),
-}
+RATE_KEYS = re.compile(r"^([a-z_]+)\.(\d{1,2}(?:\.\d{1,2})?)$")
+
+
+def _keys(provider: str | None) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The plain keys and rate prefixes `provider` reads (every provider's when None)."""
+    specs = [registry.spec_for(provider)] if provider else list(registry.specs())
+    plain = frozenset(k for spec in specs for k in spec.mapping.plain)
+    prefixes = tuple(dict.fromkeys(p for spec in specs for p in spec.mapping.rated))
+    return plain, prefixes
 
 
 class MappingError(ValueError):
@@ -66,20 +41,22 @@ def rate_key(prefix: str, rate: Decimal) -> str:
 
 def accepted_keys(provider: str | None) -> str:
     """The keys `provider` reads (every key when None), as a sentence fragment."""
-    plain, prefixes = PROVIDER_KEYS.get(provider or "", (PLAIN_KEYS, frozenset(PREFIXES)))
-    rated = [f"{p}.<rate>" for p in PREFIXES if p in prefixes]
+    plain, prefixes = _keys(provider)
+    rated = [f"{p}.<rate>" for p in prefixes]
     return f"{', '.join(sorted(plain))}, or {', '.join(rated)} (e.g. vat.25)"
 
 
 def validate_key(key: str, provider: str | None = None) -> str:
     """The key in canonical form; with a provider, only a key that provider reads."""
     match = RATE_KEYS.match(key)
-    if key not in PLAIN_KEYS and not match:
+    every_plain, every_prefix = _keys(None)
+    known = key in every_plain or (match is not None and match.group(1) in every_prefix)
+    if not known:
         raise MappingError(
             f"unknown mapping key {key!r}: use one of {accepted_keys(provider)}", key
         )
-    if provider in PROVIDER_KEYS:
-        plain, prefixes = PROVIDER_KEYS[provider]
+    if provider in registry.names():
+        plain, prefixes = _keys(provider)
         if (match is None and key not in plain) or (match and match.group(1) not in prefixes):
             raise MappingError(
                 f"mapping key {key!r} is not used by {provider} tenants: "

@@ -3,10 +3,10 @@ remaining amount of an invoice ledgerpush booked changes in the accounting syste
 payment registered by the bookkeeper or by bank reconciliation, a credit note applied).
 
 Per tenant and incremental: only invoices still open are asked about, so a tenant with
-none costs no call. eAccounting: the customer invoices changed since the last look
-(`modifiedSinceUtc`), compared on `RemainingAmountInvoiceCurrency`; e-conomic: each open
-booked invoice's `remainder`. Calls go through the provider's HTTP client, within the
-tenant's rate limits.
+none costs no call. How the amounts are read is the provider's (`ProviderSpec.payment_sync`:
+eAccounting reads the invoices changed since the last look, e-conomic each open booked
+invoice's `remainder`); calls go through the provider's HTTP client, within the tenant's
+rate limits.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from sqlalchemy import Table, select, update
 from worker import events
 from worker.ledger.db import engine, session
 from worker.ledger.models import PaymentSync, TrackedInvoice, utcnow
+from worker.providers import provider_for
+from worker.providers.registry import spec_for
+from worker.tenants import get_tenant
 
 log = logging.getLogger("ledgerpush.payments")
 TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
@@ -52,9 +55,6 @@ def sync_tenant(tenant_id: str) -> list[str]:
     if not tracked:
         _save_state(tenant_id, started, state.changed_since, None)
         return []
-    from worker.providers import provider_for
-    from worker.tenants import get_tenant
-
     tenant = get_tenant(tenant_id)
     provider = provider_for(tenant)
     since = state.changed_since or min(_aware(t.created_at) for t in tracked)
@@ -76,24 +76,8 @@ def remaining_amounts(
     """The remaining amount (invoice currency) of each tracked invoice the books report
     as changed, by remote id."""
     wanted = {t.remote_id for t in tracked}
-    found: dict[str, Decimal] = {}
-    if provider_name == "eaccounting":
-        # The reference lists this filter as its generated client's argument
-        # `modified_since_utc` (endpoints.json, GET /v2/customerinvoices); on the wire it is
-        # the spec's camel-case query name. Were it ignored, every sync would read all the
-        # company's invoices: slower, never wrong, since amounts are compared, not trusted.
-        params = {"modifiedSinceUtc": since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-        for invoice in provider._collect("/customerinvoices", params):
-            key = str(invoice.get("Id"))
-            amount = invoice.get("RemainingAmountInvoiceCurrency", invoice.get("RemainingAmount"))
-            if key in wanted and amount is not None:
-                found[key] = _decimal(amount)
-        return found
-    for number in sorted(wanted):
-        booked = provider.http.get_json(f"/invoices/booked/{number}")
-        if booked.get("remainder") is not None:
-            found[number] = _decimal(booked["remainder"])
-    return found
+    read = spec_for(provider_name).payment_sync(provider, wanted, since)
+    return {key: _decimal(amount) for key, amount in read.items()}
 
 
 def _decimal(value: Any) -> Decimal:

@@ -37,11 +37,6 @@ KNOWN_DEFAULT_PASSWORDS = frozenset(
     }
 )
 MIN_ADMIN_PASSWORD = 12
-#: The settings each provider's connect link and code exchange need.
-PROVIDER_APP_SETTINGS = {
-    "eaccounting": ("eaccounting_client_id", "eaccounting_client_secret"),
-    "economic": ("economic_app_public_token", "economic_app_secret_token"),
-}
 
 
 class SettingsError(RuntimeError):
@@ -251,14 +246,6 @@ class Settings(BaseSettings):
             return None
         problem = self.unsafe_for_exposure()
         return f"{problem} (the web app would listen on {host})" if problem else None
-
-    def missing_provider_app(self, provider: str) -> str | None:
-        """The first unset setting a provider's connect link needs, as its variable name."""
-        for name in PROVIDER_APP_SETTINGS.get(provider, ()):
-            value = getattr(self, name)
-            if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
-                return f"LEDGERPUSH_{name.upper()}"
-        return None
 
     @property
     def fernet_keys(self) -> list[str]:

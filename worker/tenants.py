@@ -12,9 +12,10 @@ from worker.crypto import decrypt_json, encrypt_json
 from worker.ledger.db import engine, session
 from worker.ledger.models import CONNECTED, DISABLED, NEEDS_REAUTH, Tenant, utcnow
 from worker.mapping import validate
+from worker.providers import registry
 
-PROVIDERS = ("eaccounting", "economic")
-COUNTRIES = {"eaccounting": ("NO", "NL", "SE", "FI"), "economic": ("DK", "NO", "SE")}
+#: Every provider's name, in the registry's order (worker/providers/registry.py).
+PROVIDERS = registry.names()
 
 
 class TenantError(ValueError):
@@ -35,8 +36,9 @@ def add_tenant(
 ) -> Tenant:
     if provider not in PROVIDERS:
         raise TenantError(f"provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
-    if country not in COUNTRIES[provider]:
-        allowed = ", ".join(COUNTRIES[provider])
+    countries = registry.spec_for(provider).countries
+    if country not in countries:
+        allowed = ", ".join(countries)
         raise TenantError(f"country for {provider} must be one of {allowed}, not {country!r}")
     with session() as db:
         if db.get(Tenant, tenant_id) is not None:

@@ -17,15 +17,13 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from worker import alerts
+from worker.providers import registry
 from worker.providers.base import NotReady, Transient
 from worker.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.auth.app_credentials")
 #: RFC 6749 5.2 error codes that concern the client (the application), not the grant.
 CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
-SETTINGS = {
-    "eaccounting": "LEDGERPUSH_EACCOUNTING_CLIENT_ID / LEDGERPUSH_EACCOUNTING_CLIENT_SECRET",
-}
 CODE = "app_credentials_rejected"
 
 
@@ -42,7 +40,7 @@ def _key(provider: str) -> str:
 
 def rejected(provider: str, error: str) -> AppCredentialsRejected:
     """Flag the condition (one alert while it lasts) and return the error to raise."""
-    setting = SETTINGS.get(provider, "the application credentials")
+    setting = registry.spec_for(provider).app_settings_hint or "the application credentials"
     record = {"provider": provider, "error": error, "setting": setting, "since": time.time()}
     try:
         first = bool(get_redis().set(_key(provider), json.dumps(record), nx=True))
@@ -73,7 +71,7 @@ def accepted(provider: str) -> None:
 def current() -> list[dict[str, Any]]:
     """Every provider whose token endpoint refuses the application now."""
     found = []
-    for provider in SETTINGS:
+    for provider in registry.names():
         try:
             raw: bytes | None = get_redis().get(_key(provider))  # type: ignore[assignment]
         except RedisError:

@@ -1,16 +1,21 @@
-"""Connecting a tenant: the link a customer opens, and what happens when they come back."""
+"""Connecting a tenant: the link a customer opens, and what happens when they come back.
+
+The provider's connect flow (`ProviderSpec.connect`) builds its consent link and turns
+its callback into credentials and the company they are for; `complete` then binds the
+company, stores the credentials and resumes the tenant's parked jobs."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
 import httpx
+from pydantic import SecretStr
 
 from worker import binding, connections, tenants
-from worker.auth import eaccounting, economic
-from worker.auth.state import LINK_TTL, check_state, consume_state, make_state, spend_state
+from worker.auth.state import LINK_TTL, make_state
 from worker.binding import Company, CompanyRefused
 from worker.providers.base import NeedsReauth, Transient
+from worker.providers.registry import spec_for
 from worker.settings import get_settings
 
 
@@ -18,9 +23,23 @@ def connect_url(tenant_id: str, ttl: int = LINK_TTL) -> str:
     """The provider's consent page for this tenant, with a signed state."""
     tenant = tenants.get_tenant(tenant_id)
     state = make_state(tenant.id, tenant.provider, ttl)
-    if tenant.provider == "eaccounting":
-        return eaccounting.authorize_url(state, eaccounting.scopes_for())
-    return economic.installation_url(state)
+    url: str = spec_for(tenant.provider).connect.url(state)
+    return url
+
+
+def missing_app_setting(provider: str) -> str | None:
+    """The first unset setting the provider's connect link needs, as its variable name."""
+    settings = get_settings()
+    for name in spec_for(provider).app_settings:
+        value = getattr(settings, name)
+        if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
+            return f"LEDGERPUSH_{name.upper()}"
+    return None
+
+
+class CallbackRefused(Exception):
+    """The provider sent the customer back without what the connection needs (an error,
+    no code or grant); the message is for the customer."""
 
 
 class MissingScopes(Exception):
@@ -36,61 +55,13 @@ class MissingScopes(Exception):
         )
 
 
-def missing_scopes(granted: str) -> list[str]:
-    have = set(granted.split())
-    return [scope for scope in eaccounting.scopes_for() if scope not in have]
-
-
 class Connected(NamedTuple):
     tenant_id: str
     resumed: int
     company: Company
 
 
-def finish_eaccounting(code: str, state: str) -> Connected:
-    """Exchange the code, check the company, store the tokens, resume parked jobs.
-
-    The state is spent only once the code was exchanged: a failing token endpoint
-    leaves the customer's link usable, while a replayed callback is still refused
-    before the token endpoint is asked. A consent without every required scope leaves
-    the tenant `needs_reauth`, naming the scopes, and raises `MissingScopes`; a company
-    the tenant may not book into raises `CompanyRefused` (see worker/binding.py). In
-    both cases the tokens are not stored."""
-    claim = check_state(state, "eaccounting")
-    credentials: dict[str, Any] = eaccounting.exchange_code(code)
-    spend_state(claim)
-    # Token responses may leave out `scope` when it is what was asked for (RFC 6749 5.1).
-    missing = missing_scopes(credentials["scope"]) if credentials.get("scope") else []
-    if missing:
-        error = MissingScopes(claim.tenant_id, missing)
-        connections.tenant_needs_reauth(claim.tenant_id, str(error))
-        raise error
-    settings = get_settings()
-    company = binding.eaccounting_company(
-        _read(
-            f"{settings.eaccounting_api_url.rstrip('/')}/companysettings",
-            {"Authorization": f"Bearer {credentials['access_token']}"},
-        )
-    )
-    return _connect(claim.tenant_id, company, credentials, "oauth")
-
-
-def finish_economic(grant_token: str, state: str) -> Connected:
-    tenant_id = consume_state(state, "economic")
-    settings = get_settings()
-    company = binding.economic_company(
-        _read(
-            f"{settings.economic_api_url.rstrip('/')}/self",
-            {
-                "X-AppSecretToken": settings.economic_app_secret_token.get_secret_value(),
-                "X-AgreementGrantToken": grant_token,
-            },
-        )
-    )
-    return _connect(tenant_id, company, {"grant_token": grant_token}, "installation")
-
-
-def _connect(
+def complete(
     tenant_id: str, company: Company, credentials: dict[str, Any], actor: str
 ) -> Connected:
     tenant = tenants.get_tenant(tenant_id)
@@ -103,7 +74,7 @@ def _connect(
     return Connected(tenant_id, resumed, company)
 
 
-def _read(url: str, headers: dict[str, str]) -> dict[str, Any]:
+def read_company(url: str, headers: dict[str, str]) -> dict[str, Any]:
     """Which company the new credentials are for, asked before they are stored."""
     try:
         response = httpx.get(url, headers=headers, timeout=get_settings().http_timeout)

@@ -1,6 +1,7 @@
-"""Proactive refresh: the beat task finds eAccounting tokens that expire soon and
-schedules each tenant's refresh at a stable, spread-out offset, so thousands of
-tenants never hit the token endpoint in the same second."""
+"""Proactive refresh: the beat task finds the tokens that expire soon, of the providers
+whose spec has a proactive refresh (eAccounting's one-hour tokens), and schedules each
+tenant's refresh at a stable, spread-out offset, so thousands of tenants never hit the
+token endpoint in the same second."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from worker.auth.eaccounting import refresh
+from worker import tenants
 from worker.auth.tokens import refresh_single_flight
 from worker.ledger.db import session
 from worker.ledger.models import CONNECTED, Tenant, utcnow
+from worker.providers import registry
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 
@@ -31,7 +33,7 @@ def expiring_tenants(window: float) -> list[tuple[str, float]]:
     with session() as db:
         rows = db.execute(
             select(Tenant.id, Tenant.token_expires_at).where(
-                Tenant.provider == "eaccounting",
+                Tenant.provider.in_(_refreshed_providers()),
                 Tenant.connection_state == CONNECTED,
                 Tenant.token_expires_at.is_not(None),
                 Tenant.token_expires_at < horizon,
@@ -41,6 +43,10 @@ def expiring_tenants(window: float) -> list[tuple[str, float]]:
         return [
             (tenant_id, _seconds_between(now, expires)) for tenant_id, expires in rows if expires
         ]
+
+
+def _refreshed_providers() -> list[str]:
+    return [spec.name for spec in registry.specs() if spec.proactive_refresh_ref]
 
 
 def _seconds_between(now: dt.datetime, expires: dt.datetime) -> float:
@@ -94,6 +100,9 @@ def refresh_if_expiring(tenant_id: str) -> bool:
     def still_needed(current: dict[str, Any]) -> bool:
         return float(current.get("expires_at") or 0) < time.time() + window
 
+    refresh = registry.spec_for(tenants.get_tenant(tenant_id).provider).proactive_refresh
+    if refresh is None:
+        return False
     before: dict[str, Any] = {}
     after = refresh_single_flight(tenant_id, before, refresh, still_needed=still_needed)
     return bool(after.get("expires_at")) and float(after["expires_at"]) > time.time() + window

@@ -26,6 +26,10 @@ REFRESH_FAILURES = "lp:stats:token_refresh_failures"
 Refresher = Callable[[str], dict[str, Any]]
 
 
+class InvalidGrant(Exception):
+    """The identity server refused the refresh token or code (`invalid_grant`)."""
+
+
 def _stored(tenant_id: str) -> dict[str, Any]:
     return tenants.credentials_of(tenants.get_tenant(tenant_id))
 
@@ -50,8 +54,6 @@ def refresh_single_flight(
 
     `still_needed(current)` decides, under the lock, whether a refresh is still due;
     by default: unless another worker replaced the token we saw."""
-    from worker.auth.eaccounting import InvalidGrant
-
     lock = get_redis().lock(
         f"lp:refresh:{tenant_id}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_TIMEOUT + 5
     )

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker.jobs import CreditNoteJob, FieldError, InvoiceJob, JobValidationError, Line, PaymentJob
+from worker.providers import registry
 
 AnyJob = InvoiceJob | CreditNoteJob | PaymentJob
 ROUND_UNIT_PRICES = "round_unit_prices"
@@ -68,9 +69,10 @@ class Rounded:
 
 
 def limits_for(provider: str) -> Limits | None:
-    from worker.providers import eaccounting, economic
-
-    return {"eaccounting": eaccounting.LIMITS, "economic": economic.LIMITS}.get(provider)
+    try:
+        return registry.spec_for(provider).limits
+    except registry.UnknownProvider:
+        return None
 
 
 def places(value: Decimal) -> int:

@@ -7,22 +7,22 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.auth.app_credentials import AppCredentialsRejected
 from worker.auth.connect import (
+    CallbackRefused,
     Connected,
     MissingScopes,
     connect_url,
-    finish_eaccounting,
-    finish_economic,
+    missing_app_setting,
 )
-from worker.auth.eaccounting import InvalidGrant
 from worker.auth.state import StateRefused
+from worker.auth.tokens import InvalidGrant
 from worker.binding import CompanyRefused
+from worker.providers import registry
 from worker.providers.base import ProviderError
-from worker.settings import get_settings
 from worker.tenants import UnknownTenant, get_tenant
 from worker.web.access import public
 
@@ -42,10 +42,10 @@ def _page(title: str, text: str, status: int = 200, page_id: str = "result") -> 
 
 @router.get("/connect/{provider}/{tenant_id}", include_in_schema=False)
 def start(provider: str, tenant_id: str) -> Response:
-    if provider not in ("eaccounting", "economic"):
+    if provider not in registry.names():
         raise HTTPException(404, "unknown provider")
     try:
-        missing = get_settings().missing_provider_app(get_tenant(tenant_id).provider)
+        missing = missing_app_setting(get_tenant(tenant_id).provider)
         if missing:
             text = f"{missing} is not set, so no connect link can work; set it and restart."
             return _page("Cannot connect", text, 503)
@@ -54,27 +54,20 @@ def start(provider: str, tenant_id: str) -> Response:
         raise HTTPException(404, str(exc)) from None
 
 
-@callback_router.get(
-    "/connect/eaccounting/callback", include_in_schema=False, dependencies=public()
-)
-def eaccounting_callback(
-    state: str = "", code: str = "", error: str = "", error_description: str = ""
-) -> HTMLResponse:
-    if error:
-        return _page("Not connected", f"Visma answered: {error} {error_description}".strip(), 400)
-    return _finish(lambda: finish_eaccounting(code, state))
-
-
-@callback_router.get("/connect/economic/callback", include_in_schema=False, dependencies=public())
-def economic_callback(state: str = "", token: str = "") -> HTMLResponse:
-    if not token:
-        return _page("Not connected", "e-conomic did not send a grant token.", 400)
-    return _finish(lambda: finish_economic(token, state))
+@callback_router.get("/connect/{provider}/callback", include_in_schema=False, dependencies=public())
+def callback(provider: str, request: Request) -> HTMLResponse:
+    """The customer's browser back from the provider's consent page."""
+    if provider not in registry.names():
+        raise HTTPException(404, "unknown provider")
+    flow = registry.spec_for(provider).connect
+    return _finish(lambda: flow.finish_from_callback(dict(request.query_params)))
 
 
 def _finish(complete: Callable[[], Connected]) -> HTMLResponse:
     try:
         done = complete()
+    except CallbackRefused as exc:
+        return _page("Not connected", str(exc), 400)
     except StateRefused as exc:
         return _page("Link refused", str(exc), 400)
     except MissingScopes as exc:

@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from worker import binding
 from worker.connections import parked_jobs
 from worker.ledger import store
-from worker.mapping import PREFIXES, PROVIDER_KEYS, MappingError, validate_key
+from worker.mapping import MappingError, validate_key
+from worker.providers.registry import spec_for
 from worker.refcache import cached_names, invalidate
 from worker.tenants import TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, TENANTS_ADMIN, allow
@@ -28,8 +29,8 @@ CONNECT_LINK_DAYS = 7
 
 def provider_keys(provider: str) -> tuple[list[str], list[str]]:
     """The mapping keys this provider reads: plain ones, and `<prefix>.<rate>` ones."""
-    plain, prefixes = PROVIDER_KEYS[provider]
-    return sorted(plain), [f"{p}.<rate>" for p in PREFIXES if p in prefixes]
+    keys = spec_for(provider).mapping
+    return sorted(keys.plain), [f"{p}.<rate>" for p in keys.rated]
 
 
 def shareable_connect_link(tenant_id: str) -> str | None:
@@ -102,6 +103,7 @@ def _tenant_context(tenant_id: str) -> dict[str, Any] | None:
         return None
     health = found[0]
     plain_keys, rate_keys = provider_keys(health.tenant.provider)
+    key_help = spec_for(health.tenant.provider).mapping.help()
     retryable, blocker = _retry_all(tenant_id) if health.failed_now else (False, "")
     return {
         "connect_link": shareable_connect_link(tenant_id),
@@ -116,6 +118,7 @@ def _tenant_context(tenant_id: str) -> dict[str, Any] | None:
         "connect_path": connect_path(tenant_id, health.tenant.provider),
         "plain_keys": plain_keys,
         "rate_keys": rate_keys,
+        "key_help": key_help,
         "recent": store.list_jobs(tenant_id=tenant_id, limit=10),
         "errors": [],
         "company": binding.bound_company(health.tenant),

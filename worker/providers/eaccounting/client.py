@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 
 from worker import binding, tenants
-from worker.auth.eaccounting import EAccountingAuth
 from worker.jobs import Customer, Line, Payment, PaymentJob
 from worker.ledger.models import Tenant
 from worker.mapping import rate_key
@@ -39,6 +38,8 @@ from worker.providers.base import (
     Unsupported,
 )
 from worker.providers.documents import Document, document_of
+from worker.providers.eaccounting.auth import EAccountingAuth
+from worker.providers.eaccounting.company import company_of
 from worker.providers.http import ProviderHttp, retry_after_seconds
 from worker.providers.limits import Limits
 from worker.ratelimit import Rate
@@ -111,7 +112,7 @@ SITUATION_ACCOUNT = {
     "outside_eu": "ForeignSalesVatExemptOutsideEuAccountNumber",
 }
 #: A copy of the reference's endpoints.json (a test checks they are the same file).
-ENDPOINTS_FILE = Path(__file__).parents[1] / "simulators" / "data" / "eaccounting_endpoints.json"
+ENDPOINTS_FILE = Path(__file__).parents[2] / "simulators" / "data" / "eaccounting_endpoints.json"
 _ROW_FIELD = re.compile(r"Rows\[(\d+)\]\.(\w+)")
 _REFERENCE_FIELDS = (
     "CustomerId",
@@ -336,7 +337,7 @@ class EAccountingProvider:
 
     # -- references -----------------------------------------------------------------
 
-    def _collect(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def collect(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every page of a collection, not just the first."""
         items: list[dict[str, Any]] = []
         page = 1
@@ -351,7 +352,7 @@ class EAccountingProvider:
             page += 1
 
     def _cached(self, name: str, path: str) -> Any:
-        return self.cache.get(name, lambda: self._collect(path))
+        return self.cache.get(name, lambda: self.collect(path))
 
     def company(self) -> dict[str, Any]:
         """The company's settings, checked against the tenant's bound company whenever
@@ -363,7 +364,7 @@ class EAccountingProvider:
 
     def _load_company(self) -> dict[str, Any]:
         settings: dict[str, Any] = self.http.get_json("/companysettings")
-        binding.verify(self.tenant, binding.eaccounting_company(settings))
+        binding.verify(self.tenant, company_of(settings))
         self.company_checked = True
         return settings
 
@@ -375,7 +376,7 @@ class EAccountingProvider:
             return
 
         def load() -> list[str]:
-            return [str(c.get("Code")) for c in self._collect("/currencies")]
+            return [str(c.get("Code")) for c in self.collect("/currencies")]
 
         codes: list[str] = self.cache.get("currencies", load)
         if code not in codes:
@@ -420,7 +421,7 @@ class EAccountingProvider:
 
         coding = pick(self.codings())
         if coding is None:
-            fresh = self._collect("/articleaccountcodings")
+            fresh = self.collect("/articleaccountcodings")
             self.cache.put("codings", fresh)
             coding = pick(fresh)
         if coding is None:
@@ -532,7 +533,7 @@ class EAccountingProvider:
         )
 
     def _find_article(self, number: str) -> str:
-        found = self._collect("/articles", {"$filter": f"Number eq '{_quote(number)}'"})
+        found = self.collect("/articles", {"$filter": f"Number eq '{_quote(number)}'"})
         if not found:
             raise Rejected(f"article {number} does not exist in eAccounting", "unknown_article")
         return str(found[0]["Id"])
@@ -543,7 +544,7 @@ class EAccountingProvider:
         plain = f"{ARTICLE_PREFIX}{rate.normalize():f}"
         numbers = (plain, f"{plain}-{str(coding['Id'])[:8]}")
         query = " or ".join(f"Number eq '{_quote(n)}'" for n in numbers)
-        found = self._collect("/articles", {"$filter": query})
+        found = self.collect("/articles", {"$filter": query})
         for number in numbers:
             for article in found:
                 if article.get("Number") == number and str(article.get("CodingId")) == str(
@@ -603,7 +604,7 @@ class EAccountingProvider:
         )
 
     def _upsert_customer(self, customer: Customer, days: int) -> str:
-        found = self._collect(
+        found = self.collect(
             "/customers", {"$filter": f"CustomerNumber eq '{_quote(customer.external_id)}'"}
         )
         if found:
@@ -649,7 +650,7 @@ class EAccountingProvider:
         self.company()
         fiscal_year = self.fiscal_year_id(document["date"])
         self.accounts(fiscal_year)
-        self.cache.get("vatcodes", lambda: self._collect("/vatcodes"))
+        self.cache.get("vatcodes", lambda: self.collect("/vatcodes"))
         if "draft" in ctx.remote:
             return Plan((book,))
         refs = self._document_refs(ctx, document)
@@ -784,7 +785,7 @@ class EAccountingProvider:
 
     def _find_drafts(self, customer_id: str, ctx: StepContext) -> list[dict[str, Any]]:
         document = document_of(ctx)
-        drafts = self._collect(
+        drafts = self.collect(
             "/customerinvoicedrafts",
             {
                 "$filter": f"CustomerId eq {customer_id} and InvoiceDate eq {document['date'].isoformat()}"
@@ -809,7 +810,7 @@ class EAccountingProvider:
         except ReferenceStale:
             pass
         document = document_of(ctx)
-        invoices = self._collect(
+        invoices = self.collect(
             "/customerinvoices",
             {
                 "$filter": f"CustomerId eq {draft['customer_id']} and InvoiceDate eq {document['date'].isoformat()}"

@@ -37,7 +37,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from worker import binding, tenants
-from worker.auth.economic import EconomicAuth
 from worker.jobs import Customer, Line, Payment, PaymentJob
 from worker.ledger.models import Tenant
 from worker.mapping import rate_key
@@ -51,7 +50,9 @@ from worker.providers.base import (
     Unsupported,
 )
 from worker.providers.documents import Document, document_of
-from worker.providers.economic_errors import (
+from worker.providers.economic.auth import EconomicAuth
+from worker.providers.economic.company import company_of
+from worker.providers.economic.errors import (
     ALREADY_EXISTS,
     CUSTOMER_FIELDS,
     DRAFT_FIELDS,
@@ -237,7 +238,7 @@ class EconomicProvider:
 
     def _load_self(self) -> dict[str, Any]:
         body = self.http.get_json("/self")
-        binding.verify(self.tenant, binding.economic_company(body))
+        binding.verify(self.tenant, company_of(body))
         self.company_checked = True
         modules = sorted(str(m.get("name")) for m in body.get("modules") or [])
         tenants.update_capabilities(self.tenant.id, {"modules": modules})

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import httpx
 
 from worker.auth import app_credentials
-from worker.auth.tokens import refresh_single_flight
+from worker.auth.tokens import InvalidGrant, refresh_single_flight
 from worker.providers.base import NeedsReauth, Transient
 from worker.settings import get_settings
 
@@ -20,10 +20,6 @@ log = logging.getLogger("ledgerpush.auth.eaccounting")
 BASE_SCOPES = ("ea:api", "offline_access", "ea:sales", "ea:accounting_readonly")
 PAYMENT_SCOPES = ("ea:purchase_readonly",)
 ACR_VALUES = "service:44643EB1-3F76-4C1C-A672-402AE8085934"
-
-
-class InvalidGrant(Exception):
-    """The identity server refused the refresh token or code (`invalid_grant`)."""
 
 
 def scopes_for(needs_payments: bool = True) -> list[str]:
