@@ -49,9 +49,9 @@ def worker(
     hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
 ) -> None:
     """Run a Celery worker (thread pool) on the ledgerpush queues."""
-    from worker.app import QUEUES
     from worker.app import app as celery_app
     from worker.ledger.db import engine
+    from worker.tasknames import QUEUES
 
     _setup(loglevel)
     engine()

@@ -207,8 +207,9 @@ def bad_job() -> dict[str, Any]:
 
 
 def enqueue_all() -> int:
-    from worker.app import INVOICE_TASK, INVOICES_QUEUE, app
+    from worker.app import app
     from worker.producer import enqueue
+    from worker.tasknames import INVOICE_TASK, INVOICES_QUEUE
 
     count = 0
     for job in demo_jobs():

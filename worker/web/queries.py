@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
-from worker.app import QUEUES
 from worker.ingest import INGEST_QUEUE
 from worker.ledger.db import session
 from worker.ledger.models import (
@@ -22,6 +21,7 @@ from worker.ledger.models import (
     utcnow,
 )
 from worker.redis_client import get_redis
+from worker.tasknames import QUEUES
 
 SORTABLE = {
     "created": Job.created_at,
