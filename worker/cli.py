@@ -93,11 +93,11 @@ def ingest(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
 
 @app.command()
 def simulate(
-    system: Annotated[str, typer.Argument(help="eaccounting or economic")],
+    system: Annotated[str, typer.Argument(help="eaccounting, economic or vismanet")],
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8101,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
-    """Run a local simulator of Visma eAccounting or e-conomic (seeded demo companies)."""
+    """Run a local simulator of Visma eAccounting, e-conomic or Visma.net ERP (seeded demo companies)."""
     if system == "eaccounting":
         from worker.simulators.eaccounting import serve as serve_eaccounting
 
@@ -108,8 +108,13 @@ def simulate(
 
         console.print(f"e-conomic simulator on http://{host}:{port}")
         serve_economic(port, host=host)
+    elif system == "vismanet":
+        from worker.simulators.vismanet import serve as serve_vismanet
+
+        console.print(f"Visma.net simulator on http://{host}:{port} (API /v1 /v2, token /connect)")
+        serve_vismanet(port, host=host)
     else:
-        err.print("[red]system must be eaccounting or economic[/red]")
+        err.print("[red]system must be eaccounting, economic or vismanet[/red]")
         raise typer.Exit(2)
 
 

@@ -107,6 +107,10 @@ def routes(sim: VismaNetSimulator) -> list[Route]:
         sim.reset()
         return {"reset": True}
 
+    def reset_stats(_: dict[str, Any]) -> Any:
+        sim.log.reset()
+        return {"reset": True}
+
     def run_background(_: dict[str, Any]) -> Any:
         sim.background.run_due()
         return {"jobs": len(sim.background.jobs)}
@@ -136,7 +140,7 @@ def routes(sim: VismaNetSimulator) -> list[Route]:
         Route(f"{c}/stats", _guarded(stats), methods=["GET"]),
         Route(
             f"{c}/stats/reset",
-            _guarded(lambda _: sim.log.reset() or {"reset": True}),
+            _guarded(reset_stats),
             methods=["POST"],
         ),
         Route(f"{c}/reset", _guarded(reset), methods=["POST"]),

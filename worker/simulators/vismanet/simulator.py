@@ -239,10 +239,14 @@ class VismaNetSimulator:
                 404, f"No HTTP resource was found that matches the request URI '{path}'."
             )
         key = (endpoint.method, endpoint.template)
+        base = str(request.base_url).rstrip("/")
+        if key == ("GET", "/v1/background/{requestId}"):
+            return self._background_state(company, params["requestId"], base, content=False)
+        if key == ("GET", "/v1/background/{requestId}/content"):
+            return self._background_state(company, params["requestId"], base, content=True)
         handler = HANDLERS.get(key)
         if handler is None:
             raise message_error(501, f"{endpoint.method} {endpoint.template} is not simulated.")
-        base = str(request.base_url).rstrip("/")
         query = {k.lower(): v for k, v in request.query_params.items()}
         if_match = request.headers.get("if-match")
 
@@ -256,10 +260,6 @@ class VismaNetSimulator:
                                              background if background not in (None, "none") else None)  # fmt: skip
             accepted = {"id": job.id, "stateLocation": f"{base}/v1/background/{job.id}"}
             return json_response(accepted, 202, {"Location": accepted["stateLocation"]})
-        if key == ("GET", "/v1/background/{requestId}"):
-            return self._background_state(company, params["requestId"], base, content=False)
-        if key == ("GET", "/v1/background/{requestId}/content"):
-            return self._background_state(company, params["requestId"], base, content=True)
         inner = perform()
         return Response(inner.body, inner.status, headers=inner.headers)
 
