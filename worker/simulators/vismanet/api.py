@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from worker.simulators.vismanet import listing, views
+from worker.simulators.vismanet.contract import carries_metadata
 from worker.simulators.vismanet.documents import (
     build_document,
     build_payment,
@@ -45,6 +46,8 @@ class Call:
     settings: Settings
     rng: random.Random
     if_match: str | None = None
+    #: The endpoint's answer model (list items carry `metadata` only if it has the field).
+    response_model: str | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (event, entity, number)
 
 
@@ -83,7 +86,10 @@ def _check_etag(call: Call, etag: str) -> None:
 def _list(call: Call, resource: str, rows: list[dict[str, Any]]) -> Reply:
     rows = listing.modified_since(rows, call.query)
     size = listing.max_page_size(resource, call.settings.max_page_sizes)
-    return Reply(200, listing.paged(rows, call.query, size, call.settings.default_page_size))
+    metadata = carries_metadata(call.response_model)
+    return Reply(
+        200, listing.paged(rows, call.query, size, call.settings.default_page_size, metadata)
+    )
 
 
 # ---------------------------------------------------------------- reference data

@@ -36,6 +36,8 @@ class Endpoint:
     method: str
     template: str
     body_model: str | None
+    #: The model of the 200 answer ("CustomerDto[]" for lists).
+    response_model: str | None
     pattern: re.Pattern[str]
 
 
@@ -51,7 +53,13 @@ def _load_endpoints() -> list[Endpoint]:
     for raw in data["endpoints"]:
         body = raw.get("body") or {}
         endpoints.append(
-            Endpoint(raw["method"], raw["path"], body.get("type"), _compile(raw["path"]))
+            Endpoint(
+                raw["method"],
+                raw["path"],
+                body.get("type"),
+                (raw.get("responses") or {}).get("200"),
+                _compile(raw["path"]),
+            )
         )
     # Literal segments win over parameters (`/v1/customer/balance` before `/{customerCd}`).
     endpoints.sort(key=lambda e: (e.template.count("{"), -len(e.template)))
@@ -77,3 +85,11 @@ def match_endpoint(method: str, path: str) -> tuple[Endpoint | None, dict[str, s
 
 def check_body(model: str, body: Any) -> tuple[dict[str, Any], list[Violation]]:
     return MODELS.check(model, body)
+
+
+def carries_metadata(list_model: str | None) -> bool:
+    """Whether the items of a list answer carry `metadata` (only models that have it)."""
+    if not list_model:
+        return False
+    item = list_model.removesuffix("[]")
+    return MODELS.has(item) and "metadata" in MODELS.fields(item)

@@ -48,9 +48,11 @@ def page_window(query: dict[str, str], max_size: int, default_size: int) -> tupl
 
 
 def paged(items: list[dict[str, Any]], query: dict[str, str], max_size: int,
-          default_size: int) -> list[dict[str, Any]]:  # fmt: skip
+          default_size: int, with_metadata: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     number, size = page_window(query, max_size, default_size)
     window = items[(number - 1) * size : number * size]
+    if not with_metadata:
+        return window
     metadata = {"totalCount": len(items), "maxPageSize": max_size}
     return [{**item, "metadata": metadata} for item in window]
 

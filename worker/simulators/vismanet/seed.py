@@ -103,7 +103,7 @@ def vat_code(
         "reverseVat": False,
         "vismaXmlVatType": xml_type,
         "lastModifiedDateTime": modified,
-        "schedules": [{"vatRate": rate, "startDate": "2020-01-01T00:00:00", "minTaxableAmount": 0}],
+        "schedules": [{"vatRate": rate, "startDate": "2020-01-01T00:00:00", "minTaxableAmt": 0}],
         "categories": [{"vatCategoryId": c, "description": VAT_CATEGORIES[c][0]} for c in categories],
         "zones": [{"id": z, "description": VAT_ZONES[z][0]} for z in zones],
     }  # fmt: skip
@@ -148,12 +148,12 @@ def reference_data(company_name: str, year: int, modified: str) -> dict[str, dic
                   "isActive": True, "organizationId": 1, "corporateId": "912345678",
                   "vatRegistrationId": "NO912345678MVA",
                   "currency": {"id": "NOK", "description": "Norske kroner"},
-                  "ledger": {"number": "L", "description": "Hovedbok"},
+                  "ledger": {"id": "L", "description": "Hovedbok"},
                   "vatZone": {"id": "01", "description": "Innenlands"},
                   "lastModifiedDateTime": modified}
         },
         "organization": {
-            "1": {"organizationId": 1, "number": "1", "name": company_name, "corporateId": "912345678",
+            "1": {"organizationCd": "1", "organizationType": "WithoutBranches", "baseCurrency": "NOK", "name": company_name, "corporateId": "912345678",
                   "vatRegistrationId": "NO912345678MVA"}
         },
         "financialPeriod": financial_periods(year, closed_period=f"{year - 1}01"),

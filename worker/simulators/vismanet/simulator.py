@@ -158,6 +158,19 @@ class VismaNetSimulator:
             self.limiter = FixedWindow()
             self.background.reset()
 
+    def restore_defaults(self) -> None:
+        """Everything back to how it started: data, config, faults, approvals, webhooks."""
+        with self.lock:
+            self.config = Config()
+            self._apply_config()
+            self.faults.update({**Faults().as_dict()})
+            self.max_page_sizes = {}
+            self.identity.withdrawn.clear()
+            self.webhooks.subscriptions.clear()
+            for company in self.companies.values():
+                company.licensed = True
+            self.reset()
+
     # ------------------------------------------------------------ app
 
     def _starlette(self) -> Starlette:
@@ -251,7 +264,9 @@ class VismaNetSimulator:
         if_match = request.headers.get("if-match")
 
         def perform() -> InnerResponse:
-            return self._perform(handler, company, params, query, body, base, if_match)
+            call = Call(company, params, query, None, self.now(), self.clock(), base,
+                        self.settings(), self.rng, if_match, endpoint.response_model)  # fmt: skip
+            return self._perform(handler, call, body)
 
         background = request.headers.get("erp-api-background")
         if key in ALWAYS_BACKGROUND or background is not None:
@@ -263,21 +278,19 @@ class VismaNetSimulator:
         inner = perform()
         return Response(inner.body, inner.status, headers=inner.headers)
 
-    def _perform(self, handler: Any, company: Company, params: dict[str, str], query: dict[str, str],
-                 body: bytes, base: str, if_match: str | None) -> InnerResponse:  # fmt: skip
+    def _perform(self, handler: Any, call: Call, body: bytes) -> InnerResponse:
         with self.lock:
-            self.settle(company)
+            self.settle(call.company)
+            call.now, call.clock = self.now(), self.clock()
             try:
-                parsed = _parse_json(body)
-                call = Call(company, params, query, parsed, self.now(), self.clock(), base,
-                            self.settings(), self.rng, if_match)  # fmt: skip
+                call.body = _parse_json(body)
                 reply = handler(call)
             except ApiError as error:
                 return InnerResponse(
                     error.status, to_json(error.body), _json_headers(error.headers)
                 )
             for event, entity, number in call.events:
-                self.webhooks.notify(event, company.tenant_id, entity, number)
+                self.webhooks.notify(event, call.company.tenant_id, entity, number)
             payload = b"" if reply.payload is None else to_json(reply.payload)
             headers = _json_headers(reply.headers) if payload else dict(reply.headers)
             return InnerResponse(reply.status, payload, headers)

@@ -70,7 +70,7 @@ def document(company: Company, doc: Document) -> dict[str, Any]:
         "timeStamp": str(doc.version),
         "taxDetails": _tax_details(doc),
         "applications": [
-            {"documentType": a.document_type, "refNbr": a.ref_nbr, "amountPaid": a.amount}
+            {"docType": a.document_type, "refNbr": a.ref_nbr, "amountPaid": a.amount}
             for a in doc.applications
         ],
     }
@@ -84,7 +84,7 @@ def _tax_details(doc: Document) -> list[dict[str, Any]]:
         entry = by_vat.setdefault(
             line.vat_id,
             {
-                "vatId": {"id": line.vat_id},
+                "vatId": {"number": line.vat_id},
                 "vatRate": line.vat_rate,
                 "taxableAmount": 0,
                 "vatAmount": 0,
