@@ -212,6 +212,15 @@ def test_token_lifetime_is_configurable_and_tokens_can_be_expired(own_sim: tuple
     assert answer.status_code == 401 and "message" in answer.json()
 
 
+def test_each_method_needs_its_scope(vn_sim: Any, vn_server: tuple[Any, str]) -> None:
+    url = vn_server[1]
+    answer = token(url, scope="vismanet_erp_service_api:read")
+    headers = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    assert httpx.get(f"{url}/v1/customer", headers=headers).status_code == 200
+    refused = httpx.post(f"{url}/v2/customerinvoice", json=invoice_body(), headers=headers)
+    assert refused.status_code == 403 and "message" in refused.json()
+
+
 def test_customer_tenant_id_gets_a_token_but_every_call_answers_401(
     vn_sim: Any, vn_server: tuple[Any, str]
 ) -> None:

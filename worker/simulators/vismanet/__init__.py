@@ -30,6 +30,8 @@ Choices where the reference is only [inferred] or silent:
 - Any API call with a wrong-tenant token, or to a company whose licence was withdrawn
   (control route), answers 401 with the IPP body "No license for this company." (12027);
   a missing, unknown or expired token answers 401 `{"message": ...}`.
+- Scopes per method: GET needs `:read`, POST `:create` (actions `…/action/…` `:update`),
+  PUT `:update`, DELETE `:delete`; a missing one answers 403 in the `message` form.
 - Withdrawing an app's approval also invalidates the tokens already issued for it.
 - 404, 405, 412, 429 and 501 bodies use the `message` form; 429 also has `Retry-After`.
 - Page limits: 500 for invoices, credit notes, payments and inventory, 1000 elsewhere;

@@ -119,13 +119,19 @@ class BackgroundRunner:
         job.finished = self.clock()
 
     def _ensure_thread(self) -> None:
+        # Called under the simulator's lock, which `_loop` takes to decide to end.
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._loop, name="vismanet-bg", daemon=True)
             self._thread.start()
 
     def _loop(self) -> None:
+        """Runs due jobs until none is waiting (the next submit starts a new loop)."""
         while not self._stop.wait(0.05):
             self.run_due()
+            with self.lock:
+                if all(job.status != "Started" for job in self.jobs.values()):
+                    self._thread = None
+                    return
 
     def stop(self) -> None:
         self._stop.set()

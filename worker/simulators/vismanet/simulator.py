@@ -199,7 +199,7 @@ class VismaNetSimulator:
             rate_headers = self._count(grant)
             body = await request.body()
             company = self._company(grant)
-            response = self._route(request, company, body)
+            response = self._route(request, grant, company, body)
         except ApiError as error:
             return json_response(error.body, error.status, {**error.headers, **rate_headers})
         response.headers.update(rate_headers)
@@ -239,7 +239,7 @@ class VismaNetSimulator:
             raise ApiError(429, _throttle_dict(reset), {**headers, "Retry-After": str(reset)})
         return headers
 
-    def _route(self, request: Request, company: Company, body: bytes) -> Response:
+    def _route(self, request: Request, grant: Grant, company: Company, body: bytes) -> Response:
         path = request.url.path
         endpoint, raw_params, exists = match_endpoint(request.method, path)
         params = {name: _decode_id(value) for name, value in raw_params.items()}
@@ -252,6 +252,7 @@ class VismaNetSimulator:
                 404, f"No HTTP resource was found that matches the request URI '{path}'."
             )
         key = (endpoint.method, endpoint.template)
+        _check_scope(grant, endpoint.method, endpoint.template)
         base = str(request.base_url).rstrip("/")
         if key == ("GET", "/v1/background/{requestId}"):
             return self._background_state(company, params["requestId"], base, content=False)
@@ -316,6 +317,17 @@ class VismaNetSimulator:
             if job.response is None:
                 raise message_error(404, f"Background request '{job_id}' has no response yet.")
             return Response(job.response.body, job.response.status, headers=job.response.headers)
+
+
+def _check_scope(grant: Grant, method: str, template: str) -> None:
+    """GET needs :read, POST :create (actions :update), PUT :update, DELETE :delete."""
+    if method == "POST" and "/action/" in template:
+        needed = "update"
+    else:
+        needed = {"GET": "read", "POST": "create", "PUT": "update", "DELETE": "delete"}[method]
+    scope = f"vismanet_erp_service_api:{needed}"
+    if scope not in grant.scopes:
+        raise message_error(403, f"The access token does not carry the scope {scope}.")
 
 
 def _json_headers(headers: dict[str, str]) -> dict[str, str]:
