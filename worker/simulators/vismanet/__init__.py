@@ -20,7 +20,7 @@ What it simulates:
   in the `message` form, licence problems in the IPP exception form (12027).
 - Status model Hold/Balanced -> release -> Open -> fully applied -> Closed; released
   documents are immutable; `If-Match` (412 when stale); lists as bare arrays with
-  `metadata`, paging with per-endpoint maximum and a small silent default page; fixed
+  `metadata` (where the read model has that field), paging with per-endpoint maximum and a small silent default page; fixed
   window rate limit per company+client with `X-RateLimit-*` on every API answer; faults
   from `common.FaultInjector`; webhook notifications signed like the Visma Webhook
   Dispatcher (`x-vwd-signature-v1` = base64 HMAC-SHA256 of the raw body).
@@ -53,6 +53,10 @@ Choices where the reference is only [inferred] or silent:
 - Webhook payload: `{"event", "tenantId", "entity", "number", "timestamp"}`; events
   `Customer.Changed` and `ArInvoice.StatusChanged`; non-2xx answers are retried 3 times.
 - Token `expires_in` defaults to 3600 (configurable).
+- A supplied customer `number` is used as given (a duplicate is refused); without one
+  the CUSTOMER number series assigns the next number.
+- `erp-api-background: <url>` / `subscription` are accepted like `none`: the state names
+  the address, but no callback is sent.
 
     sim = VismaNetSimulator()
     sim.add_app("ledgerpush", "sim-secret")

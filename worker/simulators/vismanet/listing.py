@@ -69,20 +69,19 @@ def paged_object(items: list[dict[str, Any]], query: dict[str, str], max_size: i
 
 
 def modified_since(items: Iterable[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
-    """Filters on lastModifiedDateTime only when its condition comes with it."""
+    """Filters on lastModifiedDateTime / createdDateTime, each only when its condition
+    comes with it (the two parameters are "mutually inclusive")."""
     rows = list(items)
-    raw, condition = query.get("lastmodifieddatetime"), query.get("lastmodifieddatetimecondition")
-    if not raw or not condition:
-        return rows
-    compare = _CONDITIONS.get(condition.strip())
-    if compare is None:
-        raise message_error(400, f"LastModifiedDateTimeCondition '{condition}' is not valid.")
-    since = _when(raw)
-    return [
-        r
-        for r in rows
-        if r.get("lastModifiedDateTime") and compare(_when(r["lastModifiedDateTime"]), since)
-    ]
+    for name in ("lastModifiedDateTime", "createdDateTime"):
+        raw, condition = query.get(name.lower()), query.get(f"{name}Condition".lower())
+        if not raw or not condition:
+            continue
+        compare = _CONDITIONS.get(condition.strip())
+        if compare is None:
+            raise message_error(400, f"{name}Condition '{condition}' is not valid.")
+        since = _when(raw)
+        rows = [r for r in rows if r.get(name) and compare(_when(r[name]), since)]
+    return rows
 
 
 def _when(text: str) -> datetime:
