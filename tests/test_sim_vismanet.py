@@ -306,6 +306,16 @@ def test_create_answers_201_with_location_and_etag(api: Api) -> None:
     assert api.http.get(customer.headers["Location"]).json()["name"] == "Ny Kunde AS"
 
 
+def test_location_names_the_configured_host(api: Api) -> None:
+    httpx.put(
+        f"{api.url}/_control/config", json={"public_base_url": "https://api.finance.visma.net"}
+    )
+    answer = api.post("/v2/customerinvoice", invoice_body())
+    assert re.fullmatch(
+        r"https://api\.finance\.visma\.net/v1/customerinvoice/\d+", answer.headers["Location"]
+    )
+
+
 def test_mandatory_fields_and_reference_data(api: Api) -> None:
     missing = invoice_body()
     del missing["customerNumber"]

@@ -243,7 +243,7 @@ def _register_documents(resource: str, kind: str) -> None:
     def update(call: Call) -> Reply:
         document = _document(call, kind)
         _check_etag(call, document.etag)
-        if document.released:
+        if document.released or document.release_due is not None:
             raise business_error("updating document", "A released document cannot be changed.")
         rebuilt = rebuild_document(call.company, document, call.body, call.now)
         call.company.documents[(kind, document.number)] = rebuilt
@@ -252,7 +252,7 @@ def _register_documents(resource: str, kind: str) -> None:
     def delete(call: Call) -> Reply:
         document = _document(call, kind)
         _check_etag(call, document.etag)
-        if document.released:
+        if document.released or document.release_due is not None:
             raise business_error("deleting document", "A released document cannot be deleted.")
         del call.company.documents[(kind, document.number)]
         return Reply(204)

@@ -56,6 +56,8 @@ class Config:
     release_queued_seconds: float = 1.0
     background_delay_seconds: float = 0.2
     background_fail_rate: float = 0.0
+    #: The scheme and host that `Location` and `stateLocation` name ("" = as requested).
+    public_base_url: str = ""
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
@@ -167,6 +169,7 @@ class VismaNetSimulator:
             self.max_page_sizes = {}
             self.identity.withdrawn.clear()
             self.webhooks.subscriptions.clear()
+            self.webhooks.retries, self.webhooks.retry_interval_seconds = 3, 0.5
             for company in self.companies.values():
                 company.licensed = True
             self.reset()
@@ -253,7 +256,7 @@ class VismaNetSimulator:
             )
         key = (endpoint.method, endpoint.template)
         _check_scope(grant, endpoint.method, endpoint.template)
-        base = str(request.base_url).rstrip("/")
+        base = (self.config.public_base_url or str(request.base_url)).rstrip("/")
         if key == ("GET", "/v1/background/{requestId}"):
             return self._background_state(company, params["requestId"], base, content=False)
         if key == ("GET", "/v1/background/{requestId}/content"):
