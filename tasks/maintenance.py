@@ -8,6 +8,7 @@ from worker.app import app
 from worker.tasknames import (
     DELIVER_EVENTS_TASK,
     DELIVER_WEBHOOK_TASK,
+    HANDLE_INBOUND_TASK,
     PURGE_EVENTS_TASK,
     PURGE_TASK,
     RECONCILE_TASK,
@@ -118,3 +119,15 @@ def sync_tenant_payments(self: Task, tenant_id: str) -> int:
         return 0  # the connection is broken (alerted already); the next interval tries
     except Transient as exc:
         raise self.retry(countdown=min(300, 10 * 2**self.request.retries), exc=exc) from None
+
+
+@app.task(name=HANDLE_INBOUND_TASK, bind=True, max_retries=5)
+def handle_inbound(self: Task, notification: str) -> None:
+    """An accounting system's notification: re-read what it points at (worker/inbound.py)."""
+    from worker.inbound import handle
+    from worker.providers.base import Transient
+
+    try:
+        handle(notification)
+    except Transient as exc:
+        raise self.retry(countdown=30 * (self.request.retries + 1)) from exc

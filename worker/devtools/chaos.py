@@ -46,11 +46,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker import localstack
-from worker.chaos_faults import POISON_MAKERS, ChaosDatabase, poison_message, poisoned_markers
 from worker.children import stop_on_signals
+from worker.devtools import localstack
+from worker.devtools.chaos_faults import (
+    POISON_MAKERS,
+    ChaosDatabase,
+    poison_message,
+    poisoned_markers,
+)
+from worker.devtools.localstack import LocalStack
 from worker.embedded_redis import EmbeddedRedis
-from worker.localstack import LocalStack
 
 log = logging.getLogger("ledgerpush.chaos")
 SETTLED = ("booked", "failed", "cancelled", "waiting_for_reauth")
