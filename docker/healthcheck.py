@@ -1,6 +1,6 @@
 """Container health checks for the ledgerpush image, one per process the image runs.
 
-`ledgerpush-healthcheck [worker [NODE]|beat|web|ingest]` exits 0 when that process is
+`ledgerpush-healthcheck [worker [NODE]|beat|web|ingest [HOST]]` exits 0 when that process is
 healthy and 1 when it is not, printing one line saying why. Without an argument it checks the
 process the container runs (PID 1's `ledgerpush <command>`), so the image's single
 HEALTHCHECK fits whichever command a container was started with; any other command
@@ -11,7 +11,8 @@ HEALTHCHECK fits whichever command a container was started with; any other comma
 - beat: the scheduler's state file was written recently (Celery beat saves it every
   three minutes while it runs);
 - web: `GET /health` answers 200 (the ledger and Redis are reachable);
-- ingest: this container's drainer has beaten its heartbeat in Redis recently.
+- ingest: a drainer on this container's host (or HOST) has beaten its heartbeat in
+  Redis recently.
 """
 
 from __future__ import annotations
@@ -58,23 +59,26 @@ def _web(*_: str) -> str | None:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         status = exc.code
+    except urllib.error.URLError as exc:
+        return f"{url}: {type(exc.reason).__name__}"
     except OSError as exc:
         return f"{url}: {type(exc).__name__}"
     return None if status == 200 else f"{url} answered {status}"
 
 
-def _ingest(*_: str) -> str | None:
+def _ingest(host: str = "") -> str | None:
     from worker.ingest import DRAINERS_KEY, HEARTBEAT_TIMEOUT
     from worker.redis_client import get_redis
 
+    host = host or socket.gethostname()
     redis = get_redis()
     seconds, micros = redis.time()
     since = seconds + micros / 1_000_000 - HEARTBEAT_TIMEOUT
-    prefix = f"{socket.gethostname()}:".encode()
+    prefix = f"{host}:".encode()
     beating: list[bytes] = redis.zrangebyscore(DRAINERS_KEY, since, "+inf")  # type: ignore[assignment, unused-ignore]
     if any(name.startswith(prefix) for name in beating):
         return None
-    return f"no heartbeat of a drainer on {socket.gethostname()} in {HEARTBEAT_TIMEOUT:.0f}s"
+    return f"no heartbeat of a drainer on {host} in {HEARTBEAT_TIMEOUT:.0f}s"
 
 
 CHECKS: dict[str, Callable[..., str | None]] = {

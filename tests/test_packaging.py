@@ -4,11 +4,15 @@ and every compose service runs that image with a health check."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import tomllib
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,7 @@ from alembic.script import ScriptDirectory
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.conftest import WorkerProcess, unique, wait_for
 from worker.ledger.db import MIGRATIONS
 from worker.settings import Settings
 
@@ -230,3 +235,82 @@ def test_dockerignore_lets_in_what_the_dockerfile_copies() -> None:
             if line.startswith("COPY ") and "--from=" not in line:
                 for source in line.split()[1:-1]:
                     assert source.rstrip("/") in admitted, f".dockerignore leaves out {source}"
+
+
+# --- The image's health check (docker/healthcheck.py), run as the container runs it ----
+
+HEALTHCHECK = ROOT / "docker" / "healthcheck.py"
+
+
+def _healthcheck(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+def test_healthcheck_checks_the_command_the_container_runs(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("healthcheck", HEALTHCHECK)
+    assert spec and spec.loader
+    healthcheck = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(healthcheck)
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(b"/opt/ledgerpush/bin/python\0/opt/ledgerpush/bin/ledgerpush\0beat\0")
+    assert healthcheck.running_command(cmdline) == "beat"
+    cmdline.write_bytes(b"python\0-c\0from worker.ledger.db import engine; engine()\0")
+    assert healthcheck.running_command(cmdline) is None
+    assert _healthcheck("nonsense").returncode == 2
+
+
+def test_healthcheck_beat_wants_a_recently_saved_schedule(tmp_path: Path) -> None:
+    home = str(tmp_path)
+    assert _healthcheck("beat", LEDGERPUSH_HOME=home).returncode == 1
+    schedule = tmp_path / "beat-schedule.dat"
+    schedule.write_bytes(b"")
+    assert _healthcheck("beat", LEDGERPUSH_HOME=home).returncode == 0
+    an_hour_ago = time.time() - 3600
+    os.utime(schedule, (an_hour_ago, an_hour_ago))
+    result = _healthcheck("beat", LEDGERPUSH_HOME=home)
+    assert result.returncode == 1 and "last written" in result.stdout
+
+
+def test_healthcheck_ingest_wants_a_heartbeat_of_a_drainer_on_this_host() -> None:
+    from worker.ingest import Drainer
+
+    host = unique("drainer-host")
+    Drainer(name=f"{host}:1:a")._tick()
+    assert _healthcheck("ingest", host).returncode == 0
+    result = _healthcheck("ingest", unique("silent-host"))
+    assert result.returncode == 1 and "no heartbeat" in result.stdout
+
+
+def test_healthcheck_web_asks_the_health_endpoint(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    log = (tmp_path / "web.log").open("wb")
+    web = subprocess.Popen(
+        [sys.executable, "-m", "worker", "web"],
+        cwd=ROOT,
+        env={**os.environ, "LEDGERPUSH_WEB_PORT": port},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: _healthcheck("web", LEDGERPUSH_WEB_PORT=port).returncode == 0, 60)
+    finally:
+        web.terminate()
+        web.wait(30)
+        log.close()
+    result = _healthcheck("web", LEDGERPUSH_WEB_PORT=port)
+    assert result.returncode == 1 and "ConnectionRefusedError" in result.stdout
+
+
+def test_healthcheck_worker_pings_its_node(start_worker: Callable[..., WorkerProcess]) -> None:
+    worker = start_worker("healthcheck", concurrency=1)
+    result = _healthcheck("worker", f"{worker.name}@{socket.gethostname()}")
+    assert result.returncode == 0, result.stdout
