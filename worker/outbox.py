@@ -118,7 +118,7 @@ def on_before_publish(
 
 def queues() -> list[str]:
     raw = get_redis().smembers(QUEUES_KEY)
-    return sorted(q.decode() if isinstance(q, bytes) else str(q) for q in raw)  # type: ignore[union-attr]
+    return sorted(q.decode() if isinstance(q, bytes) else str(q) for q in raw)  # type: ignore[union-attr, unused-ignore]
 
 
 def pending(job_ids: list[str]) -> set[str]:
