@@ -8,6 +8,7 @@ so a rotated (one-time) refresh token is never only in a dead worker's memory.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ log = logging.getLogger("ledgerpush.auth.tokens")
 LOCK_TIMEOUT = 30
 REFRESHES = "lp:stats:token_refreshes"
 REFRESH_FAILURES = "lp:stats:token_refresh_failures"
+#: How long a refresh token the identity server refused is remembered as dead.
+DEAD_TOKEN_SECONDS = 3600
 Refresher = Callable[[str], dict[str, Any]]
 
 
@@ -78,6 +81,7 @@ def refresh_single_flight(
             raise NeedsReauth(
                 "no refresh token stored; connect the tenant again", "no_refresh_token"
             )
+        _raise_if_known_dead(tenant_id, refresh_token)
         try:
             renewed = refresher(refresh_token)
         except InvalidGrant as exc:
@@ -109,12 +113,35 @@ def _after_invalid_grant(tenant_id: str, used: str, description: str) -> dict[st
         "changed their password or withdrawn consent - connect the tenant again",
         "refresh_token_revoked",
     )
-    # Marked while the lock is still held, so workers waiting for it see the verdict
-    # instead of spending the dead refresh token again; the marking worker alerts.
-    from worker.connections import tenant_needs_reauth
-
-    tenant_needs_reauth(tenant_id, error.message)
+    # Noted while the lock is still held, so workers waiting for it see the verdict
+    # instead of spending the dead refresh token again. The token flow only refreshes:
+    # whoever catches NeedsReauth (the pipeline, the proactive refresh) marks the tenant
+    # and alerts, once.
+    try:
+        get_redis().set(_dead_key(tenant_id), _digest(used), ex=DEAD_TOKEN_SECONDS)
+    except RedisError as exc:
+        log.warning("could not note the dead refresh token of tenant %s: %s", tenant_id, exc)
     raise error
+
+
+def _raise_if_known_dead(tenant_id: str, refresh_token: str) -> None:
+    try:
+        dead: bytes | None = get_redis().get(_dead_key(tenant_id))  # type: ignore[assignment, unused-ignore]
+    except RedisError:
+        return
+    if dead is not None and dead.decode() == _digest(refresh_token):
+        raise NeedsReauth(
+            "refresh token rejected by Visma (invalid_grant); connect the tenant again",
+            "refresh_token_revoked",
+        )
+
+
+def _dead_key(tenant_id: str) -> str:
+    return f"lp:dead-refresh-token:{tenant_id}"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def _count(stat: str, tenant_id: str) -> None:
