@@ -27,8 +27,6 @@ from worker.simulators.economic.rules import (
 )
 from worker.simulators.economic.state import Call, Handler, Reply, linked_doc, sorted_values
 
-# --- API routes -----------------------------------------------------------------------------
-
 
 class ApiRoutes(RouteGroup):
     """The e-conomic REST endpoints. Handlers run under the simulator's lock."""
@@ -183,8 +181,6 @@ class ApiRoutes(RouteGroup):
         ]
         filters = {f"salesAccount.{k}": v for k, v in ACCOUNT_FILTERS.items()}
         return collection(call, rows, filters)
-
-    # -- customers --------------------------------------------------------------------------
 
     # -- endpoints of add-on modules --------------------------------------------------------
 

@@ -204,5 +204,3 @@ class InvoiceRoutes(RouteGroup):
         if booked is None:
             raise not_found(f"Booked invoice {call.params['number']}")
         return Reply(200, self.render_booked(call, booked))
-
-    # -- journals ---------------------------------------------------------------------------

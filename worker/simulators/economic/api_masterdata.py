@@ -40,6 +40,8 @@ class MasterDataRoutes(RouteGroup):
     def routes(self) -> list[Route]:
         return [*self.customer_routes(), *self.product_routes()]
 
+    # -- customers ---------------------------------------------------------------------------------
+
     def customer_routes(self) -> list[Route]:
         one = "/customers/{customerNumber:int}"
         return [
@@ -178,5 +180,3 @@ class MasterDataRoutes(RouteGroup):
             raise bad_request(f"Product {number} is used on invoices and cannot be deleted.")
         del ag.table("products")[number]
         return Reply(204, None)
-
-    # -- invoices ---------------------------------------------------------------------------

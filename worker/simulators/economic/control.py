@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from worker.simulators.economic.simulator import EconomicSimulator
 
 
-# --- control routes -------------------------------------------------------------------------
-
-
 def _json(body: Any, status: int = 200) -> Response:
     return Response(to_json(body), status, media_type="application/json")
 

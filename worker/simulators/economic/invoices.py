@@ -24,8 +24,6 @@ from worker.simulators.economic.rules import (
 )
 from worker.simulators.economic.state import Agreement, Resolver, money, strip_links
 
-# --- invoices -------------------------------------------------------------------------------
-
 
 @dataclass
 class DraftContext:

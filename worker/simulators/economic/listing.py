@@ -18,9 +18,6 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 1000
 
 
-# --- collections ----------------------------------------------------------------------------
-
-
 def _query_int(query: Mapping[str, str], name: str, default: int) -> int:
     raw = query.get(name)
     if raw is None:

@@ -15,9 +15,6 @@ from worker.simulators.economic.filtering import lookup
 S, N, D, B = "string", "number", "date", "bool"
 
 
-# --- property rules from the docs' tables ---------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Num:
     low: Decimal | None = None

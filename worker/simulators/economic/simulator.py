@@ -38,9 +38,6 @@ DEFAULT_AGREEMENTS = (("DK", "demo-dk"), ("NO", "demo-no"), ("SE", "demo-se"))
 _AGREEMENT_NUMBERS = itertools.count(700001)
 
 
-# --- the simulator --------------------------------------------------------------------------
-
-
 class EconomicSimulator:
     """In-memory e-conomic: agreements with seeded reference data, draft and booked invoices,
     journal vouchers; served as an ASGI app (`app`) wrapped in fault injection."""

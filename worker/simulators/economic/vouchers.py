@@ -23,8 +23,6 @@ from worker.simulators.economic.rules import (
 )
 from worker.simulators.economic.state import Agreement, Resolver, id_from_link, money
 
-# --- journals -------------------------------------------------------------------------------
-
 
 @dataclass
 class PreparedVoucher:
