@@ -40,7 +40,7 @@ class MasterDataRoutes(RouteGroup):
     def routes(self) -> list[Route]:
         return [*self.customer_routes(), *self.product_routes()]
 
-    # -- customers ---------------------------------------------------------------------------------
+    # -- customers --------------------------------------------------------------------------
 
     def customer_routes(self) -> list[Route]:
         one = "/customers/{customerNumber:int}"
