@@ -43,7 +43,8 @@ def refresh_tokens() -> int:
     retry_backoff_max=600,
 )
 def deliver_webhook(self: Task, delivery_id: int) -> bool:
-    from worker.alerts import deliver, mark_undeliverable, webhook_backoff
+    from worker.alerts import deliver, mark_undeliverable
+    from worker.backoff import webhook_backoff
 
     if deliver(delivery_id):
         return True

@@ -23,6 +23,7 @@ import sentry_sdk
 from sqlalchemy import select
 
 from worker import dispatch
+from worker.backoff import webhook_backoff as webhook_backoff  # re-exported
 from worker.ledger.db import session
 from worker.ledger.models import Job, Tenant, WebhookDelivery, utcnow
 from worker.settings import get_settings
@@ -188,11 +189,6 @@ def _send(delivery_id: int) -> bool:
         )
         return False
     return True
-
-
-def webhook_backoff(attempt: int) -> float:
-    """Seconds to wait after the `attempt`th failed delivery of a webhook."""
-    return float(min(600, 2**attempt))
 
 
 def next_attempt_due(delivery: WebhookDelivery) -> dt.datetime:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from worker.countries import EU_COUNTRIES
 from worker.simulators.eaccounting_seed import (
     PER_EUR,
     SITUATION_ACCOUNT,
@@ -31,7 +32,6 @@ from worker.simulators.eaccounting_seed import (
     fiscal_year_for,
 )
 from worker.simulators.eaccounting_state import (
-    EU_COUNTRIES,
     MODELS,
     ApiError,
     Company,

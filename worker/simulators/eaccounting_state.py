@@ -17,37 +17,6 @@ from worker.simulators.modelcheck import ModelCatalog, Violation
 DATA_DIR = Path(__file__).with_name("data")
 MODELS = ModelCatalog.from_file(DATA_DIR / "eaccounting_models.json")
 ENDPOINTS_FILE = DATA_DIR / "eaccounting_endpoints.json"
-EU_COUNTRIES = frozenset(
-    [
-        "AT",
-        "BE",
-        "BG",
-        "CY",
-        "CZ",
-        "DE",
-        "DK",
-        "EE",
-        "ES",
-        "FI",
-        "FR",
-        "GR",
-        "HR",
-        "HU",
-        "IE",
-        "IT",
-        "LT",
-        "LU",
-        "LV",
-        "MT",
-        "NL",
-        "PL",
-        "PT",
-        "RO",
-        "SE",
-        "SI",
-        "SK",
-    ]
-)
 CENT = Decimal("0.01")
 
 # ErrorCode values. 4010 (throttled) is eAccounting's own; the others are this simulator's

@@ -1,19 +1,23 @@
 """Reference data for simulated e-conomic agreements in Denmark, Norway and Sweden.
 
-Deterministic: the same country and agreement number always give the same data. Documents
-are stored the way the API shows them, minus `self` links (added when rendering). Money is
-Decimal. Numbers are deliberately not all 1-based (layouts 19/21, accounts from the
+Per country in data/economic_countries.json (the fields of `Country`). Deterministic: the
+same country and agreement number always give the same data. Documents are stored the way
+the API shows them, minus `self` links (added when rendering). Money is Decimal. Numbers are deliberately not all 1-based (layouts 19/21, accounts from the
 national charts) so a client that hard-codes ids fails here as it would in production.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 Doc = dict[str, Any]
+#: Each country's reference data (the fields of `Country`), loaded into `COUNTRIES`.
+COUNTRIES_FILE = Path(__file__).parents[1] / "data" / "economic_countries.json"
 
 MODULES: dict[str, int] = {
     "Departments": 1,
@@ -57,221 +61,29 @@ _HEADINGS = "heading"
 _PL = "profitAndLoss"
 _STATUS = "status"
 
-DK = Country(
-    code="DK",
-    agreement_type=(1, "denmark"),
-    currency="DKK",
-    language=(1, "Danish", "da-DK"),
-    company={
-        "name": "Nordlys Handel ApS",
-        "addressLine1": "Vesterbrogade 12",
-        "zip": "1620",
-        "city": "København V",
-        "country": "Danmark",
-        "companyIdentificationNumber": "31415926",
-        "phoneNumber": "+45 33 12 34 56",
-        "email": "bogholderi@nordlys-handel.dk",
-        "website": "https://nordlys-handel.dk",
-        "attention": "Mette Holm",
-    },
-    accounts=(
-        (1000, "RESULTATOPGØRELSE", _HEADINGS, None),
-        (1010, "Salg af varer/ydelser m/moms", _PL, "U25"),
-        (1020, "Salg af varer/ydelser u/moms", _PL, None),
-        (1030, "Salg af varer udland, EU", _PL, None),
-        (1040, "Salg af varer udland, ikke-EU", _PL, None),
-        (1310, "Varekøb m/moms", _PL, "I25"),
-        (1320, "Varekøb udland, EU", _PL, "EUV"),
-        (2210, "Husleje", _PL, None),
-        (2220, "El, vand og varme", _PL, "I25"),
-        (2750, "Telefon og internet", _PL, "I25"),
-        (2800, "Kontorartikler", _PL, "I25"),
-        (3600, "Revisor", _PL, "I25"),
-        (4000, "Renteudgifter", _PL, None),
-        (5000, "BALANCE", _HEADINGS, None),
-        (5200, "Inventar", _STATUS, None),
-        (5600, "Debitorer", _STATUS, None),
-        (5810, "Kasse", _STATUS, None),
-        (5820, "Bank", _STATUS, None),
-        (5830, "Mobilepay", _STATUS, None),
-        (6100, "Egenkapital", _STATUS, None),
-        (6800, "Kreditorer", _STATUS, None),
-        (6901, "Salgsmoms", _STATUS, None),
-        (6902, "Købsmoms", _STATUS, None),
-        (6903, "Moms af varekøb i EU", _STATUS, None),
-        (6910, "Momsafregning", _STATUS, None),
-        (6990, "Skyldig A-skat", _STATUS, None),
-    ),
-    vat_accounts=(
-        ("U25", "Salgsmoms 25%", "25", 6901, 1),
-        ("I25", "Købsmoms 25%", "25", 6902, 2),
-        ("EUV", "Moms af varekøb i EU 25%", "25", 6903, 3),
-    ),
-    product_groups={
-        1: ("Varer", {1: 1010, 2: 1030, 3: 1040, 4: 1020}),
-        2: ("Ydelser", {1: 1010, 2: 1030, 3: 1040, 4: 1020}),
-    },
-    debtors=5600,
-    bank=5820,
-    customer_groups=("Indenlandske kunder", "Udenlandske kunder"),
-    payment_terms=("Netto 8 dage", "Netto 14 dage", "Løbende måned + 30", "Kontant", "Forfald"),
-    units=("stk.", "timer", "kg", "m", "l"),
-    journals=("Daglig kassekladde", "Indbetalinger"),
-    rates={"EUR": "746.05", "USD": "690.00", "SEK": "65.00", "NOK": "63.50", "GBP": "870.00"},
-    names=("Havbryggen", "Skovly", "Bølgen", "Kattegat", "Lindely", "Rødkilde", "Solbakken"),
-    suffixes=("ApS", "A/S", "I/S"),
-    cities=(("8000", "Aarhus C"), ("5000", "Odense C"), ("9000", "Aalborg"), ("7100", "Vejle")),
-    domain="dk",
-)
 
-NO = Country(
-    code="NO",
-    agreement_type=(3, "norway"),
-    currency="NOK",
-    language=(3, "Norwegian", "nb-NO"),
-    company={
-        "name": "Fjordlys Handel AS",
-        "addressLine1": "Karl Johans gate 7",
-        "zip": "0154",
-        "city": "Oslo",
-        "country": "Norge",
-        "companyIdentificationNumber": "923456781",
-        "phoneNumber": "+47 22 33 44 55",
-        "email": "regnskap@fjordlys.no",
-        "website": "https://fjordlys.no",
-        "attention": "Ingrid Berg",
-    },
-    accounts=(
-        (1000, "BALANSE", _HEADINGS, None),
-        (1200, "Maskiner og anlegg", _STATUS, None),
-        (1500, "Kundefordringer", _STATUS, None),
-        (1900, "Kontanter", _STATUS, None),
-        (1920, "Bankinnskudd", _STATUS, None),
-        (2000, "Aksjekapital", _STATUS, None),
-        (2400, "Leverandørgjeld", _STATUS, None),
-        (2700, "Utgående merverdiavgift, høy sats", _STATUS, None),
-        (2701, "Utgående merverdiavgift, middels sats", _STATUS, None),
-        (2702, "Utgående merverdiavgift, lav sats", _STATUS, None),
-        (2710, "Inngående merverdiavgift, høy sats", _STATUS, None),
-        (2740, "Oppgjørskonto merverdiavgift", _STATUS, None),
-        (3000, "RESULTAT", _HEADINGS, None),
-        (3001, "Salgsinntekt, avgiftspliktig høy sats", _PL, "U25"),
-        (3010, "Salgsinntekt, næringsmidler", _PL, "U15"),
-        (3020, "Salgsinntekt, persontransport", _PL, "U12"),
-        (3100, "Salgsinntekt, avgiftsfri", _PL, None),
-        (3200, "Salgsinntekt, utenfor avgiftsområdet", _PL, None),
-        (4000, "Innkjøp av råvarer og halvfabrikata", _PL, "I25"),
-        (6300, "Leie lokale", _PL, None),
-        (6800, "Kontorrekvisita", _PL, "I25"),
-        (6900, "Telefon", _PL, "I25"),
-        (7700, "Revisjonshonorar", _PL, "I25"),
-        (8150, "Annen rentekostnad", _PL, None),
-    ),
-    vat_accounts=(
-        ("U25", "Utgående mva høy sats 25%", "25", 2700, 1),
-        ("U15", "Utgående mva middels sats 15%", "15", 2701, 1),
-        ("U12", "Utgående mva lav sats 12%", "12", 2702, 1),
-        ("I25", "Inngående mva høy sats 25%", "25", 2710, 2),
-    ),
-    product_groups={
-        1: ("Varer og tjenester 25%", {1: 3001, 2: 3200, 3: 3200, 4: 3100}),
-        2: ("Næringsmidler 15%", {1: 3010, 2: 3200, 3: 3200, 4: 3100}),
-        3: ("Persontransport 12%", {1: 3020, 2: 3200, 3: 3200, 4: 3100}),
-    },
-    debtors=1500,
-    bank=1920,
-    customer_groups=("Innenlandske kunder", "Utenlandske kunder"),
-    payment_terms=("Netto 8 dager", "Netto 14 dager", "Løpende måned + 30", "Kontant", "Forfall"),
-    units=("stk", "timer", "kg", "m", "l"),
-    journals=("Dagbok", "Innbetalinger"),
-    rates={"EUR": "1170.00", "USD": "1080.00", "DKK": "156.80", "SEK": "101.50", "GBP": "1370.00"},
-    names=("Nordkapp", "Lofoten", "Granli", "Vestfjord", "Solberg", "Bjørkely", "Havgløtt"),
-    suffixes=("AS", "ASA", "DA"),
-    cities=(("5003", "Bergen"), ("7011", "Trondheim"), ("4006", "Stavanger"), ("9008", "Tromsø")),
-    domain="no",
-)
+def _tuples(value: Any) -> Any:
+    """JSON arrays back into the tuples a country is made of."""
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    return value
 
-SE = Country(
-    code="SE",
-    agreement_type=(2, "sweden"),
-    currency="SEK",
-    language=(2, "Swedish", "sv-SE"),
-    company={
-        "name": "Skärgårdens Handel AB",
-        "addressLine1": "Drottninggatan 21",
-        "zip": "111 51",
-        "city": "Stockholm",
-        "country": "Sverige",
-        "companyIdentificationNumber": "556677-8899",
-        "vatNumber": "SE556677889901",
-        "phoneNumber": "+46 8 123 456 78",
-        "email": "ekonomi@skargardens.se",
-        "website": "https://skargardens.se",
-        "attention": "Karin Lind",
-    },
-    accounts=(
-        (1000, "TILLGÅNGAR", _HEADINGS, None),
-        (1220, "Inventarier och verktyg", _STATUS, None),
-        (1510, "Kundfordringar", _STATUS, None),
-        (1910, "Kassa", _STATUS, None),
-        (1930, "Företagskonto", _STATUS, None),
-        (2000, "EGET KAPITAL OCH SKULDER", _HEADINGS, None),
-        (2081, "Aktiekapital", _STATUS, None),
-        (2440, "Leverantörsskulder", _STATUS, None),
-        (2611, "Utgående moms på försäljning inom Sverige, 25 %", _STATUS, None),
-        (2621, "Utgående moms på försäljning inom Sverige, 12 %", _STATUS, None),
-        (2631, "Utgående moms på försäljning inom Sverige, 6 %", _STATUS, None),
-        (2641, "Debiterad ingående moms", _STATUS, None),
-        (2650, "Redovisningskonto för moms", _STATUS, None),
-        (3000, "INTÄKTER", _HEADINGS, None),
-        (3001, "Försäljning inom Sverige, 25 % moms", _PL, "U25"),
-        (3002, "Försäljning inom Sverige, 12 % moms", _PL, "U12"),
-        (3003, "Försäljning inom Sverige, 6 % moms", _PL, "U06"),
-        (3004, "Försäljning inom Sverige, momsfri", _PL, None),
-        (3105, "Försäljning varor till land utanför EU", _PL, None),
-        (3108, "Försäljning varor till annat EU-land, momsfri", _PL, None),
-        (4010, "Inköp material och varor", _PL, "I25"),
-        (5010, "Lokalhyra", _PL, None),
-        (6110, "Kontorsmateriel", _PL, "I25"),
-        (6212, "Mobiltelefon", _PL, "I25"),
-        (8410, "Räntekostnader för långfristiga skulder", _PL, None),
-    ),
-    vat_accounts=(
-        ("U25", "Utgående moms 25%", "25", 2611, 1),
-        ("U12", "Utgående moms 12%", "12", 2621, 1),
-        ("U06", "Utgående moms 6%", "6", 2631, 1),
-        ("I25", "Ingående moms 25%", "25", 2641, 2),
-    ),
-    product_groups={
-        1: ("Varor och tjänster 25%", {1: 3001, 2: 3108, 3: 3105, 4: 3004}),
-        2: ("Livsmedel 12%", {1: 3002, 2: 3108, 3: 3105, 4: 3004}),
-        3: ("Böcker och tidningar 6%", {1: 3003, 2: 3108, 3: 3105, 4: 3004}),
-    },
-    debtors=1510,
-    bank=1930,
-    customer_groups=("Kunder Sverige", "Kunder utland"),
-    payment_terms=(
-        "Netto 8 dagar",
-        "Netto 14 dagar",
-        "Löpande månad + 30",
-        "Kontant",
-        "Förfallodag",
-    ),
-    units=("st", "tim", "kg", "m", "l"),
-    journals=("Dagbok", "Inbetalningar"),
-    rates={"EUR": "1150.00", "USD": "1060.00", "DKK": "154.20", "NOK": "98.50", "GBP": "1340.00"},
-    names=("Skärgård", "Fjällbacka", "Björkdal", "Ekudden", "Sjöbo", "Granhult", "Vinga"),
-    suffixes=("AB", "HB", "KB"),
-    cities=(
-        ("411 19", "Göteborg"),
-        ("211 20", "Malmö"),
-        ("753 20", "Uppsala"),
-        ("581 83", "Linköping"),
-    ),
-    domain="se",
-)
 
-COUNTRIES: dict[str, Country] = {"DK": DK, "NO": NO, "SE": SE}
+def _country(code: str, fields: dict[str, Any]) -> Country:
+    groups = {
+        int(number): (name, {int(zone): account for zone, account in zones.items()})
+        for number, (name, zones) in fields.pop("product_groups").items()
+    }
+    plain: dict[str, Any] = {k: v if isinstance(v, dict) else _tuples(v) for k, v in fields.items()}
+    return Country(code=code, product_groups=groups, **plain)
+
+
+def _load_countries() -> dict[str, Country]:
+    raw = json.loads(COUNTRIES_FILE.read_text(encoding="utf-8"))
+    return {code: _country(code, fields) for code, fields in raw.items()}
+
+
+COUNTRIES = _load_countries()
 
 CURRENCY_INFO: dict[str, tuple[str, str]] = {
     "DKK": ("208", "Danish krone"),
