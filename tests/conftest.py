@@ -347,3 +347,26 @@ def connect_ec_tenant(country: str = "DK", modules: list[str] | None = None, **m
     )
     add_tenant(tenant_id, "economic", country, {"grant_token": grant}, mapping=mapping or None)
     return tenant_id
+
+
+VN_APP = ("ledgerpush", "sim-secret")
+
+
+@pytest.fixture(scope="session")
+def vn_server() -> Iterator[tuple[Any, str]]:
+    """The Visma.net simulator (seeded company, default app) over real HTTP, and its URL."""
+    from worker.simulators.common import SimulatorServer
+    from worker.simulators.vismanet import create_simulator
+
+    simulator = create_simulator()
+    server = SimulatorServer(simulator.app).start()
+    yield simulator, server.url
+    server.stop()
+
+
+@pytest.fixture
+def vn_sim(vn_server: tuple[Any, str]) -> Iterator[Any]:
+    """The session's Visma.net simulator, restored to its seeded state after the test."""
+    simulator, _ = vn_server
+    yield simulator
+    simulator.restore_defaults()
