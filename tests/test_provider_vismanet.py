@@ -18,7 +18,7 @@ from worker.jobs import job_id_for, parse_job
 from worker.ledger import store
 from worker.ledger.models import Job
 from worker.providers.base import NeedsReauth, StepContext, Transient
-from worker.providers.vismanet import client as vn_client
+from worker.providers.vismanet import transport
 from worker.providers.vismanet.client import VismaNetProvider
 from worker.providers.vismanet.errors import WRONG_TENANT
 from worker.settings import get_settings
@@ -228,7 +228,7 @@ def test_401_gets_one_new_token_for_concurrent_clients(sim: Any) -> None:
     def call(provider: VismaNetProvider) -> None:
         try:
             provider.http.get_json("/v1/currency")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=call, args=(c,)) for c in clients]
@@ -302,7 +302,7 @@ def test_a_recorded_background_id_is_polled_not_sent_again(
     invoice = invoice_job(tenant)
     booked(invoice)
     sim.update_config({"background_delay_seconds": 1.5})
-    monkeypatch.setattr(vn_client, "WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(transport, "WAIT_SECONDS", 0.2)
     payload = payment_job(tenant, invoice["idempotency_key"], "15000.00")
     first = run(payload)
     assert (first.state, first.error_code) == ("retry_scheduled", "background_pending")
@@ -311,3 +311,104 @@ def test_a_recorded_background_id_is_polled_not_sent_again(
     job = booked(payload)
     assert job.remote["release"]["background_id"] == first.intent["background_id"]
     assert writes(sim, "POST /v1/customerPayment/{id}/action/release") == 1
+
+
+def test_a_queued_release_is_confirmed_by_reading_the_status(sim: Any) -> None:
+    tenant = vn_tenant(sim)
+    sim.update_config({"release_queued_rate": 1.0, "release_queued_seconds": 0.5})
+    job = booked(invoice_job(tenant))
+    assert document(sim, tenant, "Invoice", job.remote["book"]["number"]).status == "Open"
+    assert writes(sim, "POST /v1/customerinvoice/{id}/action/release") == 1
+    assert writes(sim, "GET /v1/customerinvoice/{id}") >= 1
+
+
+def test_a_failed_background_release_is_sent_again_once_it_failed(sim: Any) -> None:
+    tenant = vn_tenant(sim, payment_method="BANK")
+    invoice = invoice_job(tenant)
+    booked(invoice)
+    sim.update_config({"background_fail_rate": 1.0})
+    payload = payment_job(tenant, invoice["idempotency_key"], "15000.00")
+    first = run(payload)
+    assert (first.state, first.error_code) == ("retry_scheduled", "background_failed")
+    sim.update_config({"background_fail_rate": 0.0})
+    job = booked(payload)
+    assert job.remote["release"]["background_id"] != first.intent["background_id"]
+    assert writes(sim, "POST /v1/customerPayment/{id}/action/release") == 2
+    assert writes(sim, "POST /v1/customerPayment") == 1
+
+
+def test_credit_note_lookup_uses_the_credit_note_list(sim: Any) -> None:
+    tenant = vn_tenant(sim)
+    invoice = invoice_job(tenant)
+    booked(invoice)
+    note = credit_job(tenant, invoice["idempotency_key"], None)
+    remote = booked(note).remote
+    provider = VismaNetProvider(get_tenant(tenant))
+    related = {"invoice": booked(invoice).remote, "invoice_payload": invoice}
+    ctx = StepContext(parse_job(note), tenant, "NO", {}, {}, related=related)
+    found = provider.prepare(ctx).step("draft").lookup(ctx)
+    assert [f["number"] for f in found] == [remote["draft"]["number"]]
+    key = note["idempotency_key"]
+    assert any(
+        f"externalReference={key}" in q and "pageNumber=1" in q
+        for q in sim.log.queries_to("GET", "/v1/customerCreditNote")
+    )
+
+
+def test_a_parked_tenant_resumes_once_connected_with_the_company_tenant_id(sim: Any) -> None:
+    from worker.providers.vismanet import connect
+
+    tenant = vn_tenant(sim, company_tenant_id=CONTRACT_TENANT)
+    payload = invoice_job(tenant)
+    assert run(payload).state == "waiting_for_reauth"
+    company = f"{tenant}-fixed"
+    sim.add_company(company, "Fixed AS")
+    done = connect.connect(tenant, company, "test")
+    assert (done.resumed, done.company.id) == (1, company)
+    assert get_tenant(tenant).connection_state == "connected"
+    assert booked(payload).remote["book"]["number"]
+
+
+def test_cli_adds_a_tenant_with_its_company_tenant_id(sim: Any) -> None:
+    from typer.testing import CliRunner
+
+    from worker.cli import app
+
+    tenant = unique("vn-cli")
+    result = CliRunner().invoke(
+        app, ["tenants", "add", tenant, "--provider", "vismanet", "--country", "NO",
+              "--tenant-id", "nordlys-company-tenant"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert credentials_of(get_tenant(tenant)) == {"tenant_id": "nordlys-company-tenant"}
+    refused = CliRunner().invoke(app, ["tenants", "connect-url", tenant])
+    assert refused.exit_code == 1
+    assert "client credentials" in refused.output
+
+
+def test_both_error_forms_map_to_the_taxonomy() -> None:
+    import httpx
+
+    from worker.providers.base import Rejected
+    from worker.providers.vismanet.errors import map_error
+
+    request = httpx.Request("POST", "https://api.finance.visma.net/v2/customerinvoice")
+    business = httpx.Response(400, request=request, json={
+        "message": "VismaId: 0b6e. Error creating document. Error: TaxCategoryID '0' cannot "
+                   "be found in the system."})  # fmt: skip
+    rejected = map_error(business)
+    assert isinstance(rejected, Rejected)
+    assert [f["field"] for f in rejected.fields] == ["invoice.lines.vat_rate"]
+    payment = httpx.Response(400, request=request, json={
+        "message": "Error creating payment. Error: AdjdRefNbr '000225' cannot be found in "
+                   "the system."})  # fmt: skip
+    assert [f["field"] for f in map_error(payment, "payment").fields] == [  # type: ignore[attr-defined]
+        "payment.invoice_idempotency_key"
+    ]
+    ipp = httpx.Response(400, request=request, json={
+        "ExceptionType": "IPPException", "ExceptionMessage": "No license for this company.",
+        "ExceptionFaultCode": "12027", "ExceptionMessageID": "12027_x", "ExceptionDetails": ""})  # fmt: skip
+    assert isinstance(map_error(ipp), NeedsReauth)
+    throttled = httpx.Response(429, request=request, headers={"Retry-After": "7"}, json={})
+    mapped = map_error(throttled)
+    assert isinstance(mapped, Transient) and mapped.retry_after == 7

@@ -18,15 +18,12 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from worker import binding, tenants
 from worker.jobs import Customer, PaymentJob
 from worker.ledger.models import Tenant
 from worker.providers.base import (
     Call,
     Plan,
-    ProviderError,
     ReferenceStale,
     Rejected,
     Step,
@@ -36,22 +33,24 @@ from worker.providers.base import (
 from worker.providers.documents import Document, document_of
 from worker.providers.limits import Limits
 from worker.providers.vismanet import documents as bodies
+from worker.providers.vismanet import transport
 from worker.providers.vismanet.auth import TENANT_KEY, VismaNetAuth
 from worker.providers.vismanet.company import company_of
 from worker.providers.vismanet.documents import DocumentRefs, LineRefs
-from worker.providers.vismanet.errors import error_body, fields_of, map_error
+from worker.providers.vismanet.errors import fields_of, map_error
+from worker.providers.vismanet.payment_steps import (
+    RELEASED,
+    PaymentSteps,
+    invoice_number,
+)
 from worker.providers.vismanet.references import References
 from worker.providers.vismanet.transport import VismaNetHttp, path_id
 from worker.ratelimit import Rate
 from worker.refcache import TenantCache
 from worker.settings import get_settings
 
-RELEASED = ("Open", "Closed")
 RESOURCES = {"invoice": "customerinvoice", "credit_note": "customerCreditNote"}
 CREATE_PATHS = {"invoice": "/v2/customerinvoice", "credit_note": "/v2/customerCreditNote"}
-#: How long one attempt waits for a queued release or a background request.
-WAIT_SECONDS = 20.0
-POLL_SECONDS = 0.25
 #: A queued release not done after this long is taken to have been dropped.
 QUEUED_RELEASE_GRACE = dt.timedelta(minutes=10)
 #: models.json gives no decimals or lengths (DtoValueOfDecimal is a double, strings have
@@ -160,7 +159,7 @@ class VismaNetProvider:
         self.company()
         job = ctx.job
         if isinstance(job, PaymentJob):
-            return self._payment_plan(ctx, job)
+            return PaymentSteps(self.http, self.refs).plan(ctx, job)
         resource = RESOURCES[job.kind]
         book = Step(
             "book",
@@ -208,7 +207,7 @@ class VismaNetProvider:
     def _credited_amount(self, ctx: StepContext, document: Document, refs: DocumentRefs) -> Decimal:
         """The credit note's gross amount applied to the invoice, at most its balance."""
         gross = bodies.gross_total(document["lines"], refs.places)
-        invoice = self.http.get_json(f"/v1/customerinvoice/{path_id(_invoice_number(ctx))}")
+        invoice = self.http.get_json(f"/v1/customerinvoice/{path_id(invoice_number(ctx))}")
         balance = Decimal(str(invoice.get("balanceInCurrency", invoice.get("balance", gross))))
         return max(min(gross, balance), Decimal(0))
 
@@ -220,7 +219,7 @@ class VismaNetProvider:
         if applied is None:
             body = bodies.invoice_body(document, refs, key)
         else:
-            body = bodies.credit_note_body(document, refs, key, _invoice_number(ctx), applied)
+            body = bodies.credit_note_body(document, refs, key, invoice_number(ctx), applied)
         try:
             number = self.http.create(CREATE_PATHS[ctx.job.kind], body)
         except Rejected as exc:
@@ -261,9 +260,9 @@ class VismaNetProvider:
                 "release_failed",
             )
         ctx.record_progress({"release_action": str(answer.get("actionId") or result)})
-        deadline = time.monotonic() + WAIT_SECONDS
+        deadline = time.monotonic() + transport.WAIT_SECONDS
         while time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS)
+            time.sleep(transport.POLL_SECONDS)
             if self.http.get_json(path).get("status") in RELEASED:
                 return self._booked(number, ctx)
         raise Transient(f"the release of {number} is {result}; it is checked again later",
@@ -290,119 +289,6 @@ class VismaNetProvider:
                   "currency": document["currency"]}  # fmt: skip
         return {"number": number, "totals": totals}
 
-    # -- payments -----------------------------------------------------------------------
-
-    def _payment_plan(self, ctx: StepContext, job: PaymentJob) -> Plan:
-        release = Step("release", self._release_payment, self._find_released_payment)
-        if "pay" in ctx.remote:
-            return Plan((release,))
-        payment = job.payment
-        self.refs.require_open_period(payment.payment_date, "payment.payment_date")
-        self.refs.currency_places(payment.currency, "payment.currency")
-        body = bodies.payment_body(
-            payment, job.idempotency_key, _invoice_customer(ctx), _invoice_number(ctx),
-            self.refs.payment_method(), self.refs.cash_account(payment.currency),
-            self.refs.branch_number(),
-        )  # fmt: skip
-        pay = Step(
-            "pay",
-            functools.partial(self._pay, body),
-            self._find_payment,
-            serialise_on=payment.invoice_idempotency_key,
-        )
-        return Plan((pay, release))
-
-    def _pay(self, body: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-        try:
-            number = self.http.create("/v1/customerPayment", body)
-        except Rejected as exc:
-            exc.fields = fields_of(exc.original or exc.message, "payment")
-            raise
-        return {"number": number, "invoice": _invoice_number(ctx)}
-
-    def _find_payment(self, ctx: StepContext) -> list[dict[str, Any]]:
-        """Payments of the invoice's customer applied to it, carrying this job's key."""
-        key = ctx.job.idempotency_key
-        found = self.http.collect(
-            "/v1/customerPayment",
-            {"customer": _invoice_customer(ctx), "invoiceRefNbr": _invoice_number(ctx)},
-        )
-        return [
-            {"number": str(p.get("refNbr")), "invoice": _invoice_number(ctx)}
-            for p in found
-            if p.get("paymentRef") == key
-        ]
-
-    def _release_payment(self, ctx: StepContext) -> dict[str, Any]:
-        number = ctx.remote["pay"]["number"]
-        response = self.http.request(
-            "POST",
-            f"/v1/customerPayment/{path_id(number)}/action/release",
-            json=bodies.release_payment_body(),
-        )
-        if response.status_code != 202:
-            return {"number": number}
-        background = str(response.json().get("id") or "")
-        ctx.record_progress({"background_id": background})
-        state = self._await_background(background, WAIT_SECONDS)
-        return self._background_result(number, background, state)
-
-    def _find_released_payment(self, ctx: StepContext) -> list[dict[str, Any]]:
-        """A recorded background request is polled, never sent again; without one (or
-        once it failed) the payment's status tells."""
-        number = ctx.remote["pay"]["number"]
-        background = str(ctx.intent.get("background_id") or "")
-        if background:
-            state = self._await_background(background, WAIT_SECONDS)
-            if state.get("status") == "Finished":
-                return [self._background_result(number, background, state)]
-        payment = self.http.get_json(f"/v1/customerPayment/{path_id(number)}")
-        if payment.get("status") in RELEASED:
-            return [{"number": number}]
-        return []
-
-    def _await_background(self, request_id: str, seconds: float) -> dict[str, Any]:
-        """The request's state once it is Finished or Failed; Transient if still running."""
-        deadline = time.monotonic() + seconds
-        while True:
-            state: dict[str, Any] = self.http.get_json(f"/v1/background/{path_id(request_id)}")
-            if state.get("status") in ("Finished", "Failed"):
-                return state
-            if time.monotonic() >= deadline:
-                raise Transient(
-                    f"background request {request_id} is still running; polled again later",
-                    "background_pending",
-                    retry_after=5,
-                )
-            time.sleep(POLL_SECONDS)
-
-    def _background_result(
-        self, number: str, request_id: str, state: dict[str, Any]
-    ) -> dict[str, Any]:
-        code = int(state.get("statusCode") or 0)
-        if state.get("status") == "Finished" and 200 <= code < 300:
-            return {"number": number, "background_id": request_id}
-        raise self._background_error(request_id, state, code)
-
-    def _background_error(self, request_id: str, state: dict[str, Any], code: int) -> ProviderError:
-        """The inner answer (at `/content`) mapped like a direct one; a failure without
-        one is transient (the payment is still unreleased: released again later)."""
-        if code >= 400 and state.get("hasResponseContent"):
-            try:
-                content = self.http.request("GET", f"/v1/background/{path_id(request_id)}/content")
-            except ProviderError as exc:
-                return _as_payment_error(exc)
-            inner = httpx.Response(code, content=content.content, request=content.request)
-            return _as_payment_error(map_error(inner, "payment"))
-        text = state.get("errorMessage") or error_body(httpx.Response(code or 500)).text
-        return Transient(f"the background release failed: {text}", "background_failed")
-
-
-def _as_payment_error(exc: ProviderError) -> ProviderError:
-    if isinstance(exc, Rejected):
-        exc.fields = fields_of(exc.original or exc.message, "payment")
-    return exc
-
 
 def _customer_differs(current: dict[str, Any], customer: Customer) -> bool:
     address = current.get("mainAddress") or {}
@@ -415,19 +301,6 @@ def _customer_differs(current: dict[str, Any], customer: Customer) -> bool:
         (current.get("corporateId"), customer.org_number),
     )
     return any((theirs or None) != (ours or None) for theirs, ours in pairs)
-
-
-def _invoice(ctx: StepContext) -> dict[str, Any]:
-    remote: dict[str, Any] = ctx.related["invoice"]
-    return remote
-
-
-def _invoice_number(ctx: StepContext) -> str:
-    return str(_invoice(ctx)["book"]["number"])
-
-
-def _invoice_customer(ctx: StepContext) -> str:
-    return str(_invoice(ctx)["draft"]["customer"])
 
 
 def _since(moment: dt.datetime) -> dt.timedelta:

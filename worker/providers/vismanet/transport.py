@@ -37,6 +37,10 @@ PAGED = frozenset({
 #: A window that resets sooner than this is waited for in place; a later one is a retry.
 MAX_PAUSE = 5.0
 MAX_PAGES = 10_000
+#: How long one attempt waits for a queued release or a background request before it
+#: leaves it to a later attempt's lookup.
+WAIT_SECONDS = 20.0
+POLL_SECONDS = 0.25
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
