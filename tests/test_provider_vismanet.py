@@ -412,3 +412,31 @@ def test_both_error_forms_map_to_the_taxonomy() -> None:
     throttled = httpx.Response(429, request=request, headers={"Retry-After": "7"}, json={})
     mapped = map_error(throttled)
     assert isinstance(mapped, Transient) and mapped.retry_after == 7
+
+
+def test_a_lost_answer_to_the_payment_is_found_by_its_payment_ref(sim: Any) -> None:
+    tenant = vn_tenant(sim, payment_method="BANK")
+    invoice = invoice_job(tenant)
+    booked(invoice)
+    payload = payment_job(tenant, invoice["idempotency_key"], "2500.00")
+    sim.faults.update({"drop_after_write_rate": 1.0})
+    try:
+        assert run(payload).state == "retry_scheduled"
+    finally:
+        sim.faults.update({"drop_after_write_rate": 0.0})
+    job = booked(payload)
+    payments = [p for p in company_of(sim, tenant).payments.values()
+                if p.fields.get("paymentRef") == payload["idempotency_key"]]  # fmt: skip
+    assert [p.number for p in payments] == [job.remote["pay"]["number"]]
+
+
+def test_lists_are_read_page_by_page_to_the_total_count(sim: Any) -> None:
+    tenant = vn_tenant(sim)
+    for _ in range(3):
+        booked(invoice_job(tenant))
+    sim.max_page_sizes = {"customerinvoice": 2}  # pages cut silently below our pageSize
+    provider = VismaNetProvider(get_tenant(tenant))
+    sim.log.queries.clear()
+    assert len(provider.http.collect("/v1/customerinvoice")) == 3
+    pages = [q for q in sim.log.queries_to("GET", "/v1/customerinvoice")]
+    assert pages == ["pageNumber=1&pageSize=1000", "pageNumber=2&pageSize=1000"]
