@@ -182,6 +182,17 @@ def test_read_models_use_only_fields_of_the_reference(api: Api) -> None:
     assert {path: names for path, names in strangers.items() if names} == {}
     assert "metadata" in api.get("/v1/customer").json()[0]
     assert "metadata" not in api.get("/v1/currency").json()[0]  # CurrencyDto has none
+    full = {
+        "name": w("Full AS"), "corporateId": w("998877665"), "vatZoneId": w("01"),
+        "creditTermsId": w("30"), "currencyId": w("NOK"), "note": w("only written"),
+        "mainAddress": w({"addressLine1": w("Storgata 1"), "postalCode": w("0155"),
+                          "city": w("Oslo"), "countryId": w("NO")}),
+        "mainContact": w({"name": w("Kari"), "email": w("ap@full.no")}),
+    }  # fmt: skip
+    customer = api.http.get(api.post("/v1/customer", full).headers["Location"]).json()
+    assert conforms(customer, "CustomerDto") == []
+    assert customer["mainAddress"]["country"] == {"id": "NO"}
+    assert customer["creditTerms"]["id"] == "30"
     terms = api.get("/v1/creditTerm").json()
     assert conforms(terms, "BasePaginationDtoOfCreditTermDto") == []
 

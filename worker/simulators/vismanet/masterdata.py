@@ -11,8 +11,35 @@ from worker.simulators.vismanet.documents import parse
 from worker.simulators.vismanet.errors import business_error, cannot_be_found
 from worker.simulators.vismanet.state import Company, wire_time
 
-#: CustomerUpdateDto fields stored as the read model names them.
-_CUSTOMER_RENAMES = {"customerClassId": "customerClass", "priceClassId": "priceClass"}
+#: CustomerUpdateDto fields whose read-model counterpart is a `{id, ...}` object.
+_CUSTOMER_REFERENCES = {"customerClassId": "customerClass", "priceClassId": "priceClass"}
+_ADDRESSES = ("mainAddress", "invoiceAddress", "deliveryAddress")
+#: Write-only fields the read model does not show.
+_NOT_READ = frozenset({"note", "attributeLines", "defaultPaymentMethod", "overrideWithClassValues",
+                       "overrideNumberSeries", "number", "directDebitLines"})  # fmt: skip
+
+
+def _read_shape(values: dict[str, Any]) -> dict[str, Any]:
+    """CustomerUpdateDto names and shapes -> CustomerDto's (vatZoneId and creditTermsId
+    are resolved by `Company.put_customer`)."""
+    shaped: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in _NOT_READ:
+            continue
+        if name in _CUSTOMER_REFERENCES:
+            shaped[_CUSTOMER_REFERENCES[name]] = {"id": value}
+        elif name == "parentRecordNumber":
+            shaped["parentRecord"] = {"number": value}
+        elif name in _ADDRESSES and isinstance(value, dict):
+            address = {k: v for k, v in value.items() if k not in ("countryId", "county")}
+            if value.get("countryId"):
+                address["country"] = {"id": value["countryId"]}
+            if value.get("county"):
+                address["county"] = {"id": value["county"]}
+            shaped[name] = address
+        else:
+            shaped[name] = value
+    return shaped
 
 
 def _customer_values(company: Company, values: dict[str, Any], action: str) -> dict[str, Any]:
@@ -25,8 +52,7 @@ def _customer_values(company: Company, values: dict[str, Any], action: str) -> d
     currency = values.get("currencyId")
     if currency is not None and currency not in company.ref["currency"]:
         raise business_error(action, cannot_be_found("CuryID", currency))
-    values.pop("overrideNumberSeries", None)
-    return {_CUSTOMER_RENAMES.get(k, k): v for k, v in values.items() if k != "number"}
+    return _read_shape(values)
 
 
 def create_customer(company: Company, body: Any, now: datetime) -> dict[str, Any]:
