@@ -5,7 +5,7 @@ fsync always, as in production), the ledger on SQLite (default) or a fresh Postg
 database, both simulators in a child process of their own (so their CPU is not the
 benchmark's, and their latency `L` is `Faults.latency_ms`), tenants connected to them as
 after the consent flow, and real `ledgerpush worker` processes whose CPU time and peak
-memory are read from /proc. Reuses `worker.localstack` (home, settings, simulators,
+memory are read from /proc. Reuses `worker.devtools.localstack` (home, settings, simulators,
 tenants, child processes).
 
 Benchmarks print figures; none of this asserts anything.
@@ -35,8 +35,8 @@ if str(ROOT) not in sys.path:
 
 from cryptography.fernet import Fernet  # noqa: E402
 
-from worker import localstack  # noqa: E402
 from worker.children import arm_in_child, stop_on_signals  # noqa: E402
+from worker.devtools import localstack  # noqa: E402
 from worker.embedded_redis import EmbeddedRedis  # noqa: E402
 
 EA_CLIENT = ("ledgerpush-bench", "bench-secret")

@@ -28,8 +28,8 @@ from typing import Any
 import _stack
 from _stack import emit, log, percentiles
 
-from worker import localstack
 from worker.children import stop_on_signals
+from worker.devtools import localstack
 from worker.embedded_redis import EmbeddedRedis, free_port
 
 STATES = (("booked", 0.93), ("failed", 0.03), ("cancelled", 0.02), ("retry_scheduled", 0.01),

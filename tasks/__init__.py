@@ -1,0 +1,28 @@
+"""The Celery tasks (the top layer: nothing under worker/ imports them; tasks are sent
+by name, see worker/tasknames.py). Importing this package, which the worker does for its
+`include`s before it builds its bootsteps, adds what only a worker process runs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import worker_init
+
+from worker.app import app
+from worker.ingest import IngestStep
+from worker.webhooks import sync_settings_endpoint
+
+
+def _sync_webhook_endpoint(**_: Any) -> None:
+    """LEDGERPUSH_WEBHOOK_URL receives every event from the start of the first worker
+    configured with it (a delivery run would only see it later)."""
+    try:
+        sync_settings_endpoint()
+    except Exception as exc:  # the ledger may be away: the first delivery run syncs
+        logging.getLogger("ledgerpush.webhooks").warning("webhook endpoint not synced: %s", exc)
+
+
+worker_init.connect(_sync_webhook_endpoint, weak=False)
+# The plain ingest list is drained by a thread in every worker (worker/ingest.py).
+app.steps["worker"].add(IngestStep)

@@ -5,9 +5,21 @@ from __future__ import annotations
 from celery import Task
 
 from worker.app import app
+from worker.tasknames import (
+    DELIVER_EVENTS_TASK,
+    DELIVER_WEBHOOK_TASK,
+    HANDLE_INBOUND_TASK,
+    PURGE_EVENTS_TASK,
+    PURGE_TASK,
+    RECONCILE_TASK,
+    REFRESH_TENANT_TASK,
+    REFRESH_TOKENS_TASK,
+    SYNC_PAYMENTS_TASK,
+    SYNC_TENANT_PAYMENTS_TASK,
+)
 
 
-@app.task(name="ledgerpush.maintenance.reconcile")
+@app.task(name=RECONCILE_TASK)
 def reconcile() -> int:
     from worker.alerts import resend_overdue
     from worker.connections import resume_stranded_jobs
@@ -16,7 +28,7 @@ def reconcile() -> int:
     return reconcile_stuck_jobs() + resume_stranded_jobs() + resend_overdue()
 
 
-@app.task(name="ledgerpush.maintenance.refresh_tokens")
+@app.task(name=REFRESH_TOKENS_TASK)
 def refresh_tokens() -> int:
     from worker.auth.proactive import refresh_expiring_tokens
 
@@ -24,7 +36,7 @@ def refresh_tokens() -> int:
 
 
 @app.task(
-    name="ledgerpush.maintenance.deliver_webhook",
+    name=DELIVER_WEBHOOK_TASK,
     bind=True,
     max_retries=8,
     retry_backoff=True,
@@ -41,14 +53,14 @@ def deliver_webhook(self: Task, delivery_id: int) -> bool:
     raise self.retry(countdown=webhook_backoff(self.request.retries + 1))
 
 
-@app.task(name="ledgerpush.maintenance.deliver_events")
+@app.task(name=DELIVER_EVENTS_TASK)
 def deliver_events() -> int:
     from worker.webhooks import run_deliveries
 
     return run_deliveries()
 
 
-@app.task(name="ledgerpush.maintenance.purge_events")
+@app.task(name=PURGE_EVENTS_TASK)
 def purge_events() -> int:
     from worker.events import purge_expired
     from worker.settings import get_settings
@@ -56,7 +68,7 @@ def purge_events() -> int:
     return purge_expired(get_settings().event_retention_days)
 
 
-@app.task(name="ledgerpush.maintenance.refresh_tenant", bind=True, max_retries=6)
+@app.task(name=REFRESH_TENANT_TASK, bind=True, max_retries=6)
 def refresh_tenant_token(self: Task, tenant_id: str) -> bool:
     from worker.auth.proactive import refresh_if_expiring
     from worker.connections import tenant_needs_reauth
@@ -71,7 +83,7 @@ def refresh_tenant_token(self: Task, tenant_id: str) -> bool:
         raise self.retry(countdown=min(300, 5 * 2**self.request.retries), exc=exc) from None
 
 
-@app.task(name="ledgerpush.maintenance.purge")
+@app.task(name=PURGE_TASK)
 def purge() -> int:
     """Daily when LEDGERPUSH_PURGE_AFTER_DAYS is set (see worker/app.py)."""
     import datetime as dt
@@ -85,7 +97,7 @@ def purge() -> int:
     return purge_settled(dt.timedelta(days=days)).jobs
 
 
-@app.task(name="ledgerpush.maintenance.sync_payments")
+@app.task(name=SYNC_PAYMENTS_TASK)
 def sync_payments() -> int:
     """Queue a payment status sync of every tenant with open invoices (none: no call)."""
     from worker.payment_sync import tenants_with_open_invoices
@@ -96,7 +108,7 @@ def sync_payments() -> int:
     return len(tenants)
 
 
-@app.task(name="ledgerpush.maintenance.sync_tenant_payments", bind=True, max_retries=3)
+@app.task(name=SYNC_TENANT_PAYMENTS_TASK, bind=True, max_retries=3)
 def sync_tenant_payments(self: Task, tenant_id: str) -> int:
     from worker.payment_sync import sync_tenant
     from worker.providers.base import NeedsReauth, Transient
@@ -107,3 +119,15 @@ def sync_tenant_payments(self: Task, tenant_id: str) -> int:
         return 0  # the connection is broken (alerted already); the next interval tries
     except Transient as exc:
         raise self.retry(countdown=min(300, 10 * 2**self.request.retries), exc=exc) from None
+
+
+@app.task(name=HANDLE_INBOUND_TASK, bind=True, max_retries=5)
+def handle_inbound(self: Task, notification: str) -> None:
+    """An accounting system's notification: re-read what it points at (worker/inbound.py)."""
+    from worker.inbound import handle
+    from worker.providers.base import Transient
+
+    try:
+        handle(notification)
+    except Transient as exc:
+        raise self.retry(countdown=30 * (self.request.retries + 1)) from exc

@@ -24,9 +24,9 @@ from tests.connection_support import WEBHOOK_SECRET, Receiver, stays, webhook_da
 from tests.test_exactly_once import EA, EC, Stack, invoice, remote, tenant_for
 from worker.app import celery_config
 from worker.circuit import CLOSED, HALF_OPEN, OPEN, Breaker, answered, is_outage
+from worker.devtools.localstack import LocalStack
 from worker.embedded_redis import EmbeddedRedis
 from worker.ledger.store import attempts_of, find_job
-from worker.localstack import LocalStack
 from worker.providers.base import Call, NoAnswer, Rejected, Transient
 from worker.settings import Settings
 from worker.simulators.common import Faults, SimulatorServer

@@ -47,7 +47,7 @@ def test_a_stack_process_that_does_not_come_up_is_named_with_its_log(tmp_path: P
 
     import pytest
 
-    from worker.localstack import wait_until_up
+    from worker.devtools.localstack import wait_until_up
 
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))

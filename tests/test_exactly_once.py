@@ -25,11 +25,11 @@ from celery import Celery
 
 from tests.conftest import EA_CLIENT, EC_APP, WorkerProcess, unique, wait_for
 from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, celery_config
+from worker.devtools.localstack import LocalStack, connect_eaccounting, connect_economic
 from worker.embedded_redis import EmbeddedRedis
 from worker.jobs import parse_job
 from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of, find_job
-from worker.localstack import LocalStack, connect_eaccounting, connect_economic
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import EAccountingSimulator
 from worker.simulators.economic import EconomicSimulator

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
 from tests.test_worker import raw_celery_message
-from worker import poison
+from worker import operations, poison
 from worker.app import INVOICE_TASK, INVOICES_QUEUE, PAYMENTS_QUEUE
 from worker.jobs import job_id_for
 from worker.ledger.db import session
@@ -218,7 +218,7 @@ def test_reinject_a_fixed_job_books_it(poison_worker: WorkerProcess) -> None:
     entry = wait_for(lambda: _poison_entry(marker), 30)
     assert entry.reason == "wrong_envelope"
 
-    job_id = poison.reinject_job(entry.id, "op@example.com", job)
+    job_id = operations.reinject_poison_job(entry.id, "op@example.com", job)
 
     assert wait_for(lambda: _booked(job_id), 60).state == "booked"
     assert _poison_entry(marker) is None

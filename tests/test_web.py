@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import invoice_job, unique, wait_for
 from tests.web_helpers import PASSWORD, SECRETS, make_job, make_tenant, sign_in
+from worker.explain import explain
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.db import session
@@ -22,7 +23,6 @@ from worker.redis_client import get_redis
 from worker.tenants import get_tenant, set_connection
 from worker.web import throttle
 from worker.web.accounts import revoke_api_key, verify_api_key
-from worker.web.explain import explain
 
 pytest_plugins = ["tests.web_fixtures"]
 
@@ -30,8 +30,7 @@ PUBLIC = {
     "/health",
     "/metrics",
     "/login",
-    "/connect/eaccounting/callback",
-    "/connect/economic/callback",
+    "/connect/{provider}/callback",  # each provider's consent page sends the customer back
 }
 Signed = tuple[TestClient, str]
 

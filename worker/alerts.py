@@ -22,9 +22,11 @@ import httpx
 import sentry_sdk
 from sqlalchemy import select
 
+from worker import dispatch
 from worker.ledger.db import session
 from worker.ledger.models import Job, Tenant, WebhookDelivery, utcnow
 from worker.settings import get_settings
+from worker.tasknames import DELIVER_WEBHOOK_TASK
 
 log = logging.getLogger("ledgerpush.alerts")
 SIGNATURE_HEADER = "X-Ledgerpush-Signature"
@@ -175,10 +177,8 @@ def _send(delivery_id: int) -> bool:
     """Queue a delivery attempt. The row is committed first: should the broker be
     unreachable, the transition that raised the alert stands, and the reconciler sends
     the delivery once its attempt is overdue (`resend_overdue`)."""
-    from tasks.maintenance import deliver_webhook
-
     try:
-        deliver_webhook.delay(delivery_id)
+        dispatch.send(DELIVER_WEBHOOK_TASK, (delivery_id,))
     except Exception as exc:
         log.warning(
             "could not queue webhook delivery %d (%s: %s); the reconciler will send it",

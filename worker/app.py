@@ -44,16 +44,41 @@ from kombu import Exchange, Queue  # type: ignore[attr-defined]
 from worker import broker, outbox, shutdown
 from worker.redis_client import redis_url
 from worker.settings import get_settings
-
-INVOICES_QUEUE = "ledgerpush.invoices"
-PAYMENTS_QUEUE = "ledgerpush.payments"
-MAINTENANCE_QUEUE = "ledgerpush.maintenance"
-BULK_QUEUE = "ledgerpush.bulk"  # a tenant's jobs beyond its fair share (worker/fairness.py)
-QUEUES = (INVOICES_QUEUE, PAYMENTS_QUEUE, MAINTENANCE_QUEUE, BULK_QUEUE)
-INVOICE_TASK = "ledgerpush.invoice"
-PAYMENT_TASK = "ledgerpush.payment"
-TASK_FOR_KIND = {"invoice": INVOICE_TASK, "credit_note": INVOICE_TASK, "payment": PAYMENT_TASK}
-QUEUE_FOR_TASK = {INVOICE_TASK: INVOICES_QUEUE, PAYMENT_TASK: PAYMENTS_QUEUE}
+from worker.tasknames import (
+    BULK_QUEUE as BULK_QUEUE,
+)
+from worker.tasknames import (
+    DELIVER_EVENTS_TASK,
+    PURGE_EVENTS_TASK,
+    PURGE_TASK,
+    RECONCILE_TASK,
+    REFRESH_TOKENS_TASK,
+    SYNC_PAYMENTS_TASK,
+)
+from worker.tasknames import (
+    INVOICE_TASK as INVOICE_TASK,
+)
+from worker.tasknames import (
+    INVOICES_QUEUE as INVOICES_QUEUE,
+)
+from worker.tasknames import (
+    MAINTENANCE_QUEUE as MAINTENANCE_QUEUE,
+)
+from worker.tasknames import (
+    PAYMENT_TASK as PAYMENT_TASK,
+)
+from worker.tasknames import (
+    PAYMENTS_QUEUE as PAYMENTS_QUEUE,
+)
+from worker.tasknames import (
+    QUEUE_FOR_TASK as QUEUE_FOR_TASK,
+)
+from worker.tasknames import (
+    QUEUES as QUEUES,
+)
+from worker.tasknames import (
+    TASK_FOR_KIND as TASK_FOR_KIND,
+)
 
 
 def celery_config() -> dict[str, Any]:
@@ -107,19 +132,19 @@ def celery_config() -> dict[str, Any]:
         "beat_schedule": {
             **_purge_schedule(settings.purge_after_days),
             "refresh-expiring-tokens": {
-                "task": "ledgerpush.maintenance.refresh_tokens",
+                "task": REFRESH_TOKENS_TASK,
                 "schedule": 60.0,
             },
             "reconcile-stuck-jobs": {
-                "task": "ledgerpush.maintenance.reconcile",
+                "task": RECONCILE_TASK,
                 "schedule": 30.0,
             },
             # Event delivery is started when events are written; this catches up after
             # an outage of the broker or Redis, and drops events past their retention.
-            "deliver-events": {"task": "ledgerpush.maintenance.deliver_events", "schedule": 15.0},
-            "purge-events": {"task": "ledgerpush.maintenance.purge_events", "schedule": 3600.0},
+            "deliver-events": {"task": DELIVER_EVENTS_TASK, "schedule": 15.0},
+            "purge-events": {"task": PURGE_EVENTS_TASK, "schedule": 3600.0},
             "sync-payments": {
-                "task": "ledgerpush.maintenance.sync_payments",
+                "task": SYNC_PAYMENTS_TASK,
                 "schedule": settings.payment_sync_seconds,
             },
         },
@@ -131,7 +156,7 @@ def _purge_schedule(days: int | None) -> dict[str, Any]:
     """Data retention (worker/purge.py), once a day, only when configured."""
     if not days:
         return {}
-    return {"purge-settled-jobs": {"task": "ledgerpush.maintenance.purge", "schedule": 86400.0}}
+    return {"purge-settled-jobs": {"task": PURGE_TASK, "schedule": 86400.0}}
 
 
 def declared_queues() -> list[Queue]:
@@ -183,27 +208,7 @@ def _drop_stale_bindings(**_: Any) -> None:
         logging.getLogger("ledgerpush.broker").warning("could not check queue bindings: %s", exc)
 
 
-def _sync_webhook_endpoint(**_: Any) -> None:
-    """LEDGERPUSH_WEBHOOK_URL receives every event from the start of the first worker
-    configured with it (a delivery run would only see it later)."""
-    import logging
-
-    from worker.webhooks import sync_settings_endpoint
-
-    try:
-        sync_settings_endpoint()
-    except Exception as exc:  # the ledger may be away: the first delivery run syncs
-        logging.getLogger("ledgerpush.webhooks").warning("webhook endpoint not synced: %s", exc)
-
-
 setup_logging.connect(_configure_logging, weak=False)
 worker_init.connect(_start_sentry, weak=False)
 worker_init.connect(_drop_stale_bindings, weak=False)
-worker_init.connect(_sync_webhook_endpoint, weak=False)
 beat_init.connect(_start_sentry, weak=False)
-
-
-# The plain ingest list is drained by a thread in every worker (worker/ingest.py).
-from worker.ingest import IngestStep  # noqa: E402
-
-app.steps["worker"].add(IngestStep)

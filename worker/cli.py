@@ -49,9 +49,9 @@ def worker(
     hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
 ) -> None:
     """Run a Celery worker (thread pool) on the ledgerpush queues."""
-    from worker.app import QUEUES
     from worker.app import app as celery_app
     from worker.ledger.db import engine
+    from worker.tasknames import QUEUES
 
     _setup(loglevel)
     engine()
@@ -117,7 +117,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the jobs to settle.")] = 300,
 ) -> None:
     """Run everything on embedded defaults against the simulators, with live progress."""
-    from worker.demo import run
+    from worker.devtools.demo import run
 
     raise typer.Exit(run(once, as_json, timeout))
 
@@ -166,7 +166,7 @@ def chaos(
     """Kill workers and Redis, take the database and the providers away and push poison
     messages while jobs run against faulty simulators, then compare the ledger with the
     simulators: exits 1 if anything was lost or duplicated."""
-    from worker.chaos import Options, parse_faults, run
+    from worker.devtools.chaos import Options, parse_faults, run
 
     if database not in (None, "sqlite", "postgresql"):
         err.print("[red]--database: must be sqlite or postgresql[/red]")

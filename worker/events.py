@@ -211,7 +211,7 @@ def _money(totals: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _failure(job: Mapping[str, Any]) -> dict[str, Any]:
-    from worker.web.explain import explain
+    from worker.explain import explain
 
     explained = explain(
         job.get("error_category"),

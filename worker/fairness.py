@@ -37,9 +37,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from worker.app import BULK_QUEUE
 from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.tasknames import BULK_QUEUE
 
 log = logging.getLogger("ledgerpush.fairness")
 __all__ = ["BULK_QUEUE", "pending", "route", "settled"]

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import select
 
-from worker import dependents
+from worker import dependents, poison
 from worker.lease import lease_key
 from worker.ledger import store
 from worker.ledger.db import session
@@ -25,7 +26,7 @@ from worker.ledger.models import (
     Job,
     Tenant,
 )
-from worker.producer import send
+from worker.producer import enqueue, send
 from worker.providers.base import NeedsReview
 from worker.redis_client import get_redis
 from worker.tenants import find_tenant, needs_reauth
@@ -203,3 +204,13 @@ def bulk_retry(actor: str, tenant_id: str | None = None, error_code: str | None 
         except ActionRefused:
             continue
     return count
+
+
+def reinject_poison_job(entry_id: str, actor: str, job: Any) -> str:
+    """Enqueue a fixed job (no envelope: ledgerpush builds it) in place of the entry.
+    JobValidationError names the bad fields; nothing changes then."""
+    poison.get(entry_id)
+    job_id = enqueue(job)
+    taken = poison.take(entry_id)
+    poison.audit(actor, f"re-enqueued as job {job_id}", taken)
+    return job_id

@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 
 from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.tasknames import QUEUE_FOR_TASK, TASK_FOR_KIND
 
 log = logging.getLogger("ledgerpush.outbox")
 HEADER = "lp_outbox"
@@ -72,8 +73,6 @@ return 1
 
 
 def queue_for(kind: str) -> str:
-    from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND
-
     return QUEUE_FOR_TASK[TASK_FOR_KIND[kind]]
 
 
@@ -107,8 +106,6 @@ def on_before_publish(
     """Celery's `before_task_publish`, in whichever process publishes a job message:
     record it and put the token into the message's (modifiable) headers. A Redis error
     stops the publish, which would fail anyway."""
-    from worker.app import QUEUE_FOR_TASK
-
     if sender not in QUEUE_FOR_TASK or headers is None or not routing_key:
         return
     try:
@@ -121,7 +118,7 @@ def on_before_publish(
 
 def queues() -> list[str]:
     raw = get_redis().smembers(QUEUES_KEY)
-    return sorted(q.decode() if isinstance(q, bytes) else str(q) for q in raw)  # type: ignore[union-attr]
+    return sorted(q.decode() if isinstance(q, bytes) else str(q) for q in raw)  # type: ignore[union-attr, unused-ignore]
 
 
 def pending(job_ids: list[str]) -> set[str]:

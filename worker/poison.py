@@ -355,7 +355,7 @@ return 1
 """
 
 
-def _take(entry_id: str, message: bytes = b"") -> Entry:
+def take(entry_id: str, message: bytes = b"") -> Entry:
     """Remove the entry from the list (and push `message` onto its queue); only one
     operator can take it."""
     for raw in _stored(entry_id):
@@ -373,30 +373,18 @@ def reinject(entry_id: str, actor: str, fixed: bytes | None = None) -> Entry:
 
     message = entry.raw if fixed is None else fixed
     check(message, known_tasks(), get_settings().max_message_bytes)
-    taken = _take(entry_id, message)
-    _audit(actor, "reinjected" if fixed is None else "reinjected after fixing", taken)
+    taken = take(entry_id, message)
+    audit(actor, "reinjected" if fixed is None else "reinjected after fixing", taken)
     return taken
-
-
-def reinject_job(entry_id: str, actor: str, job: Any) -> str:
-    """Enqueue a fixed job (no envelope: ledgerpush builds it) in place of the entry.
-    JobValidationError names the bad fields; nothing changes then."""
-    from worker.producer import enqueue
-
-    get(entry_id)
-    job_id = enqueue(job)
-    taken = _take(entry_id)
-    _audit(actor, f"re-enqueued as job {job_id}", taken)
-    return job_id
 
 
 def discard(entry_id: str, actor: str) -> Entry:
-    taken = _take(entry_id)
-    _audit(actor, "discarded", taken)
+    taken = take(entry_id)
+    audit(actor, "discarded", taken)
     return taken
 
 
-def _audit(actor: str, action: str, entry: Entry) -> None:
+def audit(actor: str, action: str, entry: Entry) -> None:
     record = {
         "at": dt.datetime.now(dt.UTC).isoformat(),
         "actor": actor,

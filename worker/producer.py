@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 from worker import fairness
-from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, app
+from worker.app import app
 from worker.jobs import CreditNoteJob, InvoiceJob, PaymentJob, parse_job
 from worker.providers import limits
+from worker.tasknames import QUEUE_FOR_TASK, TASK_FOR_KIND
 
 AnyJob = InvoiceJob | CreditNoteJob | PaymentJob
 

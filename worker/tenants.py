@@ -34,8 +34,9 @@ def add_tenant(
     display_name: str | None = None,
     mapping: dict[str, Any] | None = None,
 ) -> Tenant:
-    if provider not in PROVIDERS:
-        raise TenantError(f"provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
+    if provider not in registry.names():
+        known = ", ".join(registry.names())
+        raise TenantError(f"provider must be one of {known}, not {provider!r}")
     countries = registry.spec_for(provider).countries
     if country not in countries:
         allowed = ", ".join(countries)

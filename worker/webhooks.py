@@ -28,13 +28,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
-from worker import crypto
+from worker import crypto, dispatch
 from worker.alerts import SIGNATURE_HEADER, sign, webhook_backoff
 from worker.events import SETTLE_SECONDS, EventError, aware, parse_types
 from worker.ledger.db import session
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
 from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.tasknames import DELIVER_EVENTS_TASK
 
 log = logging.getLogger("ledgerpush.webhooks")
 SETTINGS_SOURCE = "settings"
@@ -223,9 +224,7 @@ def _wake_up_in(seconds: float) -> None:
 
 
 def _queue_run(countdown: float) -> None:
-    from tasks.maintenance import deliver_events
-
-    deliver_events.apply_async(countdown=countdown)
+    dispatch.send(DELIVER_EVENTS_TASK, countdown=countdown)
 
 
 def run_deliveries() -> int:

@@ -14,13 +14,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from worker import tenants
+from worker import dispatch, tenants
 from worker.auth.tokens import refresh_single_flight
 from worker.ledger.db import session
 from worker.ledger.models import CONNECTED, Tenant, utcnow
 from worker.providers import registry
 from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.tasknames import REFRESH_TENANT_TASK
 
 log = logging.getLogger("ledgerpush.auth.proactive")
 SAFETY_MARGIN = 60.0
@@ -73,8 +74,6 @@ def schedule_refreshes(window: float) -> list[str]:
     a Redis marker per tenant, kept until a little after its refresh is due, makes
     that one scheduled refresh, not one per tick. Should the refresh not happen (a
     lost message, a failure), the marker expires and the next tick schedules again."""
-    from tasks.maintenance import refresh_tenant_token
-
     redis = get_redis()
     scheduled = []
     for tenant_id, seconds_left in expiring_tenants(window):
@@ -82,7 +81,7 @@ def schedule_refreshes(window: float) -> list[str]:
         keep = math.ceil(delay + SCHEDULED_GRACE)
         if not redis.set(scheduled_key(tenant_id), 1, nx=True, ex=keep):
             continue  # already scheduled by an earlier tick
-        refresh_tenant_token.apply_async((tenant_id,), countdown=delay)
+        dispatch.send(REFRESH_TENANT_TASK, (tenant_id,), countdown=delay)
         scheduled.append(tenant_id)
     if scheduled:
         log.info("scheduled proactive refresh of %d tenants", len(scheduled))

@@ -43,4 +43,14 @@ def names() -> tuple[str, ...]:
 
 
 def specs() -> Iterator[ProviderSpec]:
-    return iter(_SPECS)
+    return iter(tuple(_REGISTRY.values()))
+
+
+def register(spec: ProviderSpec) -> None:
+    """Add a provider from outside this package (an extension, or a test's toy provider)."""
+    _REGISTRY[spec.name] = spec
+
+
+def unregister(name: str) -> None:
+    if name not in (s.name for s in _SPECS):
+        _REGISTRY.pop(name, None)

@@ -51,6 +51,8 @@ class ProviderSpec:
     payment_sync_ref: str
     #: Refreshes a tenant's token ahead of expiry (beat); None: refreshed on demand only.
     proactive_refresh_ref: str | None = None
+    #: Receives the provider's own webhooks (worker/inbound.py); None: it sends none.
+    inbound_ref: str | None = None
     simulator_banner: str = ""
 
     def client(self, tenant: Tenant) -> Provider:
@@ -76,6 +78,11 @@ class ProviderSpec:
     def payment_sync(self) -> Any:
         """`remaining_amounts(client, remote_ids, since) -> {remote id: Decimal}`."""
         return _load(self.payment_sync_ref)
+
+    @property
+    def inbound(self) -> Any | None:
+        """`verify(headers, body) -> Notification` and `handle(notification)`."""
+        return _load(self.inbound_ref) if self.inbound_ref else None
 
     @property
     def proactive_refresh(self) -> Any | None:

@@ -27,6 +27,7 @@ from worker.web import (
     api,
     event_pages,
     events_api,
+    inbound,
     pages,
     poison_pages,
     session_pages,
@@ -230,6 +231,7 @@ def create_app() -> FastAPI:
     app.include_router(session_pages.protected)
     # Callbacks first: /connect/{provider}/{tenant_id} would match them too.
     app.include_router(connect_callback_router)
+    app.include_router(inbound.router)
     app.include_router(connect_router, dependencies=[Depends(require_auth), *allow(TENANTS_ADMIN)])
     app.include_router(api.router)
     app.include_router(events_api.router)

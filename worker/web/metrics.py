@@ -110,7 +110,7 @@ def _count_call(pipe: Any, provider: str, call: dict[str, Any]) -> None:
 
 
 def _hash(name: str) -> dict[str, str]:
-    raw: dict[Any, Any] = get_redis().hgetall(name)  # type: ignore[assignment]
+    raw: dict[Any, Any] = get_redis().hgetall(name)  # type: ignore[assignment, unused-ignore]
     return {_decode(k): _decode(v) for k, v in raw.items()}
 
 

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from worker import alerts, circuit, operations
 from worker.auth import app_credentials
+from worker.explain import explain, explain_error, explain_job
 from worker.jobs import KINDS
 from worker.ledger import store
 from worker.ledger.models import (
@@ -25,7 +26,6 @@ from worker.ledger.models import (
 from worker.tenants import PROVIDERS, find_tenant, list_tenants
 from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
 from worker.web.auth import Principal, require_auth
-from worker.web.explain import explain, explain_error, explain_job
 from worker.web.poison_pages import poison_context
 from worker.web.queries import (
     JobFilter,

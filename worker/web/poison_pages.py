@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from worker import poison
+from worker import operations, poison
 from worker.jobs import JobValidationError
 from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
 from worker.web.auth import Principal, require_auth
@@ -87,7 +87,9 @@ async def poison_reinject(
     try:
         entry = poison.get(entry_id)
         if mode == "job":
-            job_id = poison.reinject_job(entry_id, principal.actor, given.decode("utf-8"))
+            job_id = operations.reinject_poison_job(
+                entry_id, principal.actor, given.decode("utf-8")
+            )
             flash(request, f"Poison message {entry_id[:8]} enqueued as job {job_id[:8]}.")
             return RedirectResponse(f"/jobs/{job_id}", status_code=303)
         poison.reinject(entry_id, principal.actor, given or None)

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from worker.explain import explain_error, explain_job
 from worker.ledger.models import Attempt, Job, JobEvent
 from worker.logs import scrub
-from worker.web.explain import explain_error, explain_job
 from worker.web.queries import TenantHealth
 
 

@@ -30,7 +30,7 @@ def _scopes(address: str, username: str) -> list[tuple[str, int]]:
 def wait_seconds(address: str, username: str) -> float:
     """How long sign-in from this address for this username is still held (0: not)."""
     redis = get_redis()
-    waits = [int(redis.pttl(f"lp:web:signin:hold:{s}")) for s, _ in _scopes(address, username)]  # type: ignore[arg-type]
+    waits = [int(redis.pttl(f"lp:web:signin:hold:{s}")) for s, _ in _scopes(address, username)]  # type: ignore[arg-type, unused-ignore]
     return max([w for w in waits if w > 0], default=0) / 1000
 
 

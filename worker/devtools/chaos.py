@@ -46,11 +46,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker import localstack
-from worker.chaos_faults import POISON_MAKERS, ChaosDatabase, poison_message, poisoned_markers
 from worker.children import stop_on_signals
+from worker.devtools import localstack
+from worker.devtools.chaos_faults import (
+    POISON_MAKERS,
+    ChaosDatabase,
+    poison_message,
+    poisoned_markers,
+)
+from worker.devtools.localstack import LocalStack
 from worker.embedded_redis import EmbeddedRedis
-from worker.localstack import LocalStack
 
 log = logging.getLogger("ledgerpush.chaos")
 SETTLED = ("booked", "failed", "cancelled", "waiting_for_reauth")
@@ -441,8 +446,8 @@ class Chaos:
     def push_poison(self) -> None:
         """A malformed raw message onto one of the job queues, as a broken producer in
         another language would push it."""
-        from worker.app import INVOICE_TASK, INVOICES_QUEUE, PAYMENT_TASK, PAYMENTS_QUEUE
         from worker.redis_client import get_redis
+        from worker.tasknames import INVOICE_TASK, INVOICES_QUEUE, PAYMENT_TASK, PAYMENTS_QUEUE
 
         number = next(self.poison_numbers)
         queue, task = self.rng.choice(
@@ -455,8 +460,8 @@ class Chaos:
     def poison_settled(self) -> bool:
         """Every poison message pushed is in the poison list, or none can still get there
         (the job queues are empty)."""
-        from worker.app import QUEUES
         from worker.redis_client import get_redis
+        from worker.tasknames import QUEUES
 
         try:
             if self.quarantined() >= self.report.poison_sent:

@@ -16,10 +16,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from worker import localstack
 from worker.children import stop_on_signals
+from worker.devtools import localstack
+from worker.devtools.localstack import (
+    LocalStack,
+    prepare_home,
+    setenv,
+    start_process,
+    wait_until_up,
+)
 from worker.embedded_redis import EmbeddedRedis, free_port
-from worker.localstack import LocalStack, prepare_home, setenv, start_process, wait_until_up
 
 EACCOUNTING_TENANTS = (
     ("acme-no", "NO", "demo-no"),
@@ -207,8 +213,9 @@ def bad_job() -> dict[str, Any]:
 
 
 def enqueue_all() -> int:
-    from worker.app import INVOICE_TASK, INVOICES_QUEUE, app
+    from worker.app import app
     from worker.producer import enqueue
+    from worker.tasknames import INVOICE_TASK, INVOICES_QUEUE
 
     count = 0
     for job in demo_jobs():
@@ -248,7 +255,7 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from worker.demo_view import live_progress, outcome_table
+    from worker.devtools.demo_view import live_progress, outcome_table
 
     console = Console(stderr=as_json)
     stop_on_signals()

@@ -1,0 +1,93 @@
+"""The structure the code is held to: the import-linter contracts (layers; the runtime
+never imports the task modules), and a provider being its own package plus one
+registration — shown by a toy provider booking an invoice through the real pipeline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import invoice_job, unique
+from tests.toy_provider import simulator
+from tests.toy_provider.spec import SPEC as TOY
+from worker import pipeline
+from worker.jobs import job_id_for
+from worker.ledger import store
+from worker.providers import registry
+from worker.tenants import add_tenant
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_import_contracts_hold() -> None:
+    lint = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run(
+        [str(lint), "--config", str(ROOT / ".importlinter")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+@pytest.fixture
+def toy_provider() -> Iterator[simulator.ThreadingHTTPServer]:
+    server = simulator.serve()
+    os.environ["TOY_API_URL"] = f"http://127.0.0.1:{server.server_address[1]}"
+    registry.register(TOY)
+    try:
+        yield server
+    finally:
+        registry.unregister(TOY.name)
+        server.shutdown()
+        os.environ.pop("TOY_API_URL", None)
+
+
+def test_a_provider_from_the_registry_alone_books_through_the_pipeline(
+    toy_provider: simulator.ThreadingHTTPServer,
+) -> None:
+    tenant = unique("toy")
+    add_tenant(tenant, "toy", "NO", {"token": "t"})
+    payload = invoice_job(tenant)
+
+    assert pipeline.process(payload).state == "booked"
+
+    job = store.get_job(job_id_for(tenant, payload["idempotency_key"]))
+    [document] = [d for d in simulator.DOCUMENTS.values() if d["id"] == job.remote["draft"]["id"]]
+    assert document["booked"] and document["reference"] == payload["idempotency_key"]
+    assert job.remote["book"] == {"number": f"T-{document['id']}"}
+    assert [a.calls for a in store.attempts_of(job.id)][-1][-1]["path"].endswith("/book")
+
+
+def test_a_lost_draft_answer_is_found_by_the_toy_lookup(
+    toy_provider: simulator.ThreadingHTTPServer,
+) -> None:
+    """The pipeline's recovery is the plan's: an intent without a result is looked up."""
+    tenant = unique("toy")
+    add_tenant(tenant, "toy", "NO", {"token": "t"})
+    payload = invoice_job(tenant)
+    job_id = job_id_for(tenant, payload["idempotency_key"])
+    # What a worker killed after the draft's write and before its record leaves behind:
+    simulator.DOCUMENTS["999"] = {
+        "id": "999", "reference": payload["idempotency_key"], "booked": False,
+    }  # fmt: skip
+    store.accept_job(job_id, tenant, payload["idempotency_key"], "invoice", payload)
+    store.advance(job_id, "drafting", intent={"step": "draft", "at": "2020-01-01T00:00:00+00:00"})
+
+    assert pipeline.process(payload).state == "booked"
+    assert store.get_job(job_id).remote["draft"] == {"id": "999"}
+    assert (
+        sum(
+            1
+            for d in simulator.DOCUMENTS.values()
+            if d.get("reference") == payload["idempotency_key"]
+        )
+        == 1
+    )
