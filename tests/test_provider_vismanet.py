@@ -440,3 +440,21 @@ def test_lists_are_read_page_by_page_to_the_total_count(sim: Any) -> None:
     assert len(provider.http.collect("/v1/customerinvoice")) == 3
     pages = [q for q in sim.log.queries_to("GET", "/v1/customerinvoice")]
     assert pages == ["pageNumber=1&pageSize=1000", "pageNumber=2&pageSize=1000"]
+
+
+def test_payment_sync_reads_the_balances_of_changed_invoices(sim: Any) -> None:
+    import datetime as dt
+
+    from worker.providers.registry import spec_for
+
+    tenant = vn_tenant(sim, payment_method="BANK")
+    invoice = invoice_job(tenant)
+    number = booked(invoice).remote["book"]["number"]
+    booked(payment_job(tenant, invoice["idempotency_key"], "4000.00"))
+    provider = VismaNetProvider(get_tenant(tenant))
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    sim.log.queries.clear()
+    found = spec_for("vismanet").payment_sync(provider, {number}, since)
+    assert {k: Decimal(str(v)) for k, v in found.items()} == {number: Decimal("11000.00")}
+    [query] = sim.log.queries_to("GET", "/v1/customerinvoice")
+    assert "lastModifiedDateTime=" in query and "lastModifiedDateTimeCondition=>=" in query
