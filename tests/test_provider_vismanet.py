@@ -458,3 +458,54 @@ def test_payment_sync_reads_the_balances_of_changed_invoices(sim: Any) -> None:
     assert {k: Decimal(str(v)) for k, v in found.items()} == {number: Decimal("11000.00")}
     [query] = sim.log.queries_to("GET", "/v1/customerinvoice")
     assert "lastModifiedDateTime=" in query and "lastModifiedDateTimeCondition=>=" in query
+
+
+PROCESS_JOBS = """
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+from worker import pipeline
+jobs = json.load(sys.stdin)
+with ThreadPoolExecutor(len(jobs)) as pool:
+    print(json.dumps([o.state for o in pool.map(pipeline.process, jobs)]))
+"""
+
+
+def test_revoked_token_gets_one_new_token_for_32_jobs_in_two_processes(
+    sim: Any, vn_server: tuple[Any, str]
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    _, url = vn_server
+    tenant = vn_tenant(sim)
+    booked(invoice_job(tenant))  # references cached, a token stored
+    sim.identity.expire(credentials_of(get_tenant(tenant))["tenant_id"])
+    calls = sim.identity.calls
+    env = {
+        **os.environ, "LEDGERPUSH_VISMANET_API_URL": url, "LEDGERPUSH_VISMANET_IDENTITY_URL": url,
+        "LEDGERPUSH_VISMANET_CLIENT_ID": VN_APP[0], "LEDGERPUSH_VISMANET_CLIENT_SECRET": VN_APP[1],
+        "LEDGERPUSH_VISMANET_RATE_PER_HOUR": "100000",
+    }  # fmt: skip
+    payloads = [invoice_job(tenant) for _ in range(32)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROCESS_JOBS],
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outputs = [
+        process.communicate(json.dumps(payloads[i::2]), timeout=120)[0]
+        for i, process in enumerate(processes)
+    ]
+    states = [state for out in outputs for state in json.loads(out.strip().splitlines()[-1])]
+    assert states == ["booked"] * 32
+    assert sim.identity.calls == calls + 1
