@@ -68,7 +68,7 @@ def request_token(company_tenant_id: str) -> dict[str, Any]:
             f"Visma Connect refused a token for company tenant {company_tenant_id} "
             f"({reason or response.status_code}): the company's administrator must approve "
             "the app in Visma App Store, or the tenant id is wrong",
-            "token_refused",
+            "tenant_not_approved",
         )
     app_credentials.accepted("vismanet")
     return {

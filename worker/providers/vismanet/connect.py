@@ -56,7 +56,7 @@ def _organization(token: str) -> dict[str, Any]:
         raise Transient(f"Visma.net unreachable: {type(exc).__name__}", "company_read_failed"
                         ) from None  # fmt: skip
     if response.status_code == 401:
-        raise NeedsReauth(WRONG_TENANT, "token_refused")
+        raise NeedsReauth(WRONG_TENANT, "wrong_tenant_id")
     if response.status_code != 200:
         raise Transient(f"Visma.net answered {response.status_code} for the organisation",
                         "company_read_failed")  # fmt: skip

@@ -96,7 +96,7 @@ def map_error(response: httpx.Response, prefix: str = "invoice") -> ProviderErro
     body = error_body(response)
     if status == 401:
         # The auth flow already asked for a new token once: a fresh token refused.
-        return NeedsReauth(WRONG_TENANT, "token_refused", body.original)
+        return NeedsReauth(WRONG_TENANT, "wrong_tenant_id", body.original)
     if body.fault_code in (NO_LICENSE, NO_COMPANY_CONTEXT):
         return NeedsReauth(
             f"Visma.net refused the company (IPP {body.fault_code}: {body.text}); the API "
