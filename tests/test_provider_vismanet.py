@@ -509,3 +509,13 @@ def test_revoked_token_gets_one_new_token_for_32_jobs_in_two_processes(
     states = [state for out in outputs for state in json.loads(out.strip().splitlines()[-1])]
     assert states == ["booked"] * 32
     assert sim.identity.calls == calls + 1
+
+
+def test_a_mapped_subaccount_is_sent_as_segments(sim: Any) -> None:
+    tenant = vn_tenant(sim, subaccount="1=0")
+    job = booked(
+        invoice_job(tenant, lines=[{**line("Work", "1", "100.00", "25"), "account": 3000}])
+    )
+    invoice = document(sim, tenant, "Invoice", job.remote["book"]["number"])
+    assert invoice.lines[0].subaccount == [{"segmentId": 1, "segmentValue": "0"}]
+    assert invoice.lines[0].account == "3000"
