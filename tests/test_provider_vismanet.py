@@ -519,3 +519,47 @@ def test_a_mapped_subaccount_is_sent_as_segments(sim: Any) -> None:
     invoice = document(sim, tenant, "Invoice", job.remote["book"]["number"])
     assert invoice.lines[0].subaccount == [{"segmentId": 1, "segmentValue": "0"}]
     assert invoice.lines[0].account == "3000"
+
+
+def test_a_process_killed_after_sending_the_payment_release_books_it_once(
+    sim: Any, vn_server: tuple[Any, str]
+) -> None:
+    """The release is applied but its 202 (with the request id) never reaches the
+    process, which is killed: the next run finds the payment released by its status."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, wait_for
+
+    _, url = vn_server
+    tenant = vn_tenant(sim, payment_method="BANK")
+    invoice = invoice_job(tenant)
+    booked(invoice)
+    payload = payment_job(tenant, invoice["idempotency_key"], "15000.00")
+    sim.faults.update({"hang_after_write_path": r"/customerPayment/\d+/action/release$"})
+    env = {
+        **os.environ, "LEDGERPUSH_VISMANET_API_URL": url, "LEDGERPUSH_VISMANET_IDENTITY_URL": url,
+        "LEDGERPUSH_VISMANET_CLIENT_ID": VN_APP[0], "LEDGERPUSH_VISMANET_CLIENT_SECRET": VN_APP[1],
+        "LEDGERPUSH_LEASE_SECONDS": "5",
+    }  # fmt: skip
+    script = "import json, sys; from worker import pipeline; pipeline.process(json.load(sys.stdin))"
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, text=True,
+                               stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(payload))
+        process.stdin.close()
+        company = company_of(sim, tenant)
+        wait_for(lambda: [p for p in company.payments.values() if p.status != "Balanced"], 30)
+    finally:
+        process.kill()
+        process.wait()
+        sim.faults.update({"hang_after_write_path": ""})
+    assert store.get_job(job_id_for(tenant, payload["idempotency_key"])).state == "booking"
+    time.sleep(5.5)  # the dead process's lease runs out
+    job = booked(payload)
+    assert "background_id" not in job.remote["release"]  # found by the payment's status
+    assert writes(sim, "POST /v1/customerPayment/{id}/action/release") == 1
+    assert len(company_of(sim, tenant).payments) == 1
