@@ -698,11 +698,21 @@ def tenants_add(
         str | None, typer.Option(envvar="LEDGERPUSH_NEW_REFRESH_TOKEN")
     ] = None,
     grant_token: Annotated[str | None, typer.Option(envvar="LEDGERPUSH_NEW_GRANT_TOKEN")] = None,
+    company_tenant_id: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant-id",
+            help="Visma.net: the company tenant id (Visma Admin > Company > Configuration "
+            "> Tenant id), not the customer (contract) tenant id.",
+        ),
+    ] = None,
 ) -> None:
     """Add a tenant. Credentials are encrypted at rest and never printed."""
     from worker.tenants import TenantError, add_tenant
 
     creds = _credentials_from(credentials_stdin, access_token, refresh_token, grant_token)
+    if company_tenant_id:
+        creds = {**(creds or {}), "tenant_id": company_tenant_id}
     try:
         add_tenant(tenant_id, provider, country.upper(), creds, name)
     except TenantError as exc:
@@ -869,7 +879,7 @@ def tenants_connect_url(
             err.print(f"[red]{missing} is not set: no connect link can work without it[/red]")
             raise typer.Exit(1)
         print(connect_url(tenant_id, ttl=days * 24 * 3600))
-    except UnknownTenant as exc:
+    except (UnknownTenant, ValueError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
 

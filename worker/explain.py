@@ -127,6 +127,32 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
         "The tenant's consent does not cover this part of the API.",
         "Send the reconnect link so the user grants the missing scope.",
     ),
+    "wrong_tenant_id": (
+        "Visma.net refuses every call for this company",
+        "Visma Connect issues tokens for the stored tenant id, but the ERP answers 401 to "
+        "every call: the tenant id is probably the customer (contract) tenant id, not the "
+        "company's.",
+        "Find the company tenant id in Visma Admin (Company > Configuration > Tenant id) and "
+        "connect the tenant with it; parked jobs resume on their own.",
+    ),
+    "tenant_not_approved": (
+        "Visma.net app not approved for the company",
+        "Visma Connect refused a token for the company tenant id: the app is not approved "
+        "for it (or the approval was withdrawn), or the id is wrong.",
+        "Ask the company's administrator to approve the app in Visma App Store; parked "
+        "jobs resume once the tenant is connected again.",
+    ),
+    "period_closed": (
+        "The financial period is closed",
+        "The document's date falls in a period closed in the customer ledger; nothing was written.",
+        "Send the document with a date in an open period, or have the period reopened and retry.",
+    ),
+    "no_vat_category": (
+        "No VAT category fits",
+        "No VAT category has this VAT rate in the customer's VAT zone, so the line could "
+        "not be booked; nothing was written.",
+        "Set up a fitting VAT category, or map one (vat.<rate>) on the tenant page, then retry.",
+    ),
     "rate_limited": (
         "Rate limited",
         "The accounting system asked us to slow down (HTTP 429).",

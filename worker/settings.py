@@ -73,6 +73,20 @@ class Settings(BaseSettings):
         description="What one 600-a-minute budget covers: each connected company, or the "
         "whole client application across all companies (the stricter reading).",
     )
+    vismanet_api_url: str = Field(
+        default="https://api.finance.visma.net",
+        description="Visma.net ERP service API base (paths /v1/..., /v2/... below it).",
+    )
+    vismanet_identity_url: str = "https://connect.visma.com"
+    vismanet_client_id: str = ""
+    vismanet_client_secret: SecretStr = SecretStr("")
+    vismanet_rate_per_hour: int = Field(
+        default=15_000,
+        ge=1,
+        description="Calls an hour per company and client before ledgerpush waits; Visma "
+        "publishes no number any more (15,000 was the 2021 production limit) and its "
+        "X-RateLimit-* headers are honoured as well.",
+    )
     economic_api_url: str = "https://restapi.e-conomic.com"
     economic_install_url: str = "https://secure.e-conomic.com/secure/api1/requestaccess.aspx"
     economic_app_secret_token: SecretStr = SecretStr("")

@@ -52,11 +52,13 @@ def refresh_single_flight(
     seen: dict[str, Any],
     refresher: Refresher,
     still_needed: Callable[[dict[str, Any]], bool] | None = None,
+    grant_key: str = "refresh_token",
 ) -> dict[str, Any]:
     """Return credentials newer than `seen`, refreshing only if nobody else has.
 
     `still_needed(current)` decides, under the lock, whether a refresh is still due;
-    by default: unless another worker replaced the token we saw."""
+    by default: unless another worker replaced the token we saw. `grant_key` names the
+    stored credential a new token is asked with (client credentials: the tenant id)."""
     lock = get_redis().lock(
         f"lp:refresh:{tenant_id}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_TIMEOUT + 5
     )
@@ -76,7 +78,7 @@ def refresh_single_flight(
         needed = still_needed(current) if still_needed else not _replaced_since(current, seen)
         if not needed:
             return current
-        refresh_token = current.get("refresh_token")
+        refresh_token = current.get(grant_key)
         if not refresh_token:
             raise NeedsReauth(
                 "no refresh token stored; connect the tenant again", "no_refresh_token"
@@ -89,8 +91,8 @@ def refresh_single_flight(
         except Exception:
             _count(REFRESH_FAILURES, tenant_id)
             raise
-        if not renewed.get("refresh_token"):
-            renewed["refresh_token"] = refresh_token
+        if not renewed.get(grant_key):
+            renewed[grant_key] = refresh_token
         tenants.store_credentials(tenant_id, {**current, **renewed})
         _count(REFRESHES, tenant_id)
         log.info("refreshed access token of tenant %s", tenant_id)

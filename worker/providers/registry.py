@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from worker.providers.eaccounting.spec import SPEC as EACCOUNTING
 from worker.providers.economic.spec import SPEC as ECONOMIC
 from worker.providers.spec import ProviderSpec
+from worker.providers.vismanet.spec import SPEC as VISMANET
 
 #: Every provider, in the order the CLI and the dashboard list them.
-_SPECS: tuple[ProviderSpec, ...] = (EACCOUNTING, ECONOMIC)
+_SPECS: tuple[ProviderSpec, ...] = (EACCOUNTING, ECONOMIC, VISMANET)
 _REGISTRY = {spec.name: spec for spec in _SPECS}
 
 

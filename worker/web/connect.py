@@ -52,6 +52,8 @@ def start(provider: str, tenant_id: str) -> Response:
         return RedirectResponse(connect_url(tenant_id, START_TTL), status_code=302)
     except UnknownTenant as exc:
         raise HTTPException(404, str(exc)) from None
+    except ValueError as exc:  # a provider without a consent page (Visma.net)
+        return _page("Cannot connect", str(exc), 400)
 
 
 @callback_router.get("/connect/{provider}/callback", include_in_schema=False, dependencies=public())
