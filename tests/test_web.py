@@ -31,6 +31,7 @@ PUBLIC = {
     "/metrics",
     "/login",
     "/connect/{provider}/callback",  # each provider's consent page sends the customer back
+    "/webhooks/{provider}",  # an accounting system's notifications, signed by the sender
 }
 Signed = tuple[TestClient, str]
 
