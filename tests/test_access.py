@@ -106,7 +106,8 @@ def test_every_route_declares_an_authorization_rule() -> None:
         rules = [rule for rule in declared[route] if isinstance(rule, Allow)]
         assert [rule.scopes for rule in rules] == [scopes], route
     assert declared[("GET", "/health")] == [PUBLIC]
-    assert declared[("GET", "/connect/eaccounting/callback")] == [PUBLIC]
+    assert declared[("GET", "/connect/{provider}/callback")] == [PUBLIC]
+    assert declared[("POST", "/webhooks/{provider}")] == [PUBLIC]
 
 
 def _principals(anon: TestClient) -> Iterator[tuple[str, frozenset[str], dict[str, str]]]:
@@ -367,7 +368,7 @@ def test_web_refuses_a_non_loopback_bind_with_unsafe_settings(base_env: dict[str
 
 def test_connect_links_need_the_provider_app(monkeypatch: pytest.MonkeyPatch, api_key: str) -> None:
     import worker.settings as settings_module
-    import worker.web.connect as connect_module
+    import worker.auth.connect as connect_module
     from worker.cli import app
     from worker.web.app import create_app
 
