@@ -267,3 +267,20 @@ def error_codes() -> list[str]:
     query = select(Job.error_code).where(Job.state == FAILED, Job.error_code.is_not(None))
     with session() as db:
         return sorted({c for c in db.scalars(query.distinct()) if c})
+
+
+def job_id_matches(wanted: str, limit: int) -> list[tuple[str, str, str]]:
+    """(id, tenant, idempotency key) of the job whose id is `wanted`; when there is none,
+    of up to `limit` jobs whose id starts with it, in id order."""
+    with session() as db:
+        exact = db.get(Job, wanted)
+        if exact is not None:
+            return [(exact.id, exact.tenant_id, exact.idempotency_key)]
+        return list(
+            db.execute(
+                select(Job.id, Job.tenant_id, Job.idempotency_key)
+                .where(Job.id.startswith(wanted, autoescape=True))
+                .order_by(Job.id)
+                .limit(limit)
+            ).tuples()
+        )

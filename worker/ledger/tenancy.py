@@ -8,11 +8,20 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
 from worker.ledger.db import engine, session
-from worker.ledger.models import CONNECTED, DISABLED, WAITING_FOR_REAUTH, Job, Tenant, utcnow
+from worker.ledger.models import (
+    CONNECTED,
+    DISABLED,
+    TERMINAL_STATES,
+    WAITING_FOR_REAUTH,
+    Job,
+    Tenant,
+    TenantEvent,
+    utcnow,
+)
 
 _TENANTS: Table = Tenant.__table__  # type: ignore[assignment]
 _TENANT_ROW = select(*_TENANTS.c).where(_TENANTS.c.id == bindparam("b_id"))
@@ -37,6 +46,18 @@ def tenant_row(tenant_id: str) -> Tenant | None:
     tenant = Tenant(**row._asdict())
     make_transient_to_detached(tenant)
     return tenant
+
+
+def rewrite_credentials(rewrite: Callable[[bytes], bytes]) -> int:
+    """Replace every stored credentials value with `rewrite(value)` (one transaction);
+    returns how many tenants had credentials."""
+    count = 0
+    with session() as db:
+        for tenant in db.query(Tenant).where(Tenant.credentials.is_not(None)):
+            assert tenant.credentials is not None
+            tenant.credentials = rewrite(tenant.credentials)
+            count += 1
+    return count
 
 
 def all_tenants() -> list[Tenant]:
@@ -136,3 +157,22 @@ def connected_tokens_expiring_before(
                 )
             ).tuples()
         )
+
+
+def unsettled_job_count(tenant_id: str) -> int:
+    """How many of the tenant's jobs are not in a terminal state."""
+    query = select(func.count()).where(
+        Job.tenant_id == tenant_id, Job.state.not_in(TERMINAL_STATES)
+    )
+    with session() as db:
+        return int(db.scalar(query) or 0)
+
+
+def delete_tenant(tenant_id: str, actor: str, note: str) -> bool:
+    """Delete the tenant's row and record `removed` in its audit trail, which outlives it
+    (one transaction); False when there is no such tenant (nothing written)."""
+    with session() as db:
+        if not db.execute(delete(Tenant).where(Tenant.id == tenant_id)).rowcount:  # type: ignore[attr-defined]
+            return False
+        db.add(TenantEvent(tenant_id=tenant_id, actor=actor[:100], action="removed", note=note))
+        return True
