@@ -38,18 +38,23 @@ def add_tenant(
     if country not in countries:
         allowed = ", ".join(countries)
         raise TenantError(f"country for {provider} must be one of {allowed}, not {country!r}")
-    tenant = Tenant(
-        id=tenant_id,
-        provider=provider,
-        country=country,
-        display_name=display_name,
-        mapping=mapping or {},
-        capabilities={},
-    )
-    _set_credentials(tenant, credentials)
-    if not tenancy.insert_tenant(tenant):
+
+    def build() -> Tenant:
+        tenant = Tenant(
+            id=tenant_id,
+            provider=provider,
+            country=country,
+            display_name=display_name,
+            mapping=mapping or {},
+            capabilities={},
+        )
+        _set_credentials(tenant, credentials)
+        return tenant
+
+    added = tenancy.insert_tenant(tenant_id, build)
+    if added is None:
         raise TenantError(f"tenant {tenant_id!r} already exists")
-    return tenant
+    return added
 
 
 def _set_credentials(tenant: Tenant, credentials: dict[str, Any] | None) -> None:

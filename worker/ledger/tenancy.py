@@ -27,13 +27,15 @@ _TENANTS: Table = Tenant.__table__  # type: ignore[assignment]
 _TENANT_ROW = select(*_TENANTS.c).where(_TENANTS.c.id == bindparam("b_id"))
 
 
-def insert_tenant(tenant: Tenant) -> bool:
-    """Add the tenant; False (nothing written) when its id exists already."""
+def insert_tenant(tenant_id: str, build: Callable[[], Tenant]) -> Tenant | None:
+    """Add the tenant `build` makes, unless one with this id exists (then None, and
+    `build` is not called)."""
     with session() as db:
-        if db.get(Tenant, tenant.id) is not None:
-            return False
+        if db.get(Tenant, tenant_id) is not None:
+            return None
+        tenant = build()
         db.add(tenant)
-        return True
+        return tenant
 
 
 def tenant_row(tenant_id: str) -> Tenant | None:
