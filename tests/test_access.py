@@ -367,8 +367,8 @@ def test_web_refuses_a_non_loopback_bind_with_unsafe_settings(base_env: dict[str
 
 
 def test_connect_links_need_the_provider_app(monkeypatch: pytest.MonkeyPatch, api_key: str) -> None:
-    import worker.settings as settings_module
     import worker.auth.connect as connect_module
+    import worker.settings as settings_module
     from worker.cli import app
     from worker.web.app import create_app
 

@@ -20,11 +20,10 @@ from typing import Any
 
 import httpx
 import sentry_sdk
-from sqlalchemy import select
 
 from worker import dispatch
 from worker.backoff import webhook_backoff as webhook_backoff  # re-exported
-from worker.ledger.db import session
+from worker.ledger import alerts as deliveries
 from worker.ledger.models import Job, Tenant, WebhookDelivery, utcnow
 from worker.settings import get_settings
 from worker.tasknames import DELIVER_WEBHOOK_TASK
@@ -166,12 +165,7 @@ def _webhook(event: str, data: dict[str, Any]) -> None:
     if not url:
         return
     payload = {"id": str(uuid.uuid4()), "type": event, "created": int(time.time()), "data": data}
-    with session() as db:
-        delivery = WebhookDelivery(event=event, url=url, payload=payload)
-        db.add(delivery)
-        db.flush()
-        delivery_id = delivery.id
-    _send(delivery_id)
+    _send(deliveries.insert_webhook_delivery(event, url, payload))
 
 
 def _send(delivery_id: int) -> bool:
@@ -204,19 +198,9 @@ def next_attempt_due(delivery: WebhookDelivery) -> dt.datetime:
 def overdue_deliveries(grace: float = RESEND_GRACE, limit: int = 200) -> list[WebhookDelivery]:
     """Pending or retrying deliveries whose next attempt is overdue by `grace` seconds:
     their message was lost (published while the broker was down, or never published)."""
-    now = utcnow()
-    with session() as db:
-        candidates = db.scalars(
-            select(WebhookDelivery)
-            .where(
-                WebhookDelivery.status.in_(UNDELIVERED),
-                WebhookDelivery.created_at < now - dt.timedelta(seconds=grace),
-            )
-            .order_by(WebhookDelivery.id)
-            .limit(limit)
-        )
-        cutoff = now - dt.timedelta(seconds=grace)
-        return [d for d in candidates if next_attempt_due(d) < cutoff]
+    cutoff = utcnow() - dt.timedelta(seconds=grace)
+    candidates = deliveries.deliveries_created_before(UNDELIVERED, cutoff, limit)
+    return [d for d in candidates if next_attempt_due(d) < cutoff]
 
 
 def resend_overdue(grace: float = RESEND_GRACE) -> int:
@@ -243,11 +227,7 @@ def resend_overdue(grace: float = RESEND_GRACE) -> int:
 
 def list_deliveries(status: str | None = None, limit: int = 50) -> list[WebhookDelivery]:
     """Webhook deliveries, newest first, optionally of one status."""
-    query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
-    if status:
-        query = query.where(WebhookDelivery.status == status)
-    with session() as db:
-        return list(db.scalars(query))
+    return deliveries.newest_deliveries(status, limit)
 
 
 def subject_of(delivery: WebhookDelivery) -> tuple[str, str | None]:
@@ -262,14 +242,16 @@ class NotResendable(LookupError):
 
 def resend(delivery_id: int, actor: str) -> None:
     """Queue a delivery again (a failed one gets a fresh round of retries)."""
-    with session() as db:
-        delivery = db.get(WebhookDelivery, delivery_id)
+
+    def reopen(delivery: WebhookDelivery | None) -> None:
         if delivery is None:
             raise NotResendable(f"no webhook delivery {delivery_id}")
         if delivery.status == "delivered":
             raise NotResendable(f"webhook delivery {delivery_id} was delivered already")
         if delivery.status == "failed":
             delivery.status = "retrying"
+
+    deliveries.change_webhook_delivery(delivery_id, reopen)
     log.info("webhook delivery %d re-sent by %s", delivery_id, actor)
     if not _send(delivery_id):
         raise NotResendable("the broker is unreachable; the reconciler will send it later")
@@ -293,43 +275,49 @@ def verify(body: bytes, header: str, secret: str, tolerance: int = 300) -> bool:
 
 
 def deliver(delivery_id: int) -> bool:
-    """One delivery attempt; True when the receiver accepted it (2xx)."""
+    """One delivery attempt; True when the receiver accepted it (2xx). The attempt is
+    made and recorded in one transaction on the delivery's row."""
     settings = get_settings()
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
-    with session() as db:
-        delivery = db.get(WebhookDelivery, delivery_id)
-        if delivery is None or delivery.status == "delivered":
-            return True
-        body = json.dumps(delivery.payload, sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "ledgerpush-webhooks"}
-        if secret:
-            from worker.webhooks import signed_headers
+    return deliveries.change_webhook_delivery(
+        delivery_id, lambda delivery: _attempt(delivery_id, delivery, secret)
+    )
 
-            event_id = str(delivery.payload.get("id") or delivery.id)
-            headers = signed_headers(event_id, body, {"current": secret}, legacy=True)
-        delivery.attempts += 1
-        try:
-            response = httpx.post(delivery.url, content=body, headers=headers, timeout=10)
-            delivery.last_status_code = response.status_code
-            ok = response.is_success
-            delivery.last_error = None if ok else f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            ok = False
-            delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
-        delivery.status = "delivered" if ok else "retrying"
-        delivery.delivered_at = utcnow() if ok else None
-        if not ok:
-            log.warning(
-                "webhook %s delivery %d failed: %s",
-                delivery.event,
-                delivery_id,
-                delivery.last_error,
-            )
-        return ok
+
+def _attempt(delivery_id: int, delivery: WebhookDelivery | None, secret: str) -> bool:
+    if delivery is None or delivery.status == "delivered":
+        return True
+    body = json.dumps(delivery.payload, sort_keys=True).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "ledgerpush-webhooks"}
+    if secret:
+        from worker.webhooks import signed_headers
+
+        event_id = str(delivery.payload.get("id") or delivery.id)
+        headers = signed_headers(event_id, body, {"current": secret}, legacy=True)
+    delivery.attempts += 1
+    try:
+        response = httpx.post(delivery.url, content=body, headers=headers, timeout=10)
+        delivery.last_status_code = response.status_code
+        ok = response.is_success
+        delivery.last_error = None if ok else f"HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        ok = False
+        delivery.last_error = f"{type(exc).__name__}: {exc}"[:500]
+    delivery.status = "delivered" if ok else "retrying"
+    delivery.delivered_at = utcnow() if ok else None
+    if not ok:
+        log.warning(
+            "webhook %s delivery %d failed: %s",
+            delivery.event,
+            delivery_id,
+            delivery.last_error,
+        )
+    return ok
 
 
 def mark_undeliverable(delivery_id: int) -> None:
-    with session() as db:
-        delivery = db.get(WebhookDelivery, delivery_id)
+    def fail(delivery: WebhookDelivery | None) -> None:
         if delivery is not None:
             delivery.status = "failed"
+
+    deliveries.change_webhook_delivery(delivery_id, fail)

@@ -17,11 +17,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
 from worker import alerts, refcache
-from worker.ledger.db import session
+from worker.ledger import binding as rows
+from worker.ledger.binding import LockedTenant
 from worker.ledger.models import NEEDS_REAUTH, Tenant, TenantEvent, utcnow
 from worker.providers.base import NeedsReauth
 from worker.tenants import TenantError, UnknownTenant
@@ -110,23 +108,9 @@ def _reason(code: str, bound: Company | None, picked: Company) -> str:
     )
 
 
-def holder_of(tenant: Tenant, company: Company, db: Session | None = None) -> str | None:
-    """Another tenant of the same provider bound to this company, if any (read in `db`'s
-    transaction when given: SQLite allows one writer, so no second one may be opened)."""
-    query = (
-        select(Tenant.id)
-        .where(
-            Tenant.provider == tenant.provider,
-            Tenant.company_id == company.id,
-            Tenant.id != tenant.id,
-        )
-        .order_by(Tenant.id)
-        .limit(1)
-    )
-    if db is not None:
-        return db.scalar(query)
-    with session() as own:
-        return own.scalar(query)
+def holder_of(tenant: Tenant, company: Company) -> str | None:
+    """Another tenant of the same provider bound to this company, if any."""
+    return rows.other_tenant_bound_to(tenant.provider, company.id, tenant.id)
 
 
 def refusal(tenant: Tenant, company: Company) -> CompanyRefused | None:
@@ -141,26 +125,16 @@ def refusal(tenant: Tenant, company: Company) -> CompanyRefused | None:
 
 
 def audit(tenant_id: str, actor: str, action: str, note: str) -> None:
-    with session() as db:
-        db.add(TenantEvent(tenant_id=tenant_id, actor=actor[:100], action=action, note=note))
+    rows.insert_tenant_event(tenant_id, actor, action, note)
 
 
 def events(tenant_id: str, limit: int = 50) -> list[TenantEvent]:
-    with session() as db:
-        return list(
-            db.scalars(
-                select(TenantEvent)
-                .where(TenantEvent.tenant_id == tenant_id)
-                .order_by(TenantEvent.id.desc())
-                .limit(limit)
-            )
-        )
+    return rows.tenant_events(tenant_id, limit)
 
 
 def _record_refused(tenant_id: str, refused: CompanyRefused) -> None:
     record = {**refused.picked.as_dict(), "reason": refused.code, "at": utcnow().isoformat()}
-    with session() as db:
-        db.execute(update(Tenant).where(Tenant.id == tenant_id).values(company_refused=record))
+    rows.record_refused_company(tenant_id, record)
 
 
 def refuse_connect(tenant: Tenant, refused: CompanyRefused, actor: str) -> None:
@@ -169,12 +143,7 @@ def refuse_connect(tenant: Tenant, refused: CompanyRefused, actor: str) -> None:
     company), the refusal is audited and the operator alerted once."""
     _record_refused(tenant.id, refused)
     if tenant.credentials is None or tenant.connection_state == NEEDS_REAUTH:
-        with session() as db:
-            db.execute(
-                update(Tenant)
-                .where(Tenant.id == tenant.id)
-                .values(connection_state=NEEDS_REAUTH, connection_reason=refused.message)
-            )
+        rows.park_for_reauth(tenant.id, refused.message)
     holder = holder_of(tenant, refused.picked)
     bound = refused.bound.label() if refused.bound else "(not bound yet)"
     note = f"{refused.message}" + (f" (bound to tenant {holder})" if holder else "")
@@ -185,19 +154,7 @@ def refuse_connect(tenant: Tenant, refused: CompanyRefused, actor: str) -> None:
 
 def bind(tenant_id: str, company: Company, actor: str) -> bool:
     """Bind an unbound tenant; True if this call did (another may have raced it)."""
-    now = utcnow()
-    with session() as db:
-        result = db.execute(
-            update(Tenant)
-            .where(Tenant.id == tenant_id, Tenant.company_id.is_(None))
-            .values(
-                company_id=company.id,
-                company=company.as_dict(),
-                company_bound_at=now,
-                company_checked_at=now,
-            )
-        )
-        done = bool(getattr(result, "rowcount", 0))
+    done = rows.bind_if_unbound(tenant_id, company.id, company.as_dict(), utcnow())
     if done:
         audit(tenant_id, actor, "bound", f"bound to {company.label()}")
         log.info("tenant %s bound to %s", tenant_id, company.label())
@@ -205,8 +162,7 @@ def bind(tenant_id: str, company: Company, actor: str) -> bool:
 
 
 def _checked(tenant_id: str) -> None:
-    with session() as db:
-        db.execute(update(Tenant).where(Tenant.id == tenant_id).values(company_checked_at=utcnow()))
+    rows.mark_company_checked(tenant_id)
 
 
 def accept(tenant: Tenant, company: Company, actor: str) -> None:
@@ -237,12 +193,10 @@ def verify(tenant: Tenant, company: Company) -> None:
 
 
 def _reload(tenant_id: str) -> Tenant:
-    with session() as db:
-        tenant = db.get(Tenant, tenant_id)
-        if tenant is None:
-            raise UnknownTenant(f"no tenant {tenant_id!r}")
-        db.expunge(tenant)
-        return tenant
+    tenant = rows.detached_tenant(tenant_id)
+    if tenant is None:
+        raise UnknownTenant(f"no tenant {tenant_id!r}")
+    return tenant
 
 
 def rebind(
@@ -251,67 +205,67 @@ def rebind(
     """Move the tenant to the company last refused for it; (from, to). The tenant's
     cached references are dropped, and it must connect again with the new company.
     `expected`: the id of the company the caller confirmed; refused if it is another."""
-    with session() as db:
-        tenant = db.get(Tenant, tenant_id, with_for_update=True)
-        if tenant is None:
-            raise UnknownTenant(f"no tenant {tenant_id!r}")
-        target = Company.from_record(tenant.company_refused)
-        if target is None:
-            raise TenantError(
-                f"tenant {tenant_id!r} has no refused company to move to: have the customer "
-                "connect with the other company first (it is refused and named here)"
-            )
-        if expected is not None and expected != target.id:
-            raise TenantError(
-                f"the company to move tenant {tenant_id!r} to is now {target.label()}, "
-                f"not id {expected!r}; confirm that company instead"
-            )
-        holder = holder_of(tenant, target, db)
-        if holder and not tenant.company_sharing_allowed:
-            raise TenantError(
-                f"{target.label()} is bound to tenant {holder!r}; allow sharing first with "
-                f"`ledgerpush tenants allow-shared-company {tenant_id}`"
-            )
-        old = bound_company(tenant)
-        tenant.company_id = target.id
-        tenant.company = target.as_dict()
-        tenant.company_bound_at = utcnow()
-        tenant.company_checked_at = None
-        tenant.company_refused = None
-        tenant.connection_state = NEEDS_REAUTH
-        tenant.connection_reason = (
-            f"moved to {target.label()} by {actor}; connect again with that company to finish"
-        )
-        old_text = old.label() if old else "no company"
-        db.add(
-            TenantEvent(
-                tenant_id=tenant_id,
-                actor=actor[:100],
-                action="rebound",
-                note=f"from {old_text} to {target.label()}",
-            )
-        )
+    old, target = rows.change_locked_tenant(
+        tenant_id, lambda locked: _move_to_refused(locked, tenant_id, actor, expected)
+    )
+    old_text = old.label() if old else "no company"
     refcache.invalidate(tenant_id)
     log.warning("tenant %s moved from %s to %s by %s", tenant_id, old_text, target.label(), actor)
     return old, target
 
 
+def _move_to_refused(
+    locked: LockedTenant, tenant_id: str, actor: str, expected: str | None
+) -> tuple[Company | None, Company]:
+    tenant = locked.tenant
+    if tenant is None:
+        raise UnknownTenant(f"no tenant {tenant_id!r}")
+    target = Company.from_record(tenant.company_refused)
+    if target is None:
+        raise TenantError(
+            f"tenant {tenant_id!r} has no refused company to move to: have the customer "
+            "connect with the other company first (it is refused and named here)"
+        )
+    if expected is not None and expected != target.id:
+        raise TenantError(
+            f"the company to move tenant {tenant_id!r} to is now {target.label()}, "
+            f"not id {expected!r}; confirm that company instead"
+        )
+    holder = locked.other_tenant_bound_to(tenant.provider, target.id, tenant.id)
+    if holder and not tenant.company_sharing_allowed:
+        raise TenantError(
+            f"{target.label()} is bound to tenant {holder!r}; allow sharing first with "
+            f"`ledgerpush tenants allow-shared-company {tenant_id}`"
+        )
+    old = bound_company(tenant)
+    tenant.company_id = target.id
+    tenant.company = target.as_dict()
+    tenant.company_bound_at = utcnow()
+    tenant.company_checked_at = None
+    tenant.company_refused = None
+    tenant.connection_state = NEEDS_REAUTH
+    tenant.connection_reason = (
+        f"moved to {target.label()} by {actor}; connect again with that company to finish"
+    )
+    old_text = old.label() if old else "no company"
+    locked.add_event(tenant_id, actor, "rebound", f"from {old_text} to {target.label()}")
+    return old, target
+
+
 def allow_sharing(tenant_id: str, actor: str, allowed: bool = True) -> None:
     """Let this tenant bind a company another tenant is bound to (or stop letting it)."""
-    with session() as db:
-        tenant = db.get(Tenant, tenant_id, with_for_update=True)
-        if tenant is None:
+
+    def change(locked: LockedTenant) -> None:
+        if locked.tenant is None:
             raise UnknownTenant(f"no tenant {tenant_id!r}")
-        tenant.company_sharing_allowed = allowed
-        db.add(
-            TenantEvent(
-                tenant_id=tenant_id,
-                actor=actor[:100],
-                action="sharing_allowed" if allowed else "sharing_revoked",
-                note=(
-                    "may bind a company another tenant is bound to"
-                    if allowed
-                    else "may no longer bind a company another tenant is bound to"
-                ),
-            )
+        locked.tenant.company_sharing_allowed = allowed
+        locked.add_event(
+            tenant_id,
+            actor,
+            "sharing_allowed" if allowed else "sharing_revoked",
+            "may bind a company another tenant is bound to"
+            if allowed
+            else "may no longer bind a company another tenant is bound to",
         )
+
+    rows.change_locked_tenant(tenant_id, change)

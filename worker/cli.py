@@ -50,11 +50,11 @@ def worker(
 ) -> None:
     """Run a Celery worker (thread pool) on the ledgerpush queues."""
     from worker.app import app as celery_app
-    from worker.ledger.db import engine
+    from worker.ledger.db import open_ledger
     from worker.tasknames import QUEUES
 
     _setup(loglevel)
-    engine()
+    open_ledger()
     argv = ["worker", f"--loglevel={loglevel}", f"--queues={queues or ','.join(QUEUES)}"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
@@ -82,10 +82,10 @@ def ingest(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
     import signal
 
     from worker.ingest import Drainer
-    from worker.ledger.db import engine
+    from worker.ledger.db import open_ledger
 
     _setup(loglevel)
-    engine()
+    open_ledger()
     drainer = Drainer()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: drainer.stop.set())
@@ -234,15 +234,9 @@ def keygen() -> None:
 def keys_rotate() -> None:
     """Re-encrypt every tenant's credentials with the first key of LEDGERPUSH_SECRET_KEY."""
     from worker.crypto import rotate
-    from worker.ledger.db import session
-    from worker.ledger.models import Tenant
+    from worker.ledger.tenancy import rewrite_credentials
 
-    count = 0
-    with session() as db:
-        for tenant in db.query(Tenant).where(Tenant.credentials.is_not(None)):
-            assert tenant.credentials is not None
-            tenant.credentials = rotate(tenant.credentials)
-            count += 1
+    count = rewrite_credentials(rotate)
     console.print(f"re-encrypted the credentials of {count} tenants")
 
 
@@ -492,10 +486,7 @@ _PREFIX_MATCHES_SHOWN = 10
 def _resolve_job_id(id_or_prefix: str) -> str:
     """The job whose id is, or starts with, `id_or_prefix` (`jobs list` shows 8 characters).
     Exits with a clear error when none or several match."""
-    from sqlalchemy import select
-
-    from worker.ledger.db import session
-    from worker.ledger.models import Job
+    from worker.ledger.queries import job_id_matches
 
     if "/" in id_or_prefix:
         return _job_id_by_key(id_or_prefix)
@@ -503,15 +494,7 @@ def _resolve_job_id(id_or_prefix: str) -> str:
     if not wanted:
         err.print("[red]give a job id or the start of one[/red]")
         raise typer.Exit(1)
-    with session() as db:
-        if db.get(Job, wanted) is not None:
-            return wanted
-        matches = db.execute(
-            select(Job.id, Job.tenant_id, Job.idempotency_key)
-            .where(Job.id.startswith(wanted, autoescape=True))
-            .order_by(Job.id)
-            .limit(_PREFIX_MATCHES_SHOWN + 1)
-        ).all()
+    matches = job_id_matches(wanted, _PREFIX_MATCHES_SHOWN + 1)
     if not matches:
         err.print(f"[red]no job with id {escape(wanted)} (or an id starting with it)[/red]")
         raise typer.Exit(1)
@@ -523,7 +506,7 @@ def _resolve_job_id(id_or_prefix: str) -> str:
         for job_id, tenant_id, key in matches[:_PREFIX_MATCHES_SHOWN]:
             err.print(f"  {job_id}  {escape(tenant_id)}  {escape(key)}")
         raise typer.Exit(1)
-    return str(matches[0].id)
+    return matches[0][0]
 
 
 def _job_id_by_key(tenant_and_key: str) -> str:

@@ -5,19 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from sqlalchemy import select
-
 from worker import alerts, tenants
-from worker.ledger import store
-from worker.ledger.db import session
-from worker.ledger.models import (
-    CONNECTED,
-    NEEDS_REAUTH,
-    RECEIVED,
-    WAITING_FOR_REAUTH,
-    Job,
-    Tenant,
-)
+from worker.ledger import store, tenancy
+from worker.ledger.models import CONNECTED, NEEDS_REAUTH, RECEIVED, Job
 
 log = logging.getLogger("ledgerpush.connections")
 
@@ -38,14 +28,7 @@ def tenant_reconnected(tenant_id: str, credentials: Mapping[str, object], actor:
 
 
 def parked_jobs(tenant_id: str) -> list[Job]:
-    with session() as db:
-        return list(
-            db.scalars(
-                select(Job)
-                .where(Job.tenant_id == tenant_id, Job.state == WAITING_FOR_REAUTH)
-                .order_by(Job.created_at, Job.id)
-            )
-        )
+    return tenancy.jobs_waiting_for_reauth(tenant_id)
 
 
 def resume_parked_jobs(tenant_id: str, actor: str = "worker") -> int:
@@ -68,13 +51,5 @@ def resume_stranded_jobs() -> int:
     """Parked jobs of tenants that are connected: a job that read "needs_reauth" just
     before a reconnect and parked just after its resume sweep would wait forever.
     Run by the periodic reconcile task."""
-    with session() as db:
-        tenant_ids = list(
-            db.scalars(
-                select(Job.tenant_id)
-                .join(Tenant, Tenant.id == Job.tenant_id)
-                .where(Job.state == WAITING_FOR_REAUTH, Tenant.connection_state == CONNECTED)
-                .distinct()
-            )
-        )
+    tenant_ids = tenancy.connected_tenants_with_parked_jobs()
     return sum(resume_parked_jobs(tenant_id, actor="reconciler") for tenant_id in tenant_ids)

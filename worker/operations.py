@@ -8,24 +8,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select
-
 from worker import dependents, poison
 from worker.lease import lease_key
 from worker.ledger import store
-from worker.ledger.db import session
 from worker.ledger.models import (
     BOOKED,
     CANCELLED,
-    DISABLED,
     FAILED,
-    NEEDS_REAUTH,
     RECEIVED,
     RETRY_SCHEDULED,
     WAITING_FOR_REAUTH,
     Job,
-    Tenant,
 )
+from worker.ledger.operations import failed_jobs_and_parked_tenants
 from worker.producer import enqueue, send
 from worker.providers.base import NeedsReview
 from worker.redis_client import get_redis
@@ -34,7 +29,6 @@ from worker.tenants import find_tenant, needs_reauth
 RETRYABLE = frozenset({FAILED, RETRY_SCHEDULED})
 CANCELLABLE = frozenset({RECEIVED, RETRY_SCHEDULED, WAITING_FOR_REAUTH, FAILED})
 INVALID_PAYLOAD = "invalid_payload"
-PARKING_STATES = (NEEDS_REAUTH, DISABLED)
 
 
 class ActionRefused(ValueError):
@@ -171,16 +165,7 @@ def bulk_candidates(
     """Failed jobs of a tenant or with an error code: those a bulk retry would send again,
     and those it would skip (what `replay` refuses: an invalid payload, a tenant that
     waits for re-authorization)."""
-    query = select(Job).where(Job.state == FAILED).order_by(Job.created_at)
-    if tenant_id:
-        query = query.where(Job.tenant_id == tenant_id)
-    if error_code:
-        query = query.where(Job.error_code == error_code)
-    with session() as db:
-        failed = list(db.scalars(query))
-        parked = set(
-            db.scalars(select(Tenant.id).where(Tenant.connection_state.in_(PARKING_STATES)))
-        )
+    failed, parked = failed_jobs_and_parked_tenants(tenant_id, error_code)
     retried: list[Job] = []
     skipped: list[Job] = []
     for job in failed:

@@ -18,13 +18,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-
-from worker.ledger.db import session
-from worker.ledger.models import BOOKED, CANCELLED, FAILED, Attempt, Job, JobEvent, utcnow
+from worker.ledger.models import Attempt, Job, utcnow
+from worker.ledger.retention import due_job_and_attempt_counts, purge_due_batch
 
 log = logging.getLogger("ledgerpush.purge")
-SETTLED = (BOOKED, CANCELLED, FAILED)
 BATCH = 500
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhw]?)\s*$")
 _UNIT_DAYS = {"": 1.0, "d": 1.0, "w": 7.0, "h": 1 / 24}
@@ -62,39 +59,19 @@ def is_purged(job: Job) -> bool:
     return job.purged_at is not None
 
 
-def _due_jobs(cutoff: dt.datetime) -> Any:
-    return select(Job.id).where(
-        Job.state.in_(SETTLED), Job.finished_at < cutoff, Job.purged_at.is_(None)
-    )
-
-
 def purge(older_than: dt.timedelta, dry_run: bool = False) -> PurgeResult:
     """Purge jobs settled before now - older_than, in batches (short transactions)."""
     cutoff = utcnow() - older_than
     if dry_run:
-        with session() as db:
-            jobs = len(db.scalars(_due_jobs(cutoff)).all())
-            attempts = len(
-                db.scalars(select(Attempt.id).where(Attempt.job_id.in_(_due_jobs(cutoff)))).all()
-            )
+        jobs, attempts = due_job_and_attempt_counts(cutoff)
         return PurgeResult(cutoff, jobs, attempts, True)
     jobs = attempts = 0
     while True:
-        with session() as db:
-            ids = list(db.scalars(_due_jobs(cutoff).limit(BATCH)))
-            if not ids:
-                break
-            for job in db.scalars(select(Job).where(Job.id.in_(ids))):
-                _purge_job(job)
-            db.execute(
-                update(JobEvent)
-                .where(JobEvent.job_id.in_(ids), JobEvent.actor == "worker")
-                .values(note=None)
-            )
-            for attempt in db.scalars(select(Attempt).where(Attempt.job_id.in_(ids))):
-                _purge_attempt(attempt)
-                attempts += 1
-        jobs += len(ids)
+        batch_jobs, batch_attempts = purge_due_batch(cutoff, BATCH, _purge_job, _purge_attempt)
+        if not batch_jobs:
+            break
+        jobs += batch_jobs
+        attempts += batch_attempts
     log.info("purged %d jobs and %d attempts settled before %s", jobs, attempts, cutoff)
     return PurgeResult(cutoff, jobs, attempts, False)
 

@@ -7,13 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import or_, select
-
 from worker import outbox
 from worker.lease import lease_key
 from worker.ledger import store
-from worker.ledger.db import session
-from worker.ledger.models import IN_FLIGHT_STATES, RECEIVED, RETRY_SCHEDULED, Job, utcnow
+from worker.ledger.models import Job, utcnow
+from worker.ledger.reconcile import quiet_or_overdue_jobs
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 
@@ -29,19 +27,7 @@ def stuck_jobs(limit: int = 500, lost_retry_grace: float = LOST_RETRY_GRACE) -> 
     now = utcnow()
     quiet_since = now - dt.timedelta(seconds=settings.lease_seconds)
     lost_retry = now - dt.timedelta(seconds=lost_retry_grace)
-    query = (
-        select(Job)
-        .where(
-            or_(
-                Job.state.in_([*IN_FLIGHT_STATES, RECEIVED]) & (Job.updated_at < quiet_since),
-                (Job.state == RETRY_SCHEDULED) & (Job.next_retry_at < lost_retry),
-            )
-        )
-        .order_by(Job.updated_at)
-        .limit(limit)
-    )
-    with session() as db:
-        return list(db.scalars(query))
+    return quiet_or_overdue_jobs(quiet_since, lost_retry, limit)
 
 
 def reconcile_stuck_jobs(lost_retry_grace: float = LOST_RETRY_GRACE) -> int:

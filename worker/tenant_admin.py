@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, func, select
-
 from worker.binding import audit
-from worker.ledger.db import session
-from worker.ledger.models import (
-    CONNECTED,
-    DISABLED,
-    NEEDS_REAUTH,
-    TERMINAL_STATES,
-    Job,
-    Tenant,
-    TenantEvent,
-)
+from worker.ledger import tenancy
+from worker.ledger.models import CONNECTED, DISABLED, NEEDS_REAUTH, Tenant
 from worker.tenants import TenantError, UnknownTenant, get_tenant, set_connection
 
 log = logging.getLogger("ledgerpush.audit")
@@ -50,11 +40,7 @@ def enable_tenant(tenant_id: str, actor: str) -> Tenant:
 
 
 def unsettled_jobs(tenant_id: str) -> int:
-    query = select(func.count()).where(
-        Job.tenant_id == tenant_id, Job.state.not_in(TERMINAL_STATES)
-    )
-    with session() as db:
-        return int(db.scalar(query) or 0)
+    return tenancy.unsettled_job_count(tenant_id)
 
 
 def remove_tenant(tenant_id: str, actor: str) -> None:
@@ -68,12 +54,10 @@ def remove_tenant(tenant_id: str, actor: str) -> None:
             "let them finish or cancel them first (ledgerpush jobs list "
             f"--tenant {tenant_id})"
         )
-    with session() as db:
-        if not db.execute(delete(Tenant).where(Tenant.id == tenant_id)).rowcount:  # type: ignore[attr-defined]
-            raise UnknownTenant(f"no tenant {tenant_id!r}")
-        # Kept after the tenant is gone: the trail says who removed it, and when.
-        note = "tenant and its credentials deleted; its settled jobs stay in the ledger"
-        db.add(TenantEvent(tenant_id=tenant_id, actor=actor[:100], action="removed", note=note))
+    # Kept after the tenant is gone: the trail says who removed it, and when.
+    note = "tenant and its credentials deleted; its settled jobs stay in the ledger"
+    if not tenancy.delete_tenant(tenant_id, actor, note):
+        raise UnknownTenant(f"no tenant {tenant_id!r}")
     from worker.refcache import invalidate
 
     invalidate(tenant_id)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.orm import make_transient_to_detached
-
 from worker.crypto import decrypt_json, encrypt_json
-from worker.ledger.db import engine, session
-from worker.ledger.models import CONNECTED, DISABLED, NEEDS_REAUTH, Tenant, utcnow
+from worker.ledger import tenancy
+from worker.ledger.models import DISABLED, NEEDS_REAUTH, Tenant
 from worker.mapping import validate
 from worker.providers import registry
 
@@ -41,9 +38,8 @@ def add_tenant(
     if country not in countries:
         allowed = ", ".join(countries)
         raise TenantError(f"country for {provider} must be one of {allowed}, not {country!r}")
-    with session() as db:
-        if db.get(Tenant, tenant_id) is not None:
-            raise TenantError(f"tenant {tenant_id!r} already exists")
+
+    def build() -> Tenant:
         tenant = Tenant(
             id=tenant_id,
             provider=provider,
@@ -53,8 +49,12 @@ def add_tenant(
             capabilities={},
         )
         _set_credentials(tenant, credentials)
-        db.add(tenant)
         return tenant
+
+    added = tenancy.insert_tenant(tenant_id, build)
+    if added is None:
+        raise TenantError(f"tenant {tenant_id!r} already exists")
+    return added
 
 
 def _set_credentials(tenant: Tenant, credentials: dict[str, Any] | None) -> None:
@@ -64,20 +64,8 @@ def _set_credentials(tenant: Tenant, credentials: dict[str, Any] | None) -> None
     tenant.token_expires_at = dt.datetime.fromtimestamp(expires, dt.UTC) if expires else None
 
 
-_TENANTS: Table = Tenant.__table__  # type: ignore[assignment]
-_TENANT_ROW = select(*_TENANTS.c).where(_TENANTS.c.id == bindparam("b_id"))
-
-
 def find_tenant(tenant_id: str) -> Tenant | None:
-    """The tenant as a detached object, read without the ORM's unit of work (every job
-    reads its tenant once)."""
-    with engine().begin() as conn:
-        row = conn.execute(_TENANT_ROW, {"b_id": tenant_id}).first()
-    if row is None:
-        return None
-    tenant = Tenant(**row._asdict())
-    make_transient_to_detached(tenant)
-    return tenant
+    return tenancy.tenant_row(tenant_id)
 
 
 def get_tenant(tenant_id: str) -> Tenant:
@@ -88,8 +76,7 @@ def get_tenant(tenant_id: str) -> Tenant:
 
 
 def list_tenants() -> list[Tenant]:
-    with session() as db:
-        return list(db.scalars(select(Tenant).order_by(Tenant.id)))
+    return tenancy.all_tenants()
 
 
 def credentials_of(tenant: Tenant) -> dict[str, Any]:
@@ -98,41 +85,23 @@ def credentials_of(tenant: Tenant) -> dict[str, Any]:
 
 def store_credentials(tenant_id: str, credentials: dict[str, Any]) -> Tenant:
     """Durably replace a tenant's credentials (committed before this returns)."""
-    with session() as db:
-        tenant = db.get(Tenant, tenant_id, with_for_update=True)
-        if tenant is None:
-            raise UnknownTenant(f"no tenant {tenant_id!r}")
-        _set_credentials(tenant, credentials)
-        return tenant
+    tenant = tenancy.change_tenant(tenant_id, lambda row: _set_credentials(row, credentials))
+    if tenant is None:
+        raise UnknownTenant(f"no tenant {tenant_id!r}")
+    return tenant
 
 
 def set_connection(tenant_id: str, state: str, reason: str | None = None) -> bool:
     """Set the connection state; True only for the one caller that changed it, so
     whatever follows a transition (an alert) happens once even when workers race."""
-    with session() as db:
-        result = db.execute(
-            update(Tenant)
-            .where(Tenant.id == tenant_id, Tenant.connection_state != state)
-            .values(
-                connection_state=state,
-                connection_reason=reason if state != CONNECTED else None,
-                updated_at=utcnow(),
-            )
-        )
-        return bool(getattr(result, "rowcount", 0))
+    return tenancy.set_connection_state(tenant_id, state, reason)
 
 
 def reconnect(tenant_id: str, credentials: dict[str, Any]) -> bool:
     """Store fresh credentials and mark the tenant connected; True if it was not. A tenant
     an operator disabled stays disabled: a customer's connect link does not enable it."""
     store_credentials(tenant_id, credentials)
-    with session() as db:
-        result = db.execute(
-            update(Tenant)
-            .where(Tenant.id == tenant_id, Tenant.connection_state.not_in((CONNECTED, DISABLED)))
-            .values(connection_state=CONNECTED, connection_reason=None, updated_at=utcnow())
-        )
-        return bool(getattr(result, "rowcount", 0))
+    return tenancy.mark_connected_unless_disabled(tenant_id)
 
 
 def needs_reauth(tenant: Tenant) -> bool:
@@ -141,23 +110,21 @@ def needs_reauth(tenant: Tenant) -> bool:
 
 
 def update_mapping(tenant_id: str, changes: dict[str, Any], replace: bool = False) -> Tenant:
-    with session() as db:
-        tenant = db.get(Tenant, tenant_id, with_for_update=True)
-        if tenant is None:
-            raise UnknownTenant(f"no tenant {tenant_id!r}")
+    def change(tenant: Tenant) -> None:
         # Keys this provider does not read are refused (removing one is always allowed).
         validate({k: v for k, v in changes.items() if v is not None}, tenant.provider)
         base = {} if replace else dict(tenant.mapping)
         base.update(changes)
         tenant.mapping = {k: v for k, v in base.items() if v is not None}
-        return tenant
+
+    tenant = tenancy.change_tenant(tenant_id, change)
+    if tenant is None:
+        raise UnknownTenant(f"no tenant {tenant_id!r}")
+    return tenant
 
 
 def update_capabilities(tenant_id: str, changes: dict[str, Any]) -> None:
-    with session() as db:
-        tenant = db.get(Tenant, tenant_id, with_for_update=True)
-        if tenant is not None:
-            tenant.capabilities = {**tenant.capabilities, **changes}
+    tenancy.merge_capabilities(tenant_id, changes)
 
 
 #: `last_success_at` is written at most this often per tenant (a commit per booked job
@@ -170,7 +137,4 @@ def mark_success(tenant_id: str) -> None:
 
     if not get_redis().set(f"lp:success-mark:{tenant_id}", 1, nx=True, ex=SUCCESS_MARK_SECONDS):
         return
-    with session() as db:
-        tenant = db.get(Tenant, tenant_id)
-        if tenant is not None:
-            tenant.last_success_at = utcnow()
+    tenancy.set_last_success_now(tenant_id)

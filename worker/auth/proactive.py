@@ -12,12 +12,10 @@ import time
 import zlib
 from typing import Any
 
-from sqlalchemy import select
-
 from worker import dispatch, tenants
 from worker.auth.tokens import refresh_single_flight
-from worker.ledger.db import session
-from worker.ledger.models import CONNECTED, Tenant, utcnow
+from worker.ledger import tenancy
+from worker.ledger.models import utcnow
 from worker.providers import registry
 from worker.redis_client import get_redis
 from worker.settings import get_settings
@@ -31,19 +29,9 @@ SCHEDULED_GRACE = 60.0  # how long after its due time a scheduled refresh may st
 def expiring_tenants(window: float) -> list[tuple[str, float]]:
     """(tenant id, seconds until its access token expires) for tokens inside the window."""
     horizon = utcnow() + dt.timedelta(seconds=window)
-    with session() as db:
-        rows = db.execute(
-            select(Tenant.id, Tenant.token_expires_at).where(
-                Tenant.provider.in_(_refreshed_providers()),
-                Tenant.connection_state == CONNECTED,
-                Tenant.token_expires_at.is_not(None),
-                Tenant.token_expires_at < horizon,
-            )
-        ).tuples()
-        now = utcnow()
-        return [
-            (tenant_id, _seconds_between(now, expires)) for tenant_id, expires in rows if expires
-        ]
+    rows = tenancy.connected_tokens_expiring_before(_refreshed_providers(), horizon)
+    now = utcnow()
+    return [(tenant_id, _seconds_between(now, expires)) for tenant_id, expires in rows if expires]
 
 
 def _refreshed_providers() -> list[str]:

@@ -379,9 +379,9 @@ class Chaos:
             faults=self._faults(Faults, self.seed + 1),
         )
         localstack.start_simulators(stack, ea, ec)
-        from worker.ledger.db import engine
+        from worker.ledger.db import open_ledger
 
-        engine()
+        open_ledger()
         for tenant in TENANTS:
             if tenant.provider == "eaccounting":
                 localstack.connect_eaccounting(
@@ -830,10 +830,9 @@ def run(
 
 def _dispose_ledger() -> None:
     """Close this process's connections, so that its database can be dropped."""
-    from worker.ledger.db import engine
+    from worker.ledger.db import close_ledger_connections
 
-    if engine.cache_info().currsize:
-        engine().dispose()
+    close_ledger_connections()
 
 
 def _drive(chaos: Chaos, console: Console, timeout: float) -> bool:

@@ -266,12 +266,12 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
     redis: EmbeddedRedis | None = None
     try:
         start_simulators(stack)
-        from worker.ledger.db import engine
+        from worker.ledger.db import open_ledger
 
         # The demo's own Redis, gone with the demo (even when it is killed).
         redis = EmbeddedRedis(home / "redis", die_with_parent=True).start()
         setenv(stack, {"LEDGERPUSH_REDIS_URL": redis.url})
-        engine()
+        open_ledger()
         start_process(stack, ["web", "--port", str(web_port)], "web")
         start_process(stack, ["worker", "--concurrency", "16"], "worker")
         wait_until_up(f"{web_url}/health", log_file=home / "web.log")

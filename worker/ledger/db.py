@@ -80,6 +80,24 @@ def engine() -> Engine:
     return eng
 
 
+def open_ledger() -> None:
+    """Connect and migrate now (a process that serves or works does it at start)."""
+    engine()
+
+
+def close_ledger_connections() -> None:
+    """Close this process's pooled connections, if it opened any (so its database can be
+    dropped)."""
+    if engine.cache_info().currsize:
+        engine().dispose()
+
+
+def ping() -> None:
+    """One round trip to the database; raises when it does not answer."""
+    with session() as db:
+        db.execute(text("SELECT 1"))
+
+
 @functools.cache
 def _session_factory() -> sessionmaker[Session]:
     return sessionmaker(engine(), expire_on_commit=False)

@@ -11,15 +11,11 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from worker.ledger.db import session
-from worker.ledger.models import ApiKey, User, utcnow
+from worker.ledger import accounts as rows
 from worker.settings import get_settings
 from worker.web.access import ADMIN, DEFAULT_KEY_SCOPES, DEFAULT_ROLE, check_role, parse_scopes
 
@@ -62,9 +58,8 @@ def add_user(username: str, password: str, role: str = DEFAULT_ROLE) -> None:
         raise AccountError("the password must have at least 8 characters")
     role = _role(role)
     try:
-        with session() as db:
-            db.add(User(username=username, password_hash=_hasher.hash(password), role=role))
-    except IntegrityError:
+        rows.insert_user(username, _hasher.hash(password), role)
+    except rows.UsernameTaken:
         raise AccountError(f"user {username!r} already exists") from None
 
 
@@ -72,8 +67,8 @@ def set_password(username: str, password: str) -> int:
     """A new password; the user's open sessions end. Returns how many ended."""
     if len(password) < 8:
         raise AccountError("the password must have at least 8 characters")
-    with session() as db:
-        _user(db, username).password_hash = _hasher.hash(password)
+    if not rows.update_password_hash(username, _hasher.hash(password)):
+        raise _no_user(username)
     return _end_sessions(username)
 
 
@@ -90,30 +85,26 @@ def _role(role: str) -> str:
         raise AccountError(str(exc)) from None
 
 
-def _user(db: Any, username: str) -> User:
-    user = db.scalars(select(User).where(User.username == username)).first()
-    if user is None:
-        raise AccountError(f"no user {username!r}")
-    return cast(User, user)
+def _no_user(username: str) -> AccountError:
+    return AccountError(f"no user {username!r}")
 
 
 def set_role(username: str, role: str) -> None:
     role = _role(role)
-    with session() as db:
-        _user(db, username).role = role
+    if not rows.update_role(username, role):
+        raise _no_user(username)
 
 
 def remove_user(username: str) -> int:
     """Delete the account and end its open sessions; returns how many ended."""
-    with session() as db:
-        db.delete(_user(db, username))
+    if not rows.delete_user(username):
+        raise _no_user(username)
     return _end_sessions(username)
 
 
 def role_of(username: str) -> str | None:
     """The user's role; the admin from the settings is an admin; None: no such user."""
-    with session() as db:
-        role = db.scalar(select(User.role).where(User.username == username))
+    role = rows.role_of_user(username)
     if role is not None:
         return role
     settings = get_settings()
@@ -127,13 +118,11 @@ def role_of(username: str) -> str | None:
 
 
 def list_users() -> list[str]:
-    with session() as db:
-        return list(db.scalars(select(User.username).order_by(User.username)))
+    return rows.usernames()
 
 
 def list_user_roles() -> list[tuple[str, str]]:
-    with session() as db:
-        return list(db.execute(select(User.username, User.role).order_by(User.username)).tuples())
+    return rows.usernames_and_roles()
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -145,8 +134,7 @@ def _verify(password_hash: str, password: str) -> bool:
 
 def authenticate(username: str, password: str) -> str | None:
     """The user's name when the password is right (users table, then the settings admin)."""
-    with session() as db:
-        user = db.scalars(select(User).where(User.username == username)).first()
+    user = rows.find_user(username)
     if user is not None:
         return user.username if _verify(user.password_hash, password) else None
     _verify(_DUMMY_HASH, password)
@@ -181,8 +169,7 @@ def create_api_key(name: str, scopes: tuple[str, ...] | list[str] = DEFAULT_KEY_
         raise AccountError("a key needs at least one scope")
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    with session() as db:
-        db.add(ApiKey(name=name, prefix=prefix, key_hash=_hash_key(key), scopes=" ".join(chosen)))
+    rows.insert_api_key(name, prefix, _hash_key(key), " ".join(chosen))
     return key
 
 
@@ -198,32 +185,17 @@ def identify_api_key(key: str) -> KeyIdentity | None:
     if len(parts) < 3 or not key.startswith(KEY_PREFIX):
         return None
     prefix = parts[1]
-    with session() as db:
-        row = db.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-        if row is None or row.revoked:
-            return None
-        if not hmac.compare_digest(row.key_hash, _hash_key(key)):
-            return None
-        now = utcnow()
-        last = row.last_used_at
-        if last is None or _aware(last) < now - LAST_USED_RESOLUTION:
-            row.last_used_at = now
-        return KeyIdentity(row.id, row.name, frozenset(row.scopes.split()))
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    row = rows.use_api_key(prefix, _hash_key(key), LAST_USED_RESOLUTION)
+    if row is None:
+        return None
+    return KeyIdentity(row.id, row.name, frozenset(row.scopes.split()))
 
 
 def list_api_keys() -> list[KeyInfo]:
-    with session() as db:
-        rows = db.scalars(select(ApiKey).order_by(ApiKey.id))
-        return [
-            KeyInfo(
-                r.id, r.name, r.prefix, r.created_at, r.last_used_at, r.revoked, _ordered(r.scopes)
-            )
-            for r in rows
-        ]
+    return [
+        KeyInfo(r.id, r.name, r.prefix, r.created_at, r.last_used_at, r.revoked, _ordered(r.scopes))
+        for r in rows.api_keys()
+    ]
 
 
 def _ordered(scopes: str) -> tuple[str, ...]:
@@ -235,15 +207,4 @@ def _ordered(scopes: str) -> tuple[str, ...]:
 
 def revoke_api_key(name_or_prefix: str) -> int:
     """Revoke the keys with this name or prefix; returns how many were revoked."""
-    with session() as db:
-        rows = list(
-            db.scalars(
-                select(ApiKey).where(
-                    (ApiKey.name == name_or_prefix) | (ApiKey.prefix == name_or_prefix),
-                    ApiKey.revoked.is_(False),
-                )
-            )
-        )
-        for row in rows:
-            row.revoked = True
-        return len(rows)
+    return rows.revoke_api_keys(name_or_prefix)

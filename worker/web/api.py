@@ -22,6 +22,7 @@ from worker import binding, operations, safejson
 from worker.jobs import KINDS, FieldError, JobValidationError
 from worker.ledger import store
 from worker.ledger.models import JOB_STATES, Job
+from worker.ledger.queries import JobFilter, find_jobs, providers_of, tenant_health
 from worker.mapping import MappingError
 from worker.mapping import validate as validate_mapping
 from worker.refcache import invalidate
@@ -29,7 +30,6 @@ from worker.tenants import PROVIDERS, TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, JOBS_WRITE, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.batch import BatchOut, BatchRefused, read_batch, submit_batch
-from worker.web.queries import JobFilter, find_jobs, providers_of, tenant_health
 from worker.web.schemas import (
     FieldProblems,
     JobDetailOut,

@@ -17,10 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 
 from worker.jobs import JOB_ADAPTER, FieldError
-from worker.ledger.db import session
+from worker.ledger.db import ping
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.web import (
@@ -112,8 +111,7 @@ async def _security_headers(
 def _health() -> JSONResponse:
     checks = {"database": "ok", "redis": "ok"}
     try:
-        with session() as db:
-            db.execute(text("SELECT 1"))
+        ping()
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:

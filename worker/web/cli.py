@@ -24,7 +24,7 @@ def web(
     """Run the dashboard, the JSON API and /metrics (uvicorn)."""
     import uvicorn
 
-    from worker.ledger.db import engine
+    from worker.ledger.db import open_ledger
     from worker.logs import setup_logging
     from worker.settings import get_settings
     from worker.telemetry import init_sentry
@@ -37,7 +37,7 @@ def web(
         raise typer.Exit(2)
     setup_logging(settings.log_level, settings.log_json)
     init_sentry()
-    engine()
+    open_ledger()
     err.print(f"ledgerpush web on http://{bind_host}:{bind_port} (API docs at /api/docs)")
     # Behind a TLS-terminating proxy on this machine, X-Forwarded-Proto/-For are trusted
     # (uvicorn's default: from 127.0.0.1 only), so https requests get Secure cookies.

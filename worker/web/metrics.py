@@ -18,7 +18,6 @@ import json
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -30,12 +29,16 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from worker import poison
 from worker.auth.tokens import REFRESH_FAILURES, REFRESHES
-from worker.ledger.db import session
-from worker.ledger.models import Attempt, Job, Tenant, WebhookDelivery, utcnow
+from worker.ledger.metrics import (
+    attempts_ended_between,
+    job_counts_by_state_and_provider,
+    tenant_counts_by_provider_and_state,
+    webhook_delivery_counts_by_status,
+)
+from worker.ledger.models import utcnow
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.web.queries import queue_depths, reserved_messages
@@ -56,21 +59,6 @@ def _decode(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _ended_since(
-    since: dt.datetime, until: dt.datetime
-) -> list[tuple[list[Any] | None, str | None, str | None]]:
-    """(calls, provider, outcome) of the attempts ended in (since, until]: an index
-    range on attempts.ended_at, not a scan of the table."""
-    query = (
-        select(Attempt.calls, Tenant.provider, Attempt.outcome)
-        .join(Job, Job.id == Attempt.job_id)
-        .outerjoin(Tenant, Tenant.id == Job.tenant_id)
-        .where(Attempt.ended_at > since, Attempt.ended_at <= until)
-    )
-    with session() as db:
-        return list(db.execute(query).tuples())
-
-
 def fold_calls() -> None:
     """Add the calls and outcomes of attempts ended since the last fold to the Redis
     counters."""
@@ -83,7 +71,7 @@ def fold_calls() -> None:
         raw = redis.get(CURSOR)
         since = dt.datetime.fromisoformat(_decode(raw)) if raw else until - FIRST_FOLD_WINDOW
         pipe = redis.pipeline()
-        for calls, provider, outcome in _ended_since(since, until):
+        for calls, provider, outcome in attempts_ended_between(since, until):
             pipe.hincrby(OUTCOMES, outcome or "unknown", 1)
             for call in calls or []:
                 if isinstance(call, dict):
@@ -114,39 +102,15 @@ def _hash(name: str) -> dict[str, str]:
     return {_decode(k): _decode(v) for k, v in raw.items()}
 
 
-def _job_counts() -> list[tuple[str, str, int]]:
-    """(state, provider, count). Grouped by (tenant, state), which the ix_jobs_tenant_state
-    index answers alone; tenants are mapped to providers here (few tenants, many jobs)."""
-    by_tenant = select(Job.tenant_id, Job.state, func.count()).group_by(Job.tenant_id, Job.state)
-    with session() as db:
-        providers = {t: p for t, p in db.execute(select(Tenant.id, Tenant.provider)).tuples()}
-        rows = list(db.execute(by_tenant).tuples())
-        unknown_tenants = {t for t, _, _ in rows if t not in providers}
-        if unknown_tenants:
-            # Jobs of removed or never-added tenants: the provider the job recorded, if any.
-            fallback = select(Job.tenant_id, Job.provider).where(
-                Job.tenant_id.in_(unknown_tenants), Job.provider.is_not(None)
-            )
-            providers.update(
-                {t: p or "unknown" for t, p in db.execute(fallback.distinct()).tuples()}
-            )
-    totals: Counter[tuple[str, str]] = Counter()
-    for tenant_id, state, count in rows:
-        totals[(state, providers.get(tenant_id) or "unknown")] += count
-    return [(state, provider, count) for (state, provider), count in sorted(totals.items())]
-
-
-def _webhook_counts() -> list[tuple[str, int]]:
-    query = select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
-    with session() as db:
-        return [(status, count) for status, count in db.execute(query).tuples()]
-
-
 def refresh_aggregate() -> dict[str, Any]:
     """Fold new attempts into the counters and recount jobs and webhook deliveries;
     the result is cached in Redis for every web process."""
     fold_calls()
-    data = {"at": time.time(), "jobs": _job_counts(), "webhooks": _webhook_counts()}
+    data = {
+        "at": time.time(),
+        "jobs": job_counts_by_state_and_provider(),
+        "webhooks": webhook_delivery_counts_by_status(),
+    }
     get_redis().set(AGGREGATE, json.dumps(data))
     return data
 
@@ -250,12 +214,8 @@ class LedgerCollector(Collector):
             "Tenants by provider and connection state",
             labels=["provider", "connection_state"],
         )
-        query = select(Tenant.provider, Tenant.connection_state, func.count()).group_by(
-            Tenant.provider, Tenant.connection_state
-        )
-        with session() as db:
-            for provider, state, count in db.execute(query).tuples():
-                gauge.add_metric([provider, state], count)
+        for provider, state, count in tenant_counts_by_provider_and_state():
+            gauge.add_metric([provider, state], count)
         return gauge
 
     def _queues(self) -> Iterator[Metric]:

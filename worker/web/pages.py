@@ -23,23 +23,22 @@ from worker.ledger.models import (
     WAITING_FOR_REAUTH,
     utcnow,
 )
-from worker.tenants import PROVIDERS, find_tenant, list_tenants
-from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
-from worker.web.auth import Principal, require_auth
-from worker.web.poison_pages import poison_context
-from worker.web.queries import (
+from worker.ledger.queries import (
     JobFilter,
     dead_letter_groups,
     error_codes,
     find_jobs,
     providers_of,
-    queue_depths,
     recent_dead_letters,
-    reserved_messages,
     states_since,
     tenant_health,
     throughput,
 )
+from worker.tenants import PROVIDERS, find_tenant, list_tenants
+from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
+from worker.web.auth import Principal, require_auth
+from worker.web.poison_pages import poison_context
+from worker.web.queries import queue_depths, reserved_messages
 from worker.web.templating import flash, render
 from worker.web.tenant_pages import retry_all_blocker, shareable_connect_link
 

@@ -10,8 +10,8 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from worker.explain import explain_error, explain_job
 from worker.ledger.models import Attempt, Job, JobEvent
+from worker.ledger.queries import TenantHealth
 from worker.logs import scrub
-from worker.web.queries import TenantHealth
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -12,13 +12,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from worker import binding
 from worker.connections import parked_jobs
 from worker.ledger import store
+from worker.ledger.queries import tenant_health
 from worker.mapping import MappingError, validate_key
 from worker.providers.registry import spec_for
 from worker.refcache import cached_names, invalidate
 from worker.tenants import TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
-from worker.web.queries import tenant_health
 from worker.web.schemas import connect_path
 from worker.web.templating import flash, render
 
