@@ -91,6 +91,9 @@ def test_api_names_the_bad_field(api: TestClient) -> None:
     assert bad_type.json()["detail"][0]["field"] == "events" and "job.nope" in bad_type.text
     bad_url = api.post(ENDPOINTS, json={"url": "ftp://x.example"})
     assert bad_url.status_code == 422 and bad_url.json()["detail"][0]["field"] == "url"
+    for no_host in ("http://", "https://[::1"):
+        refused = api.post(ENDPOINTS, json={"url": no_host})
+        assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "url"
     unknown = api.post(ENDPOINTS, json={"url": "https://x.example", "secret": "mine"})
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["field"] == "secret"
     endpoint, _ = add(api, "https://x.example/hooks")

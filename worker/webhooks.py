@@ -65,6 +65,12 @@ def _check_url(url: str) -> str:
         raise EventError(f"url: must start with http:// or https:// (got {url[:100]!r})")
     if len(url) > 500:
         raise EventError("url: at most 500 characters")
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL:
+        host = ""
+    if not host:
+        raise EventError("url: not a URL with a host name")
     return url
 
 
@@ -479,7 +485,7 @@ def _post(endpoint: WebhookEndpoint, event_id: str, payload: dict[str, Any]) -> 
     started = time.perf_counter()
     try:
         response = httpx.post(endpoint.url, content=body, headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         took = time.perf_counter() - started
         return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500], None, took)
     took = time.perf_counter() - started
