@@ -121,14 +121,14 @@ def describe(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "source": endpoint.source,
         "enabled": endpoint.enabled,
         "failing": endpoint.failing_alerted,
-        "failing_since": endpoint.failing_since.isoformat() if endpoint.failing_since else None,
-        "created_at": endpoint.created_at.isoformat() if endpoint.created_at else None,
+        "failing_since": _iso(endpoint.failing_since),
+        "created_at": _iso(endpoint.created_at),
         "previous_secret_until": _iso(previous_secret_until(endpoint)),
     }
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return aware(value).isoformat() if value else None
 
 
 def previous_secret_until(endpoint: WebhookEndpoint) -> dt.datetime | None:

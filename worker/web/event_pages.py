@@ -18,6 +18,7 @@ from worker.logs import scrub_text
 from worker.web.access import JOBS_OPERATE, JOBS_READ, WEBHOOKS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.templating import flash, render
+from worker.web.webhooks_api import EndpointId
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_auth)])
 log = logging.getLogger("ledgerpush.web")
@@ -80,7 +81,7 @@ def add_endpoint(
 @router.post("/webhooks/endpoints/{endpoint_id}/rotate-secret", dependencies=allow(WEBHOOKS_ADMIN))
 def rotate_secret(
     request: Request,
-    endpoint_id: int,
+    endpoint_id: EndpointId,
     principal: Actor,
     overlap_hours: Annotated[float, Form(ge=0, le=webhooks.MAX_OVERLAP_HOURS)] = 24.0,
 ) -> Response:
@@ -94,12 +95,12 @@ def rotate_secret(
 
 
 @router.post("/webhooks/endpoints/{endpoint_id}/enable", dependencies=allow(WEBHOOKS_ADMIN))
-def enable_endpoint(request: Request, endpoint_id: int, principal: Actor) -> Response:
+def enable_endpoint(request: Request, endpoint_id: EndpointId, principal: Actor) -> Response:
     return _set_enabled(request, endpoint_id, True, principal.actor)
 
 
 @router.post("/webhooks/endpoints/{endpoint_id}/disable", dependencies=allow(WEBHOOKS_ADMIN))
-def disable_endpoint(request: Request, endpoint_id: int, principal: Actor) -> Response:
+def disable_endpoint(request: Request, endpoint_id: EndpointId, principal: Actor) -> Response:
     return _set_enabled(request, endpoint_id, False, principal.actor)
 
 
@@ -120,7 +121,7 @@ def _set_enabled(request: Request, endpoint_id: int, enabled: bool, actor: str) 
     response_class=HTMLResponse,
     dependencies=allow(WEBHOOKS_ADMIN),
 )
-def confirm_remove(request: Request, endpoint_id: int) -> Response:
+def confirm_remove(request: Request, endpoint_id: EndpointId) -> Response:
     try:
         endpoint = webhooks.describe(webhooks.get_endpoint(endpoint_id))
     except webhooks.EndpointNotFound as exc:
@@ -130,7 +131,7 @@ def confirm_remove(request: Request, endpoint_id: int) -> Response:
 
 
 @router.post("/webhooks/endpoints/{endpoint_id}/remove", dependencies=allow(WEBHOOKS_ADMIN))
-def remove_endpoint(request: Request, endpoint_id: int, principal: Actor) -> Response:
+def remove_endpoint(request: Request, endpoint_id: EndpointId, principal: Actor) -> Response:
     try:
         webhooks.remove_endpoint(endpoint_id)
     except webhooks.EndpointNotFound as exc:
@@ -144,7 +145,7 @@ def remove_endpoint(request: Request, endpoint_id: int, principal: Actor) -> Res
 @router.post(
     "/webhooks/endpoints/{endpoint_id}/test", dependencies=allow(JOBS_OPERATE, WEBHOOKS_ADMIN)
 )
-def test_send(request: Request, endpoint_id: int) -> Response:
+def test_send(request: Request, endpoint_id: EndpointId) -> Response:
     try:
         attempt = webhooks.send_test(endpoint_id)
     except webhooks.EndpointNotFound as exc:

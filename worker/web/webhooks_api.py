@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -36,6 +36,7 @@ CHANGE: dict[int | str, dict[str, Any]] = {404: {"model": Problem}, 422: {"model
 #: The API's names for the fields worker/webhooks.py names in its errors.
 FIELD_NAMES = {"types": "events", "id": "endpoint_id"}
 EventType = Annotated[str, Field(max_length=50)]
+EndpointId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class EndpointOut(BaseModel):
@@ -137,7 +138,7 @@ def list_endpoints() -> Any:
     summary="One webhook endpoint",
     dependencies=allow(JOBS_READ, WEBHOOKS_ADMIN),
 )
-def get_endpoint(endpoint_id: int) -> Any:
+def get_endpoint(endpoint_id: EndpointId) -> Any:
     try:
         return endpoint_out(webhooks.get_endpoint(endpoint_id))
     except webhooks.EndpointNotFound as exc:
@@ -169,7 +170,7 @@ def add_endpoint(body: EndpointIn, principal: Annotated[Principal, Depends(requi
     dependencies=ADMIN,
 )
 def change_endpoint(
-    endpoint_id: int,
+    endpoint_id: EndpointId,
     body: EndpointChange,
     principal: Annotated[Principal, Depends(require_auth)],
 ) -> Any:
@@ -192,7 +193,7 @@ def change_endpoint(
     dependencies=ADMIN,
 )
 def rotate_secret(
-    endpoint_id: int,
+    endpoint_id: EndpointId,
     principal: Annotated[Principal, Depends(require_auth)],
     body: Annotated[RotateIn | None, Body()] = None,
 ) -> Any:
@@ -216,7 +217,7 @@ def rotate_secret(
     dependencies=ADMIN,
 )
 def remove_endpoint(
-    endpoint_id: int, principal: Annotated[Principal, Depends(require_auth)]
+    endpoint_id: EndpointId, principal: Annotated[Principal, Depends(require_auth)]
 ) -> Response:
     try:
         webhooks.remove_endpoint(endpoint_id)
@@ -233,7 +234,7 @@ def remove_endpoint(
     summary="Send a signed webhook.test event now; the endpoint's answer and latency",
     dependencies=allow(JOBS_OPERATE, WEBHOOKS_ADMIN),
 )
-async def test_send(endpoint_id: int) -> Any:
+async def test_send(endpoint_id: EndpointId) -> Any:
     try:
         attempt = await run_in_threadpool(webhooks.send_test, endpoint_id)
     except webhooks.EndpointNotFound as exc:
