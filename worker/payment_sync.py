@@ -73,9 +73,10 @@ def sync_tenant(tenant_id: str) -> list[str]:
 def queue_sync(tenant_id: str) -> None:
     """Sync the tenant soon on a worker (the dashboard's "sync now"), the same task the
     periodic sync queues per tenant."""
-    from tasks.maintenance import sync_tenant_payments
+    from worker import dispatch
+    from worker.tasknames import SYNC_TENANT_PAYMENTS_TASK
 
-    sync_tenant_payments.delay(tenant_id)
+    dispatch.send(SYNC_TENANT_PAYMENTS_TASK, (tenant_id,))
 
 
 def remaining_amounts(
