@@ -226,7 +226,7 @@ def test_dashboard_adds_disables_rotates_test_sends_and_removes(
     client, csrf = admin_session
     tenant = unique("t")
     form = {"csrf_token": csrf, "url": receiver.url, "events": ["job.booked"], "tenant_id": tenant}
-    added = client.post("/webhooks/endpoints", data=form)
+    added = client.post("/webhooks/endpoints/add", data=form)
     assert added.status_code == 200 and "not shown again" in added.text
     secret = re.search(r'id="endpoint-secret" readonly value="(whsec_[^"]+)"', added.text)
     assert secret
@@ -258,7 +258,7 @@ def test_dashboard_adds_disables_rotates_test_sends_and_removes(
     assert client.get(f"{base}/remove").status_code == 200
     assert client.post(f"{base}/remove", data={"csrf_token": csrf}).status_code == 303
     assert endpoint.id not in [e.id for e in webhooks.list_endpoints()]
-    bad = client.post("/webhooks/endpoints", data={"csrf_token": csrf, "url": "nope"})
+    bad = client.post("/webhooks/endpoints/add", data={"csrf_token": csrf, "url": "nope"})
     assert bad.status_code == 422 and "must start with http" in bad.text
 
 

@@ -62,7 +62,8 @@ def _secret_page(request: Request, endpoint_id: int, secret: str, what: str) -> 
     return render(request, "webhook_secret.html", context)
 
 
-@router.post("/webhooks/endpoints", dependencies=allow(WEBHOOKS_ADMIN))
+# Not `POST /webhooks/endpoints`: that is the shape of the inbound `/webhooks/{provider}`.
+@router.post("/webhooks/endpoints/add", dependencies=allow(WEBHOOKS_ADMIN))
 def add_endpoint(
     request: Request,
     principal: Actor,
