@@ -40,6 +40,7 @@ from worker.web.access import (
     ROLES,
     SCOPES,
     TENANTS_ADMIN,
+    WEBHOOKS_ADMIN,
     Allow,
     rules_of,
 )
@@ -66,6 +67,11 @@ EXPECTED = {
     ("POST", "/tenants/{tenant_id}/disable"): (TENANTS_ADMIN,),
     ("POST", "/tenants/{tenant_id}/enable"): (TENANTS_ADMIN,),
     ("POST", "/tenants/{tenant_id}/remove"): (TENANTS_ADMIN,),
+    ("POST", "/api/webhooks/endpoints"): (WEBHOOKS_ADMIN,),
+    ("PATCH", "/api/webhooks/endpoints/{endpoint_id}"): (WEBHOOKS_ADMIN,),
+    ("DELETE", "/api/webhooks/endpoints/{endpoint_id}"): (WEBHOOKS_ADMIN,),
+    ("POST", "/api/webhooks/endpoints/{endpoint_id}/test"): (JOBS_OPERATE, WEBHOOKS_ADMIN),
+    ("POST", "/webhooks/endpoints/{endpoint_id}/remove"): (WEBHOOKS_ADMIN,),
 }
 
 
@@ -93,6 +99,7 @@ def concrete(path: str, tenant_id: str) -> str:
         .replace("{job_id}", ANY_JOB)
         .replace("{tenant_id}", tenant_id)
         .replace("{delivery_id}", "999999")
+        .replace("{endpoint_id}", "999999")
     )
 
 

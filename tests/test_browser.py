@@ -436,3 +436,25 @@ def test_disable_and_enable_a_tenant_from_its_page(page: Any, web_url: str) -> N
     assert get_tenant(tenant).connection_state == "connected"
     assert "enabled" in page.inner_text("#tenant-events")
     assert page.locator("#disable").is_visible()
+
+
+def test_test_send_button_shows_the_endpoints_answer(page: Any, web_url: str) -> None:
+    """The receiver checks the post's signature with the `standardwebhooks` library."""
+    import re
+
+    from tests.webhook_receiver import Receiver
+    from worker import webhooks
+
+    receiver = Receiver().start()
+    try:
+        endpoint, secret = webhooks.add_endpoint(receiver.url, "job.booked", unique("t"))
+        receiver.secrets.append(secret)
+        page.goto(f"{web_url}/webhooks")
+        page.click(f"#test-{endpoint.id}")
+        page.wait_for_url(f"{web_url}/webhooks#endpoint-{endpoint.id}")
+        assert re.search(r"HTTP 200 in \d+ ms", page.inner_text(".flash"))
+        [hook] = receiver.accepted
+        assert hook.body["type"] == "webhook.test" and receiver.unverified == 0
+        assert secret not in page.content()
+    finally:
+        receiver.stop()

@@ -38,6 +38,8 @@ JOB_WAITING_FOR_REAUTH = "job.waiting_for_reauth"
 JOB_NEEDS_REVIEW = "job.needs_review"
 INVOICE_PAYMENT_CHANGED = "invoice.payment_changed"
 INVOICE_PAID = "invoice.paid"
+#: Sent by an endpoint's test-send only; never stored, never subscribed to.
+WEBHOOK_TEST = "webhook.test"
 EVENT_TYPES = (
     JOB_BOOKED,
     JOB_FAILED,

@@ -1,11 +1,11 @@
-"""`ledgerpush webhooks endpoints add|list|enable|disable|remove|rotate-secret` and
+"""`ledgerpush webhooks endpoints add|list|enable|disable|remove|rotate-secret|test` and
 `ledgerpush events tail`."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,19 +20,6 @@ err = Console(stderr=True)
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]{message}[/red]")
     return typer.Exit(1)
-
-
-def _endpoint_dict(endpoint: Any) -> dict[str, Any]:
-    return {
-        "id": endpoint.id,
-        "url": endpoint.url,
-        "events": endpoint.event_types,
-        "tenant_id": endpoint.tenant_id,
-        "source": endpoint.source,
-        "enabled": endpoint.enabled,
-        "failing": endpoint.failing_alerted,
-        "failing_since": endpoint.failing_since.isoformat() if endpoint.failing_since else None,
-    }
 
 
 @endpoints_app.command("add")
@@ -58,9 +45,9 @@ def endpoints_add(
 @endpoints_app.command("list")
 def endpoints_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List endpoints and their health (never their secrets)."""
-    from worker.webhooks import list_endpoints
+    from worker.webhooks import describe, list_endpoints
 
-    rows = [_endpoint_dict(e) for e in list_endpoints()]
+    rows = [describe(e) for e in list_endpoints()]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -124,6 +111,21 @@ def endpoints_rotate_secret(
         raise _fail(str(exc)) from None
     console.print(f"new secret of endpoint {endpoint_id} (the old one signs {overlap_hours} h):")
     print(secret)
+
+
+@endpoints_app.command("test")
+def endpoints_test(endpoint_id: int) -> None:
+    """Post a signed `webhook.test` event to the endpoint now; prints its answer."""
+    from worker.webhooks import EndpointNotFound, send_test
+
+    try:
+        attempt = send_test(endpoint_id)
+    except EndpointNotFound as exc:
+        raise _fail(str(exc)) from None
+    answer = f"HTTP {attempt.status_code}" if attempt.status_code else attempt.error
+    console.print(f"endpoint {endpoint_id}: {answer} in {attempt.seconds * 1000:.0f} ms")
+    if not attempt.ok:
+        raise typer.Exit(1)
 
 
 @events_app.command("tail")

@@ -70,6 +70,15 @@ def sync_tenant(tenant_id: str) -> list[str]:
     return written
 
 
+def queue_sync(tenant_id: str) -> None:
+    """Sync the tenant soon on a worker (the dashboard's "sync now"), the same task the
+    periodic sync queues per tenant."""
+    from worker import dispatch
+    from worker.tasknames import SYNC_TENANT_PAYMENTS_TASK
+
+    dispatch.send(SYNC_TENANT_PAYMENTS_TASK, (tenant_id,))
+
+
 def remaining_amounts(
     provider_name: str, provider: Any, tracked: list[TrackedInvoice], since: dt.datetime
 ) -> dict[str, Decimal]:
@@ -137,11 +146,25 @@ def _save_state(
 
 
 def sync_status(tenant_id: str) -> dict[str, Any]:
-    """For the CLI: last sync, open invoices tracked, the last error."""
+    """For the CLI and the dashboard: last sync, open invoices tracked, the last error,
+    and when the periodic sync comes next (none while no invoice is open)."""
     state = _state(tenant_id)
+    last = _aware(state.last_sync_at) if state.last_sync_at else None
+    watched = len(open_invoices(tenant_id))
     return {
         "tenant_id": tenant_id,
-        "last_sync_at": state.last_sync_at.isoformat() if state.last_sync_at else None,
-        "open_invoices": len(open_invoices(tenant_id)),
+        "last_sync_at": last.isoformat() if last else None,
+        "open_invoices": watched,
         "last_error": state.last_error,
+        "next_sync_at": _next_sync(last).isoformat() if watched else None,
     }
+
+
+def _next_sync(last: dt.datetime | None) -> dt.datetime:
+    """The beat syncs every tenant with open invoices each interval: by then at the
+    latest (a tenant never synced: within one interval from now)."""
+    from worker.settings import get_settings
+
+    interval = dt.timedelta(seconds=get_settings().payment_sync_seconds)
+    now = utcnow()
+    return max(last + interval, now) if last else now + interval

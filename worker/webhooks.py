@@ -18,6 +18,7 @@ import json
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from standardwebhooks.webhooks import Webhook
 
 from worker import crypto, dispatch
 from worker.alerts import SIGNATURE_HEADER, sign, webhook_backoff
-from worker.events import SETTLE_SECONDS, EventError, aware, parse_types
+from worker.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, parse_types
 from worker.ledger.db import session
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
 from worker.redis_client import get_redis
@@ -44,6 +45,7 @@ WAKEUP_KEY = "lp:events-wakeup"
 LOCK_KEY = "lp:events-delivery"
 RUN_BUDGET_SECONDS = 60.0
 DEFAULT_OVERLAP_HOURS = 24.0
+MAX_OVERLAP_HOURS = 24.0 * 30
 MAX_WAKEUP_SECONDS = 10.0
 
 
@@ -63,6 +65,12 @@ def _check_url(url: str) -> str:
         raise EventError(f"url: must start with http:// or https:// (got {url[:100]!r})")
     if len(url) > 500:
         raise EventError("url: at most 500 characters")
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL:
+        host = ""
+    if not host:
+        raise EventError("url: not a URL with a host name")
     return url
 
 
@@ -98,12 +106,81 @@ def list_endpoints() -> list[WebhookEndpoint]:
         return list(db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
 
 
+def get_endpoint(endpoint_id: int) -> WebhookEndpoint:
+    with session() as db:
+        return _get(db, endpoint_id)
+
+
+def describe(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """What the CLI, the API and the dashboard show of an endpoint (never its secrets)."""
+    return {
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "events": endpoint.event_types,
+        "tenant_id": endpoint.tenant_id,
+        "source": endpoint.source,
+        "enabled": endpoint.enabled,
+        "failing": endpoint.failing_alerted,
+        "failing_since": _iso(endpoint.failing_since),
+        "created_at": _iso(endpoint.created_at),
+        "previous_secret_until": _iso(previous_secret_until(endpoint)),
+    }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return aware(value).isoformat() if value else None
+
+
+def previous_secret_until(endpoint: WebhookEndpoint) -> dt.datetime | None:
+    """While a rotation's overlap lasts: when the old secret stops signing."""
+    if not endpoint.secrets:
+        return None
+    stored = crypto.decrypt_json(endpoint.secrets)
+    until = stored.get("previous_until")
+    if not until or str(stored["previous"]) not in signing_secrets(stored):
+        return None
+    return dt.datetime.fromisoformat(until)
+
+
 def set_enabled(endpoint_id: int, enabled: bool) -> WebhookEndpoint:
     with session() as db:
         endpoint = _get(db, endpoint_id)
-        endpoint.enabled = enabled
-        if enabled:
-            endpoint.failing_since, endpoint.failing_alerted = None, False
+        _enable(endpoint, enabled)
+        return endpoint
+
+
+def _enable(endpoint: WebhookEndpoint, enabled: bool) -> None:
+    endpoint.enabled = enabled
+    if enabled:
+        endpoint.failing_since, endpoint.failing_alerted = None, False
+
+
+#: `update_endpoint`'s default for "leave the tenant filter as it is" (None: every tenant).
+UNCHANGED = object()
+
+
+def update_endpoint(
+    endpoint_id: int,
+    types: str | None = None,
+    tenant_id: str | object | None = UNCHANGED,
+    enabled: bool | None = None,
+) -> WebhookEndpoint:
+    """Change what an endpoint receives from now on (`types`: comma-separated, "" for
+    every type; None leaves them), whose events (`tenant_id`, None for every tenant), or
+    whether it is delivered to."""
+    chosen = None if types is None else parse_types(types)
+    with session() as db:
+        endpoint = _get(db, endpoint_id)
+        if endpoint.source == SETTINGS_SOURCE and (
+            chosen is not None or tenant_id is not UNCHANGED
+        ):
+            raise EventError("id: the LEDGERPUSH_WEBHOOK_URL endpoint receives every event")
+        if chosen is not None:
+            endpoint.event_types = " ".join(chosen) or "*"
+        if tenant_id is not UNCHANGED:
+            endpoint.tenant_id = str(tenant_id) if tenant_id else None
+        if enabled is not None:
+            _enable(endpoint, enabled)
         return endpoint
 
 
@@ -119,6 +196,8 @@ def remove_endpoint(endpoint_id: int) -> None:
 
 def rotate_secret(endpoint_id: int, overlap_hours: float = DEFAULT_OVERLAP_HOURS) -> str:
     """A new secret signs from now on; the old one also signs for `overlap_hours`."""
+    if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
+        raise EventError(f"overlap_hours: between 0 and {MAX_OVERLAP_HOURS:g}")
     with session() as db:
         endpoint = _get(db, endpoint_id)
         if endpoint.source == SETTINGS_SOURCE:
@@ -322,11 +401,14 @@ def _next_due() -> dt.datetime | None:
 
 
 @dataclass
-class _Attempt:
+class Attempt:
+    """One post to an endpoint: its outcome and how long the endpoint took to answer."""
+
     ok: bool
     status_code: int | None
     error: str | None
     response: str | None
+    seconds: float = 0.0
 
 
 def _deliver_stream(endpoint_id: int, tenant_id: str, deadline: float) -> int:
@@ -375,7 +457,7 @@ def deliver_one(delivery_id: int, force: bool = False) -> bool | None:
         endpoint = _get(db, delivery.endpoint_id)
         event = db.get(OutboundEvent, delivery.event_pk)
         assert event is not None
-        attempt = _post(endpoint, event)
+        attempt = _post(endpoint, event.event_id, event.payload)
         delivery.attempts += 1
         delivery.last_status_code = attempt.status_code
         delivery.last_error = attempt.error
@@ -395,18 +477,47 @@ def deliver_one(delivery_id: int, force: bool = False) -> bool | None:
         return None
 
 
-def _post(endpoint: WebhookEndpoint, event: OutboundEvent) -> _Attempt:
-    body = json.dumps(event.payload, sort_keys=True).encode()
+def _post(endpoint: WebhookEndpoint, event_id: str, payload: dict[str, Any]) -> Attempt:
+    body = json.dumps(payload, sort_keys=True).encode()
     stored = crypto.decrypt_json(endpoint.secrets)
     legacy = endpoint.source == SETTINGS_SOURCE
-    headers = signed_headers(event.event_id, body, stored, legacy=legacy)
+    headers = signed_headers(event_id, body, stored, legacy=legacy)
+    started = time.perf_counter()
     try:
         response = httpx.post(endpoint.url, content=body, headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
-        return _Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500], None)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        took = time.perf_counter() - started
+        return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:500], None, took)
+    took = time.perf_counter() - started
     ok = response.is_success
     error = None if ok else f"HTTP {response.status_code}"
-    return _Attempt(ok, response.status_code, error, response.text[:1000])
+    return Attempt(ok, response.status_code, error, response.text[:1000], took)
+
+
+def send_test(endpoint_id: int) -> Attempt:
+    """Post a signed `webhook.test` event to the endpoint now (enabled or not), outside
+    the event order and the outbox: nothing is stored, retried or counted against its
+    health. Returns the attempt (status, latency)."""
+    endpoint = get_endpoint(endpoint_id)
+    now = utcnow()
+    event_id = f"evt_test_{uuid.uuid4().hex}"
+    payload = {
+        "id": event_id,
+        "type": WEBHOOK_TEST,
+        "created": int(now.timestamp()),
+        "timestamp": now.isoformat(),
+        "data": {
+            "endpoint_id": endpoint.id,
+            "tenant_id": endpoint.tenant_id,
+            "message": "A test event from ledgerpush; no action needed.",
+        },
+    }
+    attempt = _post(endpoint, event_id, payload)
+    answer = f"HTTP {attempt.status_code}" if attempt.status_code else "no answer"
+    log.info(
+        "test event sent to endpoint %d: %s in %.0f ms", endpoint.id, answer, attempt.seconds * 1000
+    )
+    return attempt
 
 
 def _note_health(endpoint: WebhookEndpoint, ok: bool, now: dt.datetime) -> None:

@@ -18,12 +18,14 @@ JOBS_WRITE = "jobs:write"
 JOBS_READ = "jobs:read"
 JOBS_OPERATE = "jobs:operate"
 TENANTS_ADMIN = "tenants:admin"
-SCOPES = (JOBS_WRITE, JOBS_READ, JOBS_OPERATE, TENANTS_ADMIN)
+WEBHOOKS_ADMIN = "webhooks:admin"
+SCOPES = (JOBS_WRITE, JOBS_READ, JOBS_OPERATE, TENANTS_ADMIN, WEBHOOKS_ADMIN)
 SCOPE_TEXT = {
     JOBS_WRITE: "submit jobs and read the jobs this key sent",
     JOBS_READ: "read every job and tenant",
     JOBS_OPERATE: "retry, replay and cancel jobs; resend webhooks; refresh references",
     TENANTS_ADMIN: "change mappings; connect, rebind, disable, enable and remove tenants",
+    WEBHOOKS_ADMIN: "add, change, rotate the secret of and remove webhook endpoints",
 }
 DEFAULT_KEY_SCOPES = (JOBS_WRITE,)
 

@@ -31,6 +31,7 @@ from worker.web import (
     poison_pages,
     session_pages,
     tenant_pages,
+    webhooks_api,
 )
 from worker.web.access import JOBS_READ, TENANTS_ADMIN, Forbidden, allow, public
 from worker.web.access_log import access_log
@@ -233,6 +234,7 @@ def create_app() -> FastAPI:
     app.include_router(connect_router, dependencies=[Depends(require_auth), *allow(TENANTS_ADMIN)])
     app.include_router(api.router)
     app.include_router(events_api.router)
+    app.include_router(webhooks_api.router)
     app.include_router(event_pages.router)
     app.include_router(pages.router)
     app.include_router(poison_pages.router)

@@ -32,6 +32,11 @@ def when(value: dt.datetime | None) -> str:
     return _aware(value).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def when_iso(value: str | None) -> str:
+    """An ISO-8601 timestamp (as JSON carries it) shown like `when`."""
+    return when(dt.datetime.fromisoformat(value)) if value else "-"
+
+
 def ago(value: dt.datetime | None) -> str:
     if value is None:
         return "never"
@@ -57,7 +62,9 @@ def percent(value: float | None) -> str:
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES))
-templates.env.filters.update(when=when, ago=ago, pretty=pretty, percent=percent, scrub=scrub)
+templates.env.filters.update(
+    when=when, when_iso=when_iso, ago=ago, pretty=pretty, percent=percent, scrub=scrub
+)
 
 
 def _flash_key(request: Request) -> str | None:

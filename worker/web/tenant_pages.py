@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from worker import binding
+from worker import binding, payment_sync
 from worker.connections import parked_jobs
 from worker.ledger import store
 from worker.ledger.queries import tenant_health
@@ -124,6 +124,7 @@ def _tenant_context(tenant_id: str) -> dict[str, Any] | None:
         "company": binding.bound_company(health.tenant),
         "refused": binding.Company.from_record(health.tenant.company_refused),
         "events": binding.events(tenant_id, limit=20),
+        "payments": payment_sync.sync_status(tenant_id),
     }
 
 
@@ -181,6 +182,18 @@ def refresh_references(
     log.info("cached references of tenant %s dropped by %s", tenant_id, principal.actor)
     flash(request, "Cached references dropped; they are fetched again by the next job.")
     return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+
+
+@router.post("/tenants/{tenant_id}/payments/sync", dependencies=allow(JOBS_OPERATE))
+def sync_payments_now(
+    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
+) -> Response:
+    if not tenant_health(tenant_id):
+        return _missing(request, tenant_id)
+    payment_sync.queue_sync(tenant_id)
+    log.info("payment sync of tenant %s asked for by %s", tenant_id, principal.actor)
+    flash(request, "Payment sync queued; reload in a few seconds to see its result.")
+    return RedirectResponse(f"/tenants/{tenant_id}#payment-sync", status_code=303)
 
 
 @router.get(
