@@ -91,6 +91,28 @@ def invalidate(tenant_id: str) -> None:
     get_redis().incr(f"lp:refgen:{tenant_id}")
 
 
+def forget(tenant_id: str, name: str) -> None:
+    """Drop one cached reference of the tenant (its other references stay). Another
+    process's local copy lives on for at most LOCAL_TTL seconds."""
+    key = f"lp:ref:{tenant_id}:{_generation(tenant_id)}:{name}"
+    get_redis().delete(key)
+    with _local_lock:
+        _local.pop(key, None)
+
+
+def forget_prefix(tenant_id: str, prefix: str) -> int:
+    """Drop every cached reference of the tenant whose name starts with `prefix`;
+    returns how many were dropped."""
+    base = f"lp:ref:{tenant_id}:{_generation(tenant_id)}:"
+    keys = list(get_redis().scan_iter(f"{base}{prefix}*"))
+    if keys:
+        get_redis().delete(*keys)
+    with _local_lock:
+        for key in [k for k in _local if k.startswith(base + prefix)]:
+            del _local[key]
+    return len(keys)
+
+
 def cached_names(tenant_id: str) -> list[str]:
     prefix = f"lp:ref:{tenant_id}:{_generation(tenant_id)}:"
     return sorted(k.decode().removeprefix(prefix) for k in get_redis().scan_iter(prefix + "*"))

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         "publishes no number any more (15,000 was the 2021 production limit) and its "
         "X-RateLimit-* headers are honoured as well.",
     )
+    vismanet_webhook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret of the Developer Portal webhook subscription that signs "
+        "Visma.net notifications (x-vwd-signature-v1); several, comma-separated, while a "
+        "rotated secret overlaps the old one. Empty: notifications are refused.",
+    )
     economic_api_url: str = "https://restapi.e-conomic.com"
     economic_install_url: str = "https://secure.e-conomic.com/secure/api1/requestaccess.aspx"
     economic_app_secret_token: SecretStr = SecretStr("")

@@ -40,4 +40,5 @@ SPEC = ProviderSpec(
     simulator_ref="worker.simulators.vismanet:serve",
     simulator_banner="Visma.net simulator on {url} (API /v1 /v2, token /connect)",
     payment_sync_ref=f"{_PACKAGE}.payments:remaining_amounts",
+    inbound_ref=f"{_PACKAGE}.inbound",
 )
