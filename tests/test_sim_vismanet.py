@@ -154,11 +154,12 @@ def conforms(payload: Any, model: str, path: str = "") -> list[str]:
     return problems
 
 
-def test_read_models_use_only_fields_of_the_reference(api: Api) -> None:
+def read_model_paths(api: Api) -> dict[str, str]:
+    """A path of each kind of record the simulator answers, with its read model."""
     number = api.released_invoice()
     note = api.create("/v2/customerCreditNote", credit_note_body(number, "100"))
     payment = api.create("/v1/customerPayment", payment_body("100", [("Invoice", number, "100")]))
-    checks = {
+    return {
         f"/v1/customerinvoice/{number}": "CustomerInvoiceDto",
         f"/v1/customerCreditNote/{note}": "CustomerCreditNoteDto",
         f"/v1/customerPayment/{payment}": "PaymentDto",
@@ -170,6 +171,10 @@ def test_read_models_use_only_fields_of_the_reference(api: Api) -> None:
         "/v1/inventory/KONSULENT": "InventoryDto", "/v1/organization/1": "ExtendedOrganizationDto",
         "/v1/numberSequence/ARINVOICE": "NumberingDto",
     }  # fmt: skip
+
+
+def test_read_models_use_only_fields_of_the_reference(api: Api) -> None:
+    checks = read_model_paths(api)
     strangers = {}
     for path, model in checks.items():
         answer = api.get(path)
@@ -195,6 +200,32 @@ def test_read_models_use_only_fields_of_the_reference(api: Api) -> None:
     assert customer["creditTerms"]["id"] == "30"
     terms = api.get("/v1/creditTerm").json()
     assert conforms(terms, "BasePaginationDtoOfCreditTermDto") == []
+
+
+def off_enum(payload: Any, model: str, path: str = "") -> list[str]:
+    """Enum-typed fields in `payload` whose value is not one of the model's (recursively)."""
+    fields = READ_MODELS[model]
+    problems = []
+    for name, value in payload.items():
+        spec = fields.get(name) or {}
+        kind = str(spec.get("type", "")).removesuffix("[]")
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if "enum" in spec and item is not None and item not in spec["enum"]:
+                problems.append(f"{path}{name}={item!r}")
+            if kind in READ_MODELS and isinstance(item, dict):
+                problems += off_enum(item, kind, f"{path}{name}.")
+    return problems
+
+
+def test_every_enum_field_holds_a_value_of_its_enum(api: Api) -> None:
+    problems = {}
+    for path, model in read_model_paths(api).items():
+        problems[path] = off_enum(api.get(path).json(), model)
+        list_path = path.rsplit("/", 1)[0]
+        rows = api.get(list_path, pageNumber=1, pageSize=500).json()
+        problems[f"{list_path}[]"] = [p for item in rows for p in off_enum(item, model)]
+    assert {path: found for path, found in problems.items() if found} == {}
 
 
 # ---------------------------------------------------------------- tokens
@@ -524,6 +555,16 @@ def test_lists_are_bare_arrays_with_metadata_and_silent_truncation(api: Api, vn_
         page += 1
     assert len(numbers) == len(set(numbers)) == 8
     assert api.get("/v1/customer", pageNumber=99, pageSize=4).json() == []
+
+
+def test_lists_without_paging_parameters_are_answered_whole(api: Api, vn_sim: Any) -> None:
+    httpx.put(f"{api.url}/_control/config", json={"default_page_size": 1})
+    assert len(api.get("/v1/customer").json()) == 1  # takes pageNumber: cut
+    for path in ("/v1/vat", "/v1/vatCategory", "/v1/account", "/v1/financialPeriod"):
+        rows = api.get(path).json()
+        assert len(rows) > 1, path
+        if "metadata" in rows[0]:
+            assert rows[0]["metadata"]["totalCount"] == len(rows), path
 
 
 def test_last_modified_only_with_its_condition(api: Api) -> None:

@@ -48,6 +48,8 @@ class Call:
     if_match: str | None = None
     #: The endpoint's answer model (list items carry `metadata` only if it has the field).
     response_model: str | None = None
+    #: The endpoint takes paging parameters (lists without them are answered whole).
+    paged: bool = True
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (event, entity, number)
 
 
@@ -87,6 +89,8 @@ def _list(call: Call, resource: str, rows: list[dict[str, Any]]) -> Reply:
     rows = listing.modified_since(rows, call.query)
     size = listing.max_page_size(resource, call.settings.max_page_sizes)
     metadata = carries_metadata(call.response_model)
+    if not call.paged:
+        return Reply(200, listing.whole(rows, size, metadata))
     return Reply(
         200, listing.paged(rows, call.query, size, call.settings.default_page_size, metadata)
     )

@@ -39,6 +39,8 @@ class Endpoint:
     #: The model of the 200 answer ("CustomerDto[]" for lists).
     response_model: str | None
     pattern: re.Pattern[str]
+    #: Takes `pageNumber`: only such lists are cut to a default page when it is not sent.
+    paged: bool = False
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -59,6 +61,7 @@ def _load_endpoints() -> list[Endpoint]:
                 body.get("type"),
                 (raw.get("responses") or {}).get("200"),
                 _compile(raw["path"]),
+                any(p.get("name") == "pageNumber" for p in raw.get("parameters") or ()),
             )
         )
     # Literal segments win over parameters (`/v1/customer/balance` before `/{customerCd}`).

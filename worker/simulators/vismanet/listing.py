@@ -1,6 +1,7 @@
 """Lists: bare JSON arrays whose items carry `metadata {totalCount, maxPageSize}`,
 `pageNumber`/`pageSize` with a per-endpoint maximum (silently cut), a small default page
-when no paging is asked for (silently partial), `lastModifiedDateTime` honoured only with
+when an endpoint that takes paging parameters is asked without them (silently partial;
+endpoints without them answer whole), `lastModifiedDateTime` honoured only with
 its `...Condition`; and the paged-object form (`/v1/creditTerm`)."""
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def paged(items: list[dict[str, Any]], query: dict[str, str], max_size: int,
         return window
     metadata = {"totalCount": len(items), "maxPageSize": max_size}
     return [{**item, "metadata": metadata} for item in window]
+
+
+def whole(items: list[dict[str, Any]], max_size: int, with_metadata: bool = True
+          ) -> list[dict[str, Any]]:  # fmt: skip
+    """A list whose endpoint takes no paging parameters: every item."""
+    if not with_metadata:
+        return items
+    metadata = {"totalCount": len(items), "maxPageSize": max_size}
+    return [{**item, "metadata": metadata} for item in items]
 
 
 def paged_object(items: list[dict[str, Any]], query: dict[str, str], max_size: int,

@@ -84,7 +84,7 @@ def vat_category(category_id: str, modified: str) -> dict[str, Any]:
         "excludeListedTaxes": False,
         "lastModifiedDateTime": modified,
         "vatCategoryLines": [
-            {"vatId": code, "type": "Sales", "calculateOn": "Extract from item amount",
+            {"vatId": code, "type": "Sales", "calculateOn": "ExtractFromItemAmount",
              "vatRates": [{"vatRate": rates[code]}]}
             for code in codes
         ],
@@ -99,9 +99,9 @@ def vat_code(
     return {
         "vatId": vat_id,
         "description": description,
-        "type": "Output",
+        "type": "Sales",
         "reverseVat": False,
-        "vismaXmlVatType": xml_type,
+        "vismaXmlVatType": f"VatType{xml_type}",
         "lastModifiedDateTime": modified,
         "schedules": [{"vatRate": rate, "startDate": "2020-01-01T00:00:00", "minTaxableAmt": 0}],
         "categories": [{"vatCategoryId": c, "description": VAT_CATEGORIES[c][0]} for c in categories],
@@ -168,7 +168,7 @@ def reference_data(company_name: str, year: int, modified: str) -> dict[str, dic
             for t, d, days in CREDIT_TERMS
         },
         "paymentmethod": {
-            p: {"paymentMethodID": p, "description": d, "active": True, "meansOfPayment": "BankTransfer",
+            p: {"paymentMethodID": p, "description": d, "active": True, "meansOfPayment": "DirectDeposit",
                 "useInAP": False, "details": []}
             for p, d in PAYMENT_METHODS
         },

@@ -269,7 +269,8 @@ class VismaNetSimulator:
 
         def perform() -> InnerResponse:
             call = Call(company, params, query, None, self.now(), self.clock(), base,
-                        self.settings(), self.rng, if_match, endpoint.response_model)  # fmt: skip
+                        self.settings(), self.rng, if_match, endpoint.response_model,
+                        paged=endpoint.paged)  # fmt: skip
             return self._perform(handler, call, body)
 
         background = request.headers.get("erp-api-background")
