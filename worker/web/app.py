@@ -31,6 +31,7 @@ from worker.web import (
     poison_pages,
     session_pages,
     tenant_pages,
+    vismanet_pages,
     webhooks_api,
 )
 from worker.web.access import JOBS_READ, TENANTS_ADMIN, Forbidden, allow, public
@@ -238,6 +239,7 @@ def create_app() -> FastAPI:
     app.include_router(event_pages.router)
     app.include_router(pages.router)
     app.include_router(poison_pages.router)
+    app.include_router(vismanet_pages.router)
     app.include_router(tenant_pages.router)
     return app
 
