@@ -41,7 +41,7 @@ def web_url() -> Iterator[str]:
 
     server = SimulatorServer(create_app()).start()
     yield server.url
-    server.server.should_exit = True
+    server.stop()
 
 
 @pytest.fixture

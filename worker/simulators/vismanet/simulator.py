@@ -168,7 +168,7 @@ class VismaNetSimulator:
             self.faults.update({**Faults().as_dict()})
             self.max_page_sizes = {}
             self.identity.withdrawn.clear()
-            self.webhooks.subscriptions.clear()
+            self.webhooks.clear()
             self.webhooks.retries, self.webhooks.retry_interval_seconds = 3, 0.5
             for company in self.companies.values():
                 company.licensed = True

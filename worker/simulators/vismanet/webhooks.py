@@ -6,6 +6,7 @@ are retried a few times; every attempt is recorded for tests."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -68,6 +69,15 @@ class WebhookSender:
     def unsubscribe(self, subscription_id: str) -> None:
         with self._lock:
             self.subscriptions.pop(subscription_id, None)
+
+    def clear(self) -> None:
+        """No subscriptions, no recorded deliveries, nothing waiting to be sent."""
+        with self._lock:
+            self.subscriptions.clear()
+            self.deliveries.clear()
+        while not self._queue.empty():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get_nowait()
 
     def notify(self, event: str, tenant_id: str, entity: str, number: str) -> None:
         with self._lock:
