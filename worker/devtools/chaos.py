@@ -771,7 +771,6 @@ class RemoteState:
         )
         return documents, drafts
 
-
     def _vismanet_effects(self, tenant: TenantPlan, key: str, kind: str) -> tuple[list[Any], int]:
         """Released documents (or released payments' amounts) whose externalReference
         (paymentRef) is the job key, and how many unreleased ones are left beside them."""

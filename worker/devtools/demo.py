@@ -289,9 +289,7 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
         connect_tenants(stack)
         revoke_one_tenant(stack)
         expected = enqueue_all()
-        console.print(
-            f"enqueued {expected} jobs over {tenant_count()} tenants"
-        )
+        console.print(f"enqueued {expected} jobs over {tenant_count()} tenants")
         finished = live_progress(console, lambda: settled(expected), timeout)
         result = summary(stack)
         if as_json:
