@@ -1,8 +1,9 @@
 """A whole ledgerpush on one machine, for `ledgerpush demo` and `ledgerpush chaos`.
 
 A fresh home directory (wiped), settings in this process's environment before anything
-reads them, the simulators (e-conomic, eAccounting, Visma.net ERP) served from this process over real HTTP, tenants connected
-to them, and `ledgerpush` child processes (workers, web) logging into the home.
+reads them, the simulators (eAccounting, e-conomic, Visma.net ERP) served from this
+process over real HTTP, tenants connected to them, and `ledgerpush` child processes
+(workers, web) logging into the home.
 """
 
 from __future__ import annotations
