@@ -21,21 +21,9 @@ SQL_USE = (
     re.compile(r"\b(sqlite3|psycopg)\.connect\("),
 )
 
-_ELSEWHERE = "changed on another branch while the ledger took over the SQL; its SQL moves next"
-
-#: Paths (a trailing slash: a whole package) that may hold SQL for now, and why.
+#: Paths (a trailing slash: a whole package) that may hold SQL, and why.
 KNOWN_EXCEPTIONS = {
-    "worker/webhooks.py": _ELSEWHERE,
-    "worker/events.py": _ELSEWHERE,
-    "worker/events_cli.py": _ELSEWHERE,
-    "worker/payment_sync.py": _ELSEWHERE,
-    "worker/web/event_pages.py": _ELSEWHERE,
-    "worker/web/events_api.py": _ELSEWHERE,
-    "worker/pipeline.py": _ELSEWHERE,
-    "worker/settings.py": _ELSEWHERE,
-    "worker/providers/": _ELSEWHERE,
-    "worker/simulators/": _ELSEWHERE,
-    "worker/chaos_faults.py": (
+    "worker/devtools/chaos_faults.py": (
         "the chaos run's fault injector acts on the database server itself (creates a "
         "database, holds its write lock, revokes writes), not on the ledger's rows"
     ),

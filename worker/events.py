@@ -1,63 +1,60 @@
-"""Job outcome events for producers: written by the ledger's store functions in the same
-transaction as the state change that causes them (a transactional outbox), then delivered
-to webhook endpoints (worker/webhooks.py) and readable as a feed (`GET /api/events`).
+"""Job outcome events for producers: written by the ledger (worker/ledger/events.py) in
+the same transaction as the state change that causes them (a transactional outbox), then
+delivered to webhook endpoints (worker/webhooks.py) and readable as a feed
+(`GET /api/events`).
 
-Every event body is `{"id", "type", "created", "timestamp", "data"}`; `data` always names
-the job, its tenant, idempotency key and kind, so a producer can match it to what it sent.
+This module checks what callers ask of events (types, filters) and has the events a
+committed transaction wrote delivered soon.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import uuid
-from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
-from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, func, insert, select
-
-from worker.ledger.db import engine
-from worker.ledger.models import (
-    BOOKED,
-    CANCELLED,
-    FAILED,
-    WAITING_FOR_REAUTH,
-    EventDelivery,
-    OutboundEvent,
-    TrackedInvoice,
-    utcnow,
+from worker.ledger.events import (
+    EVENT_TYPES,
+    INVOICE_PAID,
+    INVOICE_PAYMENT_CHANGED,
+    JOB_BOOKED,
+    JOB_CANCELLED,
+    JOB_FAILED,
+    JOB_NEEDS_REVIEW,
+    JOB_WAITING_FOR_REAUTH,
+    OUTCOME_STATES,
+    SETTLE_SECONDS,
+    WEBHOOK_TEST,
+    aware,
+    booked_details,
+    feed,
+    purge_expired,
+    record_job_outcome,
+    record_payment_change,
 )
+
+__all__ = [
+    "EVENT_TYPES",
+    "INVOICE_PAID",
+    "INVOICE_PAYMENT_CHANGED",
+    "JOB_BOOKED",
+    "JOB_CANCELLED",
+    "JOB_FAILED",
+    "JOB_NEEDS_REVIEW",
+    "JOB_WAITING_FOR_REAUTH",
+    "OUTCOME_STATES",
+    "SETTLE_SECONDS",
+    "WEBHOOK_TEST",
+    "EventError",
+    "aware",
+    "booked_details",
+    "feed",
+    "parse_types",
+    "purge_expired",
+    "record_job_outcome",
+    "record_payment_change",
+    "written",
+]
 
 log = logging.getLogger("ledgerpush.events")
-
-JOB_BOOKED = "job.booked"
-JOB_FAILED = "job.failed"
-JOB_CANCELLED = "job.cancelled"
-JOB_WAITING_FOR_REAUTH = "job.waiting_for_reauth"
-JOB_NEEDS_REVIEW = "job.needs_review"
-INVOICE_PAYMENT_CHANGED = "invoice.payment_changed"
-INVOICE_PAID = "invoice.paid"
-#: Sent by an endpoint's test-send only; never stored, never subscribed to.
-WEBHOOK_TEST = "webhook.test"
-EVENT_TYPES = (
-    JOB_BOOKED,
-    JOB_FAILED,
-    JOB_CANCELLED,
-    JOB_WAITING_FOR_REAUTH,
-    JOB_NEEDS_REVIEW,
-    INVOICE_PAYMENT_CHANGED,
-    INVOICE_PAID,
-)
-#: The states whose arrival makes an event (the store asks before reading anything).
-OUTCOME_STATES = frozenset({BOOKED, FAILED, CANCELLED, WAITING_FOR_REAUTH})
-#: Events are read (feed, webhook fan-out) only once this old: a transaction that took
-#: its id earlier may commit a moment after a later one, and a cursor must not skip it.
-SETTLE_SECONDS = 2.0
-
-EVENTS: Table = OutboundEvent.__table__  # type: ignore[assignment]
-TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
-_INSERT = insert(EVENTS)
 
 
 class EventError(ValueError):
@@ -75,165 +72,6 @@ def parse_types(value: str | None) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-def record_job_outcome(
-    conn: Connection, job: Mapping[str, Any], from_state: str | None, to_state: str
-) -> bool:
-    """Called by the ledger store inside the transaction of a state change; writes the
-    event the change makes, if any, and says whether it wrote one."""
-    if to_state == from_state or to_state not in OUTCOME_STATES:
-        return False
-    kind = _event_type(job, to_state)
-    if kind == JOB_WAITING_FOR_REAUTH and _already_parked_once(conn, str(job["id"])):
-        return False
-    data = {**_job_data(job, to_state), **_details(kind, job)}
-    conn.execute(_INSERT, _row(kind, str(job["tenant_id"]), str(job["id"]), data))
-    if kind == JOB_BOOKED and job.get("kind") == "invoice":
-        _track_payment_status(conn, job, data)
-    return True
-
-
-def _track_payment_status(conn: Connection, job: Mapping[str, Any], data: dict[str, Any]) -> None:
-    """From now on the invoice's payment status is read back from the books."""
-    ids = data["document"]["ids"]
-    remote_id = ids.get("id") or ids.get("number")
-    if remote_id is None:
-        return
-    totals = data.get("totals") or {}
-    row = {
-        "tenant_id": job["tenant_id"],
-        "job_id": job["id"],
-        "idempotency_key": job["idempotency_key"],
-        "remote_id": str(remote_id),
-        "currency": totals.get("currency"),
-        "remaining": totals.get("gross"),
-        "paid": False,
-        "created_at": utcnow(),
-    }
-    if not conn.execute(select(exists().where(TRACKED.c.job_id == job["id"]))).scalar():
-        conn.execute(insert(TRACKED), row)
-
-
-def record_payment_change(conn: Connection, tracked: Mapping[str, Any], remaining: Decimal) -> str:
-    """An invoice's remaining amount changed in the books: `invoice.paid` when nothing
-    is left, else `invoice.payment_changed`; returns the type written."""
-    kind = INVOICE_PAID if remaining <= 0 else INVOICE_PAYMENT_CHANGED
-    data = {
-        "job_id": tracked["job_id"],
-        "tenant_id": tracked["tenant_id"],
-        "idempotency_key": tracked["idempotency_key"],
-        "kind": "invoice",
-        "remote_id": tracked["remote_id"],
-        "currency": tracked["currency"],
-        "remaining": str(remaining),
-        "previous_remaining": tracked["remaining"],
-    }
-    conn.execute(_INSERT, _row(kind, str(tracked["tenant_id"]), str(tracked["job_id"]), data))
-    return kind
-
-
-def _event_type(job: Mapping[str, Any], to_state: str) -> str:
-    if to_state == BOOKED:
-        return JOB_BOOKED
-    if to_state == CANCELLED:
-        return JOB_CANCELLED
-    if to_state == WAITING_FOR_REAUTH:
-        return JOB_WAITING_FOR_REAUTH
-    return JOB_NEEDS_REVIEW if job.get("error_category") == "needs_review" else JOB_FAILED
-
-
-def _already_parked_once(conn: Connection, job_id: str) -> bool:
-    query = select(
-        exists().where(EVENTS.c.job_id == job_id, EVENTS.c.type == JOB_WAITING_FOR_REAUTH)
-    )
-    return bool(conn.execute(query).scalar())
-
-
-def _row(kind: str, tenant_id: str, job_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
-    now = utcnow()
-    event_id = f"evt_{uuid.uuid4().hex}"
-    body = {
-        "id": event_id,
-        "type": kind,
-        "created": int(now.timestamp()),
-        "timestamp": now.isoformat(),
-        "data": data,
-    }
-    return {
-        "event_id": event_id,
-        "type": kind,
-        "tenant_id": tenant_id,
-        "job_id": job_id,
-        "created_at": now,
-        "payload": body,
-    }
-
-
-def _job_data(job: Mapping[str, Any], state: str) -> dict[str, Any]:
-    return {
-        "job_id": job["id"],
-        "tenant_id": job["tenant_id"],
-        "idempotency_key": job["idempotency_key"],
-        "kind": job["kind"],
-        "state": state,
-        "provider": job.get("provider"),
-    }
-
-
-def _details(kind: str, job: Mapping[str, Any]) -> dict[str, Any]:
-    if kind == JOB_BOOKED:
-        return booked_details(job.get("kind") or "", job.get("remote") or {})
-    if kind in (JOB_FAILED, JOB_NEEDS_REVIEW):
-        return _failure(job)
-    if kind == JOB_WAITING_FOR_REAUTH:
-        return {"reason": job.get("error_message")}
-    return {}
-
-
-def booked_details(kind: str, remote: Mapping[str, Any]) -> dict[str, Any]:
-    """The remote document as booked: its number and ids, and its totals when the
-    provider reported them (money as decimal strings)."""
-    if kind == "payment":
-        return {"payment": dict(remote.get("pay") or {})}
-    booked = dict(remote.get("book") or {})
-    totals = booked.pop("totals", None)
-    return {
-        "document": {"number": booked.get("number"), "ids": booked, "draft": remote.get("draft")},
-        "totals": _money(totals) if isinstance(totals, Mapping) else None,
-    }
-
-
-def _money(totals: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"currency": totals.get("currency")}
-    for name in ("net", "vat", "gross"):
-        try:
-            out[name] = str(Decimal(str(totals[name])).quantize(Decimal("0.01")))
-        except (KeyError, InvalidOperation):
-            out[name] = None
-    return out
-
-
-def _failure(job: Mapping[str, Any]) -> dict[str, Any]:
-    from worker.explain import explain
-
-    explained = explain(
-        job.get("error_category"),
-        job.get("error_code"),
-        job.get("error_message"),
-        job.get("error_fields"),
-    )
-    return {
-        "error": {
-            "category": job.get("error_category"),
-            "code": job.get("error_code"),
-            "message": job.get("error_message"),
-            "fields": job.get("error_fields") or [],
-        },
-        "explanation": None
-        if explained is None
-        else {"title": explained.title, "text": explained.text, "fix": explained.fix},
-    }
-
-
 def written() -> None:
     """After the transaction that wrote events committed: have them delivered soon."""
     from worker.webhooks import kick
@@ -243,43 +81,3 @@ def written() -> None:
     except Exception as exc:  # Redis or the broker away: the change itself stands
         # The events are in the ledger; the periodic delivery run sends them.
         log.warning("could not schedule event delivery (%s); the beat will", type(exc).__name__)
-
-
-def feed(
-    after: int = 0, types: tuple[str, ...] = (), tenant: str | None = None, limit: int = 100
-) -> list[OutboundEvent]:
-    """Events after the cursor `after`, oldest first (settled ones only)."""
-    settled = utcnow() - dt.timedelta(seconds=SETTLE_SECONDS)
-    # The first event not settled yet ends the page, even one of other types or tenants:
-    # no cursor may pass an id whose transaction could still commit.
-    unsettled = select(func.min(EVENTS.c.id)).where(
-        EVENTS.c.id > after, EVENTS.c.created_at > settled
-    )
-    query = select(OutboundEvent).where(OutboundEvent.id > after).order_by(OutboundEvent.id)
-    from worker.ledger.db import session
-
-    with session() as db:
-        stop = db.scalar(unsettled)
-        if stop is not None:
-            query = query.where(OutboundEvent.id < stop)
-        if types:
-            query = query.where(OutboundEvent.type.in_(types))
-        if tenant:
-            query = query.where(OutboundEvent.tenant_id == tenant)
-        return list(db.scalars(query.limit(limit)))
-
-
-def aware(value: dt.datetime) -> dt.datetime:
-    """A timestamp read back from SQLite (naive, UTC) made comparable."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def purge_expired(retention_days: int) -> int:
-    """Drop events (and their deliveries) older than the retention period."""
-    cutoff = utcnow() - dt.timedelta(days=retention_days)
-    old = select(EVENTS.c.id).where(EVENTS.c.created_at < cutoff)
-    deliveries: Table = EventDelivery.__table__  # type: ignore[assignment]
-    with engine().begin() as conn:
-        conn.execute(delete(deliveries).where(deliveries.c.event_pk.in_(old)))
-        result = conn.execute(delete(EVENTS).where(EVENTS.c.created_at < cutoff))
-    return int(result.rowcount or 0)

@@ -16,44 +16,42 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Table, select, update
-
 from worker import events
-from worker.ledger.db import engine, session
-from worker.ledger.models import PaymentSync, TrackedInvoice, utcnow
+from worker.ledger.models import TrackedInvoice, utcnow
+from worker.ledger.payment_sync import (
+    apply_remaining_amounts,
+    open_invoices,
+    save_sync_state,
+    sync_state,
+    tenants_with_open_invoices,
+)
 from worker.providers import provider_for
 from worker.providers.registry import spec_for
 from worker.tenants import get_tenant
 
+__all__ = [
+    "open_invoices",
+    "queue_sync",
+    "remaining_amounts",
+    "sync_status",
+    "sync_tenant",
+    "tenants_with_open_invoices",
+]
+
 log = logging.getLogger("ledgerpush.payments")
-TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
 #: Read changes from a little before the last look: the clocks of two systems differ.
 OVERLAP = dt.timedelta(minutes=5)
 CENT = Decimal("0.01")
-
-
-def tenants_with_open_invoices() -> list[str]:
-    query = select(TrackedInvoice.tenant_id).where(TrackedInvoice.paid.is_(False)).distinct()
-    with session() as db:
-        return list(db.scalars(query))
-
-
-def open_invoices(tenant_id: str) -> list[TrackedInvoice]:
-    query = select(TrackedInvoice).where(
-        TrackedInvoice.tenant_id == tenant_id, TrackedInvoice.paid.is_(False)
-    )
-    with session() as db:
-        return list(db.scalars(query.order_by(TrackedInvoice.id)))
 
 
 def sync_tenant(tenant_id: str) -> list[str]:
     """Read the tenant's open invoices' remaining amounts; returns the event types
     written. Raises the provider's error when the books could not be read."""
     tracked = open_invoices(tenant_id)
-    state = _state(tenant_id)
+    state = sync_state(tenant_id)
     started = utcnow()
     if not tracked:
-        _save_state(tenant_id, started, state.changed_since, None)
+        save_sync_state(tenant_id, started, state.changed_since, None)
         return []
     tenant = get_tenant(tenant_id)
     provider = provider_for(tenant)
@@ -61,10 +59,10 @@ def sync_tenant(tenant_id: str) -> list[str]:
     try:
         seen = remaining_amounts(tenant.provider, provider, tracked, since - OVERLAP)
     except Exception as exc:
-        _save_state(tenant_id, state.last_sync_at, state.changed_since, str(exc)[:500])
+        save_sync_state(tenant_id, state.last_sync_at, state.changed_since, str(exc)[:500])
         raise
-    written = _apply(tracked, seen)
-    _save_state(tenant_id, started, started, None)
+    written = apply_remaining_amounts(tracked, seen)
+    save_sync_state(tenant_id, started, started, None)
     if written:
         events.written()
     return written
@@ -96,59 +94,14 @@ def _decimal(value: Any) -> Decimal:
         raise ValueError(f"remaining amount {value!r} is not a number") from None
 
 
-def _apply(tracked: list[TrackedInvoice], seen: dict[str, Decimal]) -> list[str]:
-    """Each changed remaining amount and its event, in one transaction."""
-    written = []
-    now = utcnow()
-    with engine().begin() as conn:
-        for row in tracked:
-            remaining = seen.get(row.remote_id)
-            if remaining is None:
-                continue
-            before = None if row.remaining is None else Decimal(row.remaining)
-            if before is not None and before == remaining:
-                continue
-            paid = remaining <= 0
-            if before is not None:  # unknown before (not reported at booking): a baseline
-                current = {c.name: getattr(row, c.name) for c in TRACKED.c}
-                written.append(events.record_payment_change(conn, current, remaining))
-            conn.execute(
-                update(TRACKED)
-                .where(TRACKED.c.id == row.id)
-                .values(remaining=str(remaining), paid=paid, changed_at=now)
-            )
-    return written
-
-
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _state(tenant_id: str) -> PaymentSync:
-    with session() as db:
-        found = db.get(PaymentSync, tenant_id)
-        if found is None:
-            return PaymentSync(tenant_id=tenant_id)
-        if found.changed_since is not None:
-            found.changed_since = _aware(found.changed_since)
-        return found
-
-
-def _save_state(
-    tenant_id: str, synced: dt.datetime | None, since: dt.datetime | None, error: str | None
-) -> None:
-    with session() as db:
-        found = db.get(PaymentSync, tenant_id)
-        if found is None:
-            found = PaymentSync(tenant_id=tenant_id)
-            db.add(found)
-        found.last_sync_at, found.changed_since, found.last_error = synced, since, error
 
 
 def sync_status(tenant_id: str) -> dict[str, Any]:
     """For the CLI and the dashboard: last sync, open invoices tracked, the last error,
     and when the periodic sync comes next (none while no invoice is open)."""
-    state = _state(tenant_id)
+    state = sync_state(tenant_id)
     last = _aware(state.last_sync_at) if state.last_sync_at else None
     watched = len(open_invoices(tenant_id))
     return {

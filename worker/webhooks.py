@@ -19,27 +19,62 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from redis.exceptions import LockError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from worker import crypto, dispatch
 from worker.alerts import SIGNATURE_HEADER, sign, webhook_backoff
 from worker.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, parse_types
-from worker.ledger.db import session
+from worker.ledger import webhooks as ledger_webhooks
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
+from worker.ledger.webhooks import (
+    SETTINGS_SOURCE,
+    EndpointNotFound,
+    deliveries_of,
+    endpoints_with_deliveries,
+    get_endpoint,
+    list_endpoints,
+    remove_endpoint,
+)
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.tasknames import DELIVER_EVENTS_TASK
 
+__all__ = [
+    "DEFAULT_OVERLAP_HOURS",
+    "MAX_OVERLAP_HOURS",
+    "SETTINGS_SOURCE",
+    "UNCHANGED",
+    "Attempt",
+    "EndpointNotFound",
+    "add_endpoint",
+    "deliver_one",
+    "deliveries_of",
+    "describe",
+    "endpoints_with_deliveries",
+    "get_endpoint",
+    "is_failing",
+    "kick",
+    "list_endpoints",
+    "new_secret",
+    "previous_secret_until",
+    "remove_endpoint",
+    "resend_delivery",
+    "rotate_secret",
+    "run_deliveries",
+    "send_test",
+    "set_enabled",
+    "signed_headers",
+    "signing_secrets",
+    "sync_settings_endpoint",
+    "update_endpoint",
+]
+
 log = logging.getLogger("ledgerpush.webhooks")
-SETTINGS_SOURCE = "settings"
 KICK_KEY = "lp:events-kick"
 WAKEUP_KEY = "lp:events-wakeup"
 LOCK_KEY = "lp:events-delivery"
@@ -47,10 +82,6 @@ RUN_BUDGET_SECONDS = 60.0
 DEFAULT_OVERLAP_HOURS = 24.0
 MAX_OVERLAP_HOURS = 24.0 * 30
 MAX_WAKEUP_SECONDS = 10.0
-
-
-class EndpointNotFound(LookupError):
-    pass
 
 
 # -- subscriptions ---------------------------------------------------------------------
@@ -81,34 +112,13 @@ def add_endpoint(
     once)."""
     chosen = parse_types(types)
     secret = new_secret()
-    with session() as db:
-        endpoint = WebhookEndpoint(
-            url=_check_url(url),
-            event_types=" ".join(chosen) or "*",
-            tenant_id=tenant_id or None,
-            source="api",
-            enabled=True,
-            secrets=crypto.encrypt_json({"current": secret}),
-            cursor=_last_event_id(db),
-            failing_alerted=False,
-        )
-        db.add(endpoint)
-        db.flush()
+    endpoint = ledger_webhooks.add_endpoint(
+        _check_url(url),
+        " ".join(chosen) or "*",
+        tenant_id or None,
+        crypto.encrypt_json({"current": secret}),
+    )
     return endpoint, secret
-
-
-def _last_event_id(db: Session) -> int:
-    return int(db.scalar(select(func.coalesce(func.max(OutboundEvent.id), 0))) or 0)
-
-
-def list_endpoints() -> list[WebhookEndpoint]:
-    with session() as db:
-        return list(db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
-
-
-def get_endpoint(endpoint_id: int) -> WebhookEndpoint:
-    with session() as db:
-        return _get(db, endpoint_id)
 
 
 def describe(endpoint: WebhookEndpoint) -> dict[str, Any]:
@@ -143,10 +153,7 @@ def previous_secret_until(endpoint: WebhookEndpoint) -> dt.datetime | None:
 
 
 def set_enabled(endpoint_id: int, enabled: bool) -> WebhookEndpoint:
-    with session() as db:
-        endpoint = _get(db, endpoint_id)
-        _enable(endpoint, enabled)
-        return endpoint
+    return ledger_webhooks.change_endpoint(endpoint_id, lambda endpoint: _enable(endpoint, enabled))
 
 
 def _enable(endpoint: WebhookEndpoint, enabled: bool) -> None:
@@ -169,8 +176,8 @@ def update_endpoint(
     every type; None leaves them), whose events (`tenant_id`, None for every tenant), or
     whether it is delivered to."""
     chosen = None if types is None else parse_types(types)
-    with session() as db:
-        endpoint = _get(db, endpoint_id)
+
+    def change(endpoint: WebhookEndpoint) -> None:
         if endpoint.source == SETTINGS_SOURCE and (
             chosen is not None or tenant_id is not UNCHANGED
         ):
@@ -181,41 +188,27 @@ def update_endpoint(
             endpoint.tenant_id = str(tenant_id) if tenant_id else None
         if enabled is not None:
             _enable(endpoint, enabled)
-        return endpoint
 
-
-def remove_endpoint(endpoint_id: int) -> None:
-    with session() as db:
-        endpoint = _get(db, endpoint_id)
-        for delivery in db.scalars(
-            select(EventDelivery).where(EventDelivery.endpoint_id == endpoint_id)
-        ):
-            db.delete(delivery)
-        db.delete(endpoint)
+    return ledger_webhooks.change_endpoint(endpoint_id, change)
 
 
 def rotate_secret(endpoint_id: int, overlap_hours: float = DEFAULT_OVERLAP_HOURS) -> str:
     """A new secret signs from now on; the old one also signs for `overlap_hours`."""
     if not 0 <= overlap_hours <= MAX_OVERLAP_HOURS:
         raise EventError(f"overlap_hours: between 0 and {MAX_OVERLAP_HOURS:g}")
-    with session() as db:
-        endpoint = _get(db, endpoint_id)
+    secret = new_secret()
+
+    def rotate(endpoint: WebhookEndpoint) -> None:
         if endpoint.source == SETTINGS_SOURCE:
             raise EventError("id: this endpoint's secret is LEDGERPUSH_WEBHOOK_SECRET; change it")
         old = crypto.decrypt_json(endpoint.secrets)["current"]
-        secret = new_secret()
         until = utcnow() + dt.timedelta(hours=overlap_hours)
         endpoint.secrets = crypto.encrypt_json(
             {"current": secret, "previous": old, "previous_until": until.isoformat()}
         )
+
+    ledger_webhooks.change_endpoint(endpoint_id, rotate)
     return secret
-
-
-def _get(db: Session, endpoint_id: int) -> WebhookEndpoint:
-    endpoint = db.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None:
-        raise EndpointNotFound(f"no webhook endpoint {endpoint_id}")
-    return endpoint
 
 
 def sync_settings_endpoint() -> None:
@@ -223,29 +216,15 @@ def sync_settings_endpoint() -> None:
     settings = get_settings()
     url = settings.webhook_url
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
-    with session() as db:
-        rows = db.scalars(
-            select(WebhookEndpoint).where(WebhookEndpoint.source == SETTINGS_SOURCE)
-        ).all()
-        found = None
-        for row in rows:
-            if row.url == url and url:
-                found = row
-            elif url:
-                row.enabled = False  # a URL no longer configured
-        if url and found is None:
-            found = WebhookEndpoint(
-                url=url, event_types="*", source=SETTINGS_SOURCE, enabled=True,
-                cursor=_last_event_id(db), failing_alerted=False, secrets=b"",
-            )  # fmt: skip
-            db.add(found)
-        if found is not None:
-            # The configured URL is on while configured (unset the variable to stop it).
-            found.enabled = True
-        if found is not None and secret:
-            current = found.secrets and crypto.decrypt_json(found.secrets).get("current")
-            if current != secret:
-                found.secrets = crypto.encrypt_json({"current": secret})
+
+    def keep_secret(endpoint: WebhookEndpoint) -> None:
+        if not secret:
+            return
+        current = endpoint.secrets and crypto.decrypt_json(endpoint.secrets).get("current")
+        if current != secret:
+            endpoint.secrets = crypto.encrypt_json({"current": secret})
+
+    ledger_webhooks.sync_settings_endpoint(url, keep_secret)
 
 
 # -- signing ---------------------------------------------------------------------------
@@ -318,14 +297,14 @@ def run_deliveries() -> int:
         delivered = 0
         deadline = time.monotonic() + RUN_BUDGET_SECONDS
         unsettled = False
-        for endpoint_id in _enabled_endpoint_ids():
-            unsettled = _fan_out(endpoint_id) or unsettled
-            for tenant in _tenants_pending(endpoint_id):
+        for endpoint_id in ledger_webhooks.enabled_endpoint_ids():
+            unsettled = ledger_webhooks.fan_out(endpoint_id) or unsettled
+            for tenant in ledger_webhooks.tenants_pending(endpoint_id):
                 delivered += _deliver_stream(endpoint_id, tenant, deadline)
                 if time.monotonic() > deadline:
                     _wake_up_in(1.0)  # the rest in the next run
                     break
-        due = _next_due()
+        due = ledger_webhooks.next_due()
         if unsettled:
             # Events written after the kick that queued this run (whose own kicks it
             # absorbed) are fanned out by the next one, once settled.
@@ -340,64 +319,8 @@ def run_deliveries() -> int:
             log.warning("the event delivery run outlived its lock")
 
 
-def _enabled_endpoint_ids() -> list[int]:
-    with session() as db:
-        query = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
-        return list(db.scalars(query.order_by(WebhookEndpoint.id)))
-
-
 def _settled_at() -> dt.datetime:
     return utcnow() + dt.timedelta(seconds=SETTLE_SECONDS + 0.5)
-
-
-def _fan_out(endpoint_id: int) -> bool:
-    """Deliveries for the settled events after the endpoint's cursor that it wants;
-    True when events too new to be settled are left for a later run."""
-    settled = utcnow() - dt.timedelta(seconds=SETTLE_SECONDS)
-    with session() as db:
-        endpoint = _get(db, endpoint_id)
-        query = (
-            select(
-                OutboundEvent.id,
-                OutboundEvent.type,
-                OutboundEvent.tenant_id,
-                OutboundEvent.created_at,
-            )
-            .where(OutboundEvent.id > endpoint.cursor)
-            .order_by(OutboundEvent.id)
-            .limit(5000)
-        )
-        types = set(endpoint.event_types.split())
-        for event_pk, kind, tenant_id, created_at in db.execute(query).tuples():
-            if aware(created_at) > settled:
-                return True  # this one and the ones after it: next run
-            endpoint.cursor = event_pk
-            if "*" not in types and kind not in types:
-                continue
-            if endpoint.tenant_id and endpoint.tenant_id != tenant_id:
-                continue
-            db.add(EventDelivery(endpoint_id=endpoint_id, event_pk=event_pk, tenant_id=tenant_id))
-    return False
-
-
-def _tenants_pending(endpoint_id: int) -> list[str]:
-    query = (
-        select(EventDelivery.tenant_id)
-        .where(EventDelivery.endpoint_id == endpoint_id, EventDelivery.status == "pending")
-        .distinct()
-    )
-    with session() as db:
-        return list(db.scalars(query))
-
-
-def _next_due() -> dt.datetime | None:
-    with session() as db:
-        due = db.scalar(
-            select(func.min(EventDelivery.next_attempt_at)).where(EventDelivery.status == "pending")
-        )
-    if due is not None and due.tzinfo is None:
-        due = due.replace(tzinfo=dt.UTC)
-    return due
 
 
 @dataclass
@@ -415,7 +338,7 @@ def _deliver_stream(endpoint_id: int, tenant_id: str, deadline: float) -> int:
     """The tenant's pending deliveries to the endpoint, oldest first, until one fails
     (or the run's time is up)."""
     delivered = 0
-    for delivery_id in _pending_in_order(endpoint_id, tenant_id):
+    for delivery_id in ledger_webhooks.pending_in_order(endpoint_id, tenant_id):
         if time.monotonic() > deadline:
             break
         outcome = deliver_one(delivery_id)
@@ -425,56 +348,35 @@ def _deliver_stream(endpoint_id: int, tenant_id: str, deadline: float) -> int:
     return delivered
 
 
-def _pending_in_order(endpoint_id: int, tenant_id: str) -> Iterator[int]:
-    query = (
-        select(EventDelivery.id)
-        .where(
-            EventDelivery.endpoint_id == endpoint_id,
-            EventDelivery.tenant_id == tenant_id,
-            EventDelivery.status == "pending",
-        )
-        .order_by(EventDelivery.event_pk)
-        .limit(500)
-    )
-    with session() as db:
-        ids = list(db.scalars(query))
-    yield from ids
-
-
 def deliver_one(delivery_id: int, force: bool = False) -> bool | None:
     """Send one delivery if due (or `force`d): True when delivered, False when it gave up
     (the next one may go), None when it waits (not due, or failed and retries later)."""
-    now = utcnow()
-    with session() as db:
-        delivery = db.get(EventDelivery, delivery_id)
-        if delivery is None or delivery.status == "delivered":
-            return True
-        due = delivery.next_attempt_at
-        if due.tzinfo is None:
-            due = due.replace(tzinfo=dt.UTC)
-        if due > now and not force:
-            return None
-        endpoint = _get(db, delivery.endpoint_id)
-        event = db.get(OutboundEvent, delivery.event_pk)
-        assert event is not None
-        attempt = _post(endpoint, event.event_id, event.payload)
-        delivery.attempts += 1
-        delivery.last_status_code = attempt.status_code
-        delivery.last_error = attempt.error
-        delivery.last_response = attempt.response
-        _note_health(endpoint, attempt.ok, now)
-        if attempt.ok:
-            delivery.status, delivery.delivered_at = "delivered", now
-            return True
-        created = (
-            event.created_at if event.created_at.tzinfo else event.created_at.replace(tzinfo=dt.UTC)
-        )
-        if now - created > dt.timedelta(hours=get_settings().webhook_give_up_hours):
-            delivery.status = "failed"
-            log.warning("gave up delivering event %s to endpoint %d", event.event_id, endpoint.id)
-            return False
-        delivery.next_attempt_at = now + dt.timedelta(seconds=webhook_backoff(delivery.attempts))
-        return None
+    return ledger_webhooks.attempt_delivery(delivery_id, force, _send)
+
+
+def _send(
+    delivery: EventDelivery, endpoint: WebhookEndpoint, event: OutboundEvent, now: dt.datetime
+) -> bool | None:
+    """Post the delivery's event and record the attempt on the delivery and the
+    endpoint's health (in the transaction that read them)."""
+    attempt = _post(endpoint, event.event_id, event.payload)
+    delivery.attempts += 1
+    delivery.last_status_code = attempt.status_code
+    delivery.last_error = attempt.error
+    delivery.last_response = attempt.response
+    _note_health(endpoint, attempt.ok, now)
+    if attempt.ok:
+        delivery.status, delivery.delivered_at = "delivered", now
+        return True
+    created = (
+        event.created_at if event.created_at.tzinfo else event.created_at.replace(tzinfo=dt.UTC)
+    )
+    if now - created > dt.timedelta(hours=get_settings().webhook_give_up_hours):
+        delivery.status = "failed"
+        log.warning("gave up delivering event %s to endpoint %d", event.event_id, endpoint.id)
+        return False
+    delivery.next_attempt_at = now + dt.timedelta(seconds=webhook_backoff(delivery.attempts))
+    return None
 
 
 def _post(endpoint: WebhookEndpoint, event_id: str, payload: dict[str, Any]) -> Attempt:
@@ -544,39 +446,8 @@ def is_failing(endpoint: WebhookEndpoint) -> bool:
     return endpoint.failing_alerted
 
 
-def deliveries_of(endpoint_id: int, limit: int = 50) -> list[EventDelivery]:
-    with session() as db:
-        query = (
-            select(EventDelivery)
-            .where(EventDelivery.endpoint_id == endpoint_id)
-            .order_by(EventDelivery.id.desc())
-            .limit(limit)
-        )
-        return list(db.scalars(query))
-
-
 def resend_delivery(delivery_id: int) -> None:
     """Send a delivery again now (a delivered one too: receivers de-duplicate on the
     `webhook-id`); it keeps its place in its tenant's order."""
-    with session() as db:
-        delivery = db.get(EventDelivery, delivery_id)
-        if delivery is None:
-            raise EndpointNotFound(f"no event delivery {delivery_id}")
-        delivery.status, delivery.next_attempt_at = "pending", utcnow()
+    ledger_webhooks.mark_for_resend(delivery_id)
     kick()
-
-
-def endpoints_with_deliveries(limit: int = 20) -> list[tuple[WebhookEndpoint, list[Any]]]:
-    """For the dashboard: each endpoint and its latest deliveries with their events."""
-    found = []
-    with session() as db:
-        for endpoint in db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)):
-            query = (
-                select(EventDelivery, OutboundEvent)
-                .join(OutboundEvent, OutboundEvent.id == EventDelivery.event_pk)
-                .where(EventDelivery.endpoint_id == endpoint.id)
-                .order_by(EventDelivery.id.desc())
-                .limit(limit)
-            )
-            found.append((endpoint, list(db.execute(query).tuples())))
-    return found

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from worker import events
+from worker.ledger import events as ledger_events
 from worker.ledger.db import engine, session
 from worker.ledger.models import (
     BOOKED,
@@ -172,10 +173,10 @@ def _apply(
                 job_id=job.id, from_state=from_state, to_state=to_state, actor=actor, note=note
             )
         )
-    if to_state == from_state or to_state not in events.OUTCOME_STATES:
+    if to_state == from_state or to_state not in ledger_events.OUTCOME_STATES:
         return False
     row = {column.name: getattr(job, column.name) for column in JOBS.c}
-    return events.record_job_outcome(db.connection(), row, from_state, to_state)
+    return ledger_events.record_job_outcome(db.connection(), row, from_state, to_state)
 
 
 def update_job(job_id: str, **changes: Any) -> Job:
@@ -240,10 +241,10 @@ def advance(
         if from_state != to_state or note:
             event = {"job_id": job_id, "from_state": from_state, "to_state": to_state}
             conn.execute(_INSERT_EVENT, {**event, "actor": "worker", "note": note, "at": now})
-        wrote_event = from_state != to_state and to_state in events.OUTCOME_STATES
+        wrote_event = from_state != to_state and to_state in ledger_events.OUTCOME_STATES
         if wrote_event:
             row = dict(conn.execute(_JOB_ROW, {"b_id": job_id}).mappings().one())
-            wrote_event = events.record_job_outcome(conn, row, from_state, to_state)
+            wrote_event = ledger_events.record_job_outcome(conn, row, from_state, to_state)
     if wrote_event:
         events.written()
 
