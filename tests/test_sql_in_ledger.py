@@ -27,7 +27,6 @@ _ELSEWHERE = "changed on another branch while the ledger took over the SQL; its 
 KNOWN_EXCEPTIONS = {
     "worker/webhooks.py": _ELSEWHERE,
     "worker/events.py": _ELSEWHERE,
-    "worker/events_cli.py": _ELSEWHERE,
     "worker/payment_sync.py": _ELSEWHERE,
     "worker/web/event_pages.py": _ELSEWHERE,
     "worker/web/events_api.py": _ELSEWHERE,

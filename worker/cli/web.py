@@ -1,5 +1,6 @@
-"""CLI commands of the web app and for operators: `web`, `users add|list`,
-`apikeys create|list|revoke`, `webhooks list|resend`."""
+"""CLI commands of the web app and for operators: `web`, `users …`, `apikeys
+create|list|revoke`, `webhooks list|resend` (and the `webhooks endpoints` and `events`
+groups of worker/cli/events.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+from worker.cli.common import console, err
+from worker.cli.events import endpoints_app, events_app
 
 
 def web(
@@ -294,8 +294,6 @@ def register(app: typer.Typer) -> None:
     webhooks = typer.Typer(help="Alert webhook deliveries.", no_args_is_help=True)
     webhooks.command("list")(webhooks_list)
     webhooks.command("resend")(webhooks_resend)
-    from worker.events_cli import endpoints_app, events_app
-
     webhooks.add_typer(endpoints_app, name="endpoints")
     app.add_typer(webhooks, name="webhooks")
     app.add_typer(events_app, name="events")
