@@ -25,6 +25,7 @@ from worker import dispatch
 from worker.backoff import webhook_backoff as webhook_backoff  # re-exported
 from worker.ledger import alerts as deliveries
 from worker.ledger.models import Job, Tenant, WebhookDelivery, utcnow
+from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.tasknames import DELIVER_WEBHOOK_TASK
 
@@ -206,8 +207,6 @@ def overdue_deliveries(grace: float = RESEND_GRACE, limit: int = 200) -> list[We
 def resend_overdue(grace: float = RESEND_GRACE) -> int:
     """Run by the periodic reconcile task: queue overdue deliveries again, each at most
     once per `RESEND_EVERY` however many ticks see it; returns how many were queued."""
-    from worker.redis_client import get_redis
-
     redis = get_redis()
     resent = 0
     for delivery in overdue_deliveries(grace):
@@ -290,7 +289,7 @@ def _attempt(delivery_id: int, delivery: WebhookDelivery | None, secret: str) ->
     body = json.dumps(delivery.payload, sort_keys=True).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "ledgerpush-webhooks"}
     if secret:
-        from worker.webhooks import signed_headers
+        from worker.webhooks import signed_headers  # webhooks imports this module
 
         event_id = str(delivery.payload.get("id") or delivery.id)
         headers = signed_headers(event_id, body, {"current": secret}, legacy=True)

@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, exists, func, insert, select
 
-from worker.ledger.db import engine
+from worker.explain import explain
+from worker.ledger.db import engine, session
 from worker.ledger.models import (
     BOOKED,
     CANCELLED,
@@ -213,8 +214,6 @@ def _money(totals: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _failure(job: Mapping[str, Any]) -> dict[str, Any]:
-    from worker.explain import explain
-
     explained = explain(
         job.get("error_category"),
         job.get("error_code"),
@@ -236,7 +235,7 @@ def _failure(job: Mapping[str, Any]) -> dict[str, Any]:
 
 def written() -> None:
     """After the transaction that wrote events committed: have them delivered soon."""
-    from worker.webhooks import kick
+    from worker.webhooks import kick  # webhooks imports this module (event types)
 
     try:
         kick()
@@ -256,8 +255,6 @@ def feed(
         EVENTS.c.id > after, EVENTS.c.created_at > settled
     )
     query = select(OutboundEvent).where(OutboundEvent.id > after).order_by(OutboundEvent.id)
-    from worker.ledger.db import session
-
     with session() as db:
         stop = db.scalar(unsettled)
         if stop is not None:

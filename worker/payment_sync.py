@@ -18,11 +18,13 @@ from typing import Any
 
 from sqlalchemy import Table, select, update
 
-from worker import events
+from worker import dispatch, events
 from worker.ledger.db import engine, session
 from worker.ledger.models import PaymentSync, TrackedInvoice, utcnow
 from worker.providers import provider_for
 from worker.providers.registry import spec_for
+from worker.settings import get_settings
+from worker.tasknames import SYNC_TENANT_PAYMENTS_TASK
 from worker.tenants import get_tenant
 
 log = logging.getLogger("ledgerpush.payments")
@@ -73,9 +75,6 @@ def sync_tenant(tenant_id: str) -> list[str]:
 def queue_sync(tenant_id: str) -> None:
     """Sync the tenant soon on a worker (the dashboard's "sync now"), the same task the
     periodic sync queues per tenant."""
-    from worker import dispatch
-    from worker.tasknames import SYNC_TENANT_PAYMENTS_TASK
-
     dispatch.send(SYNC_TENANT_PAYMENTS_TASK, (tenant_id,))
 
 
@@ -163,8 +162,6 @@ def sync_status(tenant_id: str) -> dict[str, Any]:
 def _next_sync(last: dt.datetime | None) -> dt.datetime:
     """The beat syncs every tenant with open invoices each interval: by then at the
     latest (a tenant never synced: within one interval from now)."""
-    from worker.settings import get_settings
-
     interval = dt.timedelta(seconds=get_settings().payment_sync_seconds)
     now = utcnow()
     return max(last + interval, now) if last else now + interval

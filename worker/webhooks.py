@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from worker import crypto, dispatch
-from worker.alerts import SIGNATURE_HEADER, sign, webhook_backoff
+from worker.alerts import SIGNATURE_HEADER, sign, webhook_backoff, webhook_endpoint_failing
 from worker.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, parse_types
 from worker.ledger.db import session
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
@@ -535,8 +535,6 @@ def _note_health(endpoint: WebhookEndpoint, ok: bool, now: dt.datetime) -> None:
     hours = get_settings().webhook_failing_hours
     if not endpoint.failing_alerted and now - since > dt.timedelta(hours=hours):
         endpoint.failing_alerted = True
-        from worker.alerts import webhook_endpoint_failing
-
         webhook_endpoint_failing(endpoint.id, endpoint.url, since)
 
 
