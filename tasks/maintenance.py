@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Task
 
-from worker.alerts import deliver, mark_undeliverable, resend_overdue
+from worker.alert_delivery import deliver, mark_undeliverable, resend_overdue
 from worker.app import app
 from worker.auth.proactive import refresh_expiring_tokens, refresh_if_expiring
 from worker.backoff import webhook_backoff

@@ -45,7 +45,6 @@ _ELSEWHERE = "being changed on another branch; its imports are reviewed when tha
 #: stays fast, and tasks/) that import from worker inside a function: how many, and why.
 #: An import that no cycle forces belongs at the top of its module.
 FUNCTION_LEVEL_IMPORTS = {
-    "worker/alerts.py": (1, "worker/webhooks.py imports alerts (signing, endpoint failure)"),
     "worker/broker.py": (1, "worker/app.py imports the broker transport it configures"),
     "worker/events.py": (1, "worker/webhooks.py imports events (types, settle delay)"),
     "worker/poison.py": (2, "the Celery app and alerts import poison via the broker"),

@@ -27,15 +27,16 @@ import httpx
 from redis.exceptions import LockError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from standardwebhooks.webhooks import Webhook
 
 from worker import crypto, dispatch
-from worker.alerts import SIGNATURE_HEADER, sign, webhook_backoff, webhook_endpoint_failing
+from worker.alerts import webhook_endpoint_failing
+from worker.backoff import webhook_backoff
 from worker.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, parse_types
 from worker.ledger.db import session
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
 from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.signing import signed_headers, signing_secrets
 from worker.tasknames import DELIVER_EVENTS_TASK
 
 log = logging.getLogger("ledgerpush.webhooks")
@@ -246,44 +247,6 @@ def sync_settings_endpoint() -> None:
             current = found.secrets and crypto.decrypt_json(found.secrets).get("current")
             if current != secret:
                 found.secrets = crypto.encrypt_json({"current": secret})
-
-
-# -- signing ---------------------------------------------------------------------------
-
-
-def _signer(secret: str) -> Webhook:
-    # A `whsec_` secret is base64 (Standard Webhooks); LEDGERPUSH_WEBHOOK_SECRET may be
-    # any text, whose bytes are then the key (`whsec_` + base64 of it, for a verifier).
-    return Webhook(secret if secret.startswith("whsec_") else secret.encode())
-
-
-def signing_secrets(stored: dict[str, Any], now: dt.datetime | None = None) -> list[str]:
-    """The current secret, and the previous one while its overlap lasts."""
-    now = now or utcnow()
-    found = [str(stored["current"])]
-    until = stored.get("previous_until")
-    if stored.get("previous") and until and dt.datetime.fromisoformat(until) > now:
-        found.append(str(stored["previous"]))
-    return found
-
-
-def signed_headers(
-    event_id: str, body: bytes, stored: dict[str, Any], legacy: bool = False
-) -> dict[str, str]:
-    now = utcnow()
-    text = body.decode()
-    signatures = [_signer(s).sign(event_id, now, text) for s in signing_secrets(stored, now)]
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "ledgerpush-webhooks",
-        "webhook-id": event_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": " ".join(signatures),
-    }
-    if legacy:
-        # Deprecated; kept for one release for receivers of LEDGERPUSH_WEBHOOK_URL.
-        headers[SIGNATURE_HEADER] = sign(body, int(now.timestamp()), str(stored["current"]))
-    return headers
 
 
 # -- delivery --------------------------------------------------------------------------
