@@ -8,15 +8,16 @@ import getpass
 
 from rich.console import Console
 
+from worker.settings import get_settings
+
 console = Console()
 err = Console(stderr=True)
 
 
 def setup(log_level: str | None = None) -> None:
     """Logging and error reporting for a long-running command (worker, beat, ingest)."""
-    # Imported here: they read the settings, which `--help` must not need.
+    # Imported here: logging and Sentry set-up are not needed for `--help`.
     from worker.logs import setup_logging
-    from worker.settings import get_settings
     from worker.telemetry import init_sentry
 
     settings = get_settings()

@@ -12,7 +12,9 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress
 
+from worker import safejson
 from worker.cli.common import err
+from worker.jobs import FieldError, JobValidationError, parse_job
 
 
 class _BadInput(Exception):
@@ -41,8 +43,6 @@ def json_error(exc: json.JSONDecodeError) -> str:
 def _one_document(text: str) -> bool:
     """True for one (possibly pretty-printed) JSON object, False for JSONL: the first
     object ends before the text does, or it is broken and another line opens an object."""
-    from worker import safejson
-
     try:
         safejson.parse(text, _MAX_DOCUMENT_BYTES)
     except json.JSONDecodeError as exc:
@@ -60,8 +60,6 @@ _Entry = tuple[int, str, Any]
 def _read_jobs(source: str) -> list[_Entry]:
     """One entry per job: "line N" for JSONL, "item N" for a JSON array, "job" for a
     single JSON object. Raises _BadInput when the whole input is unreadable."""
-    from worker import safejson
-
     name = "stdin" if source == "-" else source
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text()
@@ -90,9 +88,6 @@ def _read_jobs(source: str) -> list[_Entry]:
 def _parse_entry(item: Any) -> Any:
     """The job, or JobValidationError naming the fields (also for values the loader
     refused in an array item)."""
-    from worker import safejson
-    from worker.jobs import FieldError, JobValidationError, parse_job
-
     if not isinstance(item, str):
         refused = safejson.problems(item)
         if refused:
@@ -128,7 +123,6 @@ def _enqueue_all(entries: list[_Entry], progress: Progress) -> tuple[int, int]:
     from kombu.exceptions import OperationalError as BrokerError
     from redis.exceptions import RedisError
 
-    from worker.jobs import JobValidationError
     from worker.producer import enqueue as enqueue_job
 
     task = progress.add_task("enqueueing", total=len(entries))

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from worker.cli.common import console, err
+from worker.providers.base import ProviderError
 
 endpoints_app = typer.Typer(help="Webhook subscriptions (Standard Webhooks).", no_args_is_help=True)
 events_app = typer.Typer(help="Outbound events (the same as the webhooks).", no_args_is_help=True)
@@ -157,7 +158,6 @@ def tenants_sync(tenant_id: str) -> None:
     """Read the tenant's payment status from the books now (invoice.paid and
     invoice.payment_changed events for what changed)."""
     from worker.payment_sync import sync_status, sync_tenant
-    from worker.providers.base import ProviderError
     from worker.tenants import UnknownTenant
 
     try:

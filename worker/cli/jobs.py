@@ -11,13 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from worker.cli.common import console, err, operator
+from worker.ledger.models import JOB_STATES, iso_utc
 
 jobs_app = typer.Typer(help="Inspect jobs in the ledger.", no_args_is_help=True)
 
 
 def _job_dict(job: Any) -> dict[str, Any]:
-    from worker.ledger.models import iso_utc
-
     return {
         "id": job.id,
         "tenant_id": job.tenant_id,
@@ -47,7 +46,6 @@ def jobs_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List jobs, newest first."""
-    from worker.ledger.models import JOB_STATES
     from worker.ledger.store import list_jobs
 
     if state is not None and state not in JOB_STATES:
@@ -127,7 +125,6 @@ def jobs_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one job with its history and attempts."""
-    from worker.ledger.models import iso_utc
     from worker.ledger.store import JobNotFound, attempts_of, events_of, get_job
 
     try:

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from worker.cli.common import console, err
+from worker.jobs import job_schema
 
 
 def purge(
@@ -47,8 +48,6 @@ def purge(
 
 def schema() -> None:
     """Print the JSON Schema of the queue contract (one job payload)."""
-    from worker.jobs import job_schema
-
     print(json.dumps(job_schema(), indent=2))
 
 

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from worker.cli.common import console, err, setup
 from worker.providers import registry
+from worker.settings import get_settings
 
 
 def worker(
@@ -37,7 +38,6 @@ def worker(
 def beat(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
     """Run the scheduler: proactive token refresh and the reconciler."""
     from worker.app import app as celery_app
-    from worker.settings import get_settings
 
     setup(loglevel)
     schedule = get_settings().home / "beat-schedule"

@@ -14,6 +14,7 @@ from rich.table import Table
 from worker.cli.common import console, err, operator
 from worker.cli.enqueue import json_error
 from worker.cli.events import tenants_sync
+from worker.ledger.models import iso_utc
 from worker.providers import registry
 
 tenants_app = typer.Typer(
@@ -104,8 +105,6 @@ def tenants_add(
 
 
 def _tenant_dict(tenant: Any) -> dict[str, Any]:
-    from worker.ledger.models import iso_utc
-
     return {
         "id": tenant.id,
         "provider": tenant.provider,
@@ -122,12 +121,10 @@ def _tenant_dict(tenant: Any) -> dict[str, Any]:
 
 
 def _company_dict(tenant: Any) -> dict[str, Any]:
-    from worker.ledger.models import iso_utc as when
-
     return {
         "company": tenant.company,
-        "company_bound_at": when(tenant.company_bound_at),
-        "company_checked_at": when(tenant.company_checked_at),
+        "company_bound_at": iso_utc(tenant.company_bound_at),
+        "company_checked_at": iso_utc(tenant.company_checked_at),
         "company_refused": tenant.company_refused,
         "company_sharing_allowed": bool(tenant.company_sharing_allowed),
     }
@@ -154,7 +151,6 @@ def tenants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 def tenants_show(tenant_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show one tenant (never its credentials), with its recent audit trail."""
     from worker import binding
-    from worker.ledger.models import iso_utc
     from worker.tenants import UnknownTenant, get_tenant
 
     try:

@@ -13,6 +13,8 @@ from rich.table import Table
 
 from worker.cli.common import console, err
 from worker.cli.events import endpoints_app, events_app
+from worker.ledger.models import iso_utc
+from worker.settings import get_settings
 
 
 def web(
@@ -26,7 +28,6 @@ def web(
 
     from worker.ledger.db import open_ledger
     from worker.logs import setup_logging
-    from worker.settings import get_settings
     from worker.telemetry import init_sentry
 
     settings = get_settings()
@@ -172,7 +173,6 @@ def apikeys_create(
 
 def apikeys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List API keys (name, prefix, last use; never the keys)."""
-    from worker.ledger.models import iso_utc
     from worker.web.accounts import list_api_keys
 
     if as_json:
@@ -219,7 +219,6 @@ def apikeys_revoke(name_or_prefix: str) -> None:
 
 def _delivery_dict(delivery: Any) -> dict[str, Any]:
     from worker.alert_delivery import subject_of
-    from worker.ledger.models import iso_utc
 
     tenant, job = subject_of(delivery)
     return {
