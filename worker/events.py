@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, exists, func, insert, select
 
+from worker import dispatch
 from worker.explain import explain
 from worker.ledger.db import engine, session
 from worker.ledger.models import (
@@ -29,8 +30,11 @@ from worker.ledger.models import (
     TrackedInvoice,
     utcnow,
 )
+from worker.redis_client import get_redis
+from worker.tasknames import DELIVER_EVENTS_TASK
 
 log = logging.getLogger("ledgerpush.events")
+KICK_KEY = "lp:events-kick"
 
 JOB_BOOKED = "job.booked"
 JOB_FAILED = "job.failed"
@@ -233,10 +237,15 @@ def _failure(job: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def kick() -> None:
+    """Have a delivery run (worker/webhooks.py) start shortly: at most one queued per
+    settle period; it starts once the events written until then are settled."""
+    if get_redis().set(KICK_KEY, 1, nx=True, px=int(SETTLE_SECONDS * 1000)):
+        dispatch.send(DELIVER_EVENTS_TASK, countdown=SETTLE_SECONDS + 0.5)
+
+
 def written() -> None:
     """After the transaction that wrote events committed: have them delivered soon."""
-    from worker.webhooks import kick  # webhooks imports this module (event types)
-
     try:
         kick()
     except Exception as exc:  # Redis or the broker away: the change itself stands

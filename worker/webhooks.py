@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from worker import crypto, dispatch
 from worker.alerts import webhook_endpoint_failing
 from worker.backoff import webhook_backoff
-from worker.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, parse_types
+from worker.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, kick, parse_types
 from worker.ledger.db import session
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
 from worker.redis_client import get_redis
@@ -41,7 +41,6 @@ from worker.tasknames import DELIVER_EVENTS_TASK
 
 log = logging.getLogger("ledgerpush.webhooks")
 SETTINGS_SOURCE = "settings"
-KICK_KEY = "lp:events-kick"
 WAKEUP_KEY = "lp:events-wakeup"
 LOCK_KEY = "lp:events-delivery"
 RUN_BUDGET_SECONDS = 60.0
@@ -250,13 +249,6 @@ def sync_settings_endpoint() -> None:
 
 
 # -- delivery --------------------------------------------------------------------------
-
-
-def kick() -> None:
-    """Have a delivery run start shortly (at most one queued per settle period; it
-    starts once the events written until then are settled)."""
-    if get_redis().set(KICK_KEY, 1, nx=True, px=int(SETTLE_SECONDS * 1000)):
-        _queue_run(SETTLE_SECONDS + 0.5)
 
 
 def _wake_up_in(seconds: float) -> None:
