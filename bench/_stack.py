@@ -2,9 +2,9 @@
 
 A fresh home (under the system temp dir), a real Redis (the embedded server with AOF and
 fsync always, as in production), the ledger on SQLite (default) or a fresh PostgreSQL
-database, both simulators in a child process of their own (so their CPU is not the
-benchmark's, and their latency `L` is `Faults.latency_ms`), tenants connected to them as
-after the consent flow, and real `ledgerpush worker` processes whose CPU time and peak
+database, the three simulators (eAccounting, e-conomic, Visma.net ERP) in a child process
+of their own (so their CPU is not the benchmark's, and their latency `L` is
+`Faults.latency_ms`), tenants connected to them as after the consent flow, and real `ledgerpush worker` processes whose CPU time and peak
 memory are read from /proc. Reuses `worker.devtools.localstack` (home, settings, simulators,
 tenants, child processes).
 
@@ -74,13 +74,40 @@ def machine() -> dict[str, Any]:
 # ---------------------------------------------------------------- simulators
 
 
+class QueuedReleases:
+    """ASGI middleware in front of the Visma.net simulator: counts the releases it
+    answered `Queued` (the floor of calls per invoice has one status read for each)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = str(scope.get("path", ""))
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or not path.endswith("/action/release")
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.body" and b'"Queued"' in message.get("body", b""):
+                self.count += 1
+            await send(message)
+
+        await self.app(scope, receive, watch)
+
+
 def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> None:
-    """The child process: both simulators over HTTP, driven by commands on `conn`."""
+    """The child process: the simulators over HTTP, driven by commands on `conn`."""
     arm_in_child(int(env["_LEDGERPUSH_BENCH_PARENT"]))
     os.environ.update(env)
     from worker.simulators.common import Faults
     from worker.simulators.eaccounting import EAccountingSimulator
     from worker.simulators.economic import EconomicSimulator
+    from worker.simulators.vismanet import create_simulator
 
     stack = localstack.LocalStack(home=Path(env["LEDGERPUSH_HOME"]), env={})
     latency = float(options.get("latency_ms", 0))
@@ -97,7 +124,15 @@ def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> 
         rate_limit_per_day=int(options.get("ec_calls_per_day", 10_000_000)),
         faults=Faults(latency_ms=latency),
     )
-    localstack.start_simulators(stack, ea, ec)
+    vn = create_simulator(
+        faults=Faults(latency_ms=latency),
+        seed=1,
+        release_queued_rate=float(options.get("vn_queued_share", 0.0)),
+        release_queued_seconds=float(options.get("vn_queued_seconds", 0.1)),
+    )
+    queued = QueuedReleases(vn.app)
+    vn.app = queued
+    localstack.start_simulators(stack, ea, ec, vn)
     conn.send(dict(stack.env))
     while True:
         command, args = conn.recv()
@@ -107,12 +142,15 @@ def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> 
                     server.stop()
                 conn.send(None)
                 return
-            conn.send(_simulator_command(stack, ea, ec, command, args))
+            conn.send(_simulator_command(stack, ea, ec, command, args, queued))
         except Exception as exc:
             conn.send(RuntimeError(f"{command}: {type(exc).__name__}: {exc}"))
 
 
-def _simulator_command(stack: Any, ea: Any, ec: Any, command: str, args: Any) -> Any:
+def _simulator_command(
+    stack: Any, ea: Any, ec: Any, command: str, args: Any, queued: QueuedReleases
+) -> Any:
+    vn = stack.vn
     if command == "connect_ea":
         for tenant_id, country in args:
             localstack.connect_eaccounting(stack, tenant_id, country, tenant_id)
@@ -121,11 +159,18 @@ def _simulator_command(stack: Any, ea: Any, ec: Any, command: str, args: Any) ->
         for tenant_id, country in args:
             localstack.connect_economic(stack, tenant_id, country)
         return len(args)
+    if command == "connect_vn":
+        for tenant_id, country in args:
+            localstack.connect_vismanet(stack, tenant_id, country)
+        return len(args)
     if command == "log":
-        return {"ea": ea.log.snapshot(), "ec": ec.log.snapshot()}
+        return {"ea": ea.log.snapshot(), "ec": ec.log.snapshot(), "vn": vn.log.snapshot(),
+                "vn_releases_queued": queued.count}  # fmt: skip
     if command == "reset_log":
         ea.log.reset()
         ec.log.reset()
+        vn.log.reset()
+        queued.count = 0
         with ea._lock:
             ea.tokens.calls.clear()
             ea.tokens.company_calls.clear()
@@ -143,12 +188,13 @@ def _simulator_command(stack: Any, ea: Any, ec: Any, command: str, args: Any) ->
     if command == "faults":
         ea.faults.update(args)
         ec.faults.update(args)
+        vn.faults.update(args)
         return True
     raise ValueError(f"unknown simulator command {command!r}")
 
 
 class Simulators:
-    """Both simulators in a child process; `call` runs a command there."""
+    """The simulators in a child process; `call` runs a command there."""
 
     def __init__(self, env: dict[str, str], **options: Any) -> None:
         context = multiprocessing.get_context("spawn")
@@ -322,7 +368,10 @@ class Stack:
     def connect(self, tenants: list[tuple[str, str, str]], batch: int = 100) -> None:
         """(tenant id, provider, country) each, as after the consent flow."""
         assert self.sims is not None
-        for provider, command in (("eaccounting", "connect_ea"), ("economic", "connect_ec")):
+        commands = (
+            ("eaccounting", "connect_ea"), ("economic", "connect_ec"), ("vismanet", "connect_vn")
+        )  # fmt: skip
+        for provider, command in commands:
             chosen = [(t, c) for t, p, c in tenants if p == provider]
             for start in range(0, len(chosen), batch):
                 self.sims.call(command, chosen[start : start + batch])

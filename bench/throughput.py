@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/throughput.py [--invoices 3000] [--tenants 100] [--latency-ms 50]
         [--workers 2] [--concurrency 8] [--database sqlite|postgresql|both]
-        [--task-events on|off] [--baseline-invoices 200] [--no-baseline] [--no-anchors] [--json]
+        [--task-events on|off] [--baseline-invoices 200] [--no-baseline] [--no-anchors]
+        [--vismanet-invoices 300] [--vismanet-tenants 10] [--vismanet-queued-share 0.2] [--json]
 
 Phases: connect the tenants; warm up (one invoice per tenant and customer, which loads
 the references and creates the customers and articles); the measured run: the workers are
@@ -27,6 +28,14 @@ and book, ledgerpush's own request bodies, pooled httpx client and auth; no Cele
 or Redis), and the lean worker, a Celery task on the same thread pool with references in
 process memory and no ledger, lease, outbox or rate limiter (at most once). ledgerpush's
 worker CPU per invoice is printed first as a multiple of each (`same_run_ratios`).
+
+Visma.net ERP (`vismanet`, on the first database's stack after its steady-load phase, the
+workers running): its own tenants are warmed up like the others, then `--vismanet-invoices`
+are queued and booked; the figure is provider calls per invoice in steady state against
+the floor, which is create + release, plus one status read for each release the ERP
+answered `Queued` (a share `--vismanet-queued-share` of them, each done after
+`--vismanet-queued-seconds`, shorter than the worker's poll interval, so one read finds
+it released). `--vismanet-invoices 0` skips it.
 """
 
 from __future__ import annotations
@@ -74,14 +83,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--latency-seconds", type=float, default=20, help="steady-load latency phase"
     )
+    parser.add_argument(
+        "--vismanet-invoices", type=int, default=300, help="Visma.net invoices (0: skip)"
+    )
+    parser.add_argument("--vismanet-tenants", type=int, default=10)
+    parser.add_argument(
+        "--vismanet-queued-share",
+        type=float,
+        default=0.2,
+        help="share of Visma.net releases the simulator answers Queued",
+    )
+    parser.add_argument(
+        "--vismanet-queued-seconds",
+        type=float,
+        default=0.1,
+        help="how long a Queued release takes to be done",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
 
 
-def run_ledgerpush(args: argparse.Namespace, database: str, anchors: bool) -> dict[str, Any]:
+def run_ledgerpush(
+    args: argparse.Namespace, database: str, anchors: bool, vismanet: bool = False
+) -> dict[str, Any]:
     tenants = _stack.tenant_set(args.tenants)
-    with Stack(f"throughput-{database}", database=database, latency_ms=args.latency_ms) as stack:
+    queued = {"vn_queued_share": args.vismanet_queued_share,
+              "vn_queued_seconds": args.vismanet_queued_seconds}  # fmt: skip
+    with Stack(
+        f"throughput-{database}", database=database, latency_ms=args.latency_ms, sim_options=queued
+    ) as stack:
         assert stack.sims is not None
         log(f"[{database}] connecting {len(tenants)} tenants")
         stack.connect(tenants)
@@ -121,10 +152,81 @@ def run_ledgerpush(args: argparse.Namespace, database: str, anchors: bool) -> di
             args, database, jobs, times, warm, warm_calls, calls, cpu, peak, enqueued, settled
         )
         result["steady_load"] = steady_load(args, tenants, result["invoices_per_second"] / 2)
+        if vismanet:
+            result["vismanet"] = vismanet_calls(args, stack)
         if anchors:
             stack.stop_workers()
             result["anchors"] = run_anchors(args, stack, tenants)
         return result
+
+
+def vismanet_calls(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    """Provider calls per Visma.net invoice in steady state (its tenants warmed up first)
+    against the floor: create + release, + one status read per release answered Queued."""
+    from worker.producer import enqueue
+
+    assert stack.sims is not None
+    tenants = [(f"vn{index:03d}", "vismanet", "NO") for index in range(args.vismanet_tenants)]
+    stack.connect(tenants)
+    warm = list(_stack.interleaved(tenants, args.customers, "vnwarm", args.customers))
+    log(f"vismanet: warm-up of {len(tenants)} tenants, {len(warm)} invoices")
+    for job in warm:
+        enqueue(job)
+    _wait_booked("vnwarm-", len(warm), args.timeout)
+    stack.sims.call("reset_log")
+    per_tenant = max(args.vismanet_invoices // len(tenants), 1)
+    jobs = list(_stack.interleaved(tenants, per_tenant, "vnrun", args.customers))
+    log(f"vismanet: {len(jobs)} invoices")
+    for job in jobs:
+        enqueue(job)
+    rows = _wait_booked("vnrun-", len(jobs), args.timeout)
+    calls = stack.sims.call("log")
+    return summarize_vismanet(jobs, rows, calls["vn"], int(calls["vn_releases_queued"]))
+
+
+def _wait_booked(prefix: str, expected: int, timeout: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in _stack.job_times("vn") if r["key"].startswith(prefix)]
+        settled = [r for r in rows if r["state"] in ("booked", "failed", "waiting_for_reauth")]
+        if len(settled) >= expected or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+VISMANET_CREATE = "POST /v2/customerinvoice"
+VISMANET_RELEASE = "POST /v1/customerinvoice/{id}/action/release"
+VISMANET_READ = "GET /v1/customerinvoice/{id}"
+
+
+def summarize_vismanet(
+    jobs: list[dict[str, Any]], rows: list[dict[str, Any]], log_: dict[str, Any], queued: int
+) -> dict[str, Any]:
+    booked = [r for r in rows if r["state"] == "booked"]
+    count = max(len(booked), 1)
+    by_endpoint: dict[str, int] = log_["by_endpoint"]
+    named = (VISMANET_CREATE, VISMANET_RELEASE, VISMANET_READ)
+    other = {k: v for k, v in by_endpoint.items() if k not in named}
+    floor = (2 * len(booked) + queued) / count
+    per_invoice = log_["total"] / count
+    span = max(r["finished"] for r in booked) - min(r["created"] for r in booked) if booked else 0
+    return {
+        "invoices": len(jobs),
+        "booked": len(booked),
+        "releases_answered_queued": queued,
+        "provider_calls_per_invoice_steady": round(per_invoice, 3),
+        "floor_calls_per_invoice": round(floor, 3),
+        "ratio_to_floor": round(per_invoice / floor, 3) if floor else float("nan"),
+        "calls_per_invoice_by_endpoint": {
+            "create": round(by_endpoint.get(VISMANET_CREATE, 0) / count, 3),
+            "release": round(by_endpoint.get(VISMANET_RELEASE, 0) / count, 3),
+            "status_read": round(by_endpoint.get(VISMANET_READ, 0) / count, 3),
+            "other": round(sum(other.values()) / count, 3),
+        },
+        "other_calls": other,
+        "responses_by_status": log_["by_status"],
+        "invoices_per_second": round(len(booked) / span, 1) if span else float("nan"),
+    }
 
 
 def run_anchors(
@@ -289,19 +391,28 @@ def main(argv: list[str] | None = None) -> int:
             "threads_per_worker": args.concurrency,
             "task_events": args.task_events,
             "customers_per_tenant": args.customers,
+            "vismanet_invoices": args.vismanet_invoices,
+            "vismanet_tenants": args.vismanet_tenants,
+            "vismanet_queued_share": args.vismanet_queued_share,
         },
     }
     databases = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
     runs: dict[str, Any] = {}
     for database in databases:
         anchors = not args.no_anchors and database == databases[0]
-        runs[f"ledgerpush_{database}"] = _stack.isolated(run_ledgerpush, args, database, anchors)
+        vismanet = args.vismanet_invoices > 0 and database == databases[0]
+        runs[f"ledgerpush_{database}"] = _stack.isolated(
+            run_ledgerpush, args, database, anchors, vismanet
+        )
     if not args.no_anchors:
         anchored = {"anchors": runs[f"ledgerpush_{databases[0]}"].pop("anchors"), **runs}
         # First: the ratios, which depend far less on how busy the machine is.
         result["same_run_ratios"] = same_run_ratios(anchored, databases)
         runs = anchored
     result.update(runs)
+    first = runs[f"ledgerpush_{databases[0]}"]
+    if "vismanet" in first:  # also at the top, beside the other headline figures
+        result["vismanet"] = first.pop("vismanet")
     if not args.no_baseline:
         from baseline.run import run_baseline
 

@@ -83,24 +83,30 @@ _SERVERS: list[Any] = []
 SIMULATORS: dict[str, Any] = {}
 EA_CLIENT = ("ledgerpush", "sim-secret")
 EC_APP = ("sim-app-secret", "sim-app-public")
+VN_APP = ("ledgerpush", "sim-secret")
 
 
 def _start_simulators() -> dict[str, str]:
-    """Both simulators in this process, over real HTTP; workers reach them by URL."""
+    """The three simulators in this process, over real HTTP; workers reach them by URL."""
     from worker.simulators.common import SimulatorServer
     from worker.simulators.eaccounting import EAccountingSimulator
     from worker.simulators.economic import EconomicSimulator
+    from worker.simulators.vismanet import create_simulator
 
     ea = EAccountingSimulator(client_id=EA_CLIENT[0], client_secret=EA_CLIENT[1])
     ec = EconomicSimulator(app_secret_token=EC_APP[0], app_public_token=EC_APP[1])
-    ea_server, ec_server = SimulatorServer(ea.app).start(), SimulatorServer(ec.app).start()
-    SIMULATORS.update(ea=ea, ec=ec)
-    _SERVERS.extend([ea_server, ec_server])
+    vn = create_simulator()
+    servers = [SimulatorServer(sim.app).start() for sim in (ea, ec, vn)]
+    ea_server, ec_server, vn_server = servers
+    SIMULATORS.update(ea=ea, ec=ec, vn=vn, vn_url=vn_server.url)
+    _SERVERS.extend(servers)
     return {
         "LEDGERPUSH_EACCOUNTING_API_URL": f"{ea_server.url}/v2",
         "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": ea_server.url,
         "LEDGERPUSH_ECONOMIC_API_URL": ec_server.url,
         "LEDGERPUSH_ECONOMIC_INSTALL_URL": f"{ec_server.url}/_control/install",
+        "LEDGERPUSH_VISMANET_API_URL": vn_server.url,
+        "LEDGERPUSH_VISMANET_IDENTITY_URL": vn_server.url,
     }
 
 
@@ -127,6 +133,8 @@ def _configure_once() -> None:
             "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": "sim-secret",
             "LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN": "sim-app-secret",
             "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": "sim-app-public",
+            "LEDGERPUSH_VISMANET_CLIENT_ID": VN_APP[0],
+            "LEDGERPUSH_VISMANET_CLIENT_SECRET": VN_APP[1],
         }
     )
     os.environ["LEDGERPUSH_REDIS_URL"] = _redis_url()
@@ -349,7 +357,23 @@ def connect_ec_tenant(country: str = "DK", modules: list[str] | None = None, **m
     return tenant_id
 
 
-VN_APP = ("ledgerpush", "sim-secret")
+def connect_vn_tenant(country: str = "NO", **mapping: Any) -> str:
+    """A new company in the session's Visma.net simulator and a tenant connected to it;
+    payment_method is mapped to the simulator's bank transfer unless given."""
+    from worker.tenants import add_tenant
+
+    tenant_id = unique(f"vn-{country.lower()}")
+    company = f"{tenant_id}-company"
+    SIMULATORS["vn"].add_company(company, f"Company of {tenant_id}")
+    mapping = {"payment_method": "BANK", **mapping}
+    add_tenant(tenant_id, "vismanet", country, {"tenant_id": company}, mapping=mapping)
+    return tenant_id
+
+
+@pytest.fixture
+def vn_session_sim() -> Any:
+    """The session's Visma.net simulator that worker processes reach (not `vn_sim`)."""
+    return SIMULATORS["vn"]
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +140,62 @@ def test_each_chaos_poison_message_is_poison_to_a_worker(number: int) -> None:
     with pytest.raises(poison.PoisonMessage):
         poison.check(raw, poison.known_tasks(), 1_048_576)
     assert poisoned_markers([raw]) == {f"chaos-poison-{number:05d}"}
+
+
+def test_the_plan_covers_every_provider_and_kills_follow_each_visma_net_write() -> None:
+    import random
+
+    from worker.devtools.chaos import WRITE_PATHS, plan_jobs
+    from worker.providers import registry
+
+    plan = plan_jobs(200, random.Random(1))
+    providers = {plan.tenants[job["tenant_id"]].provider for job in plan.jobs}
+    assert providers == set(registry.names()) == set(WRITE_PATHS)
+    vismanet = [j for j in plan.jobs if plan.tenants[j["tenant_id"]].provider == "vismanet"]
+    assert {j["kind"] for j in vismanet} == {"invoice", "credit_note", "payment"}
+    paths = {
+        "POST /v2/customerinvoice": "/v2/customerinvoice",
+        "POST /v2/customerCreditNote": "/v2/customerCreditNote",
+        "release": "/v1/customerCreditNote/200001/action/release",
+        "POST /v1/customerPayment": "/v1/customerPayment",
+        "payment release": "/v1/customerPayment/300001/action/release",
+    }
+    for what, path in paths.items():
+        assert any(re.search(p, path) for p in WRITE_PATHS["vismanet"]), what
+
+
+def test_visma_net_documents_and_payments_are_counted_by_their_references() -> None:
+    """The verdict's reading of a Visma.net company: released documents by
+    externalReference (unreleased ones beside them are strays), released payments by
+    paymentRef and amount."""
+    from worker.devtools.chaos import TENANTS, RemoteState
+
+    tenant = next(t for t in TENANTS if t.provider == "vismanet")
+
+    def doc(key: str, kind: str, status: str) -> dict[str, Any]:
+        return {"externalReference": key, "documentType": kind, "status": status}
+
+    def pay(key: str, status: str, amount: str) -> dict[str, Any]:
+        return {"paymentRef": key, "status": status, "paymentAmount": amount}
+
+    company = {
+        "documents": [
+            doc("inv-1", "Invoice", "Open"), doc("inv-2", "Invoice", "Closed"),
+            doc("inv-2", "Invoice", "Balanced"), doc("inv-3", "Invoice", "Open"),
+            doc("inv-3", "Invoice", "Open"), doc("cn-1", "CreditNote", "Open"),
+        ],
+        "payments": [pay("pay-1", "Closed", "100.00"), pay("pay-2", "Balanced", "5.00")],
+    }  # fmt: skip
+    remote = RemoteState({}, {}, {f"{tenant.tenant_id}-company": company})
+
+    def counted(key: str, kind: str) -> tuple[int, int]:
+        effects, strays = remote.effects(tenant, {"idempotency_key": key, "kind": kind})
+        return len(effects), strays
+
+    assert counted("inv-1", "invoice") == (1, 0)
+    assert counted("inv-2", "invoice") == (1, 1)  # a draft left beside the booked one
+    assert counted("inv-3", "invoice") == (2, 0)  # a duplicate
+    assert counted("cn-1", "credit_note") == (1, 0) and counted("cn-1", "invoice") == (0, 0)
+    payment_effects, _ = remote.effects(tenant, {"idempotency_key": "pay-1", "kind": "payment"})
+    assert payment_effects == [Decimal("100.00")]
+    assert counted("pay-2", "payment") == (0, 1)

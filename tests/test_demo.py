@@ -24,11 +24,16 @@ def test_demo_once_settles_every_job(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert summary["jobs"] == 46
+    assert summary["jobs"] == 55
     assert summary["by_state"].get("failed") == 1  # the payload with a float amount
     assert summary["by_tenant"]["acme-fi"] == {"waiting_for_reauth": 9}  # its password changed
-    for tenant in ("acme-no", "acme-nl", "acme-se", "acme-dk"):
+    for tenant in ("acme-no", "acme-nl", "acme-se", "acme-dk", "acme-vn-no"):
         assert summary["by_tenant"][tenant].get("booked", 0) >= 9
+    providers = {tenant: about["provider"] for tenant, about in summary["tenants"].items()}
+    assert providers == {
+        "acme-no": "eaccounting", "acme-nl": "eaccounting", "acme-se": "eaccounting",
+        "acme-fi": "eaccounting", "acme-dk": "economic", "acme-vn-no": "vismanet",
+    }  # fmt: skip
     assert summary["provider_calls"] > 0
 
     # The demo says how to list its jobs; that command finds them after it stopped.
@@ -39,7 +44,7 @@ def test_demo_once_settles_every_job(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr[-2000:]
-    assert len(json.loads(listed.stdout)) == 46
+    assert len(json.loads(listed.stdout)) == 55
 
 
 def test_a_stack_process_that_does_not_come_up_is_named_with_its_log(tmp_path: Path) -> None:

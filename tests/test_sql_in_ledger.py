@@ -34,7 +34,7 @@ KNOWN_EXCEPTIONS = {
     "worker/settings.py": _ELSEWHERE,
     "worker/providers/": _ELSEWHERE,
     "worker/simulators/": _ELSEWHERE,
-    "worker/chaos_faults.py": (
+    "worker/devtools/chaos_faults.py": (
         "the chaos run's fault injector acts on the database server itself (creates a "
         "database, holds its write lock, revokes writes), not on the ledger's rows"
     ),

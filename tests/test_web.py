@@ -744,3 +744,42 @@ def test_sign_in_keeps_the_query_string(anon: TestClient) -> None:
         'name="next" value="/jobs?state=failed&amp;tenant=x"'
         in anon.get(response.headers["location"]).text
     )
+
+
+def test_a_vismanet_tenant_shows_on_the_pages_and_in_metrics_labels(
+    browser_client: Signed, anon: TestClient
+) -> None:
+    client, _ = browser_client
+    tenant = make_tenant("vismanet", "NO", mapping={"payment_method": "BANK"})
+    set_connection(tenant, "needs_reauth", "approval withdrawn")
+    make_job(tenant, "waiting_for_reauth")
+    job = make_job(tenant)
+    attempt_id, _ = store.begin_attempt(job.id, "w")
+    calls = [{"method": "POST", "path": "/v2/customerinvoice", "status": 201, "ms": 80.0}]
+    store.end_attempt(attempt_id, "booked", calls, None)
+    with session() as db:
+        row = db.get(Attempt, attempt_id)
+        assert row is not None
+        row.ended_at = row.started_at - dt.timedelta(seconds=60)
+        folded_until = row.ended_at - dt.timedelta(seconds=1)
+    get_redis().set(
+        "lp:metrics:calls_folded_until", folded_until.replace(tzinfo=dt.UTC).isoformat()
+    )
+    get_redis().delete("lp:metrics:aggregate")
+
+    listing = client.get("/tenants").text
+    row = listing[listing.index(tenant) :]
+    assert "vismanet" in row[: row.index("</tr>")]
+    detail = client.get(f"/tenants/{tenant}").text
+    assert "This tenant must reconnect" in detail and "1 job parked" in detail
+    # Visma.net has no consent page: the page says how it is connected instead.
+    assert "consent page" not in detail and "--tenant-id" in detail
+    keys = re.search(r'<span id="mapping-keys">(.*?)</span>', detail, re.S)
+    assert keys and "payment_method" in keys.group(1) and "journal" not in keys.group(1)
+    assert tenant in client.get("/overview/live").text
+    assert client.get(f"/jobs?tenant={tenant}").status_code == 200
+
+    text = anon.get("/metrics").text
+    assert 'ledgerpush_jobs{provider="vismanet",state="received"}' in text
+    assert 'ledgerpush_provider_calls_total{method="POST",provider="vismanet",status="201"}' in text
+    assert 'ledgerpush_tenants{connection_state="needs_reauth",provider="vismanet"}' in text

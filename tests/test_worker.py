@@ -10,6 +10,7 @@ from tests.conftest import (
     SIMULATORS,
     WorkerProcess,
     connect_ea_tenant,
+    connect_vn_tenant,
     invoice_job,
     unique,
     wait_for,
@@ -63,6 +64,28 @@ def _rows(tenant: str, key: str) -> int:
 def _booked_invoices(tenant: str) -> list[dict[str, Any]]:
     invoices: list[dict[str, Any]] = SIMULATORS["ea"].state_dump()[tenant]["invoices"]
     return invoices
+
+
+def test_a_worker_process_books_on_visma_net_and_pays_in_the_background(
+    session_worker: WorkerProcess,
+) -> None:
+    """The session's Visma.net simulator is where worker processes find it
+    (LEDGERPUSH_VISMANET_*), and a tenant from `connect_vn_tenant` can be paid."""
+    tenant = connect_vn_tenant()
+    invoice = invoice_job(tenant, "inv-vn")
+    booked = wait_for(lambda: _terminal(enqueue(invoice)))
+    assert booked.state == "booked", (booked.error_code, booked.error_message)
+    pay = {"tenant_id": tenant, "idempotency_key": "pay-vn", "kind": "payment",
+           "payment": {"invoice_idempotency_key": "inv-vn", "amount": "5000.00",
+                       "currency": "NOK", "payment_date": "2026-11-22", "reference": "bank"}}  # fmt: skip
+    paid = wait_for(lambda: _terminal(enqueue(pay)))
+    assert paid.state == "booked", (paid.error_code, paid.error_message)
+    company = SIMULATORS["vn"].companies[f"{tenant}-company"]
+    [document] = company.documents.values()
+    assert (document.fields["externalReference"], document.status) == ("inv-vn", "Open")
+    assert str(document.balance) == "10000.00"
+    [payment] = company.payments.values()
+    assert payment.fields["paymentRef"] == "pay-vn" and payment.status in ("Open", "Closed")
 
 
 def test_same_key_enqueued_twice_gives_one_row(session_worker: WorkerProcess) -> None:

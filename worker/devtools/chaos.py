@@ -3,9 +3,9 @@
 In its own home (`.ledgerpush/chaos`, wiped; `LEDGERPUSH_CHAOS_HOME` moves it) it starts
 an embedded Redis with the persistence ledgerpush ships (AOF, appendfsync always), a
 ledger (SQLite in the home; `--database postgresql`: a throwaway database on a server;
-`LEDGERPUSH_CHAOS_DATABASE_URL`: an empty database given), both simulators, worker
+`LEDGERPUSH_CHAOS_DATABASE_URL`: an empty database given), the three simulators, worker
 processes and a reconciler loop, and enqueues invoices, credit notes and payments over
-several tenants of both providers. While they run it injects the faults switched on
+several tenants of each provider (eAccounting, e-conomic, Visma.net ERP). While they run it injects the faults switched on
 (FAULTS): SIGKILLs workers at random moments — some right after a remote write was
 applied, before the worker heard back — and starts new ones; SIGKILLs Redis once and
 restarts it on the same port and data; seeded provider faults (5xx, timeouts whose write
@@ -18,8 +18,9 @@ waits until every job is settled and compares the ledger with what the simulator
 lost       enqueued jobs not settled, booked without their document (or payment) in the
            accounting system, or failed (other than needs_review) although it is there
 duplicates documents beyond the first per job (booked invoices and credit notes by
-           e-conomic's references.other / eAccounting's YourReference, drafts left beside
-           a booked one, payments by reference and amount)
+           e-conomic's references.other / eAccounting's YourReference / Visma.net's
+           externalReference, drafts (Visma.net: unreleased documents) left beside a
+           booked one, payments by reference and amount (Visma.net: paymentRef))
 poison     malformed messages pushed, and how many of them are in `ledgerpush.poison`
 """
 
@@ -145,6 +146,8 @@ TENANTS = (
     TenantPlan("chaos-ec-dk", "economic", "DK", "DKK", ("25",), ("8000", "Aarhus C")),
     TenantPlan("chaos-ec-no", "economic", "NO", "NOK", ("25",), ("0155", "Oslo")),
     TenantPlan("chaos-ec-se", "economic", "SE", "SEK", ("25",), ("111 22", "Stockholm")),
+    TenantPlan("chaos-vn-no", "vismanet", "NO", "NOK", ("25", "15"), ("0155", "Oslo")),
+    TenantPlan("chaos-vn-no-2", "vismanet", "NO", "NOK", ("25", "12"), ("5003", "Bergen")),
 )
 #: Paths of the remote writes a kill can follow, per simulator.
 WRITE_PATHS = {
@@ -154,6 +157,15 @@ WRITE_PATHS = {
         r"/customerinvoices/[^/]+/payments$",
     ),
     "economic": (r"/invoices/drafts$", r"/invoices/booked$", r"/journals/\d+/vouchers$"),
+    # Create invoice / credit note, their release, payment create, payment release (the
+    # ERP answers 202 and releases it in the background).
+    "vismanet": (
+        r"/v2/customerinvoice$",
+        r"/v2/customerCreditNote$",
+        r"/v1/(customerinvoice|customerCreditNote)/[^/]+/action/release$",
+        r"/v1/customerPayment$",
+        r"/v1/customerPayment/[^/]+/action/release$",
+    ),
 }
 
 
@@ -349,6 +361,7 @@ class Chaos:
         from worker.simulators.common import Faults
         from worker.simulators.eaccounting import EAccountingSimulator
         from worker.simulators.economic import EconomicSimulator
+        from worker.simulators.vismanet import create_simulator
 
         stack = self.stack = localstack.prepare_home(
             self.home, {**SETTINGS, "LEDGERPUSH_WORKER_CONCURRENCY": str(self.concurrency)}
@@ -378,7 +391,8 @@ class Chaos:
             app_public_token=SETTINGS["LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN"],
             faults=self._faults(Faults, self.seed + 1),
         )
-        localstack.start_simulators(stack, ea, ec)
+        vn = create_simulator(faults=self._faults(Faults, self.seed + 2), seed=self.seed + 2)
+        localstack.start_simulators(stack, ea, ec, vn)
         from worker.ledger.db import open_ledger
 
         open_ledger()
@@ -387,6 +401,8 @@ class Chaos:
                 localstack.connect_eaccounting(
                     stack, tenant.tenant_id, tenant.country, tenant.tenant_id
                 )
+            elif tenant.provider == "vismanet":
+                localstack.connect_vismanet(stack, tenant.tenant_id, tenant.country)
             else:
                 localstack.connect_economic(stack, tenant.tenant_id, tenant.country)
         for _ in range(self.worker_count):
@@ -496,7 +512,7 @@ class Chaos:
         seconds = self.options.window
         if event == "outage":
             start, end = self._provider_outage()
-            what = "both providers answer 503 to everything"
+            what = "every provider answers 503 to everything"
             self.report.provider_outages += 1
         elif event == "db-outage":
             start, end = self.database.outage()
@@ -525,8 +541,8 @@ class Chaos:
 
     def _provider_outage(self) -> tuple[Callable[[], None], Callable[[], None]]:
         """The simulators' outage switch (as `PUT /_control/faults {"outage": true}`)."""
-        assert self.stack is not None and self.stack.ea is not None and self.stack.ec is not None
-        sims = (self.stack.ea, self.stack.ec)
+        assert self.stack is not None
+        sims = self.stack.simulators()
 
         def switch(on: bool) -> None:
             for sim in sims:
@@ -570,9 +586,10 @@ class Chaos:
     def _victim_after_write(
         self, alive: list[subprocess.Popen[bytes]], say: Callable[[str], None]
     ) -> tuple[subprocess.Popen[bytes] | None, str]:
-        assert self.stack is not None and self.stack.ea is not None and self.stack.ec is not None
-        provider = self.rng.choice(("eaccounting", "economic"))
-        sim: Any = self.stack.ea if provider == "eaccounting" else self.stack.ec
+        assert self.stack is not None
+        provider = self.rng.choice(tuple(WRITE_PATHS))
+        sim: Any = {"eaccounting": self.stack.ea, "economic": self.stack.ec,
+                    "vismanet": self.stack.vn}[provider]  # fmt: skip
         path = self.rng.choice(WRITE_PATHS[provider])
         sim.faults.update(
             {
@@ -597,9 +614,8 @@ class Chaos:
 
     def _release_holds(self) -> None:
         assert self.stack is not None
-        for sim in (self.stack.ea, self.stack.ec):
-            if sim is not None:
-                sim.faults.update({"hang_after_write_path": ""})
+        for sim in self.stack.simulators():
+            sim.faults.update({"hang_after_write_path": ""})
 
     def restart_redis(self, say: Callable[[str], None]) -> None:
         assert self.redis is not None
@@ -613,8 +629,11 @@ class Chaos:
     def expire_tokens(self, say: Callable[[str], None]) -> None:
         assert self.stack is not None and self.stack.ea is not None
         self.stack.ea.expire_access_tokens()
+        if self.stack.vn is not None:
+            with self.stack.vn.lock:
+                self.stack.vn.identity.expire()
         self.report.token_expiries += 1
-        say("expired every eAccounting access token")
+        say("expired every eAccounting and Visma.net access token")
 
     def reconciler(self) -> None:
         from worker.reconciler import reconcile_stuck_jobs
@@ -645,11 +664,7 @@ class Chaos:
 
     def faults_injected(self) -> int:
         assert self.stack is not None
-        return sum(
-            sum(sim.log.snapshot()["faults"].values())
-            for sim in (self.stack.ea, self.stack.ec)
-            if sim is not None
-        )
+        return sum(sum(sim.log.snapshot()["faults"].values()) for sim in self.stack.simulators())
 
     def stop_workers(self) -> None:
         for process in self.workers:
@@ -667,7 +682,9 @@ class Chaos:
 
         assert self.stack is not None and self.stack.ea is not None and self.stack.ec is not None
         rows = {(j.tenant_id, j.idempotency_key): j for j in list_jobs(limit=10_000_000)}
-        remote = RemoteState(self.stack.ea.state_dump(), self.stack.ec.state_dump())
+        remote = RemoteState(
+            self.stack.ea.state_dump(), self.stack.ec.state_dump(), vismanet_state(self.stack.vn)
+        )
         report = self.report
         for job in self.plan.jobs:
             tenant = self.plan.tenants[job["tenant_id"]]
@@ -710,13 +727,17 @@ class Chaos:
 class RemoteState:
     """Documents and payments per job key, as the simulators hold them."""
 
-    def __init__(self, ea: dict[str, Any], ec: dict[str, Any]) -> None:
-        self.ea, self.ec = ea, ec
+    def __init__(
+        self, ea: dict[str, Any], ec: dict[str, Any], vn: dict[str, Any] | None = None
+    ) -> None:
+        self.ea, self.ec, self.vn = ea, ec, vn or {}
 
     def effects(self, tenant: TenantPlan, job: dict[str, Any]) -> tuple[list[Any], int]:
         """What exists remotely for this job (documents, or applied payment amounts), and
         how many drafts are left beside it."""
         key, kind = job["idempotency_key"], job["kind"]
+        if tenant.provider == "vismanet":
+            return self._vismanet_effects(tenant, key, kind)
         if tenant.provider == "eaccounting":
             company = self.ea[tenant.tenant_id]
             if kind == "payment":
@@ -749,6 +770,41 @@ class RemoteState:
             1 for d in agreement["drafts"] if (d.get("references") or {}).get("other") == key
         )
         return documents, drafts
+
+    def _vismanet_effects(self, tenant: TenantPlan, key: str, kind: str) -> tuple[list[Any], int]:
+        """Released documents (or released payments' amounts) whose externalReference
+        (paymentRef) is the job key, and how many unreleased ones are left beside them."""
+        company = self.vn[localstack.vismanet_company(tenant.tenant_id)]
+        if kind == "payment":
+            payments = [p for p in company["payments"] if p.get("paymentRef") == key]
+            released = [p for p in payments if p["status"] not in ("Hold", "Balanced")]
+            amounts = [Decimal(str(p["paymentAmount"])) for p in released]
+            return amounts, len(payments) - len(released)
+        wanted = "CreditNote" if kind == "credit_note" else "Invoice"
+        documents = [
+            d
+            for d in company["documents"]
+            if d.get("externalReference") == key and d["documentType"] == wanted
+        ]
+        released = [d for d in documents if d["status"] in ("Open", "Closed")]
+        return released, len(documents) - len(released)
+
+
+def vismanet_state(sim: Any) -> dict[str, Any]:
+    """Every Visma.net company's documents and payments in their read-model shape (the
+    simulator's `GET /_control/state`)."""
+    if sim is None:
+        return {}
+    from worker.simulators.vismanet.views import document, payment
+
+    with sim.lock:
+        return {
+            tid: {
+                "documents": [document(c, d) for d in c.documents.values()],
+                "payments": [payment(c, p) for p in c.payments.values()],
+            }
+            for tid, c in sim.companies.items()
+        }
 
 
 def socket_owner(port: int, pids: list[int]) -> int | None:

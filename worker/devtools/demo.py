@@ -1,8 +1,10 @@
 """`ledgerpush demo`: the whole system on embedded defaults against the simulators.
 
 Runs in its own home (`.ledgerpush/demo`, wiped at start) so it never touches real
-data: the bundled Redis, a SQLite ledger, both simulators, a worker process and the web
-app. Tenants are connected through the real connect flow (authorize → callback)."""
+data: the bundled Redis, a SQLite ledger, the three simulators, a worker process and the
+web app. eAccounting and e-conomic tenants are connected through the real connect flow
+(authorize → callback); the Visma.net tenant, whose service app has no consent page, is
+given its company tenant id as an operator would (`tenants add --tenant-id`)."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ EACCOUNTING_TENANTS = (
     ("acme-fi", "FI", "demo-fi"),
 )
 ECONOMIC_TENANTS = (("acme-dk", "DK"),)
+VISMANET_TENANTS = (("acme-vn-no", "NO"),)
 REVOKED_TENANT = "acme-fi"
 CURRENCY = {"NO": "NOK", "NL": "EUR", "SE": "SEK", "FI": "EUR", "DK": "DKK"}
 RATES = {
@@ -113,6 +116,10 @@ def connect_tenants(stack: LocalStack) -> None:
         add_tenant(tenant_id, "economic", country, display_name=f"Acme {country}")
         url = connect_url(tenant_id) + f"&agreement=grant-{tenant_id}"
         _follow(httpx, url)
+    for tenant_id, country in VISMANET_TENANTS:
+        localstack.connect_vismanet(
+            stack, tenant_id, country, display_name=f"Acme Visma.net {country}"
+        )
 
 
 def _follow(httpx: Any, url: str) -> None:
@@ -133,7 +140,8 @@ def revoke_one_tenant(stack: LocalStack) -> None:
 
 
 def demo_jobs() -> Iterator[dict[str, Any]]:
-    tenants = [(t, c) for t, c, _ in EACCOUNTING_TENANTS] + list(ECONOMIC_TENANTS)
+    tenants = [(t, c) for t, c, _ in EACCOUNTING_TENANTS]
+    tenants += [*ECONOMIC_TENANTS, *VISMANET_TENANTS]
     for tenant_id, country in tenants:
         yield from _tenant_jobs(tenant_id, country)
 
@@ -229,6 +237,7 @@ def enqueue_all() -> int:
 
 def summary(stack: LocalStack) -> dict[str, Any]:
     from worker.ledger.store import count_by_state, list_jobs
+    from worker.tenants import list_tenants
 
     jobs = list_jobs(limit=100_000)
     by_tenant: dict[str, dict[str, int]] = {}
@@ -240,6 +249,7 @@ def summary(stack: LocalStack) -> dict[str, Any]:
         "by_state": count_by_state(),
         "by_tenant": by_tenant,
         "provider_calls": stack.provider_calls(),
+        "tenants": {t.id: {"provider": t.provider} for t in list_tenants()},
     }
 
 
@@ -279,9 +289,7 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
         connect_tenants(stack)
         revoke_one_tenant(stack)
         expected = enqueue_all()
-        console.print(
-            f"enqueued {expected} jobs over {len(EACCOUNTING_TENANTS) + len(ECONOMIC_TENANTS)} tenants"
-        )
+        console.print(f"enqueued {expected} jobs over {tenant_count()} tenants")
         finished = live_progress(console, lambda: settled(expected), timeout)
         result = summary(stack)
         if as_json:
@@ -305,6 +313,10 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
         localstack.stop(stack)
         if redis is not None:
             redis.stop()
+
+
+def tenant_count() -> int:
+    return len(EACCOUNTING_TENANTS) + len(ECONOMIC_TENANTS) + len(VISMANET_TENANTS)
 
 
 def jobs_command(home: Path) -> str:

@@ -45,8 +45,11 @@ def outcome_table(result: dict[str, Any]) -> Table:
         title=f"outcomes ({result['jobs']} jobs, {result['provider_calls']} provider calls)"
     )
     table.add_column("tenant")
+    table.add_column("provider")
     for state in states:
         table.add_column(state, justify="right")
+    tenants = result.get("tenants", {})
     for tenant, counts in sorted(result["by_tenant"].items()):
-        table.add_row(tenant, *(str(counts.get(s, 0)) for s in states))
+        provider = tenants.get(tenant, {}).get("provider", "")
+        table.add_row(tenant, provider, *(str(counts.get(s, 0)) for s in states))
     return table

@@ -1,8 +1,9 @@
 """A whole ledgerpush on one machine, for `ledgerpush demo` and `ledgerpush chaos`.
 
 A fresh home directory (wiped), settings in this process's environment before anything
-reads them, both simulators served from this process over real HTTP, tenants connected
-to them, and `ledgerpush` child processes (workers, web) logging into the home.
+reads them, the simulators (eAccounting, e-conomic, Visma.net ERP) served from this
+process over real HTTP, tenants connected to them, and `ledgerpush` child processes
+(workers, web) logging into the home.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from worker.simulators.common import SimulatorServer
     from worker.simulators.eaccounting import EAccountingSimulator
     from worker.simulators.economic import EconomicSimulator
+    from worker.simulators.vismanet import VismaNetSimulator
 
 #: Settings of the developer's shell that must not leak into a throw-away stack.
 FOREIGN_SETTINGS = ("LEDGERPUSH_REDIS_URL", "LEDGERPUSH_DATABASE_URL", "LEDGERPUSH_SECRET_KEY")
@@ -33,6 +35,10 @@ EA_SCOPES = [
     "ea:accounting_readonly",
     "ea:purchase_readonly",
 ]
+#: The Visma.net app a local stack's settings name (the simulator's default app).
+VISMANET_APP = ("ledgerpush", "sim-secret")
+#: The simulator's bank-transfer payment method: a Visma.net tenant must map one.
+VISMANET_PAYMENT_METHOD = "BANK"
 
 
 @dataclass
@@ -41,11 +47,16 @@ class LocalStack:
     env: dict[str, str]
     ea: EAccountingSimulator | None = None
     ec: EconomicSimulator | None = None
+    vn: VismaNetSimulator | None = None
     servers: list[SimulatorServer] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def provider_calls(self) -> int:
-        return sum(sim.log.snapshot()["total"] for sim in (self.ea, self.ec) if sim is not None)
+        return sum(sim.log.snapshot()["total"] for sim in self.simulators())
+
+    def simulators(self) -> list[Any]:
+        """The simulators started, each with `log` and `faults`."""
+        return [sim for sim in (self.ea, self.ec, self.vn) if sim is not None]
 
 
 def prepare_home(home: Path, env: dict[str, str]) -> LocalStack:
@@ -65,13 +76,23 @@ def setenv(stack: LocalStack, settings: dict[str, str]) -> None:
     stack.env.update(settings)
 
 
-def start_simulators(stack: LocalStack, ea: EAccountingSimulator, ec: EconomicSimulator) -> None:
-    """Serve both simulators from this process and point the settings at them."""
+def start_simulators(
+    stack: LocalStack,
+    ea: EAccountingSimulator,
+    ec: EconomicSimulator,
+    vn: VismaNetSimulator | None = None,
+) -> None:
+    """Serve the simulators from this process and point the settings at them; Visma.net
+    gets a simulator with the app of VISMANET_APP unless one is given."""
     from worker.simulators.common import SimulatorServer
+    from worker.simulators.vismanet import create_simulator
 
-    ea_server, ec_server = SimulatorServer(ea.app).start(), SimulatorServer(ec.app).start()
-    stack.ea, stack.ec = ea, ec
-    stack.servers += [ea_server, ec_server]
+    vn = vn if vn is not None else create_simulator()
+    vn.add_app(*VISMANET_APP)
+    servers = [SimulatorServer(sim.app).start() for sim in (ea, ec, vn)]
+    ea_server, ec_server, vn_server = servers
+    stack.ea, stack.ec, stack.vn = ea, ec, vn
+    stack.servers += servers
     setenv(
         stack,
         {
@@ -79,6 +100,10 @@ def start_simulators(stack: LocalStack, ea: EAccountingSimulator, ec: EconomicSi
             "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": ea_server.url,
             "LEDGERPUSH_ECONOMIC_API_URL": ec_server.url,
             "LEDGERPUSH_ECONOMIC_INSTALL_URL": f"{ec_server.url}/_control/install",
+            "LEDGERPUSH_VISMANET_API_URL": vn_server.url,
+            "LEDGERPUSH_VISMANET_IDENTITY_URL": vn_server.url,
+            "LEDGERPUSH_VISMANET_CLIENT_ID": VISMANET_APP[0],
+            "LEDGERPUSH_VISMANET_CLIENT_SECRET": VISMANET_APP[1],
         },
     )
 
@@ -134,6 +159,32 @@ def connect_economic(stack: LocalStack, tenant_id: str, country: str) -> None:
     assert stack.ec is not None
     grant = stack.ec.add_agreement(country, grant_token=f"grant-{tenant_id}")
     add_tenant(tenant_id, "economic", country, {"grant_token": grant}, display_name=tenant_id)
+
+
+def vismanet_company(tenant_id: str) -> str:
+    """The simulated company tenant id `connect_vismanet` gives a tenant by default."""
+    return f"{tenant_id}-company"
+
+
+def connect_vismanet(
+    stack: LocalStack,
+    tenant_id: str,
+    country: str,
+    company: str | None = None,
+    display_name: str | None = None,
+    **mapping: Any,
+) -> None:
+    """A simulated company and a tenant holding its company tenant id, as after
+    `ledgerpush tenants add ID --provider vismanet --tenant-id ...`; the payment method is
+    mapped to the simulator's bank transfer unless `mapping` names another."""
+    from worker.tenants import add_tenant
+
+    assert stack.vn is not None
+    company = company or vismanet_company(tenant_id)
+    stack.vn.add_company(company, display_name or tenant_id)
+    mapping = {"payment_method": VISMANET_PAYMENT_METHOD, **mapping}
+    add_tenant(tenant_id, "vismanet", country, {"tenant_id": company},
+               display_name=display_name or tenant_id, mapping=mapping)  # fmt: skip
 
 
 def stop(stack: LocalStack, timeout: float = 30) -> None:

@@ -181,7 +181,7 @@ def available_actions(job: Any) -> dict[str, str]:
 
 def _reconnect_link(job: Any) -> str | None:
     """The link the tenant's user opens to reconnect, for a parked job's page."""
-    return shareable_connect_link(job.tenant_id) if job.state == WAITING_FOR_REAUTH else None
+    return shareable_connect_link(job.tenant_id)[0] if job.state == WAITING_FOR_REAUTH else None
 
 
 def _held_by_disable(job: Any) -> bool:

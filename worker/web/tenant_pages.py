@@ -33,15 +33,18 @@ def provider_keys(provider: str) -> tuple[list[str], list[str]]:
     return sorted(keys.plain), [f"{p}.<rate>" for p in keys.rated]
 
 
-def shareable_connect_link(tenant_id: str) -> str | None:
-    """The signed link `ledgerpush tenants connect-url` prints, for the copy button."""
+def shareable_connect_link(tenant_id: str) -> tuple[str | None, str]:
+    """The signed link `ledgerpush tenants connect-url` prints, for the copy button; or
+    None and, for a provider without a consent page (Visma.net), how it is connected."""
     from worker.auth.connect import connect_url
 
     try:
-        return connect_url(tenant_id, ttl=CONNECT_LINK_DAYS * 24 * 3600)
-    except (LookupError, ValueError, RuntimeError) as exc:  # e.g. no client id configured
+        return connect_url(tenant_id, ttl=CONNECT_LINK_DAYS * 24 * 3600), ""
+    except ValueError as exc:  # the provider's connect flow has no consent page
+        return None, str(exc)
+    except (LookupError, RuntimeError) as exc:  # e.g. no client id configured
         log.warning("no connect link for tenant %s: %s", tenant_id, exc)
-        return None
+        return None, ""
 
 
 def retry_all_blocker(retried: list[Any], skipped: list[Any]) -> str:
@@ -105,8 +108,10 @@ def _tenant_context(tenant_id: str) -> dict[str, Any] | None:
     plain_keys, rate_keys = provider_keys(health.tenant.provider)
     key_help = spec_for(health.tenant.provider).mapping.help()
     retryable, blocker = _retry_all(tenant_id) if health.failed_now else (False, "")
+    link, no_consent_page = shareable_connect_link(tenant_id)
     return {
-        "connect_link": shareable_connect_link(tenant_id),
+        "connect_link": link,
+        "no_consent_page": no_consent_page,
         "connect_link_days": CONNECT_LINK_DAYS,
         "retryable_now": retryable,
         "retry_blocker": blocker,

@@ -107,7 +107,7 @@ class VismaNetHttp(ProviderHttp):
             return
         if raw is None:
             return
-        wait = float(raw) - time.time()  # type: ignore[arg-type]
+        wait = float(raw) - time.time()  # type: ignore[arg-type, unused-ignore]
         if wait <= 0:
             return
         if wait > MAX_PAUSE:

@@ -1,0 +1,192 @@
+"""Exactly-once effects on Visma.net ERP when a worker dies right after each remote write:
+invoice create, its release, payment create, and the payment's release (answered 202 and
+done in the background). The crash points are those of tests/test_exactly_once.py: the
+simulator applies the write and holds its answer; the test SIGKILLs the worker before
+the ledger can record the result; a new worker finishes every job with exactly one
+document or payment in the simulator.
+
+The module runs on its own Redis and its own Visma.net simulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from tests.conftest import WorkerProcess, unique, wait_for
+from tests.test_exactly_once import (
+    Stack,
+    System,
+    booked,
+    credit_note,
+    hold_next_write,
+    invoice,
+    payment,
+    recovered_by_lookup,
+    wait_until_held,
+)
+from worker.app import celery_config
+from worker.devtools.localstack import LocalStack, connect_vismanet
+from worker.embedded_redis import EmbeddedRedis
+from worker.ledger.store import find_job
+from worker.simulators.common import Faults, SimulatorServer
+from worker.simulators.eaccounting import EAccountingSimulator
+from worker.simulators.economic import EconomicSimulator
+from worker.simulators.vismanet import VismaNetSimulator, create_simulator
+
+NO_FAULTS = Faults().as_dict()
+VN = System(
+    "vismanet", "NOK", "NO",
+    {"external_id": "c-1", "name": "Nordic Tools AS", "country": "NO",
+     "address": {"line1": "Storgata 1", "postal_code": "0155", "city": "Oslo"}},
+    r"/v2/customerinvoice$", r"/v1/customerinvoice/[^/]+/action/release$",
+    r"/v1/customerPayment$",
+)  # fmt: skip
+PAYMENT_RELEASE = r"/v1/customerPayment/[^/]+/action/release$"
+CREDIT_NOTE_RELEASE = r"/v1/customerCreditNote/[^/]+/action/release$"
+
+
+class VnStack(Stack):
+    """The Stack of tests/test_exactly_once.py with a Visma.net simulator beside it."""
+
+    vn: VismaNetSimulator
+
+    def reset_faults(self) -> None:
+        self.vn.faults.update(NO_FAULTS)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VnStack]:
+    home = tmp_path_factory.mktemp("exactly-once-vismanet")
+    redis = EmbeddedRedis(home / "redis").start()
+    vn = create_simulator()
+    server = SimulatorServer(vn.app).start()
+    env = {
+        "LEDGERPUSH_REDIS_URL": redis.url,
+        "LEDGERPUSH_VISMANET_API_URL": server.url,
+        "LEDGERPUSH_VISMANET_IDENTITY_URL": server.url,
+        "LEDGERPUSH_VISIBILITY_TIMEOUT": "30",
+        "LEDGERPUSH_TASK_TIME_LIMIT": "12",
+        "LEDGERPUSH_TASK_SOFT_TIME_LIMIT": "10",
+        "LEDGERPUSH_LEASE_SECONDS": "5",
+        "LEDGERPUSH_HTTP_TIMEOUT": "60",  # longer than any held answer
+        "LEDGERPUSH_WRITE_SETTLE_SECONDS": "1",
+    }
+    publisher = Celery("exactly-once-vismanet-tests", set_as_current=False)
+    publisher.conf.update({**celery_config(), "broker_url": redis.url})
+    local = LocalStack(home=home, env=env, vn=vn, servers=[server])
+    # The eAccounting and e-conomic simulators of Stack are never served here.
+    unused_ea, unused_ec = EAccountingSimulator(), EconomicSimulator()
+    built = VnStack(redis, local, unused_ea, unused_ec, env, publisher)
+    built.vn = vn
+    yield built
+    publisher.close()
+    server.stop()
+    redis.stop()
+
+
+@pytest.fixture
+def spawn(
+    stack: VnStack, start_worker: Callable[..., WorkerProcess]
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start a worker process on this module's Redis and simulator."""
+
+    def start(name: str = "eo-vn", concurrency: int = 8, **env: str) -> WorkerProcess:
+        return start_worker(name, concurrency, **{**stack.env, **env})
+
+    yield start
+    stack.reset_faults()
+
+
+def tenant_for(stack: VnStack) -> str:
+    tenant = unique("eo-vn")
+    connect_vismanet(stack.local, tenant, "NO")
+    return tenant
+
+
+def remote(sim: VismaNetSimulator, tenant: str) -> dict[str, Any]:
+    """Per key: released documents, unreleased documents, released payments' amounts and
+    unreleased payments the simulator holds for the tenant's company."""
+    result: dict[str, Any] = {"booked": {}, "drafts": {}, "payments": {}, "unreleased": {}}
+    with sim.lock:
+        company = sim.companies[f"{tenant}-company"]
+        for document in company.documents.values():
+            key = document.fields.get("externalReference")
+            if document.released:
+                result["booked"].setdefault(key, []).append(document)
+            else:
+                result["drafts"][key] = result["drafts"].get(key, 0) + 1
+        for paid in company.payments.values():
+            key = paid.fields.get("paymentRef")
+            if paid.status in ("Open", "Closed"):
+                result["payments"].setdefault(key, []).append(paid.amount)
+            else:
+                result["unreleased"][key] = result["unreleased"].get(key, 0) + 1
+    return result
+
+
+def test_worker_killed_right_after_each_visma_net_write_completes_exactly_once(
+    stack: VnStack, spawn: Callable[..., WorkerProcess]
+) -> None:
+    sim = stack.vn
+    tenant = tenant_for(stack)
+    first = spawn("vn-crash-a")
+    for key in ("base-pay", "base-bg", "base-cn"):
+        booked(stack.enqueue(invoice(VN, tenant, key)))
+
+    # Each job frozen right after a different remote write was applied.
+    crashes = [
+        ("inv-create", invoice(VN, tenant, "inv-create"), VN.draft_path, "draft"),
+        ("inv-release", invoice(VN, tenant, "inv-release"), VN.book_path, "book"),
+        ("cn-release", credit_note(tenant, "cn-release", "base-cn"), CREDIT_NOTE_RELEASE, "book"),
+        ("pay-create", payment(VN, tenant, "pay-create", "base-pay", "4000.00"), VN.pay_path,
+         "pay"),
+        ("pay-release", payment(VN, tenant, "pay-release", "base-bg", "3000.00"),
+         PAYMENT_RELEASE, "release"),
+    ]  # fmt: skip
+    ids = {}
+    for key, job, path, step in crashes:
+        before = hold_next_write(sim, path)
+        ids[key] = stack.enqueue(job)
+        wait_until_held(sim, before)
+        held = find_job(ids[key])
+        assert held is not None and held.intent and held.intent["step"] == step, (
+            held and held.intent
+        )
+    state = remote(sim, tenant)
+    assert state["drafts"].get("inv-create") == 1
+    assert len(state["booked"]["inv-release"]) == 1 and len(state["booked"]["cn-release"]) == 1
+    assert state["unreleased"].get("pay-create") == 1
+
+    first.kill()
+    stack.reset_faults()
+    wait_for(lambda: "pay-release" in remote(sim, tenant)["payments"], 20)  # the background
+    for key, *_ in crashes:  # the ledger never heard of the results
+        job = find_job(ids[key])
+        assert job is not None and job.state not in ("booked", "failed") and job.intent, key
+
+    spawn("vn-crash-b")
+    wait_for(lambda: stack.leases_gone(list(ids.values())), 20)
+    time.sleep(1)  # quiet for a whole lease period, as the reconciler requires
+    assert stack.reconcile() >= len(crashes)
+    for key in ids:
+        booked(ids[key])
+
+    state = remote(sim, tenant)
+    for key in ("base-pay", "base-bg", "base-cn", "inv-create", "inv-release", "cn-release"):
+        assert len(state["booked"][key]) == 1, key
+    assert not state["drafts"], state["drafts"]
+    assert not state["unreleased"], state["unreleased"]
+    assert state["payments"] == {
+        "pay-create": [Decimal("4000.00")],
+        "pay-release": [Decimal("3000.00")],
+    }
+    # Written once and then found: the create and release steps were never sent twice.
+    for key in ("inv-create", "pay-create"):
+        assert recovered_by_lookup(ids[key]), key
+    [paid] = state["booked"]["base-pay"]
+    assert paid.balance == Decimal("11000.00")
