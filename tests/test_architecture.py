@@ -39,8 +39,6 @@ def test_import_contracts_hold() -> None:
     assert "0 broken" in done.stdout
 
 
-_ELSEWHERE = "being changed on another branch; its imports are reviewed when that lands"
-
 #: Modules (outside the CLI, whose commands import what they run so `ledgerpush --help`
 #: stays fast, and tasks/) that import from worker inside a function: how many, and why.
 #: An import that no cycle forces belongs at the top of its module.
@@ -49,12 +47,12 @@ FUNCTION_LEVEL_IMPORTS = {
     "worker/poison.py": (2, "the Celery app and alerts import poison via the broker"),
     "worker/web/access.py": (1, "worker/web/auth.py imports access (scopes, roles)"),
     "worker/web/accounts.py": (1, "worker/web/auth.py imports accounts"),
-    "worker/web/tenant_pages.py": (4, _ELSEWHERE),
-    "worker/devtools/chaos.py": (14, _ELSEWHERE),
-    "worker/devtools/demo.py": (11, _ELSEWHERE),
-    "worker/devtools/demo_view.py": (1, _ELSEWHERE),
-    "worker/devtools/localstack.py": (3, _ELSEWHERE),
-    "worker/simulators/vismanet/control.py": (1, _ELSEWHERE),
+}
+
+#: Not counted yet (a trailing slash: a whole package), and why.
+NOT_REVIEWED = {
+    path: "being changed on another branch; its imports are reviewed when that lands"
+    for path in ("worker/devtools/", "worker/web/tenant_pages.py", "worker/simulators/vismanet/")
 }
 
 
@@ -81,7 +79,7 @@ def test_function_level_imports_are_only_the_known_ones() -> None:
     found = {}
     for file in sorted((ROOT / "worker").rglob("*.py")):
         path = file.relative_to(ROOT).as_posix()
-        if path.startswith("worker/cli/"):
+        if path.startswith(("worker/cli/", *NOT_REVIEWED)):
             continue
         count = _function_level_worker_imports(ast.parse(file.read_text()))
         if count:
