@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from celery import Task
 
+from worker.alert_delivery import deliver, mark_undeliverable, resend_overdue
 from worker.app import app
+from worker.auth.proactive import refresh_expiring_tokens, refresh_if_expiring
+from worker.backoff import webhook_backoff
+from worker.connections import resume_stranded_jobs, tenant_needs_reauth
+from worker.events import purge_expired
+from worker.inbound import handle
+from worker.payment_sync import sync_tenant, tenants_with_open_invoices
+from worker.providers.base import NeedsReauth, Transient
+from worker.purge import purge as purge_settled
+from worker.reconciler import reconcile_stuck_jobs
+from worker.settings import get_settings
 from worker.tasknames import (
     DELIVER_EVENTS_TASK,
     DELIVER_WEBHOOK_TASK,
@@ -17,21 +28,16 @@ from worker.tasknames import (
     SYNC_PAYMENTS_TASK,
     SYNC_TENANT_PAYMENTS_TASK,
 )
+from worker.webhooks import run_deliveries
 
 
 @app.task(name=RECONCILE_TASK)
 def reconcile() -> int:
-    from worker.alerts import resend_overdue
-    from worker.connections import resume_stranded_jobs
-    from worker.reconciler import reconcile_stuck_jobs
-
     return reconcile_stuck_jobs() + resume_stranded_jobs() + resend_overdue()
 
 
 @app.task(name=REFRESH_TOKENS_TASK)
 def refresh_tokens() -> int:
-    from worker.auth.proactive import refresh_expiring_tokens
-
     return refresh_expiring_tokens()
 
 
@@ -43,9 +49,6 @@ def refresh_tokens() -> int:
     retry_backoff_max=600,
 )
 def deliver_webhook(self: Task, delivery_id: int) -> bool:
-    from worker.alerts import deliver, mark_undeliverable
-    from worker.backoff import webhook_backoff
-
     if deliver(delivery_id):
         return True
     if self.request.retries >= (self.max_retries or 0):
@@ -56,25 +59,16 @@ def deliver_webhook(self: Task, delivery_id: int) -> bool:
 
 @app.task(name=DELIVER_EVENTS_TASK)
 def deliver_events() -> int:
-    from worker.webhooks import run_deliveries
-
     return run_deliveries()
 
 
 @app.task(name=PURGE_EVENTS_TASK)
 def purge_events() -> int:
-    from worker.events import purge_expired
-    from worker.settings import get_settings
-
     return purge_expired(get_settings().event_retention_days)
 
 
 @app.task(name=REFRESH_TENANT_TASK, bind=True, max_retries=6)
 def refresh_tenant_token(self: Task, tenant_id: str) -> bool:
-    from worker.auth.proactive import refresh_if_expiring
-    from worker.connections import tenant_needs_reauth
-    from worker.providers.base import NeedsReauth, Transient
-
     try:
         return refresh_if_expiring(tenant_id)
     except NeedsReauth as exc:
@@ -89,9 +83,6 @@ def purge() -> int:
     """Daily when LEDGERPUSH_PURGE_AFTER_DAYS is set (see worker/app.py)."""
     import datetime as dt
 
-    from worker.purge import purge as purge_settled
-    from worker.settings import get_settings
-
     days = get_settings().purge_after_days
     if not days:
         return 0
@@ -101,8 +92,6 @@ def purge() -> int:
 @app.task(name=SYNC_PAYMENTS_TASK)
 def sync_payments() -> int:
     """Queue a payment status sync of every tenant with open invoices (none: no call)."""
-    from worker.payment_sync import tenants_with_open_invoices
-
     tenants = tenants_with_open_invoices()
     for tenant_id in tenants:
         sync_tenant_payments.delay(tenant_id)
@@ -111,9 +100,6 @@ def sync_payments() -> int:
 
 @app.task(name=SYNC_TENANT_PAYMENTS_TASK, bind=True, max_retries=3)
 def sync_tenant_payments(self: Task, tenant_id: str) -> int:
-    from worker.payment_sync import sync_tenant
-    from worker.providers.base import NeedsReauth, Transient
-
     try:
         return len(sync_tenant(tenant_id))
     except NeedsReauth:
@@ -125,9 +111,6 @@ def sync_tenant_payments(self: Task, tenant_id: str) -> int:
 @app.task(name=HANDLE_INBOUND_TASK, bind=True, max_retries=5)
 def handle_inbound(self: Task, notification: str) -> None:
     """An accounting system's notification: re-read what it points at (worker/inbound.py)."""
-    from worker.inbound import handle
-    from worker.providers.base import Transient
-
     try:
         handle(notification)
     except Transient as exc:

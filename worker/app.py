@@ -42,7 +42,8 @@ from celery.signals import (
 from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
 from worker import broker, outbox, shutdown
-from worker.redis_client import redis_url
+from worker.logs import setup_logging as configure
+from worker.redis_client import get_redis, redis_url
 from worker.settings import get_settings
 from worker.tasknames import (
     BULK_QUEUE as BULK_QUEUE,
@@ -79,6 +80,7 @@ from worker.tasknames import (
 from worker.tasknames import (
     TASK_FOR_KIND as TASK_FOR_KIND,
 )
+from worker.telemetry import init_sentry
 
 
 def celery_config() -> dict[str, Any]:
@@ -183,22 +185,16 @@ task_received.connect(outbox.on_task_received, weak=False)
 # `celery -A worker.app worker|beat` gets what `ledgerpush worker|beat` sets up: our log
 # format with secret scrubbing instead of Celery's, and Sentry.
 def _configure_logging(loglevel: str | int | None = None, **_: Any) -> None:
-    from worker.logs import setup_logging as configure
-
     settings = get_settings()
     configure(loglevel or settings.log_level, settings.log_json)
 
 
 def _start_sentry(**_: Any) -> None:
-    from worker.telemetry import init_sentry
-
     init_sentry()
 
 
 def _drop_stale_bindings(**_: Any) -> None:
     from redis.exceptions import RedisError
-
-    from worker.redis_client import get_redis
 
     try:
         broker.drop_stale_bindings(get_redis(), QUEUES)

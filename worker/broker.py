@@ -31,6 +31,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 
 from worker import poison
+from worker.settings import get_settings
 
 log = logging.getLogger("ledgerpush.broker")
 _GONE = (AttributeError, redis.RedisError)
@@ -117,8 +118,7 @@ class Channel(kombu_redis.Channel):
     def _checked(self, queue: str, raw: bytes) -> dict[str, Any] | None:
         """The parsed message, or None when it went to the poison list. Only ledgerpush's
         queues are checked: Celery's own (remote-control replies) carry no tasks."""
-        from worker.app import app
-        from worker.settings import get_settings
+        from worker.app import app  # the app imports this module (its broker transport)
 
         if not queue.startswith(poison.QUEUE_PREFIX):
             parsed: dict[str, Any] = kombu_json.loads(raw.decode())  # type: ignore[no-untyped-call]

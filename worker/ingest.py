@@ -48,8 +48,14 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import poison, safejson
+from worker import outbox, poison, safejson
+from worker.jobs import JobValidationError, job_id_for, parse_job
+from worker.ledger import store
+from worker.ledger.models import RECEIVED
+from worker.pipeline import _record_invalid
+from worker.producer import send
 from worker.redis_client import get_redis
+from worker.settings import get_settings
 
 log = logging.getLogger("ledgerpush.ingest")
 INGEST_QUEUE = "ledgerpush.ingest"
@@ -182,12 +188,6 @@ class Refused(ValueError):
 def ingest(raw: bytes) -> str:
     """Record and publish one entry. Raises UnsafeJSON for an entry that is not a JSON
     object the loader accepts. Returns what happened: sent, already_sent or invalid."""
-    from worker.jobs import JobValidationError, parse_job
-    from worker.ledger import store
-    from worker.ledger.models import RECEIVED
-    from worker.pipeline import _record_invalid
-    from worker.producer import send
-
     data = safejson.loads(raw)
     if not isinstance(data, dict):
         problem = safejson.Problem("(body)", "a job is a JSON object")
@@ -213,9 +213,6 @@ def ingest(raw: bytes) -> str:
 
 def _existing(data: dict[str, Any]) -> str | None:
     """The id of the ledger's job with this payload's tenant and key, if there is one."""
-    from worker.jobs import job_id_for
-    from worker.ledger import store
-
     tenant, key = data.get("tenant_id"), data.get("idempotency_key")
     if not isinstance(tenant, str) or not isinstance(key, str):
         return None
@@ -224,8 +221,6 @@ def _existing(data: dict[str, Any]) -> str | None:
 
 
 def _on_its_way(job_id: str) -> bool:
-    from worker import outbox
-
     return bool(outbox.pending([job_id]))
 
 
@@ -244,8 +239,6 @@ class IngestStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.running: tuple[Drainer, threading.Thread] | None = None
 
     def start(self, parent: Any) -> None:
-        from worker.settings import get_settings
-
         if get_settings().ingest_drainer:
             self.running = start_drainer()
 

@@ -23,6 +23,8 @@ from typing import Any
 from redis.exceptions import LockError, RedisError
 
 from worker import circuit, dependents, outbox, shutdown, tenants
+from worker.alerts import job_failed
+from worker.connections import tenant_needs_reauth
 from worker.jobs import JobValidationError, job_id_for, parse_job
 from worker.lease import JobLease, LeaseLost
 from worker.ledger import store
@@ -42,7 +44,7 @@ from worker.ledger.models import (
     utcnow,
 )
 from worker.logs import log_context
-from worker.providers import limits
+from worker.providers import limits, provider_for
 from worker.providers.base import (
     AnyJob,
     NeedsReauth,
@@ -220,8 +222,6 @@ def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = T
                 return Outcome(row.state)
             attempt_id, number = store.begin_attempt(row.id, worker, RESOLVING)
         attempt = _Attempt(attempt_id)
-        from worker.providers import provider_for
-
         provider = provider_for(tenant)
         error: ProviderError | None = None
         observed = False
@@ -567,8 +567,6 @@ def _handle_error(
 ) -> Outcome:
     error = {"error_category": exc.category, "error_code": exc.code, "error_message": exc.message}
     if isinstance(exc, NeedsReauth):
-        from worker.connections import tenant_needs_reauth
-
         tenant_needs_reauth(tenant.id, exc.message)
         # An authorization refusal means the write was not done: drop its intent, or on
         # resume the lookup could adopt a look-alike document another job wrote meanwhile.
@@ -699,8 +697,6 @@ def _duration(span: dt.timedelta) -> str:
 
 
 def _dead_lettered(job: Job) -> None:
-    from worker.alerts import job_failed
-
     job_failed(job)
     if job.kind == "invoice":
         # Its credit notes and payments fail now too, instead of waiting out backoffs.

@@ -32,6 +32,9 @@ from typing import Any
 from kombu.exceptions import DecodeError
 from kombu.serialization import loads as kombu_loads
 
+from worker.redis_client import get_redis
+from worker.settings import get_settings
+
 log = logging.getLogger("ledgerpush.poison")
 POISON_KEY = "ledgerpush.poison"
 QUEUE_PREFIX = "ledgerpush."  # the queues whose messages are checked
@@ -220,7 +223,7 @@ def _signature(name: str, task: Any) -> inspect.Signature:
 
 def known_tasks() -> Mapping[str, Any]:
     """The tasks a ledgerpush worker runs (imported here too, outside a worker)."""
-    from worker.app import app
+    from worker.app import app  # the app imports this module through its broker transport
 
     app.loader.import_default_modules()
     tasks: Mapping[str, Any] = app.tasks
@@ -277,7 +280,7 @@ def _alert_in_background(queue: str, reason: str) -> None:
     loop, which must go on taking messages."""
 
     def send() -> None:
-        from worker import alerts
+        from worker import alerts  # alerts send by name through the app, which imports this
 
         try:
             alerts.poison_messages(queue, reason)
@@ -305,8 +308,6 @@ def _entry(raw: bytes | str) -> Entry:
 
 
 def _redis() -> Any:
-    from worker.redis_client import get_redis
-
     return get_redis()
 
 
@@ -369,8 +370,6 @@ def reinject(entry_id: str, actor: str, fixed: bytes | None = None) -> Entry:
     """Push the message (or its fixed version) back onto its queue, once it passes the
     check. PoisonMessage says why it still would not; nothing changes then."""
     entry = get(entry_id)
-    from worker.settings import get_settings
-
     message = entry.raw if fixed is None else fixed
     check(message, known_tasks(), get_settings().max_message_bytes)
     taken = take(entry_id, message)

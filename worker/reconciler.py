@@ -12,6 +12,7 @@ from worker.lease import lease_key
 from worker.ledger import store
 from worker.ledger.models import Job, utcnow
 from worker.ledger.reconcile import quiet_or_overdue_jobs
+from worker.producer import send
 from worker.redis_client import get_redis
 from worker.settings import get_settings
 
@@ -32,8 +33,6 @@ def stuck_jobs(limit: int = 500, lost_retry_grace: float = LOST_RETRY_GRACE) -> 
 
 def reconcile_stuck_jobs(lost_retry_grace: float = LOST_RETRY_GRACE) -> int:
     """Re-send stuck jobs whose lease nobody holds; returns how many were re-sent."""
-    from worker.producer import send
-
     redis = get_redis()
     resent = 0
     candidates = stuck_jobs(lost_retry_grace=lost_retry_grace)
@@ -52,8 +51,6 @@ def reconcile_stuck_jobs(lost_retry_grace: float = LOST_RETRY_GRACE) -> int:
 
 def resend_lost_messages(grace: float = LOST_RETRY_GRACE) -> int:
     """Jobs sent but never accepted, although the queue has been read past them."""
-    from worker.producer import send
-
     resent = 0
     for queue in outbox.queues():
         for job_id, kind, payload in outbox.overdue(queue, grace):

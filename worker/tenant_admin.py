@@ -8,6 +8,7 @@ import logging
 from worker.binding import audit
 from worker.ledger import tenancy
 from worker.ledger.models import CONNECTED, DISABLED, NEEDS_REAUTH, Tenant
+from worker.refcache import invalidate
 from worker.tenants import TenantError, UnknownTenant, get_tenant, set_connection
 
 log = logging.getLogger("ledgerpush.audit")
@@ -58,7 +59,5 @@ def remove_tenant(tenant_id: str, actor: str) -> None:
     note = "tenant and its credentials deleted; its settled jobs stay in the ledger"
     if not tenancy.delete_tenant(tenant_id, actor, note):
         raise UnknownTenant(f"no tenant {tenant_id!r}")
-    from worker.refcache import invalidate
-
     invalidate(tenant_id)
     log.info("tenant %s removed by %s", tenant_id, actor)

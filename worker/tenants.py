@@ -10,6 +10,7 @@ from worker.ledger import tenancy
 from worker.ledger.models import DISABLED, NEEDS_REAUTH, Tenant
 from worker.mapping import validate
 from worker.providers import registry
+from worker.redis_client import get_redis
 
 #: Every provider's name, in the registry's order (worker/providers/registry.py).
 PROVIDERS = registry.names()
@@ -133,8 +134,6 @@ SUCCESS_MARK_SECONDS = 30
 
 
 def mark_success(tenant_id: str) -> None:
-    from worker.redis_client import get_redis
-
     if not get_redis().set(f"lp:success-mark:{tenant_id}", 1, nx=True, ex=SUCCESS_MARK_SECONDS):
         return
     tenancy.set_last_success_now(tenant_id)

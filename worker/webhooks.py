@@ -24,11 +24,11 @@ from typing import Any
 
 import httpx
 from redis.exceptions import LockError
-from standardwebhooks.webhooks import Webhook
 
 from worker import crypto, dispatch
-from worker.alerts import SIGNATURE_HEADER, sign, webhook_backoff
-from worker.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, parse_types
+from worker.alerts import webhook_endpoint_failing
+from worker.backoff import webhook_backoff
+from worker.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, kick, parse_types
 from worker.ledger import webhooks as ledger_webhooks
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
 from worker.ledger.webhooks import (
@@ -42,6 +42,7 @@ from worker.ledger.webhooks import (
 )
 from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.signing import signed_headers, signing_secrets
 from worker.tasknames import DELIVER_EVENTS_TASK
 
 __all__ = [
@@ -75,7 +76,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("ledgerpush.webhooks")
-KICK_KEY = "lp:events-kick"
 WAKEUP_KEY = "lp:events-wakeup"
 LOCK_KEY = "lp:events-delivery"
 RUN_BUDGET_SECONDS = 60.0
@@ -230,49 +230,7 @@ def sync_settings_endpoint() -> None:
 # -- signing ---------------------------------------------------------------------------
 
 
-def _signer(secret: str) -> Webhook:
-    # A `whsec_` secret is base64 (Standard Webhooks); LEDGERPUSH_WEBHOOK_SECRET may be
-    # any text, whose bytes are then the key (`whsec_` + base64 of it, for a verifier).
-    return Webhook(secret if secret.startswith("whsec_") else secret.encode())
-
-
-def signing_secrets(stored: dict[str, Any], now: dt.datetime | None = None) -> list[str]:
-    """The current secret, and the previous one while its overlap lasts."""
-    now = now or utcnow()
-    found = [str(stored["current"])]
-    until = stored.get("previous_until")
-    if stored.get("previous") and until and dt.datetime.fromisoformat(until) > now:
-        found.append(str(stored["previous"]))
-    return found
-
-
-def signed_headers(
-    event_id: str, body: bytes, stored: dict[str, Any], legacy: bool = False
-) -> dict[str, str]:
-    now = utcnow()
-    text = body.decode()
-    signatures = [_signer(s).sign(event_id, now, text) for s in signing_secrets(stored, now)]
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "ledgerpush-webhooks",
-        "webhook-id": event_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": " ".join(signatures),
-    }
-    if legacy:
-        # Deprecated; kept for one release for receivers of LEDGERPUSH_WEBHOOK_URL.
-        headers[SIGNATURE_HEADER] = sign(body, int(now.timestamp()), str(stored["current"]))
-    return headers
-
-
 # -- delivery --------------------------------------------------------------------------
-
-
-def kick() -> None:
-    """Have a delivery run start shortly (at most one queued per settle period; it
-    starts once the events written until then are settled)."""
-    if get_redis().set(KICK_KEY, 1, nx=True, px=int(SETTLE_SECONDS * 1000)):
-        _queue_run(SETTLE_SECONDS + 0.5)
 
 
 def _wake_up_in(seconds: float) -> None:
@@ -437,8 +395,6 @@ def _note_health(endpoint: WebhookEndpoint, ok: bool, now: dt.datetime) -> None:
     hours = get_settings().webhook_failing_hours
     if not endpoint.failing_alerted and now - since > dt.timedelta(hours=hours):
         endpoint.failing_alerted = True
-        from worker.alerts import webhook_endpoint_failing
-
         webhook_endpoint_failing(endpoint.id, endpoint.url, since)
 
 

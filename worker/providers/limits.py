@@ -18,8 +18,18 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.jobs import CreditNoteJob, FieldError, InvoiceJob, JobValidationError, Line, PaymentJob
+from worker.jobs import (
+    CreditNoteJob,
+    FieldError,
+    InvoiceJob,
+    JobValidationError,
+    Line,
+    PaymentJob,
+    parse_job,
+)
+from worker.ledger import store
 from worker.providers import registry
+from worker.tenants import find_tenant
 
 AnyJob = InvoiceJob | CreditNoteJob | PaymentJob
 ROUND_UNIT_PRICES = "round_unit_prices"
@@ -203,8 +213,6 @@ def round_prices(
         new_lines.append(data)
     if not changes:
         return job, []
-    from worker.jobs import parse_job
-
     payload = job.model_dump(mode="json")
     section = "invoice" if isinstance(job, InvoiceJob) else "credit_note"
     payload[section]["lines"] = new_lines
@@ -215,8 +223,6 @@ def original_payload(job: AnyJob) -> dict[str, Any] | None:
     """The payload of the invoice a credit note credits, when the ledger has it."""
     if not isinstance(job, CreditNoteJob):
         return None
-    from worker.ledger import store
-
     original = store.find_job_by_key(job.tenant_id, job.credit_note.original_idempotency_key)
     return dict(original.payload) if original is not None else None
 
@@ -241,8 +247,6 @@ def enforce(
 def check_enqueued(job: AnyJob) -> None:
     """At the door: refuse a job its tenant's provider would refuse (raises
     JobValidationError). A tenant not configured yet is checked when the job runs."""
-    from worker.tenants import find_tenant
-
     try:
         tenant = find_tenant(job.tenant_id)
     except SQLAlchemyError as exc:  # the worker checks again before any write

@@ -102,7 +102,7 @@ class Allow:
         return not self.scopes or bool(scopes.intersection(self.scopes))
 
     async def __call__(self, request: Request) -> None:
-        from worker.web.auth import require_auth
+        from worker.web.auth import require_auth  # auth imports this module (the scopes)
 
         if self.public_if is not None and self.public_if():
             return

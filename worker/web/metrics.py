@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from worker import poison
 from worker.auth.tokens import REFRESH_FAILURES, REFRESHES
+from worker.circuit import statuses
 from worker.ledger.metrics import (
     attempts_ended_between,
     job_counts_by_state_and_provider,
@@ -261,8 +262,6 @@ class LedgerCollector(Collector):
 
 
 def _circuits() -> Iterator[Metric]:
-    from worker.circuit import statuses
-
     is_open = GaugeMetricFamily(
         "ledgerpush_provider_circuit_open",
         "1 while an accounting system's circuit is open or half-open (down for many tenants)",

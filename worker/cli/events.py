@@ -1,5 +1,6 @@
-"""`ledgerpush webhooks endpoints add|list|enable|disable|remove|rotate-secret|test` and
-`ledgerpush events tail`."""
+"""`ledgerpush webhooks endpoints add|list|enable|disable|remove|rotate-secret|test`,
+`ledgerpush events tail` and `ledgerpush tenants sync` (payment events read from the
+books now)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from worker.cli.common import console, err
+from worker.providers.base import ProviderError
 
 endpoints_app = typer.Typer(help="Webhook subscriptions (Standard Webhooks).", no_args_is_help=True)
 events_app = typer.Typer(help="Outbound events (the same as the webhooks).", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -157,7 +158,6 @@ def tenants_sync(tenant_id: str) -> None:
     """Read the tenant's payment status from the books now (invoice.paid and
     invoice.payment_changed events for what changed)."""
     from worker.payment_sync import sync_status, sync_tenant
-    from worker.providers.base import ProviderError
     from worker.tenants import UnknownTenant
 
     try:

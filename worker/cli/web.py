@@ -1,5 +1,6 @@
-"""CLI commands of the web app and for operators: `web`, `users add|list`,
-`apikeys create|list|revoke`, `webhooks list|resend`."""
+"""CLI commands of the web app and for operators: `web`, `users …`, `apikeys
+create|list|revoke`, `webhooks list|resend` (and the `webhooks endpoints` and `events`
+groups of worker/cli/events.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+from worker.cli.common import console, err
+from worker.cli.events import endpoints_app, events_app
+from worker.ledger.models import iso_utc
+from worker.settings import get_settings
 
 
 def web(
@@ -26,7 +28,6 @@ def web(
 
     from worker.ledger.db import open_ledger
     from worker.logs import setup_logging
-    from worker.settings import get_settings
     from worker.telemetry import init_sentry
 
     settings = get_settings()
@@ -172,7 +173,6 @@ def apikeys_create(
 
 def apikeys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List API keys (name, prefix, last use; never the keys)."""
-    from worker.ledger.models import iso_utc
     from worker.web.accounts import list_api_keys
 
     if as_json:
@@ -218,8 +218,7 @@ def apikeys_revoke(name_or_prefix: str) -> None:
 
 
 def _delivery_dict(delivery: Any) -> dict[str, Any]:
-    from worker.alerts import subject_of
-    from worker.ledger.models import iso_utc
+    from worker.alert_delivery import subject_of
 
     tenant, job = subject_of(delivery)
     return {
@@ -244,7 +243,7 @@ def webhooks_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List alert webhook deliveries, newest first."""
-    from worker.alerts import list_deliveries
+    from worker.alert_delivery import list_deliveries
 
     rows = [_delivery_dict(d) for d in list_deliveries(status, limit)]
     if as_json:
@@ -266,7 +265,7 @@ def webhooks_list(
 
 def webhooks_resend(delivery_id: int) -> None:
     """Send an undelivered (failed, pending or retrying) webhook again."""
-    from worker.alerts import NotResendable, resend
+    from worker.alert_delivery import NotResendable, resend
 
     try:
         resend(delivery_id, actor="cli")
@@ -294,8 +293,6 @@ def register(app: typer.Typer) -> None:
     webhooks = typer.Typer(help="Alert webhook deliveries.", no_args_is_help=True)
     webhooks.command("list")(webhooks_list)
     webhooks.command("resend")(webhooks_resend)
-    from worker.events_cli import endpoints_app, events_app
-
     webhooks.add_typer(endpoints_app, name="endpoints")
     app.add_typer(webhooks, name="webhooks")
     app.add_typer(events_app, name="events")
