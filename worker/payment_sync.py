@@ -16,7 +16,7 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from worker import events
+from worker import dispatch, events
 from worker.ledger.models import TrackedInvoice, utcnow
 from worker.ledger.payment_sync import (
     apply_remaining_amounts,
@@ -27,6 +27,8 @@ from worker.ledger.payment_sync import (
 )
 from worker.providers import provider_for
 from worker.providers.registry import spec_for
+from worker.settings import get_settings
+from worker.tasknames import SYNC_TENANT_PAYMENTS_TASK
 from worker.tenants import get_tenant
 
 __all__ = [
@@ -71,9 +73,6 @@ def sync_tenant(tenant_id: str) -> list[str]:
 def queue_sync(tenant_id: str) -> None:
     """Sync the tenant soon on a worker (the dashboard's "sync now"), the same task the
     periodic sync queues per tenant."""
-    from worker import dispatch
-    from worker.tasknames import SYNC_TENANT_PAYMENTS_TASK
-
     dispatch.send(SYNC_TENANT_PAYMENTS_TASK, (tenant_id,))
 
 
@@ -116,8 +115,6 @@ def sync_status(tenant_id: str) -> dict[str, Any]:
 def _next_sync(last: dt.datetime | None) -> dt.datetime:
     """The beat syncs every tenant with open invoices each interval: by then at the
     latest (a tenant never synced: within one interval from now)."""
-    from worker.settings import get_settings
-
     interval = dt.timedelta(seconds=get_settings().payment_sync_seconds)
     now = utcnow()
     return max(last + interval, now) if last else now + interval

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, exists, func, insert, select
 
+from worker.explain import explain
 from worker.ledger.db import engine, session
 from worker.ledger.models import (
     BOOKED,
@@ -196,8 +197,6 @@ def _money(totals: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _failure(job: Mapping[str, Any]) -> dict[str, Any]:
-    from worker.explain import explain
-
     explained = explain(
         job.get("error_category"),
         job.get("error_code"),

@@ -10,12 +10,15 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from worker import binding, payment_sync
-from worker.connections import parked_jobs
+from worker.auth.connect import connect_url
+from worker.connections import parked_jobs, resume_parked_jobs
 from worker.ledger import store
 from worker.ledger.queries import tenant_health
 from worker.mapping import MappingError, validate_key
+from worker.operations import bulk_candidates
 from worker.providers.registry import spec_for
 from worker.refcache import cached_names, invalidate
+from worker.tenant_admin import disable_tenant, enable_tenant, remove_tenant
 from worker.tenants import TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
@@ -36,8 +39,6 @@ def provider_keys(provider: str) -> tuple[list[str], list[str]]:
 def shareable_connect_link(tenant_id: str) -> tuple[str | None, str]:
     """The signed link `ledgerpush tenants connect-url` prints, for the copy button; or
     None and, for a provider without a consent page (Visma.net), how it is connected."""
-    from worker.auth.connect import connect_url
-
     try:
         return connect_url(tenant_id, ttl=CONNECT_LINK_DAYS * 24 * 3600), ""
     except ValueError as exc:  # the provider's connect flow has no consent page
@@ -63,8 +64,6 @@ def retry_all_blocker(retried: list[Any], skipped: list[Any]) -> str:
 
 
 def _retry_all(tenant_id: str) -> tuple[bool, str]:
-    from worker.operations import bulk_candidates
-
     retried, skipped = bulk_candidates(tenant_id)
     return bool(retried), retry_all_blocker(retried, skipped)
 
@@ -292,9 +291,6 @@ def _confirm_tenant_action(request: Request, tenant_id: str, action: str) -> Res
 
 
 def _tenant_action(request: Request, tenant_id: str, action: str, actor: str) -> Response:
-    from worker.connections import resume_parked_jobs
-    from worker.tenant_admin import disable_tenant, enable_tenant, remove_tenant
-
     try:
         if action == "disable":
             disable_tenant(tenant_id, actor)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from worker.simulators.common import CONTROL_PREFIX
-from worker.simulators.vismanet.views import to_json
+from worker.simulators.vismanet.views import document, payment, to_json
 
 if TYPE_CHECKING:
     from worker.simulators.vismanet.simulator import VismaNetSimulator
@@ -44,8 +44,6 @@ def _guarded(handler: Callable[[dict[str, Any]], Any]) -> Endpoint:
 
 def routes(sim: VismaNetSimulator) -> list[Route]:
     def state(_: dict[str, Any]) -> Any:
-        from worker.simulators.vismanet.views import document, payment
-
         with sim.lock:
             return {
                 tid: {
