@@ -11,7 +11,7 @@ applied, before the worker heard back — and starts new ones; SIGKILLs Redis on
 restarts it on the same port and data; seeded provider faults (5xx, timeouts whose write
 is applied after the client gave up, connections dropped before and after the write was
 applied, 429s); one window each of a database refusing connections, a read-only
-database (worker/chaos_faults.py) and a provider-wide outage; malformed raw messages
+database (worker/devtools/chaos_faults.py) and a provider-wide outage; malformed raw messages
 pushed onto the queues among the jobs. It expires every access token twice. Then it
 waits until every job is settled and compares the ledger with what the simulators hold.
 
