@@ -9,6 +9,7 @@ so a rotated (one-time) refresh token is never only in a dead worker's memory.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -120,7 +121,8 @@ def _after_invalid_grant(tenant_id: str, used: str, description: str) -> dict[st
     # whoever catches NeedsReauth (the pipeline, the proactive refresh) marks the tenant
     # and alerts, once.
     try:
-        get_redis().set(_dead_key(tenant_id), _digest(used), ex=DEAD_TOKEN_SECONDS)
+        verdict = json.dumps({"token": _digest(used), "message": error.message})
+        get_redis().set(_dead_key(tenant_id), verdict, ex=DEAD_TOKEN_SECONDS)
     except RedisError as exc:
         log.warning("could not note the dead refresh token of tenant %s: %s", tenant_id, exc)
     raise error
@@ -128,14 +130,12 @@ def _after_invalid_grant(tenant_id: str, used: str, description: str) -> dict[st
 
 def _raise_if_known_dead(tenant_id: str, refresh_token: str) -> None:
     try:
-        dead: bytes | None = get_redis().get(_dead_key(tenant_id))  # type: ignore[assignment, unused-ignore]
+        raw: bytes | None = get_redis().get(_dead_key(tenant_id))  # type: ignore[assignment, unused-ignore]
     except RedisError:
         return
-    if dead is not None and dead.decode() == _digest(refresh_token):
-        raise NeedsReauth(
-            "refresh token rejected by Visma (invalid_grant); connect the tenant again",
-            "refresh_token_revoked",
-        )
+    verdict = json.loads(raw) if raw else {}
+    if verdict.get("token") == _digest(refresh_token):
+        raise NeedsReauth(str(verdict["message"]), "refresh_token_revoked")
 
 
 def _dead_key(tenant_id: str) -> str:
