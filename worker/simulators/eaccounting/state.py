@@ -14,7 +14,7 @@ from typing import Any
 
 from worker.simulators.modelcheck import ModelCatalog, Violation
 
-DATA_DIR = Path(__file__).with_name("data")
+DATA_DIR = Path(__file__).parents[1] / "data"
 MODELS = ModelCatalog.from_file(DATA_DIR / "eaccounting_models.json")
 ENDPOINTS_FILE = DATA_DIR / "eaccounting_endpoints.json"
 CENT = Decimal("0.01")
