@@ -1,10 +1,10 @@
 """Realistic reference data and starting documents for simulated eAccounting companies.
 
-One profile per country (NO, SE, FI, NL; in data/eaccounting_countries.json): chart of
-accounts (per fiscal year, more than one page of 50), VAT codes with the country's real rates, article account codings per rate with
-domestic/EU/outside-EU sales accounts, terms of payment, units, bank accounts (one inactive),
-five articles and 58 customers (domestic businesses and people, EU businesses and people,
-outside the EU), so the customer list spans two pages. Fiscal years are last, this and next
+Built from the country's profile (`profiles`): chart of accounts (per fiscal year, more
+than one page of 50), VAT codes with the country's real rates, article account codings per
+rate with domestic/EU/outside-EU sales accounts, terms of payment, units, bank accounts
+(one inactive), five articles and 58 customers (domestic businesses and people, EU
+businesses and people, outside the EU), so the customer list spans two pages. Fiscal years are last, this and next
 calendar year. Ids are derived from the company id, so they are the same on every run.
 
 Conventions: VAT rates are fractions everywhere (`VatRate` on vat codes, `VatRatePercent` on
