@@ -13,12 +13,12 @@ eAccounting's error format; drafts, booking, immutable invoices, payments. Fault
     sim.add_company("acme", "NO")
     server = SimulatorServer(sim.app).start()
 
-The package: `state` (companies, errors, config, JSON), `auth` (codes and tokens),
-`identity` (the sign-in and token routes), `api` (endpoints, calls, paging) with
-`api_masterdata` and `api_invoices` (the resources), `drafts`, `invoices` and `payments`
-(documents checked and built), `filtering` (`$filter`/`$orderby`), `routing` (the `/v2`
-route), `control` (`/_control`), `profiles` and `seed` (reference data per country) and
-`simulator` (the object and `serve`).
+The package: `errors` (codes, the error format), `state` (companies, config, JSON), `auth`
+(codes and tokens), `identity` (the sign-in and token routes), `api` (endpoints, calls,
+paging) with `api_masterdata` and `api_invoices` (the resources), `drafts`, `invoices` and
+`payments` (documents checked and built), `filtering` (`$filter`/`$orderby`), `routing`
+(the `/v2` route), `control` (`/_control`), `profiles` and `seed` (reference data per
+country) and `simulator` (the object and `serve`).
 """
 
 from worker.simulators.eaccounting.simulator import (

@@ -18,17 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from worker.simulators.eaccounting.errors import VALIDATION_FAILED, ApiError, not_found
 from worker.simulators.eaccounting.filtering import FilterError, compile_filter, order_rows
-from worker.simulators.eaccounting.state import (
-    ENDPOINTS_FILE,
-    MODELS,
-    VALIDATION_FAILED,
-    ApiError,
-    Company,
-    not_found,
-    public,
-    utc_text,
-)
+from worker.simulators.eaccounting.state import ENDPOINTS_FILE, MODELS, Company, public, utc_text
 
 DEFAULT_PAGE_SIZE = 50
 #: Not stated by the reference; larger `$pagesize` values are capped to this.

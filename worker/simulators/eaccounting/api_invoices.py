@@ -6,7 +6,8 @@ import uuid
 
 from worker.simulators.eaccounting import drafts, invoices, payments
 from worker.simulators.eaccounting.api import ApiCall, Result, one, paginate, route
-from worker.simulators.eaccounting.state import MODELS, invalid, invalid_field, public, utc_text
+from worker.simulators.eaccounting.errors import invalid, invalid_field
+from worker.simulators.eaccounting.state import MODELS, public, utc_text
 from worker.simulators.modelcheck import parse_datetime
 
 # ---------------------------------------------------------------- drafts

@@ -10,17 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 from worker.simulators.eaccounting.api import ApiCall, Result, one, paginate, route
+from worker.simulators.eaccounting.errors import invalid, invalid_field, not_found
 from worker.simulators.eaccounting.profiles import ACCOUNT_TYPES, PER_EUR
 from worker.simulators.eaccounting.seed import fiscal_year_for
-from worker.simulators.eaccounting.state import (
-    MODELS,
-    Company,
-    invalid,
-    invalid_field,
-    not_found,
-    public,
-    utc_text,
-)
+from worker.simulators.eaccounting.state import MODELS, Company, public, utc_text
 from worker.simulators.modelcheck import Violation
 
 _VAT_NUMBER = re.compile(r"^[A-Z]{2}[0-9A-Z]{8,12}$")

@@ -24,16 +24,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from worker.countries import EU_COUNTRIES
+from worker.simulators.eaccounting.errors import gone_message, invalid, invalid_field
 from worker.simulators.eaccounting.profiles import PER_EUR, SITUATION_ACCOUNT, currency_rate
-from worker.simulators.eaccounting.state import (
-    MODELS,
-    Company,
-    date_text,
-    gone_message,
-    invalid,
-    invalid_field,
-    money,
-)
+from worker.simulators.eaccounting.state import MODELS, Company, date_text, money
 from worker.simulators.modelcheck import Violation, decimal_places, parse_datetime
 
 ZERO = Decimal(0)

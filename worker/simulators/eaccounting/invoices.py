@@ -14,16 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from worker.simulators.eaccounting.drafts import ZERO, due_date, row_amount_no_vat, terms_of
+from worker.simulators.eaccounting.errors import invalid, invalid_field
 from worker.simulators.eaccounting.seed import fiscal_year_for
-from worker.simulators.eaccounting.state import (
-    MODELS,
-    Company,
-    date_text,
-    invalid,
-    invalid_field,
-    money,
-    utc_text,
-)
+from worker.simulators.eaccounting.state import MODELS, Company, date_text, money, utc_text
 from worker.simulators.modelcheck import Violation, parse_datetime
 
 #: What booking copies from a draft: the fields both models have (the rest is computed).

@@ -10,17 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 from worker.simulators.eaccounting.drafts import ZERO
+from worker.simulators.eaccounting.errors import ApiError, gone_message, invalid, invalid_field
 from worker.simulators.eaccounting.seed import fiscal_year_for
-from worker.simulators.eaccounting.state import (
-    MODELS,
-    ApiError,
-    Company,
-    gone_message,
-    invalid,
-    invalid_field,
-    money,
-    utc_text,
-)
+from worker.simulators.eaccounting.state import MODELS, Company, money, utc_text
 from worker.simulators.modelcheck import parse_datetime
 
 

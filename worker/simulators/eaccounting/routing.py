@@ -16,7 +16,7 @@ from starlette.routing import Route
 from worker.simulators.eaccounting import api_invoices, api_masterdata  # noqa: F401
 from worker.simulators.eaccounting.api import HANDLERS, ApiCall, Endpoint, match_endpoint
 from worker.simulators.eaccounting.auth import Grant
-from worker.simulators.eaccounting.state import (
+from worker.simulators.eaccounting.errors import (
     FORBIDDEN,
     METHOD_NOT_ALLOWED,
     NOT_FOUND,
@@ -24,11 +24,10 @@ from worker.simulators.eaccounting.state import (
     UNAUTHORIZED,
     VALIDATION_FAILED,
     ApiError,
-    Company,
     denied_message,
     throttle_body,
-    to_json,
 )
+from worker.simulators.eaccounting.state import Company, to_json
 
 if TYPE_CHECKING:
     from worker.simulators.eaccounting.simulator import EAccountingSimulator

@@ -15,11 +15,12 @@ from starlette.applications import Starlette
 from worker.simulators.common import FaultInjector, Faults, RequestLog, SimulatorServer
 from worker.simulators.eaccounting.auth import KNOWN_SCOPES, REQUIRED_SCOPES, TokenStore
 from worker.simulators.eaccounting.control import ControlRoutes
+from worker.simulators.eaccounting.errors import throttle_body
 from worker.simulators.eaccounting.identity import IdentityRoutes
 from worker.simulators.eaccounting.profiles import COUNTRIES
 from worker.simulators.eaccounting.routing import ApiRoutes
 from worker.simulators.eaccounting.seed import build_company, seed_documents
-from worker.simulators.eaccounting.state import Company, SimConfig, plain, throttle_body, to_json
+from worker.simulators.eaccounting.state import Company, SimConfig, plain, to_json
 
 DEFAULT_COMPANIES = (("demo-no", "NO"), ("demo-nl", "NL"), ("demo-se", "SE"), ("demo-fi", "FI"))
 #: CompanySettingsApi fields that identify a company (what the control API may change).
