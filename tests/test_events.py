@@ -251,7 +251,7 @@ def _bookkeeper_pays_ea(ea_sim: Any, tenant: str, invoice_id: str, amount: str) 
         "PaymentType": 1,
         "CompanyBankAccountId": company.bank_accounts[0]["Id"],
     }
-    register_payment(company, invoice, body, ea_sim._now())
+    register_payment(company, invoice, body, ea_sim.now())
 
 
 def test_payments_registered_in_eaccounting_become_events(
