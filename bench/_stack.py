@@ -171,12 +171,12 @@ def _simulator_command(
         ec.log.reset()
         vn.log.reset()
         queued.count = 0
-        with ea._lock:
+        with ea.lock:
             ea.tokens.calls.clear()
             ea.tokens.company_calls.clear()
         return True
     if command == "token_calls":
-        with ea._lock:
+        with ea.lock:
             per_company: dict[str, int] = {}
             for (company, grant), count in ea.tokens.company_calls.items():
                 if grant == "refresh_token":

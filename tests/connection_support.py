@@ -324,7 +324,7 @@ def ea_config(**changes: Any) -> Iterator[None]:
 def sim_tokens_of(company: str) -> set[str]:
     """Every access and refresh token and code the simulator ever issued for a company."""
     sim = SIMULATORS["ea"]
-    with sim._lock:
+    with sim.lock:
         tokens = {t for t, g in sim.tokens.access.items() if g.company_id == company}
         tokens |= {t for t, r in sim.tokens.refresh.items() if r.company_id == company}
         tokens |= {c for c, a in sim.tokens.codes.items() if a.company_id == company}

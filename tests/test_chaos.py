@@ -22,7 +22,7 @@ from tests.conftest import (
 from worker import poison
 from worker.app import INVOICE_TASK, PAYMENT_TASK
 from worker.devtools.chaos import DEFAULT_FAULTS, FAULTS, parse_faults
-from worker.devtools.chaos_faults import POISON_MAKERS, poison_message, poisoned_markers
+from worker.devtools.chaos.faults import POISON_MAKERS, poison_message, poisoned_markers
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {

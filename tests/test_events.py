@@ -240,7 +240,7 @@ def test_process_killed_right_after_the_state_change_still_delivers_once(
 
 def _bookkeeper_pays_ea(ea_sim: Any, tenant: str, invoice_id: str, amount: str) -> None:
     """A payment registered in eAccounting itself, not through ledgerpush."""
-    from worker.simulators.eaccounting_documents import register_payment
+    from worker.simulators.eaccounting.payments import register_payment
 
     company = ea_sim.companies[tenant]
     invoice = company.invoices[invoice_id]
@@ -251,7 +251,7 @@ def _bookkeeper_pays_ea(ea_sim: Any, tenant: str, invoice_id: str, amount: str) 
         "PaymentType": 1,
         "CompanyBankAccountId": company.bank_accounts[0]["Id"],
     }
-    register_payment(company, invoice, body, ea_sim._now())
+    register_payment(company, invoice, body, ea_sim.now())
 
 
 def test_payments_registered_in_eaccounting_become_events(

@@ -566,7 +566,7 @@ def test_deleted_article_is_a_stale_reference_then_recreated(
     tenant = connect_ea_tenant("NO")
     assert settle(enqueue(invoice_job(tenant, "inv-warm"))).state == "booked"
     company = ea_sim.companies[tenant]
-    with ea_sim._lock:  # someone deletes our article in eAccounting
+    with ea_sim.lock:  # someone deletes our article in eAccounting
         company.articles.clear()
     job = settle(enqueue(invoice_job(tenant, "inv-stale")))
     assert job.state == "booked", job.error_message

@@ -17,9 +17,9 @@ from tests.conftest import REFERENCE as SHARED_REFERENCE
 from tests.conftest import needs
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import DEFAULT_COMPANIES, EAccountingSimulator
-from worker.simulators.eaccounting_api import ENDPOINTS, HANDLERS
-from worker.simulators.eaccounting_odata import FilterError, compile_filter
-from worker.simulators.eaccounting_state import DATA_DIR, MODELS
+from worker.simulators.eaccounting.api import ENDPOINTS, HANDLERS
+from worker.simulators.eaccounting.filtering import FilterError, compile_filter
+from worker.simulators.eaccounting.state import DATA_DIR, MODELS
 
 REFERENCE = SHARED_REFERENCE / "eaccounting"
 ALL_SCOPES = ["ea:sales", "ea:accounting", "ea:purchase"]

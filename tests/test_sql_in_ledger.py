@@ -23,7 +23,7 @@ SQL_USE = (
 
 #: Paths (a trailing slash: a whole package) that may hold SQL, and why.
 KNOWN_EXCEPTIONS = {
-    "worker/devtools/chaos_faults.py": (
+    "worker/devtools/chaos/faults.py": (
         "the chaos run's fault injector acts on the database server itself (creates a "
         "database, holds its write lock, revokes writes), not on the ledger's rows"
     ),

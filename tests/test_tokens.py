@@ -98,12 +98,12 @@ def _refresh_directly(refresh_token: str) -> dict[str, Any]:
 def company_removed(sim: Any, company: str) -> Iterator[None]:
     """The user lost access to the company: tokens and refresh still work at the identity
     server, but the API refuses every token for it with a 401."""
-    with sim._lock:
+    with sim.lock:
         saved = sim.companies.pop(company)
     try:
         yield
     finally:
-        with sim._lock:
+        with sim.lock:
             sim.companies[company] = saved
 
 

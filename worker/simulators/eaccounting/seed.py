@@ -1,10 +1,10 @@
 """Realistic reference data and starting documents for simulated eAccounting companies.
 
-One profile per country (NO, SE, FI, NL; in data/eaccounting_countries.json): chart of
-accounts (per fiscal year, more than one page of 50), VAT codes with the country's real rates, article account codings per rate with
-domestic/EU/outside-EU sales accounts, terms of payment, units, bank accounts (one inactive),
-five articles and 58 customers (domestic businesses and people, EU businesses and people,
-outside the EU), so the customer list spans two pages. Fiscal years are last, this and next
+Built from the country's profile (`profiles`): chart of accounts (per fiscal year, more
+than one page of 50), VAT codes with the country's real rates, article account codings per
+rate with domestic/EU/outside-EU sales accounts, terms of payment, units, bank accounts
+(one inactive), five articles and 58 customers (domestic businesses and people, EU
+businesses and people, outside the EU), so the customer list spans two pages. Fiscal years are last, this and next
 calendar year. Ids are derived from the company id, so they are the same on every run.
 
 Conventions: VAT rates are fractions everywhere (`VatRate` on vat codes, `VatRatePercent` on
@@ -14,42 +14,22 @@ codings, `PercentVat` on invoice rows): 25 % is 0.25. Only Dutch accounts carry
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from worker.simulators.eaccounting_state import DATA_DIR, Company, date_text, utc_text
+from worker.simulators.eaccounting.profiles import (
+    ACCOUNT_TYPES,
+    PROFILES,
+    SITUATION_ACCOUNT,
+    Profile,
+)
+from worker.simulators.eaccounting.state import Company, date_text, utc_text
 
 _NAMESPACE = uuid.UUID("3f6d1a52-8c1e-4b7a-9a51-0e6f5c2d7b10")
-COUNTRIES = ("NO", "SE", "FI", "NL")
-#: Each country's profile (the fields of `Profile`), loaded into `PROFILES`.
-PROFILES_FILE = DATA_DIR / "eaccounting_countries.json"
 #: Fiscal years are calendar years: last year, this year and next year.
 FISCAL_YEAR_OFFSETS = (-1, 0, 1)
-#: Units of each currency per euro; the simulator's fixed exchange rates.
-PER_EUR = {
-    "EUR": Decimal("1"),
-    "NOK": Decimal("11.70"),
-    "SEK": Decimal("11.20"),
-    "DKK": Decimal("7.46"),
-    "USD": Decimal("1.08"),
-    "GBP": Decimal("0.85"),
-    "CHF": Decimal("0.94"),
-    "PLN": Decimal("4.30"),
-}
-#: Which account of a coding a sale uses, by situation.
-SITUATION_ACCOUNT = {
-    "domestic": "DomesticSalesSubjectToVatAccountNumber",
-    "domestic_exempt": "DomesticSalesVatExemptAccountNumber",
-    "domestic_reverse": "DomesticSalesSubjectToReversedConstructionVatAccountNumber",
-    "eu_vat": "ForeignSalesSubjectToVatWithinEuAccountNumber",
-    "eu_exempt": "ForeignSalesVatExemptWithinEuAccountNumber",
-    "outside_eu": "ForeignSalesVatExemptOutsideEuAccountNumber",
-    "third_party": "ForeignSalesSubjectToThirdPartySalesAccountNumber",
-}
 _CODING_KEYS = (
     "domestic",
     "domestic_exempt",
@@ -65,57 +45,6 @@ def stable_id(company_id: str, kind: str, key: object) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{company_id}:{kind}:{key}"))
 
 
-def currency_rate(currency: str, base: str) -> Decimal:
-    """Units of `base` per unit of `currency`."""
-    return (PER_EUR[base] / PER_EUR[currency]).quantize(Decimal("0.000001"))
-
-
-@dataclass(frozen=True)
-class Profile:
-    country: str
-    currency: str
-    company: tuple[
-        str, str, str, str, str, str, str
-    ]  # name, address, postal, city, phone, org, vat
-    accounts: tuple[str, ...]  # "number name", Dutch ones ";reference code;type" after
-    vat_codes: tuple[tuple[str, str, str, int | None], ...]  # code, description, rate, account
-    codings: tuple[tuple[str, str, str, str, str], ...]  # name, english, type, rate, accounts
-    units: tuple[tuple[str, str, str, str], ...]  # code, name, abbreviation, english abbreviation
-    terms_words: tuple[str, str, str, str]  # "N days net", cash, current month, card
-    banks: tuple[tuple[str, int, int, str, bool], ...]  # name, type, ledger, currency, active
-    rounding: int
-    default_terms_days: int
-    cities: tuple[tuple[str, str], ...]
-    business_words: tuple[tuple[str, ...], tuple[str, ...], str]
-    articles: tuple[tuple[str, int, str, str], ...]  # name, coding index, price, unit code
-
-
-def _tuples(value: Any) -> Any:
-    """JSON arrays back into the tuples a profile is made of."""
-    if isinstance(value, list):
-        return tuple(_tuples(item) for item in value)
-    return value
-
-
-def _load_profiles() -> dict[str, Profile]:
-    raw = json.loads(PROFILES_FILE.read_text(encoding="utf-8"))
-    return {
-        country: Profile(country=country, **{key: _tuples(value) for key, value in fields.items()})
-        for country, fields in raw.items()
-    }
-
-
-PROFILES = _load_profiles()
-ACCOUNT_TYPES = {
-    1: "Activa",
-    2: "Passiva",
-    3: "Eigen vermogen",
-    4: "Omzet",
-    5: "Kostprijs van de omzet",
-    6: "Bedrijfskosten",
-    7: "Financiële baten en lasten",
-    8: "Belastingen",
-}
 #: country, currency, name, city, postal code, VAT number ("" if none), private person
 _FOREIGN_CUSTOMERS = (
     ("DE", "EUR", "Berliner Technik GmbH", "Berlin", "10115", "DE123456789", False),

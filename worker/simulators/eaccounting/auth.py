@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from worker.simulators.eaccounting_state import SimConfig
+from worker.simulators.eaccounting.state import SimConfig
 
 REQUIRED_SCOPES = ("ea:api", "offline_access")
 KNOWN_SCOPES = frozenset(
