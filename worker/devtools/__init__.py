@@ -1,3 +1,4 @@
 """Development tooling, outside the production path: `ledgerpush demo` (demo.py,
 demo_view.py), `ledgerpush chaos` (chaos.py, chaos_faults.py) and the one-machine stack
-both run on (localstack.py: embedded Redis, the simulators, worker processes)."""
+both run on (localstack.py: embedded Redis, the simulators, worker processes), and the
+job payloads the demo, the benchmarks and the tests send (factories.py)."""
