@@ -36,13 +36,12 @@ if str(ROOT) not in sys.path:
 from cryptography.fernet import Fernet  # noqa: E402
 
 from worker.children import arm_in_child, stop_on_signals  # noqa: E402
-from worker.devtools import localstack  # noqa: E402
+from worker.devtools import factories, localstack  # noqa: E402
 from worker.embedded_redis import EmbeddedRedis  # noqa: E402
 
 EA_CLIENT = ("ledgerpush-bench", "bench-secret")
 EC_APP = ("bench-app-secret", "bench-app-public")
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-TODAY = dt.date.today()
 
 
 # ---------------------------------------------------------------- the machine
@@ -459,8 +458,6 @@ def wait_for_ready(process: Any, log: Path, timeout: float = 90) -> None:
 
 EA_COUNTRIES = ("NO", "SE")
 EC_COUNTRIES = ("DK", "NO")
-CURRENCY = {"NO": "NOK", "SE": "SEK", "DK": "DKK", "NL": "EUR", "FI": "EUR"}
-CITY = {"NO": ("Oslo", "0155"), "SE": ("Stockholm", "111 22"), "DK": ("Aarhus", "8000")}
 
 
 def tenant_set(
@@ -480,38 +477,17 @@ def tenant_set(
 
 
 def invoice(tenant_id: str, country: str, key: str, customer: int) -> dict[str, Any]:
-    city, postal = CITY[country]
-    return {
-        "tenant_id": tenant_id,
-        "idempotency_key": key,
-        "kind": "invoice",
-        "invoice": {
-            "issue_date": (TODAY - dt.timedelta(days=1)).isoformat(),
-            "due_date": (TODAY + dt.timedelta(days=13)).isoformat(),
-            "currency": CURRENCY[country],
-            "customer": {
-                "external_id": f"{1000 + customer}",
-                "name": f"Customer {customer} {country}",
-                "country": country,
-                "email": f"ap{customer}@example.com",
-                "is_private_person": False,
-                "address": {
-                    "line1": f"Main street {customer}",
-                    "postal_code": postal,
-                    "city": city,
-                },
-            },
-            "lines": [
-                {
-                    "description": "Consulting",
-                    "quantity": "3",
-                    "unit_price": f"{1000 + customer}.00",
-                    "vat_rate": "25",
-                }
-            ],
-            "your_reference": f"PO-{key}",
-        },
-    }
+    """Invoice `key` to the tenant's numbered customer, priced by the customer."""
+    return factories.invoice_job(
+        tenant_id,
+        key,
+        country=country,
+        customer=factories.numbered_customer(country, customer),
+        lines=[factories.line("Consulting", "3", f"{1000 + customer}.00", "25")],
+        issue_date=factories.days_from_today(-1),
+        due_date=factories.days_from_today(13),
+        your_reference=f"PO-{key}",
+    )
 
 
 def interleaved(

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from worker.devtools import factories
+
 ROOT = Path(__file__).resolve().parent.parent
 # Each pytest-xdist worker runs its own stack (Redis, simulators, database); the processes a
 # test starts inherit both variables below and so join their own session's stack.
@@ -274,37 +276,15 @@ def session_worker(base_env: dict[str, str]) -> Iterator[WorkerProcess]:
 
 
 def invoice_job(tenant_id: str, key: str | None = None, **overrides: Any) -> dict[str, Any]:
-    invoice: dict[str, Any] = {
+    """The default invoice on fixed dates (the tests' credit notes and payments follow
+    them); `overrides` replaces invoice fields."""
+    fields: dict[str, Any] = {
         "issue_date": "2026-11-20",
         "due_date": "2026-12-04",
-        "currency": "NOK",
-        "customer": {
-            "external_id": "c-42",
-            "name": "Nordic Tools AS",
-            "country": "NO",
-            "email": "ap@nordictools.no",
-            "org_number": "912345678",
-            "is_private_person": False,
-            "address": {"line1": "Storgata 1", "postal_code": "0155", "city": "Oslo"},
-        },
-        "lines": [
-            {
-                "description": "Consulting, November",
-                "quantity": "10",
-                "unit_price": "1200.00",
-                "vat_rate": "25",
-                "discount_percent": "0",
-            }
-        ],
         "your_reference": "PO-7781",
+        **overrides,
     }
-    invoice.update(overrides)
-    return {
-        "tenant_id": tenant_id,
-        "idempotency_key": key or unique("inv"),
-        "kind": "invoice",
-        "invoice": invoice,
-    }
+    return factories.invoice_job(tenant_id, key or unique("inv"), **fields)
 
 
 @pytest.fixture

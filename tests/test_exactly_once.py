@@ -9,7 +9,6 @@ then SIGKILLs the worker before the ledger can record the result.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -25,6 +24,7 @@ from celery import Celery
 
 from tests.conftest import EA_CLIENT, EC_APP, WorkerProcess, unique, wait_for
 from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, celery_config
+from worker.devtools import factories
 from worker.devtools.localstack import LocalStack, connect_eaccounting, connect_economic
 from worker.embedded_redis import EmbeddedRedis
 from worker.jobs import parse_job
@@ -35,8 +35,6 @@ from worker.simulators.eaccounting import EAccountingSimulator
 from worker.simulators.economic import EconomicSimulator
 
 SETTLED = ("booked", "failed", "waiting_for_reauth")
-TODAY = dt.date.today()
-ISSUED, PAID = TODAY - dt.timedelta(days=2), TODAY - dt.timedelta(days=1)
 NO_FAULTS = Faults().as_dict()
 
 
@@ -187,34 +185,22 @@ def tenant_for(stack: Stack, system: System) -> str:
 
 def invoice(system: System, tenant: str, key: str) -> dict[str, Any]:
     """Lines carry the key, so no two jobs share a fingerprint."""
-    return {
-        "tenant_id": tenant, "idempotency_key": key, "kind": "invoice",
-        "invoice": {
-            "issue_date": ISSUED.isoformat(), "due_date": (TODAY + dt.timedelta(14)).isoformat(),
-            "currency": system.currency, "customer": system.customer, "your_reference": key,
-            "lines": [{"description": f"Consulting {key}", "quantity": "10",
-                       "unit_price": "1200.00", "vat_rate": "25"}],
-        },
-    }  # fmt: skip
+    lines = [factories.line(f"Consulting {key}", "10", "1200.00", "25")]
+    return factories.invoice_job(
+        tenant, key, currency=system.currency, customer=system.customer, lines=lines,
+        your_reference=key,
+    )  # fmt: skip
 
 
 def credit_note(tenant: str, key: str, original: str) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant, "idempotency_key": key, "kind": "credit_note",
-        "credit_note": {"original_idempotency_key": original, "issue_date": PAID.isoformat(),
-                        "reason": key,
-                        "lines": [{"description": f"Credit {key}", "quantity": "2",
-                                   "unit_price": "1200.00", "vat_rate": "25"}]},
-    }  # fmt: skip
+    lines = [factories.line(f"Credit {key}", "2", "1200.00", "25")]
+    return factories.credit_note_job(tenant, key, original, reason=key, lines=lines)
 
 
 def payment(system: System, tenant: str, key: str, original: str, amount: str) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant, "idempotency_key": key, "kind": "payment",
-        "payment": {"invoice_idempotency_key": original, "amount": amount,
-                    "currency": system.currency, "payment_date": PAID.isoformat(),
-                    "reference": key},
-    }  # fmt: skip
+    return factories.payment_job(
+        tenant, key, original, amount, currency=system.currency, reference=key
+    )
 
 
 def remote(stack: Stack, system: System, tenant: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
+from worker.devtools.factories import credit_note_job, line, payment_job
 from worker.jobs import JobValidationError, job_id_for
 from worker.ledger.store import attempts_of, find_job
 from worker.producer import enqueue, send
@@ -39,16 +40,12 @@ def test_invoice_is_booked_with_vat(session_worker: WorkerProcess, ea_sim: Any) 
     assert job.remote["book"]["number"] == invoices[0]["InvoiceNumber"]
 
 
-def _line(description: str, quantity: str, price: str, rate: str) -> dict[str, str]:
-    return {"description": description, "quantity": quantity, "unit_price": price, "vat_rate": rate}
-
-
 def test_several_vat_rates_use_codings_per_rate(session_worker: WorkerProcess, ea_sim: Any) -> None:
     tenant = connect_ea_tenant("NO")
     lines = [
-        _line("Software", "1", "1000.00", "25"),
-        _line("Food", "2", "100.00", "15"),
-        _line("Cinema", "1", "100.00", "12"),
+        line("Software", "1", "1000.00", "25"),
+        line("Food", "2", "100.00", "15"),
+        line("Cinema", "1", "100.00", "12"),
     ]
     job = settle(enqueue(invoice_job(tenant, "inv-rates", lines=lines)))
     assert job.state == "booked", job.error_message
@@ -64,7 +61,7 @@ def test_foreign_currency_and_foreign_customer(session_worker: WorkerProcess, ea
         "external_id": "de-1", "name": "Berlin GmbH", "country": "DE", "is_private_person": False,
         "address": {"line1": "Unter den Linden 1", "postal_code": "10117", "city": "Berlin"},
     }  # fmt: skip
-    lines = [_line("Consulting", "3", "99.1234", "0")]
+    lines = [line("Consulting", "3", "99.1234", "0")]
     job = settle(
         enqueue(invoice_job(tenant, "inv-eur", currency="EUR", customer=customer, lines=lines))
     )
@@ -78,7 +75,7 @@ def test_domestic_unit_price_with_four_decimals_is_refused_with_our_field(
     session_worker: WorkerProcess, ea_sim: Any
 ) -> None:
     tenant = connect_ea_tenant("NO")
-    payload = invoice_job(tenant, "inv-dec", lines=[_line("x", "1", "10.1234", "25")])
+    payload = invoice_job(tenant, "inv-dec", lines=[line("x", "1", "10.1234", "25")])
     with pytest.raises(JobValidationError) as refused:
         enqueue(payload)
     assert [e.field for e in refused.value.errors] == ["invoice.lines.0.unit_price"]
@@ -96,16 +93,11 @@ def test_domestic_unit_price_with_four_decimals_is_refused_with_our_field(
 def test_credit_note_and_payment(session_worker: WorkerProcess, ea_sim: Any) -> None:
     tenant = connect_ea_tenant("NO")
     assert settle(enqueue(invoice_job(tenant, "inv-1"))).state == "booked"
-    credit = {
-        "tenant_id": tenant, "idempotency_key": "cn-1", "kind": "credit_note",
-        "credit_note": {"original_idempotency_key": "inv-1", "issue_date": "2026-11-21",
-                        "lines": [_line("Consulting, November", "2", "1200.00", "25")]},
-    }  # fmt: skip
-    payment = {
-        "tenant_id": tenant, "idempotency_key": "pay-1", "kind": "payment",
-        "payment": {"invoice_idempotency_key": "inv-1", "amount": "5000.00", "currency": "NOK",
-                    "payment_date": "2026-11-21", "reference": "bank-77"},
-    }  # fmt: skip
+    lines = [line("Consulting, November", "2", "1200.00", "25")]
+    credit = credit_note_job(tenant, "cn-1", "inv-1", issue_date="2026-11-21", lines=lines)
+    payment = payment_job(
+        tenant, "pay-1", "inv-1", "5000.00", payment_date="2026-11-21", reference="bank-77"
+    )
     assert settle(enqueue(credit)).state == "booked"
     paid = settle(enqueue(payment))
     assert paid.state == "booked", paid.error_message
@@ -130,11 +122,9 @@ def test_same_sized_payments_of_one_invoice_never_take_each_others_place(ea_sim:
     assert pipeline.process(invoice_job(tenant, "inv-split")).state == "booked"
 
     def payment(key: str) -> dict[str, Any]:
-        return {
-            "tenant_id": tenant, "idempotency_key": key, "kind": "payment",
-            "payment": {"invoice_idempotency_key": "inv-split", "amount": "100.00",
-                        "currency": "NOK", "payment_date": "2026-11-21", "reference": key},
-        }  # fmt: skip
+        return payment_job(
+            tenant, key, "inv-split", "100.00", payment_date="2026-11-21", reference=key
+        )
 
     first, second = payment("split-a"), payment("split-b")
     invoice = invoices_of(ea_sim, tenant)[0]
@@ -158,11 +148,7 @@ def test_same_sized_payments_of_one_invoice_never_take_each_others_place(ea_sim:
 
 def test_payment_waits_for_its_invoice(session_worker: WorkerProcess) -> None:
     tenant = connect_ea_tenant("NO")
-    payment = {
-        "tenant_id": tenant, "idempotency_key": "pay-early", "kind": "payment",
-        "payment": {"invoice_idempotency_key": "inv-late", "amount": "100.00", "currency": "NOK",
-                    "payment_date": "2026-11-21"},
-    }  # fmt: skip
+    payment = payment_job(tenant, "pay-early", "inv-late", "100.00", payment_date="2026-11-21")
     pay_id = enqueue(payment)
     wait_for(lambda: (find_job(pay_id) or None) and find_job(pay_id).state == "retry_scheduled")  # type: ignore[union-attr]
     assert find_job(pay_id).error_code == "invoice_not_booked"  # type: ignore[union-attr]
@@ -292,7 +278,7 @@ def test_nl_accounts_carry_dutch_fields_only_there(session_worker: WorkerProcess
     }  # fmt: skip
     nl, no = connect_ea_tenant("NL"), connect_ea_tenant("NO")
     nl_job = invoice_job(
-        nl, "inv-nl", currency="EUR", customer=customer_nl, lines=[_line("x", "1", "100.00", "21")]
+        nl, "inv-nl", currency="EUR", customer=customer_nl, lines=[line("x", "1", "100.00", "21")]
     )
     assert settle(enqueue(nl_job)).state == "booked"
     assert settle(enqueue(invoice_job(no, "inv-no"))).state == "booked"
@@ -314,10 +300,7 @@ def _cached_accounts(tenant_id: str) -> list[dict[str, Any]]:
 
 def test_unknown_key_for_credit_note_waits_not_fails(session_worker: WorkerProcess) -> None:
     tenant = connect_ea_tenant("NO")
-    credit = {
-        "tenant_id": tenant, "idempotency_key": unique("cn"), "kind": "credit_note",
-        "credit_note": {"original_idempotency_key": "never-sent", "issue_date": "2026-11-21"},
-    }  # fmt: skip
+    credit = credit_note_job(tenant, unique("cn"), "never-sent", issue_date="2026-11-21")
     job_id = enqueue(credit)
     wait_for(lambda: (find_job(job_id) is not None) and find_job(job_id).state == "retry_scheduled")  # type: ignore[union-attr]
 
@@ -521,11 +504,7 @@ def test_pinned_bank_account_is_used_for_the_payment(
 
     update_mapping(tenant, {"bank_account": other["Id"]})
     assert settle(enqueue(invoice_job(tenant, "inv-paid"))).state == "booked"
-    payment = {
-        "tenant_id": tenant, "idempotency_key": "pay-pinned", "kind": "payment",
-        "payment": {"invoice_idempotency_key": "inv-paid", "amount": "100.00", "currency": "NOK",
-                    "payment_date": "2026-11-21"},
-    }  # fmt: skip
+    payment = payment_job(tenant, "pay-pinned", "inv-paid", "100.00", payment_date="2026-11-21")
     paid = settle(enqueue(payment))
     assert paid.state == "booked", paid.error_message
     [recorded] = invoices_of(ea_sim, tenant)[0]["Payments"]
@@ -537,9 +516,9 @@ def test_line_account_chooses_the_coding_that_books_on_it(
 ) -> None:
     tenant = connect_ea_tenant("NO")
     lines = [
-        {**_line("Goods", "1", "100.00", "25"), "account": 3000},
-        {**_line("Services", "1", "100.00", "25"), "account": 3030},
-        _line("Default", "1", "100.00", "25"),
+        line("Goods", "1", "100.00", "25", account=3000),
+        line("Services", "1", "100.00", "25", account=3030),
+        line("Default", "1", "100.00", "25"),
     ]
     job = settle(enqueue(invoice_job(tenant, "inv-accounts", lines=lines)))
     assert job.state == "booked", job.error_message
@@ -551,7 +530,7 @@ def test_line_account_no_coding_books_on_is_rejected_on_that_line(
     session_worker: WorkerProcess, ea_sim: Any
 ) -> None:
     tenant = connect_ea_tenant("NO")
-    lines = [_line("a", "1", "100.00", "25"), {**_line("b", "1", "100.00", "25"), "account": 3010}]
+    lines = [line("a", "1", "100.00", "25"), line("b", "1", "100.00", "25", account=3010)]
     job = settle(enqueue(invoice_job(tenant, "inv-bad-account", lines=lines)))
     assert job.state == "failed"
     assert job.error_code == "no_coding_for_account"

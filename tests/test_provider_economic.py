@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import connect_ec_tenant, invoice_job, unique, wait_for
+from worker.devtools.factories import credit_note_job, default_customer, line, payment_job
 from worker.jobs import job_id_for, parse_job
 from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of, find_job
@@ -18,14 +19,7 @@ from worker.tenants import get_tenant
 
 pytestmark = pytest.mark.usefixtures("session_worker")
 SETTLED = ("booked", "failed", "waiting_for_reauth")
-DK_CUSTOMER = {
-    "external_id": "c-42",
-    "name": "Havbryggen ApS",
-    "country": "DK",
-    "email": "faktura@havbryggen.dk",
-    "org_number": "31415927",
-    "address": {"line1": "Havnegade 4", "postal_code": "8000", "city": "Aarhus C"},
-}
+DK_CUSTOMER = default_customer("DK")
 
 
 def settle(job_id: str, timeout: float = 40) -> Job:
@@ -44,12 +38,7 @@ def run(payload: dict[str, Any]) -> Job:
 
 
 def dk_invoice(tenant: str, key: str | None = None, **overrides: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {"currency": "DKK", "customer": DK_CUSTOMER, **overrides}
-    return invoice_job(tenant, key, **fields)
-
-
-def line(description: str, quantity: str, price: str, rate: str) -> dict[str, str]:
-    return {"description": description, "quantity": quantity, "unit_price": price, "vat_rate": rate}
+    return invoice_job(tenant, key, country="DK", **overrides)
 
 
 def agreement(sim: Any, tenant: str) -> dict[str, Any]:
@@ -138,11 +127,15 @@ def test_foreign_currency_eu_customer(ec_sim: Any) -> None:
 def test_credit_notes_full_and_partial(ec_sim: Any) -> None:
     tenant = connect_ec_tenant("DK")
     booked_ok(run(dk_invoice(tenant, "inv-cn")))
-    full = {"tenant_id": tenant, "idempotency_key": "cn-full", "kind": "credit_note",
-            "credit_note": {"original_idempotency_key": "inv-cn", "issue_date": "2026-11-25",
-                            "reason": "Returned"}}  # fmt: skip
-    partial = {**full, "idempotency_key": "cn-part", "credit_note": {
-        **full["credit_note"], "lines": [line("Consulting, 2 h", "2", "1200.00", "25")]}}  # fmt: skip
+    full = credit_note_job(tenant, "cn-full", "inv-cn", issue_date="2026-11-25", reason="Returned")
+    partial = credit_note_job(
+        tenant,
+        "cn-part",
+        "inv-cn",
+        issue_date="2026-11-25",
+        reason="Returned",
+        lines=[line("Consulting, 2 h", "2", "1200.00", "25")],
+    )
     booked_ok(run(full))
     booked_ok(run(partial))
     [note] = booked_with(ec_sim, tenant, "cn-full")
@@ -156,9 +149,15 @@ def test_payment_voucher_in_the_daybook(ec_sim: Any) -> None:
     tenant = connect_ec_tenant("DK")
     invoice = run(dk_invoice(tenant, "inv-pay"))
     booked_ok(invoice)
-    payment = {"tenant_id": tenant, "idempotency_key": "pay-1", "kind": "payment",
-               "payment": {"invoice_idempotency_key": "inv-pay", "amount": "15000.00",
-                           "currency": "DKK", "payment_date": "2026-12-01", "reference": "bank"}}  # fmt: skip
+    payment = payment_job(
+        tenant,
+        "pay-1",
+        "inv-pay",
+        "15000.00",
+        currency="DKK",
+        payment_date="2026-12-01",
+        reference="bank",
+    )
     job = run(payment)
     booked_ok(job)
     [voucher] = agreement(ec_sim, tenant)["vouchers"]

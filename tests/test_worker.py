@@ -16,6 +16,7 @@ from tests.conftest import (
     wait_for,
 )
 from worker.app import INVOICE_TASK, INVOICES_QUEUE, app
+from worker.devtools.factories import payment_job
 from worker.ledger.db import session
 from worker.ledger.models import Job
 from worker.ledger.store import events_of, find_job, find_job_by_key
@@ -75,9 +76,9 @@ def test_a_worker_process_books_on_visma_net_and_pays_in_the_background(
     invoice = invoice_job(tenant, "inv-vn")
     booked = wait_for(lambda: _terminal(enqueue(invoice)))
     assert booked.state == "booked", (booked.error_code, booked.error_message)
-    pay = {"tenant_id": tenant, "idempotency_key": "pay-vn", "kind": "payment",
-           "payment": {"invoice_idempotency_key": "inv-vn", "amount": "5000.00",
-                       "currency": "NOK", "payment_date": "2026-11-22", "reference": "bank"}}  # fmt: skip
+    pay = payment_job(
+        tenant, "pay-vn", "inv-vn", "5000.00", payment_date="2026-11-22", reference="bank"
+    )
     paid = wait_for(lambda: _terminal(enqueue(pay)))
     assert paid.state == "booked", (paid.error_code, paid.error_message)
     company = SIMULATORS["vn"].companies[f"{tenant}-company"]

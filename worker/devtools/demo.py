@@ -9,7 +9,6 @@ given its company tenant id as an operator would (`tenants add --tenant-id`)."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.children import stop_on_signals
-from worker.devtools import localstack
+from worker.devtools import factories, localstack
 from worker.devtools.localstack import (
     LocalStack,
     prepare_home,
@@ -38,27 +37,6 @@ EACCOUNTING_TENANTS = (
 ECONOMIC_TENANTS = (("acme-dk", "DK"),)
 VISMANET_TENANTS = (("acme-vn-no", "NO"),)
 REVOKED_TENANT = "acme-fi"
-CURRENCY = {"NO": "NOK", "NL": "EUR", "SE": "SEK", "FI": "EUR", "DK": "DKK"}
-RATES = {
-    "NO": ("25", "15", "12"),
-    "NL": ("21", "9"),
-    "SE": ("25", "12", "6"),
-    "FI": ("25.5", "14", "10"),
-    "DK": ("25",),
-}
-TODAY = dt.date.today()
-ISSUED, PAID, DUE = (
-    (TODAY - dt.timedelta(days=2)),
-    (TODAY - dt.timedelta(days=1)),
-    (TODAY + dt.timedelta(days=12)),
-)
-CITY = {
-    "NO": ("Oslo", "0155"),
-    "NL": ("Utrecht", "3511 AB"),
-    "SE": ("Stockholm", "111 22"),
-    "FI": ("Helsinki", "00100"),
-    "DK": ("Aarhus", "8000"),
-}
 
 
 def prepare_environment(home: Path, web_port: int) -> LocalStack:
@@ -146,72 +124,42 @@ def demo_jobs() -> Iterator[dict[str, Any]]:
         yield from _tenant_jobs(tenant_id, country)
 
 
-def _customer(country: str, number: int) -> dict[str, Any]:
-    city, postal = CITY[country]
-    return {
-        "external_id": f"{1000 + number}",
-        "name": f"Customer {number} {country}",
-        "country": country,
-        "email": f"ap{number}@example.com",
-        "is_private_person": False,
-        "address": {"line1": f"Main street {number}", "postal_code": postal, "city": city},
-    }
-
-
 def _invoice(
     tenant_id: str, country: str, number: int, currency: str | None = None
 ) -> dict[str, Any]:
-    rates = RATES[country]
+    """Invoice `number`: a line at each of the country's VAT rates, to one of three
+    customers, due in twelve days."""
     lines = [
-        {
-            "description": f"Subscription, {rate}% VAT",
-            "quantity": str(1 + index),
-            "unit_price": f"{Decimal(450 + 100 * number + 10 * index):.2f}",
-            "vat_rate": rate,
-        }
-        for index, rate in enumerate(rates)
+        factories.line(
+            f"Subscription, {rate}% VAT",
+            str(1 + index),
+            f"{Decimal(450 + 100 * number + 10 * index):.2f}",
+            rate,
+        )
+        for index, rate in enumerate(factories.VAT_RATES[country])
     ]
-    return {
-        "tenant_id": tenant_id,
-        "idempotency_key": f"inv-{number:04d}",
-        "kind": "invoice",
-        "invoice": {
-            "issue_date": ISSUED.isoformat(),
-            "due_date": DUE.isoformat(),
-            "currency": currency or CURRENCY[country],
-            "customer": _customer(country, number % 3),
-            "lines": lines,
-            "your_reference": f"PO-{7000 + number}",
-        },
-    }
+    return factories.invoice_job(
+        tenant_id,
+        f"inv-{number:04d}",
+        country=country,
+        currency=currency,
+        customer=factories.numbered_customer(country, number % 3),
+        lines=lines,
+        due_date=factories.days_from_today(12),
+        your_reference=f"PO-{7000 + number}",
+    )
 
 
 def _tenant_jobs(tenant_id: str, country: str) -> Iterator[dict[str, Any]]:
+    currency = factories.CURRENCY[country]
     for number in range(1, 6):
         yield _invoice(tenant_id, country, number)
-    yield _invoice(tenant_id, country, 6, currency="EUR" if CURRENCY[country] != "EUR" else "USD")
-    yield {
-        "tenant_id": tenant_id,
-        "idempotency_key": "cn-0001",
-        "kind": "credit_note",
-        "credit_note": {
-            "original_idempotency_key": "inv-0001",
-            "issue_date": PAID.isoformat(),
-            "reason": "Wrong quantity",
-        },
-    }
+    yield _invoice(tenant_id, country, 6, currency="EUR" if currency != "EUR" else "USD")
+    yield factories.credit_note_job(tenant_id, "cn-0001", "inv-0001", reason="Wrong quantity")
     for number in (2, 3):
-        yield {
-            "tenant_id": tenant_id,
-            "idempotency_key": f"pay-{number:04d}",
-            "kind": "payment",
-            "payment": {
-                "invoice_idempotency_key": f"inv-{number:04d}",
-                "amount": "500.00",
-                "currency": CURRENCY[country],
-                "payment_date": PAID.isoformat(),
-            },
-        }
+        yield factories.payment_job(
+            tenant_id, f"pay-{number:04d}", f"inv-{number:04d}", "500.00", currency=currency
+        )
 
 
 def bad_job() -> dict[str, Any]:
