@@ -35,9 +35,9 @@ if str(ROOT) not in sys.path:
 
 from cryptography.fernet import Fernet  # noqa: E402
 
-from worker.children import arm_in_child, stop_on_signals  # noqa: E402
 from worker.devtools import factories, localstack  # noqa: E402
-from worker.embedded_redis import EmbeddedRedis  # noqa: E402
+from worker.transport.children import arm_in_child, stop_on_signals  # noqa: E402
+from worker.transport.embedded_redis import EmbeddedRedis  # noqa: E402
 
 EA_CLIENT = ("ledgerpush-bench", "bench-secret")
 EC_APP = ("bench-app-secret", "bench-app-public")

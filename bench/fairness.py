@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def small_traffic(small: list[tuple[str, str, str]], seconds: float, tag: str) -> int:
     """Each small tenant sends one invoice a second, staggered; returns how many."""
-    from worker.producer import enqueue
+    from worker.transport.producer import enqueue
 
     sent = 0
     start = time.monotonic()
@@ -58,7 +58,7 @@ def small_traffic(small: list[tuple[str, str, str]], seconds: float, tag: str) -
 
 
 def flood(tenant: tuple[str, str, str], count: int, tag: str) -> float:
-    from worker.producer import enqueue
+    from worker.transport.producer import enqueue
 
     started = time.monotonic()
     for job in _stack.interleaved([tenant], count, tag, 3):
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace, overflow: bool, with_flood: bool) -> dict[str,
     with Stack(name, latency_ms=args.latency_ms, settings=settings) as stack:
         stack.connect([*small, big])
         stack.start_workers(args.workers, args.concurrency)
-        from worker.producer import enqueue
+        from worker.transport.producer import enqueue
 
         warm = list(_stack.interleaved([*small, big], 3, "warm", 3))
         for job in warm:

@@ -28,9 +28,9 @@ from typing import Any
 import _stack
 from _stack import emit, log, percentiles
 
-from worker.children import stop_on_signals
 from worker.devtools import localstack
-from worker.embedded_redis import EmbeddedRedis, free_port
+from worker.transport.children import stop_on_signals
+from worker.transport.embedded_redis import EmbeddedRedis, free_port
 
 STATES = (("booked", 0.93), ("failed", 0.03), ("cancelled", 0.02), ("retry_scheduled", 0.01),
           ("waiting_for_reauth", 0.01))  # fmt: skip
@@ -52,7 +52,7 @@ def _stamp(when: dt.datetime) -> str:
 
 
 def add_tenants(count: int) -> list[str]:
-    from worker.tenants import add_tenant
+    from worker.tenancy.tenants import add_tenant
 
     ids = []
     for number in range(count):
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         refresh_aggregate()
         recount_ms = (time.perf_counter() - started) * 1000
-        from worker.redis_client import get_redis
+        from worker.transport.redis_client import get_redis
 
         get_redis().delete("lp:metrics:aggregate")  # the web's first scrape counts itself
 

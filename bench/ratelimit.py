@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         assert stack.sims is not None
         stack.connect([tenant])
         stack.start_workers(args.workers, args.concurrency)
-        from worker.producer import enqueue
+        from worker.transport.producer import enqueue
 
         warm = list(_stack.interleaved([tenant], 3, "warm", 3))
         for job in warm:

@@ -79,7 +79,7 @@ class RefreshWatch(threading.Thread):
 
 
 def traffic(active: list[tuple[str, str, str]], args: argparse.Namespace, sent: list[int]) -> None:
-    from worker.producer import enqueue
+    from worker.transport.producer import enqueue
 
     rng = random.Random(7)
     start = time.monotonic()
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         watch.start()
         log(f"beat started; connecting {len(tenants)} tenants over {args.connect_over:.0f} s")
         stack.connect(active)
-        from worker.producer import enqueue
+        from worker.transport.producer import enqueue
 
         for job in _stack.interleaved(active, 1, "warm", 1):
             enqueue(job)

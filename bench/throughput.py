@@ -117,7 +117,7 @@ def run_ledgerpush(
         log(f"[{database}] connecting {len(tenants)} tenants")
         stack.connect(tenants)
         stack.start_workers(args.workers, args.concurrency, _worker_env(args))
-        from worker.producer import enqueue
+        from worker.transport.producer import enqueue
 
         log(f"[{database}] warm-up: {len(tenants) * args.customers} invoices")
         warm = list(_stack.interleaved(tenants, args.customers, "warm", args.customers))
@@ -163,7 +163,7 @@ def run_ledgerpush(
 def vismanet_calls(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     """Provider calls per Visma.net invoice in steady state (its tenants warmed up first)
     against the floor: create + release, + one status read per release answered Queued."""
-    from worker.producer import enqueue
+    from worker.transport.producer import enqueue
 
     assert stack.sims is not None
     tenants = [(f"vn{index:03d}", "vismanet", "NO") for index in range(args.vismanet_tenants)]
@@ -278,7 +278,7 @@ def steady_load(
 ) -> dict[str, Any]:
     """enqueue→booked latency without a backlog: invoices sent at half the measured
     throughput for `--latency-seconds`."""
-    from worker.producer import enqueue
+    from worker.transport.producer import enqueue
 
     log(f"steady load: {rate:.0f} invoices/s for {args.latency_seconds:.0f} s")
     start = time.monotonic()

@@ -30,7 +30,7 @@ PING_TIMEOUT_SECONDS = 10.0
 
 
 def _worker(node: str = "") -> str | None:
-    from worker.app import app
+    from worker.transport.app import app
 
     node = node or f"celery@{socket.gethostname()}"
     replies = app.control.ping(destination=[node], timeout=PING_TIMEOUT_SECONDS)
@@ -67,8 +67,8 @@ def _web(*_: str) -> str | None:
 
 
 def _ingest(host: str = "") -> str | None:
-    from worker.ingest import DRAINERS_KEY, HEARTBEAT_TIMEOUT
-    from worker.redis_client import get_redis
+    from worker.transport.ingest import DRAINERS_KEY, HEARTBEAT_TIMEOUT
+    from worker.transport.redis_client import get_redis
 
     host = host or socket.gethostname()
     redis = get_redis()

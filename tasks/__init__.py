@@ -9,9 +9,9 @@ from typing import Any
 
 from celery.signals import worker_init
 
-from worker.app import app
-from worker.ingest import IngestStep
-from worker.webhooks import sync_settings_endpoint
+from worker.ops.webhooks import sync_settings_endpoint
+from worker.transport.app import app
+from worker.transport.ingest import IngestStep
 
 
 def _sync_webhook_endpoint(**_: Any) -> None:
@@ -24,5 +24,5 @@ def _sync_webhook_endpoint(**_: Any) -> None:
 
 
 worker_init.connect(_sync_webhook_endpoint, weak=False)
-# The plain ingest list is drained by a thread in every worker (worker/ingest.py).
+# The plain ingest list is drained by a thread in every worker (worker/transport/ingest.py).
 app.steps["worker"].add(IngestStep)

@@ -7,8 +7,8 @@ from typing import Any
 from celery import Task
 
 from tasks.runner import run_job
-from worker.app import app
 from worker.tasknames import INVOICE_TASK
+from worker.transport.app import app
 
 
 @app.task(name=INVOICE_TASK, bind=True)

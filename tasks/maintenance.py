@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from celery import Task
 
-from worker.alert_delivery import deliver, mark_undeliverable, resend_overdue
-from worker.app import app
 from worker.auth.proactive import refresh_expiring_tokens, refresh_if_expiring
 from worker.backoff import webhook_backoff
-from worker.connections import resume_stranded_jobs, tenant_needs_reauth
-from worker.events import purge_expired
-from worker.inbound import handle
-from worker.payment_sync import sync_tenant, tenants_with_open_invoices
+from worker.ops.alert_delivery import deliver, mark_undeliverable, resend_overdue
+from worker.ops.events import purge_expired
+from worker.ops.inbound import handle
+from worker.ops.payment_sync import sync_tenant, tenants_with_open_invoices
+from worker.ops.purge import purge as purge_settled
+from worker.ops.reconciler import reconcile_stuck_jobs
+from worker.ops.webhooks import run_deliveries
 from worker.providers.base import NeedsReauth, Transient
-from worker.purge import purge as purge_settled
-from worker.reconciler import reconcile_stuck_jobs
 from worker.settings import get_settings
 from worker.tasknames import (
     DELIVER_EVENTS_TASK,
@@ -28,7 +27,8 @@ from worker.tasknames import (
     SYNC_PAYMENTS_TASK,
     SYNC_TENANT_PAYMENTS_TASK,
 )
-from worker.webhooks import run_deliveries
+from worker.tenancy.connections import resume_stranded_jobs, tenant_needs_reauth
+from worker.transport.app import app
 
 
 @app.task(name=RECONCILE_TASK)
@@ -80,7 +80,7 @@ def refresh_tenant_token(self: Task, tenant_id: str) -> bool:
 
 @app.task(name=PURGE_TASK)
 def purge() -> int:
-    """Daily when LEDGERPUSH_PURGE_AFTER_DAYS is set (see worker/app.py)."""
+    """Daily when LEDGERPUSH_PURGE_AFTER_DAYS is set (see worker/transport/app.py)."""
     import datetime as dt
 
     days = get_settings().purge_after_days
@@ -110,7 +110,7 @@ def sync_tenant_payments(self: Task, tenant_id: str) -> int:
 
 @app.task(name=HANDLE_INBOUND_TASK, bind=True, max_retries=5)
 def handle_inbound(self: Task, notification: str) -> None:
-    """An accounting system's notification: re-read what it points at (worker/inbound.py)."""
+    """An accounting system's notification: re-read what it points at (worker/ops/inbound.py)."""
     try:
         handle(notification)
     except Transient as exc:

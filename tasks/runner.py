@@ -2,7 +2,7 @@
 
 A delivery that fails because the ledger's database or Redis is unreachable is not the
 job's failure and is never acknowledged away: it is sent again with backoff until the
-store answers (see "Acknowledgements and the outbox" in worker/app.py).
+store answers (see "Acknowledgements and the outbox" in worker/transport/app.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from celery import Task
 from celery.exceptions import Reject
 from redis.exceptions import RedisError
 
-from worker import fairness, pipeline
-from worker.redis_client import get_redis
+from worker import pipeline
 from worker.store_outage import StoreUnavailable, describe, is_store_outage
+from worker.transport import fairness
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.tasks")
 NO_CELERY_LIMIT = sys.maxsize

@@ -65,7 +65,7 @@ def _redis_url() -> str:
         url = _database_of_this_session(given)
         redis.Redis.from_url(url).flushdb()
         return url
-    from worker.embedded_redis import EmbeddedRedis
+    from worker.transport.embedded_redis import EmbeddedRedis
 
     server = EmbeddedRedis(_HOME / "redis").start()
     _SERVERS.append(server)
@@ -310,7 +310,7 @@ def connect_ea_tenant(country: str = "NO", scopes: list[str] | None = None, **ma
     """A new simulated company and a ledgerpush tenant connected to it."""
     import time as _time
 
-    from worker.tenants import add_tenant
+    from worker.tenancy.tenants import add_tenant
 
     sim = SIMULATORS["ea"]
     tenant_id = unique(f"ea-{country.lower()}")
@@ -327,7 +327,7 @@ def connect_ea_tenant(country: str = "NO", scopes: list[str] | None = None, **ma
 
 
 def connect_ec_tenant(country: str = "DK", modules: list[str] | None = None, **mapping: Any) -> str:
-    from worker.tenants import add_tenant
+    from worker.tenancy.tenants import add_tenant
 
     tenant_id = unique(f"ec-{country.lower()}")
     grant = SIMULATORS["ec"].add_agreement(
@@ -340,7 +340,7 @@ def connect_ec_tenant(country: str = "DK", modules: list[str] | None = None, **m
 def connect_vn_tenant(country: str = "NO", **mapping: Any) -> str:
     """A new company in the session's Visma.net simulator and a tenant connected to it;
     payment_method is mapped to the simulator's bank transfer unless given."""
-    from worker.tenants import add_tenant
+    from worker.tenancy.tenants import add_tenant
 
     tenant_id = unique(f"vn-{country.lower()}")
     company = f"{tenant_id}-company"

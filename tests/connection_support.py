@@ -169,7 +169,7 @@ def webhook_data(item: Received) -> dict[str, Any]:
 
 
 def _nodes() -> list[str]:
-    from worker.app import app
+    from worker.transport.app import app
 
     replies = app.control.ping(timeout=1.0) or []
     return [name for reply in replies for name in reply]
@@ -180,7 +180,7 @@ def only_these_consume(workers: list[WorkerProcess]) -> Iterator[None]:
     """Other live workers (the shared session worker) stop consuming the queues for a
     while, so every job, alert and webhook delivery of the test runs on `workers`,
     which carry the receivers' configuration. Celery's remote control does it."""
-    from worker.app import QUEUES, app
+    from worker.transport.app import QUEUES, app
 
     mine = tuple(f"{w.name}@" for w in workers)
     others = [name for name in _nodes() if not name.startswith(mine)]

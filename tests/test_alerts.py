@@ -28,14 +28,14 @@ from tests.connection_support import (
     stays,
     webhook_data,
 )
-from worker.alerts import SIGNATURE_HEADER, sign, verify
 from worker.auth.connect import connect_url
 from worker.jobs import job_id_for
 from worker.ledger.db import session
 from worker.ledger.models import EventDelivery, JobEvent, OutboundEvent, WebhookDelivery
 from worker.ledger.store import find_job
-from worker.producer import enqueue, send
-from worker.tenants import get_tenant
+from worker.ops.alerts import SIGNATURE_HEADER, sign, verify
+from worker.tenancy.tenants import get_tenant
+from worker.transport.producer import enqueue, send
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +269,7 @@ def test_alert_survives_a_broker_outage_and_the_reconciler_sends_it(
     }
     code = (
         "import sys\n"
-        "from worker.connections import tenant_needs_reauth\n"
+        "from worker.tenancy.connections import tenant_needs_reauth\n"
         "tenant_needs_reauth(sys.argv[1], 'consent withdrawn')\n"
     )
     done = subprocess.run(

@@ -29,13 +29,13 @@ from tests.connection_support import (
     settle_all,
     stays,
 )
-from worker import refcache
 from worker.auth import app_credentials
 from worker.auth.connect import connect_url
 from worker.ledger.db import alembic_config, session
 from worker.ledger.models import TenantEvent
-from worker.producer import enqueue
-from worker.tenants import add_tenant, credentials_of, get_tenant
+from worker.tenancy import refcache
+from worker.tenancy.tenants import add_tenant, credentials_of, get_tenant
+from worker.transport.producer import enqueue
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.web_fixtures"]
@@ -330,7 +330,7 @@ def test_refused_app_secret_holds_jobs_keeps_tenants_connected_and_resumes(
 def test_dashboard_shows_the_binding_and_rebinds_only_when_confirmed(
     browser_client: tuple[Any, str], operator: str
 ) -> None:
-    from worker import binding
+    from worker.tenancy import binding
 
     client, csrf = browser_client
     tenant = unique("t-bind")

@@ -299,7 +299,7 @@ def _parked_job_with_an_earlier_error(tenant: str) -> str:
     attempt (it waited for its invoice before the tenant's consent broke)."""
     from worker.jobs import job_id_for
     from worker.ledger import store
-    from worker.tenants import set_connection
+    from worker.tenancy.tenants import set_connection
 
     key = unique("inv-parked")
     job_id = job_id_for(tenant, key)
@@ -385,10 +385,10 @@ def test_operator_fixes_and_reinjects_a_poison_message(
 ) -> None:
     import json
 
-    from worker import poison
-    from worker.app import INVOICES_QUEUE
     from worker.jobs import job_id_for
-    from worker.redis_client import get_redis
+    from worker.transport import poison
+    from worker.transport.app import INVOICES_QUEUE
+    from worker.transport.redis_client import get_redis
 
     tenant = connect_ea_tenant("NO")
     job = invoice_job(tenant)
@@ -416,7 +416,7 @@ def test_operator_fixes_and_reinjects_a_poison_message(
 
 
 def test_disable_and_enable_a_tenant_from_its_page(page: Any, web_url: str) -> None:
-    from worker.tenants import get_tenant
+    from worker.tenancy.tenants import get_tenant
 
     tenant = connect_ea_tenant("NO")
     page.goto(f"{web_url}/tenants/{tenant}")
@@ -443,7 +443,7 @@ def test_test_send_button_shows_the_endpoints_answer(page: Any, web_url: str) ->
     import re
 
     from tests.webhook_receiver import Receiver
-    from worker import webhooks
+    from worker.ops import webhooks
 
     receiver = Receiver().start()
     try:

@@ -15,9 +15,9 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from tests.conftest import ROOT, WorkerProcess, wait_for
-from worker import poison
-from worker.app import BULK_QUEUE, PAYMENTS_QUEUE, QUEUES, app
-from worker.redis_client import get_redis, redis_url
+from worker.transport import poison
+from worker.transport.app import BULK_QUEUE, PAYMENTS_QUEUE, QUEUES, app
+from worker.transport.redis_client import get_redis, redis_url
 
 
 def _bindings(exchange: str) -> set[bytes]:
@@ -71,7 +71,7 @@ def _free_port() -> int:
 def flower(session_worker: WorkerProcess, base_env: dict[str, str]) -> Iterator[str]:
     port = _free_port()
     env = {**base_env, "FLOWER_UNAUTHENTICATED_API": "true"}
-    command = [sys.executable, "-m", "celery", "-A", "worker.app", "flower"]
+    command = [sys.executable, "-m", "celery", "-A", "worker.transport.app", "flower"]
     command += [f"--port={port}", "--address=127.0.0.1"]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

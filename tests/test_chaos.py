@@ -19,10 +19,10 @@ from tests.conftest import (
     drop_postgres_database,
     postgres_admin_url,
 )
-from worker import poison
-from worker.app import INVOICE_TASK, PAYMENT_TASK
 from worker.devtools.chaos import DEFAULT_FAULTS, FAULTS, parse_faults
 from worker.devtools.chaos.faults import POISON_MAKERS, poison_message, poisoned_markers
+from worker.transport import poison
+from worker.transport.app import INVOICE_TASK, PAYMENT_TASK
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {
@@ -133,7 +133,7 @@ def test_an_unknown_fault_or_database_is_refused_by_name(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("number", range(len(POISON_MAKERS)))
 def test_each_chaos_poison_message_is_poison_to_a_worker(number: int) -> None:
-    """What chaos pushes is refused by the worker's own check (worker/poison.py), so it
+    """What chaos pushes is refused by the worker's own check (worker/transport/poison.py), so it
     must end in the poison list, never in the ledger; and the verdict finds its marker."""
     task = (INVOICE_TASK, PAYMENT_TASK)[number % 2]
     raw = poison_message(number, task)

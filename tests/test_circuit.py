@@ -22,16 +22,16 @@ from celery import Celery
 from tests.conftest import EA_CLIENT, EC_APP, WorkerProcess, wait_for
 from tests.connection_support import WEBHOOK_SECRET, Receiver, stays, webhook_data
 from tests.test_exactly_once import EA, EC, Stack, invoice, remote, tenant_for
-from worker.app import celery_config
-from worker.circuit import CLOSED, HALF_OPEN, OPEN, Breaker, answered, is_outage
 from worker.devtools.localstack import LocalStack
-from worker.embedded_redis import EmbeddedRedis
 from worker.ledger.store import attempts_of, find_job
+from worker.ops.circuit import CLOSED, HALF_OPEN, OPEN, Breaker, answered, is_outage
 from worker.providers.base import Call, NoAnswer, Rejected, Transient
 from worker.settings import Settings
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import EAccountingSimulator
 from worker.simulators.economic import EconomicSimulator
+from worker.transport.app import celery_config
+from worker.transport.embedded_redis import EmbeddedRedis
 
 FAST = {
     "circuit_window_seconds": 30.0,

@@ -15,7 +15,7 @@ from worker.cli import app
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.store import find_job
-from worker.tenants import credentials_of, get_tenant
+from worker.tenancy.tenants import credentials_of, get_tenant
 
 
 def run(*args: str, stdin: str | None = None) -> Result:

@@ -1,5 +1,5 @@
 """Operator commands on the command line: the same checks and audit as the dashboard
-(worker/operations.py), --json on every list command, clear errors for bad input."""
+(worker/ops/operations.py), --json on every list command, clear errors for bad input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from worker.cli import app
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.models import BOOKED, DISABLED, FAILED, JOB_STATES
-from worker.tenants import find_tenant, get_tenant
+from worker.tenancy.tenants import find_tenant, get_tenant
 
 
 def run(*args: str, stdin: str | None = None) -> Result:

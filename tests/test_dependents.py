@@ -13,7 +13,7 @@ from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of
-from worker.producer import enqueue, send
+from worker.transport.producer import enqueue, send
 
 
 def payment(tenant: str, invoice_key: str) -> dict[str, Any]:

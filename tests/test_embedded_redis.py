@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from worker.embedded_redis import EmbeddedRedis
+from worker.transport.embedded_redis import EmbeddedRedis
 
 
 def test_starts_persists_and_stops(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ import sys
 import subprocess
 import sys
 from pathlib import Path
-from worker.embedded_redis import shared_redis_url
+from worker.transport.embedded_redis import shared_redis_url
 print(shared_redis_url(Path(sys.argv[1])), flush=True)
 sys.stdin.readline()  # stays a user until told to exit
 """

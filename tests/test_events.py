@@ -23,13 +23,14 @@ from tests.conftest import (
     wait_for,
 )
 from tests.webhook_receiver import Receiver, verifies
-from worker import crypto, events, payment_sync, webhooks
-from worker.connections import tenant_needs_reauth
+from worker import crypto
 from worker.jobs import parse_job
 from worker.ledger import store
 from worker.ledger.models import OutboundEvent
-from worker.operations import ActionRefused, cancel
-from worker.producer import enqueue, send
+from worker.ops import events, payment_sync, webhooks
+from worker.ops.operations import ActionRefused, cancel
+from worker.tenancy.connections import tenant_needs_reauth
+from worker.transport.producer import enqueue, send
 
 pytest_plugins = ["tests.web_fixtures"]
 
@@ -213,7 +214,7 @@ def test_event_is_in_the_same_transaction_as_the_state_change() -> None:
 
 KILLED_AFTER_COMMIT = """
 import os, sys
-from worker import events
+from worker.ops import events
 from worker.ledger import store
 events.written = lambda: os._exit(9)  # the process dies right after the commit
 job_id, tenant = sys.argv[1], sys.argv[2]

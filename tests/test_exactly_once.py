@@ -23,16 +23,16 @@ import pytest
 from celery import Celery
 
 from tests.conftest import EA_CLIENT, EC_APP, WorkerProcess, unique, wait_for
-from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, celery_config
 from worker.devtools import factories
 from worker.devtools.localstack import LocalStack, connect_eaccounting, connect_economic
-from worker.embedded_redis import EmbeddedRedis
 from worker.jobs import parse_job
 from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of, find_job
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import EAccountingSimulator
 from worker.simulators.economic import EconomicSimulator
+from worker.transport.app import QUEUE_FOR_TASK, TASK_FOR_KIND, celery_config
+from worker.transport.embedded_redis import EmbeddedRedis
 
 SETTLED = ("booked", "failed", "waiting_for_reauth")
 NO_FAULTS = Faults().as_dict()
@@ -66,16 +66,16 @@ class Stack:
         """What the beat task does, run against this module's Redis."""
         return int(
             self.python(
-                "from worker.reconciler import reconcile_stuck_jobs; "
+                "from worker.ops.reconciler import reconcile_stuck_jobs; "
                 f"print(reconcile_stuck_jobs(lost_retry_grace={grace}))"
             )
         )
 
     def produce(self, payload: dict[str, Any]) -> str:
-        """`worker.producer.enqueue` as a producer process on this module's Redis runs
+        """`worker.transport.producer.enqueue` as a producer process on this module's Redis runs
         it (its outbox is in that Redis; `enqueue` above skips the outbox)."""
         return self.python(
-            f"import json; from worker.producer import enqueue; print(enqueue(json.loads({json.dumps(json.dumps(payload))})))"
+            f"import json; from worker.transport.producer import enqueue; print(enqueue(json.loads({json.dumps(json.dumps(payload))})))"
         )
 
     def python(self, code: str) -> str:

@@ -29,14 +29,14 @@ from tests.test_exactly_once import (
     recovered_by_lookup,
     wait_until_held,
 )
-from worker.app import celery_config
 from worker.devtools.localstack import LocalStack, connect_vismanet
-from worker.embedded_redis import EmbeddedRedis
 from worker.ledger.store import find_job
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import EAccountingSimulator
 from worker.simulators.economic import EconomicSimulator
 from worker.simulators.vismanet import VismaNetSimulator, create_simulator
+from worker.transport.app import celery_config
+from worker.transport.embedded_redis import EmbeddedRedis
 
 NO_FAULTS = Faults().as_dict()
 VN = System(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from tests.conftest import WorkerProcess, invoice_job, unique, wait_for
-from worker import fairness
-from worker.app import BULK_QUEUE, INVOICES_QUEUE, QUEUES, TASK_FOR_KIND, app
 from worker.jobs import job_id_for
 from worker.ledger.store import find_job
 from worker.settings import get_settings
+from worker.transport import fairness
+from worker.transport.app import BULK_QUEUE, INVOICES_QUEUE, QUEUES, TASK_FOR_KIND, app
 
 
 def test_jobs_beyond_the_threshold_overflow_and_settling_frees_room() -> None:

@@ -34,13 +34,14 @@ from tests.conftest import (
     unique,
     wait_for,
 )
-from worker import ingest, safejson
-from worker.embedded_redis import EmbeddedRedis, free_port
+from worker import safejson
 from worker.jobs import JobValidationError, job_id_for, parse_job
 from worker.ledger.db import session
 from worker.ledger.models import Job
 from worker.ledger.store import find_job
-from worker.redis_client import get_redis
+from worker.transport import ingest
+from worker.transport.embedded_redis import EmbeddedRedis, free_port
+from worker.transport.redis_client import get_redis
 
 pytest_plugins = ["tests.web_fixtures"]
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -532,7 +533,7 @@ def _states(tenants: list[str]) -> dict[str, int]:
 
 def _reconcile(env: dict[str, str]) -> None:
     """What the beat task does, against this test's Redis."""
-    code = "from worker.reconciler import reconcile_stuck_jobs; reconcile_stuck_jobs(5)"
+    code = "from worker.ops.reconciler import reconcile_stuck_jobs; reconcile_stuck_jobs(5)"
     subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env}, timeout=120, check=True
     )

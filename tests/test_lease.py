@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from tests.conftest import unique
-from worker.lease import JobLease, lease_key
-from worker.redis_client import get_redis
+from worker.transport.lease import JobLease, lease_key
+from worker.transport.redis_client import get_redis
 
 
 def test_a_lease_outlives_its_duration_while_held() -> None:

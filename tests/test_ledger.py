@@ -16,7 +16,7 @@ from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.db import engine, session
 from worker.ledger.models import Job
-from worker.tenants import add_tenant, credentials_of, get_tenant
+from worker.tenancy.tenants import add_tenant, credentials_of, get_tenant
 
 
 def _accept(args: tuple[str, str]) -> bool:

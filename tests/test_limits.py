@@ -25,14 +25,15 @@ from tests.conftest import (
     unique,
     wait_for,
 )
-from worker import operations, pipeline
+from worker import pipeline
 from worker.cli import app as cli_app
 from worker.jobs import JobValidationError, job_id_for, parse_job
 from worker.ledger import store
 from worker.ledger.store import attempts_of
-from worker.producer import enqueue
+from worker.ops import operations
 from worker.providers import limits
-from worker.tenants import update_mapping
+from worker.tenancy.tenants import update_mapping
+from worker.transport.producer import enqueue
 
 pytest_plugins = ["tests.web_fixtures"]
 

@@ -20,7 +20,7 @@ from worker.ledger import store
 from worker.providers.base import StepContext
 from worker.providers.eaccounting.client import EAccountingProvider
 from worker.providers.economic.client import EconomicProvider
-from worker.tenants import get_tenant
+from worker.tenancy.tenants import get_tenant
 
 LONG_AGO = dt.datetime(2020, 1, 1)
 

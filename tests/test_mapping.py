@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from tests.conftest import ROOT, connect_ea_tenant, connect_ec_tenant
-from worker.mapping import MappingError, validate
-from worker.tenants import get_tenant, update_mapping
+from worker.tenancy.mapping import MappingError, validate
+from worker.tenancy.tenants import get_tenant, update_mapping
 
 
 @pytest.mark.parametrize("key", ["layout", "journal", "account.25", "product", "customer_group"])

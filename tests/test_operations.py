@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import connect_ea_tenant, invoice_job, unique
-from worker import operations, pipeline
+from worker import pipeline
 from worker.jobs import job_id_for
-from worker.lease import JobLease
 from worker.ledger import store
 from worker.ledger.db import session
 from worker.ledger.models import RETRY_SCHEDULED, OutboundEvent
+from worker.ops import operations
 from worker.settings import get_settings
+from worker.transport.lease import JobLease
 
 
 def _accepted(tenant_id: str = "ops-tenant") -> str:
@@ -123,8 +124,8 @@ def test_a_reference_still_missing_after_a_refresh_is_dead_lettered(ea_sim: Any)
     on fresh references means the reference is really gone, not a reason to loop."""
     from worker.providers import provider_for
     from worker.providers.base import ReferenceStale
-    from worker.refcache import TenantCache
-    from worker.tenants import get_tenant
+    from worker.tenancy.refcache import TenantCache
+    from worker.tenancy.tenants import get_tenant
 
     tenant = get_tenant(connect_ea_tenant("NO"))
     job_id = _accepted(tenant.id)

@@ -279,7 +279,7 @@ def test_healthcheck_beat_wants_a_recently_saved_schedule(tmp_path: Path) -> Non
 
 
 def test_healthcheck_ingest_wants_a_heartbeat_of_a_drainer_on_this_host() -> None:
-    from worker.ingest import Drainer
+    from worker.transport.ingest import Drainer
 
     host = unique("drainer-host")
     Drainer(name=f"{host}:1:a")._tick()

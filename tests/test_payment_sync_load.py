@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import EA_CLIENT, EA_SCOPES, EC_APP, unique
-from worker import payment_sync
 from worker.ledger.db import session
 from worker.ledger.models import TrackedInvoice
+from worker.ops import payment_sync
 from worker.providers.base import Transient
 
 EA_OPEN = 200  # eAccounting tenants with one open invoice each: one call each
@@ -40,7 +40,7 @@ class Books:
     ec: Any
 
     def ea_tenant(self) -> str:
-        from worker.tenants import add_tenant
+        from worker.tenancy.tenants import add_tenant
 
         tenant = unique("ea-no")
         self.ea.add_company(tenant, "NO")
@@ -56,7 +56,7 @@ class Books:
 
     def ec_tenant(self, booked_invoices: int) -> str:
         """An e-conomic tenant with booked invoices ledgerpush watches."""
-        from worker.tenants import add_tenant
+        from worker.tenancy.tenants import add_tenant
 
         tenant = unique("ec-dk")
         grant = self.ec.add_agreement("DK", grant_token=f"grant-{tenant}")

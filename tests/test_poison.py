@@ -19,13 +19,14 @@ from sqlalchemy import select
 
 from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
 from tests.test_worker import raw_celery_message
-from worker import operations, poison
-from worker.app import INVOICE_TASK, INVOICES_QUEUE, PAYMENTS_QUEUE
 from worker.jobs import job_id_for
 from worker.ledger.db import session
 from worker.ledger.models import WebhookDelivery
 from worker.ledger.store import find_job
-from worker.redis_client import get_redis
+from worker.ops import operations
+from worker.transport import poison
+from worker.transport.app import INVOICE_TASK, INVOICES_QUEUE, PAYMENTS_QUEUE
+from worker.transport.redis_client import get_redis
 
 pytest_plugins = ["tests.web_fixtures"]
 MAX_BYTES = 1_048_576  # LEDGERPUSH_MAX_MESSAGE_BYTES's default, which every worker here has
@@ -265,7 +266,7 @@ def test_poison_is_counted_and_alerted_once_per_burst(poison_worker: WorkerProce
 
 
 def test_burst_alert_is_a_signed_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker import alerts
+    from worker.ops import alerts
 
     configured = alerts.get_settings().model_copy(
         update={"webhook_url": "http://127.0.0.1:9/hooks", "webhook_secret": SecretStr("s")}

@@ -12,7 +12,7 @@ from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique
 from worker.devtools.factories import credit_note_job, line, payment_job
 from worker.jobs import JobValidationError, job_id_for
 from worker.ledger.store import attempts_of, find_job
-from worker.producer import enqueue, send
+from worker.transport.producer import enqueue, send
 
 TERMINAL = ("booked", "failed", "waiting_for_reauth")
 
@@ -233,7 +233,7 @@ def test_steady_state_costs_draft_and_book_only(session_worker: WorkerProcess) -
 
 
 def test_missing_scope_parks_tenant_naming_the_scope(session_worker: WorkerProcess) -> None:
-    from worker.tenants import get_tenant
+    from worker.tenancy.tenants import get_tenant
 
     tenant = connect_ea_tenant("NO", scopes=["ea:api", "offline_access", "ea:accounting_readonly"])
     job = settle(enqueue(invoice_job(tenant, "inv-scope")))
@@ -290,8 +290,8 @@ def test_nl_accounts_carry_dutch_fields_only_there(session_worker: WorkerProcess
 def _cached_accounts(tenant_id: str) -> list[dict[str, Any]]:
     import json
 
-    from worker.redis_client import get_redis
-    from worker.refcache import TenantCache, cached_names
+    from worker.tenancy.refcache import TenantCache, cached_names
+    from worker.transport.redis_client import get_redis
 
     cache = TenantCache(tenant_id)
     name = next(n for n in cached_names(tenant_id) if n.startswith("accounts:"))
@@ -350,10 +350,11 @@ def test_ambiguous_lookup_fails_for_review_and_never_writes_again(ea_sim: Any) -
 def test_operator_resolves_a_review_by_cleaning_up_then_replay_or_cancel(ea_sim: Any) -> None:
     """What the job page tells the operator to do with a `needs_review` job works: delete
     the extra draft remotely and replay (the lookup adopts the one left), or cancel."""
-    from worker import operations, pipeline
+    from worker import pipeline
     from worker.ledger.store import events_of, get_job
+    from worker.ops import operations
     from worker.providers.eaccounting.client import EAccountingProvider
-    from worker.tenants import get_tenant
+    from worker.tenancy.tenants import get_tenant
 
     tenant = connect_ea_tenant("NO")
     assert pipeline.process(invoice_job(tenant, "warm")).state == "booked"
@@ -388,7 +389,7 @@ def test_bookkeeping_edition_is_unsupported_not_a_reauthorization(ea_sim: Any) -
     """eAccounting Bookkeeping has no sales endpoints (endpoints.json variants): the job
     fails at once as unsupported, with plain words, and the tenant stays connected."""
     from worker import pipeline
-    from worker.tenants import get_tenant
+    from worker.tenancy.tenants import get_tenant
 
     tenant = connect_ea_tenant("NO")
     ea_sim.companies[tenant].settings["ProductVariant"] = 3
@@ -468,7 +469,7 @@ def _row_codings(sim: Any, tenant: str, invoice_id: str) -> list[str]:
 def test_vat_pin_set_after_the_first_invoice_is_used(
     session_worker: WorkerProcess, ea_sim: Any
 ) -> None:
-    from worker.tenants import update_mapping
+    from worker.tenancy.tenants import update_mapping
 
     tenant = connect_ea_tenant("NO")
     goods, services = (_coding_id(ea_sim, tenant, n) for n in ("Goods 25 %", "Services 25 %"))
@@ -500,7 +501,7 @@ def test_pinned_bank_account_is_used_for_the_payment(
     tenant = connect_ea_tenant("NO")
     banks = [b for b in ea_sim.companies[tenant].bank_accounts if b.get("IsActive")]
     other = next(b for b in banks if not b.get("IsDefaultChequeAccount"))
-    from worker.tenants import update_mapping
+    from worker.tenancy.tenants import update_mapping
 
     update_mapping(tenant, {"bank_account": other["Id"]})
     assert settle(enqueue(invoice_job(tenant, "inv-paid"))).state == "booked"

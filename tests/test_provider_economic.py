@@ -12,10 +12,10 @@ from worker.devtools.factories import credit_note_job, default_customer, line, p
 from worker.jobs import job_id_for, parse_job
 from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of, find_job
-from worker.producer import enqueue, send
 from worker.providers.base import StepContext, Unsupported
 from worker.providers.economic.client import EconomicProvider, customer_number, filter_value
-from worker.tenants import get_tenant
+from worker.tenancy.tenants import get_tenant
+from worker.transport.producer import enqueue, send
 
 pytestmark = pytest.mark.usefixtures("session_worker")
 SETTLED = ("booked", "failed", "waiting_for_reauth")

@@ -22,7 +22,7 @@ from worker.providers.vismanet import transport
 from worker.providers.vismanet.client import VismaNetProvider
 from worker.providers.vismanet.errors import WRONG_TENANT
 from worker.settings import get_settings
-from worker.tenants import add_tenant, credentials_of, get_tenant, store_credentials
+from worker.tenancy.tenants import add_tenant, credentials_of, get_tenant, store_credentials
 
 CONTRACT_TENANT = "nordlys-customer-tenant"
 

@@ -13,14 +13,15 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
-from worker import operations, outbox
 from worker.cli import app
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.db import session
 from worker.ledger.models import BOOKED, Job
-from worker.producer import enqueue
-from worker.purge import PurgeError, parse_age
+from worker.ops import operations
+from worker.ops.purge import PurgeError, parse_age
+from worker.transport import outbox
+from worker.transport.producer import enqueue
 
 
 def booked(job_id: str) -> Job:
@@ -126,8 +127,8 @@ def test_older_than_must_be_an_age() -> None:
 
 
 def test_beat_purges_daily_only_when_configured() -> None:
-    from worker.app import _purge_schedule
-    from worker.app import app as celery_app
+    from worker.transport.app import _purge_schedule
+    from worker.transport.app import app as celery_app
 
     assert _purge_schedule(None) == {}
     entry = _purge_schedule(180)["purge-settled-jobs"]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import unique
-from worker.ratelimit import Rate, RateLimited, RateLimiter
+from worker.transport.ratelimit import Rate, RateLimited, RateLimiter
 
 ONE_A_SECOND = Rate(60, 60.0, burst=1)
 

@@ -36,9 +36,9 @@ from tests.connection_support import (
 from worker.ledger.db import engine, session
 from worker.ledger.models import Base, Tenant
 from worker.logs import ContextFilter, JsonFormatter, TextFormatter, log_context, scrub, scrub_text
-from worker.producer import enqueue
 from worker.telemetry import before_send
-from worker.tenants import add_tenant, credentials_of, get_tenant
+from worker.tenancy.tenants import add_tenant, credentials_of, get_tenant
+from worker.transport.producer import enqueue
 
 AT, RT, GRANT, APP, CODE, CS = (
     "at-" + secrets.token_urlsafe(16),

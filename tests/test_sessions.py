@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 from tests.conftest import unique
 from tests.web_helpers import PASSWORD, make_job, make_tenant, sign_in
 from worker.cli import app as cli_app
-from worker.redis_client import get_redis
+from worker.transport.redis_client import get_redis
 from worker.web.accounts import add_user
 from worker.web.auth import SESSION_COOKIE
 

@@ -1,6 +1,6 @@
 """Stopping is clean: a signal to `ledgerpush demo` or `ledgerpush chaos` stops every
 process it started (workers, web, its Redis), also when the command itself is killed
-with SIGKILL (the children's parent-death signal, worker/children.py). Counted with
+with SIGKILL (the children's parent-death signal, worker/transport/children.py). Counted with
 psutil on the real process tree."""
 
 from __future__ import annotations

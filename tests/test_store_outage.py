@@ -40,13 +40,13 @@ from tests.conftest import (
     wait_for,
 )
 from tests.test_exactly_once import EA, EC, System, invoice, remote
-from worker.embedded_redis import EmbeddedRedis
 from worker.jobs import job_id_for
 from worker.ledger.db import make_engine
 from worker.ledger.models import Job
 from worker.simulators.common import SimulatorServer
 from worker.simulators.eaccounting import EAccountingSimulator
 from worker.simulators.economic import EconomicSimulator
+from worker.transport.embedded_redis import EmbeddedRedis
 
 JOBS = 100  # per outage; ~300 are too slow for two shared cores
 OUTAGE_SECONDS = 30
@@ -94,16 +94,16 @@ class Outage:
             grant = self.ec.add_agreement(system.country, grant_token=f"grant-{tenant}")
             credentials = {"grant_token": grant}
         self.python(
-            "import json, sys; from worker.tenants import add_tenant; "
+            "import json, sys; from worker.tenancy.tenants import add_tenant; "
             f"add_tenant({tenant!r}, {system.name!r}, {system.country!r}, json.load(sys.stdin))",
             json.dumps(credentials),
         )
         return tenant
 
     def enqueue(self, payloads: list[dict[str, Any]]) -> None:
-        """Through `worker.producer.enqueue`, as a producer process does (outbox included)."""
+        """Through `worker.transport.producer.enqueue`, as a producer process does (outbox included)."""
         self.python(
-            "import json, sys; from worker.producer import enqueue\n"
+            "import json, sys; from worker.transport.producer import enqueue\n"
             "for line in sys.stdin: enqueue(json.loads(line))",
             "\n".join(json.dumps(p) for p in payloads),
         )
@@ -117,7 +117,7 @@ class Outage:
         """What beat runs every 30 s, every 2 s here and with a short grace."""
         code = (
             "import time\n"
-            "from worker.reconciler import reconcile_stuck_jobs\n"
+            "from worker.ops.reconciler import reconcile_stuck_jobs\n"
             "while True:\n"
             "    try: reconcile_stuck_jobs(lost_retry_grace=5)\n"
             "    except Exception as exc: print(exc, flush=True)\n"
@@ -388,8 +388,9 @@ def test_a_postgresql_session_that_found_the_database_read_only_is_not_reused() 
 def test_transient_failures_are_retried_until_the_horizon_not_a_count(
     ea_sim: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worker import operations, pipeline
+    from worker import pipeline
     from worker.ledger.store import attempts_of, find_job
+    from worker.ops import operations
     from worker.settings import get_settings
 
     tenant = connect_ea_tenant("NO")
@@ -452,7 +453,7 @@ def test_a_worker_dead_letters_a_failing_job_at_its_horizon_not_after_eight_trie
 ) -> None:
     """Through a real worker and Celery's retries, with LEDGERPUSH_MAX_RETRIES unset."""
     from worker.ledger.store import attempts_of, find_job
-    from worker.producer import enqueue
+    from worker.transport.producer import enqueue
 
     env = {k: v for k, v in base_env.items() if k != "LEDGERPUSH_MAX_RETRIES"}
     worker = WorkerProcess(unique("horizon"), {**env, "LEDGERPUSH_RETRY_HORIZON": "15"}, 4)

@@ -14,13 +14,13 @@ from typer.testing import CliRunner, Result
 
 from tests.conftest import unique
 from tests.web_helpers import PASSWORD, SECRETS, make_job, make_tenant, sign_in
-from worker import binding
 from worker.cli import app as cli_app
-from worker.connections import tenant_reconnected
 from worker.ledger import store
 from worker.ledger.db import session
 from worker.ledger.models import CANCELLED, CONNECTED, DISABLED, WAITING_FOR_REAUTH, Tenant
-from worker.tenants import credentials_of, find_tenant, get_tenant
+from worker.tenancy import binding
+from worker.tenancy.connections import tenant_reconnected
+from worker.tenancy.tenants import credentials_of, find_tenant, get_tenant
 from worker.web.access import JOBS_READ
 from worker.web.accounts import add_user, create_api_key
 

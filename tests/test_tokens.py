@@ -29,12 +29,12 @@ from tests.connection_support import (
 from worker.auth.state import StateRefused, consume_state, make_state
 from worker.auth.tokens import REFRESH_FAILURES, refresh_single_flight
 from worker.ledger.store import attempts_of, find_job
-from worker.producer import enqueue
 from worker.providers.eaccounting import auth as eaccounting
 from worker.providers.eaccounting.auth import EAccountingAuth
-from worker.redis_client import get_redis
 from worker.settings import get_settings
-from worker.tenants import credentials_of, get_tenant, store_credentials
+from worker.tenancy.tenants import credentials_of, get_tenant, store_credentials
+from worker.transport.producer import enqueue
+from worker.transport.redis_client import get_redis
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def refresh_lock_held(tenant_id: str) -> Iterator[None]:
 
 def _running_task_ids() -> set[str]:
     """Ids of the tasks the workers are executing right now (Celery's remote control)."""
-    from worker.app import app
+    from worker.transport.app import app
 
     active = app.control.inspect(timeout=1.0).active() or {}
     return {task["id"] for tasks in active.values() for task in tasks}
@@ -274,7 +274,6 @@ def test_spread_is_stable_inside_the_time_left_and_spread_out() -> None:
 
 
 def test_beat_refreshes_tokens_inside_the_window_once_each(workers: Fleet, ea_sim: Any) -> None:
-    from worker.app import app
     from worker.auth.proactive import (
         SCHEDULED_GRACE,
         expiring_tenants,
@@ -282,6 +281,7 @@ def test_beat_refreshes_tokens_inside_the_window_once_each(workers: Fleet, ea_si
         schedule_refreshes,
         scheduled_key,
     )
+    from worker.transport.app import app
 
     entry = app.conf.beat_schedule["refresh-expiring-tokens"]  # what `ledgerpush beat` runs
     assert entry["task"] == "ledgerpush.maintenance.refresh_tokens" and entry["schedule"] <= 60

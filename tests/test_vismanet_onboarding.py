@@ -16,7 +16,7 @@ from worker import pipeline
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.settings import get_settings
-from worker.tenants import add_tenant, credentials_of, get_tenant
+from worker.tenancy.tenants import add_tenant, credentials_of, get_tenant
 from worker.web.access import VIEWER
 from worker.web.accounts import add_user
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from tests.conftest import VN_APP, unique, wait_for
 from worker.providers.vismanet.client import VismaNetProvider
 from worker.settings import get_settings
-from worker.tenants import add_tenant, get_tenant
+from worker.tenancy.tenants import add_tenant, get_tenant
 
 LIMIT, WINDOW_SECONDS, WINDOWS = 20, 2, 3
 

@@ -1,6 +1,6 @@
 """Visma.net notifications end to end over real HTTP: the session's simulator signs and
 posts to the web app (`POST /webhooks/vismanet`), which queues them on the broker; a real
-worker runs the task's half (`worker.inbound.handle`), which re-reads what changed."""
+worker runs the task's half (`worker.ops.inbound.handle`), which re-reads what changed."""
 
 from __future__ import annotations
 
@@ -16,18 +16,19 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from tests.conftest import SIMULATORS, VN_APP, WorkerProcess, invoice_job, unique, wait_for
-from worker import pipeline, refcache
+from worker import pipeline
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.db import session
 from worker.ledger.models import OutboundEvent
 from worker.providers.vismanet.inbound import event_name, sign
 from worker.providers.vismanet.transport import path_id
-from worker.redis_client import get_redis
-from worker.refcache import cached_names
 from worker.settings import get_settings
 from worker.simulators.common import SimulatorServer
-from worker.tenants import add_tenant
+from worker.tenancy import refcache
+from worker.tenancy.refcache import cached_names
+from worker.tenancy.tenants import add_tenant
+from worker.transport.redis_client import get_redis
 
 SECRET = "subscription-secret"
 SCOPES = " ".join(f"vismanet_erp_service_api:{s}" for s in ("read", "create", "update"))

@@ -19,8 +19,8 @@ from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.db import session
 from worker.ledger.models import Attempt, WebhookDelivery
-from worker.redis_client import get_redis
-from worker.tenants import get_tenant, set_connection
+from worker.tenancy.tenants import get_tenant, set_connection
+from worker.transport.redis_client import get_redis
 from worker.web import throttle
 from worker.web.accounts import revoke_api_key, verify_api_key
 

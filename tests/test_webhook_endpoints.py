@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from tests.conftest import unique, wait_for
 from tests.web_helpers import PASSWORD, make_tenant, sign_in
 from tests.webhook_receiver import Receiver, verifies
-from worker import events, webhooks
 from worker.ledger.db import session
 from worker.ledger.models import PaymentSync, TrackedInvoice
+from worker.ops import events, webhooks
 from worker.web.access import JOBS_OPERATE, JOBS_READ, JOBS_WRITE, WEBHOOKS_ADMIN
 from worker.web.accounts import add_user, create_api_key
 

@@ -15,12 +15,12 @@ from tests.conftest import (
     unique,
     wait_for,
 )
-from worker.app import INVOICE_TASK, INVOICES_QUEUE, app
 from worker.devtools.factories import payment_job
 from worker.ledger.db import session
 from worker.ledger.models import Job
 from worker.ledger.store import events_of, find_job, find_job_by_key
-from worker.producer import enqueue
+from worker.transport.app import INVOICE_TASK, INVOICES_QUEUE, app
+from worker.transport.producer import enqueue
 
 
 def _terminal(job_id: str) -> Any:
@@ -40,9 +40,9 @@ def test_unknown_tenant_fails_once_with_reason(session_worker: WorkerProcess) ->
 def _in_flight(job_id: str) -> bool:
     """A message of the job is still queued, delivered but not acknowledged (running, or
     held for a later retry), or published but not yet received (outbox)."""
-    from worker import outbox
-    from worker.app import QUEUES
-    from worker.redis_client import get_redis
+    from worker.transport import outbox
+    from worker.transport.app import QUEUES
+    from worker.transport.redis_client import get_redis
 
     redis = get_redis()
     held = [m for queue in QUEUES for m in redis.lrange(queue, 0, -1)]
@@ -157,7 +157,7 @@ def raw_celery_message(task: str, queue: str, payload: dict[str, Any], task_id: 
 
 def test_raw_redis_message_from_another_language(session_worker: WorkerProcess) -> None:
     from worker.jobs import job_id_for
-    from worker.redis_client import get_redis
+    from worker.transport.redis_client import get_redis
 
     tenant = unique("polyglot")
     payload = invoice_job(tenant, "inv-raw")
@@ -170,13 +170,22 @@ def test_raw_redis_message_from_another_language(session_worker: WorkerProcess) 
 
 
 def test_plain_celery_worker_logs_like_ledgerpush(base_env: dict[str, str]) -> None:
-    """`celery -A worker.app worker` gets our log format (JSON, secrets scrubbed), not
+    """`celery -A worker.transport.app worker` gets our log format (JSON, secrets scrubbed), not
     Celery's own: the same set-up as `ledgerpush worker`."""
     import json
     import subprocess
     import sys
 
-    command = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--pool", "threads"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.transport.app",
+        "worker",
+        "--pool",
+        "threads",
+    ]
     command += ["--concurrency", "1", "--queues", unique("unused-queue"), "--loglevel", "INFO"]
     worker = subprocess.Popen(command, env=base_env, stderr=subprocess.PIPE, text=True)
     try:
@@ -201,7 +210,7 @@ def test_two_workers_racing_on_one_key_book_it_once(base_env: dict[str, str]) ->
 
     from tests.connection_support import only_these_consume
     from worker.jobs import job_id_for
-    from worker.redis_client import get_redis
+    from worker.transport.redis_client import get_redis
 
     workers = [WorkerProcess(unique("race"), base_env, concurrency=4) for _ in range(2)]
     starters = [threading.Thread(target=w.start) for w in workers]

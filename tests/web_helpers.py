@@ -11,7 +11,7 @@ from tests.conftest import invoice_job, unique
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.models import BOOKED, Job
-from worker.tenants import add_tenant
+from worker.tenancy.tenants import add_tenant
 
 PASSWORD = "correct horse battery"
 SECRETS = {

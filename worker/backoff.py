@@ -1,6 +1,6 @@
 """How long a webhook delivery waits before its next attempt: one schedule for the alert
-webhooks (worker/alerts.py, the deliver-webhook task) and the event deliveries
-(worker/webhooks.py). A leaf: it imports nothing of ours."""
+webhooks (worker/ops/alerts.py, the deliver-webhook task) and the event deliveries
+(worker/ops/webhooks.py). A leaf: it imports nothing of ours."""
 
 from __future__ import annotations
 

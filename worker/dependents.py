@@ -16,8 +16,8 @@ from redis.exceptions import RedisError
 
 from worker.ledger import store
 from worker.ledger.models import TERMINAL_STATES
-from worker.producer import send
-from worker.redis_client import get_redis
+from worker.transport.producer import send
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.dependents")
 WAIT_TTL_SECONDS = 7 * 24 * 3600

@@ -22,11 +22,8 @@ from typing import Any
 
 from redis.exceptions import LockError, RedisError
 
-from worker import circuit, dependents, outbox, shutdown, tenants
-from worker.alerts import job_failed
-from worker.connections import tenant_needs_reauth
+from worker import dependents
 from worker.jobs import JobValidationError, job_id_for, parse_job
-from worker.lease import JobLease, LeaseLost
 from worker.ledger import store
 from worker.ledger.models import (
     BOOKED,
@@ -44,6 +41,8 @@ from worker.ledger.models import (
     utcnow,
 )
 from worker.logs import log_context
+from worker.ops import circuit
+from worker.ops.alerts import job_failed
 from worker.providers import limits, provider_for
 from worker.providers.base import (
     AnyJob,
@@ -60,15 +59,19 @@ from worker.providers.base import (
     Transient,
     Unsupported,
 )
-from worker.ratelimit import MAX_WAIT as RATE_LIMIT_MAX_WAIT
-from worker.redis_client import get_redis
 from worker.settings import Settings, get_settings
 from worker.store_outage import describe, is_store_outage
+from worker.tenancy import tenants
+from worker.tenancy.connections import tenant_needs_reauth
+from worker.transport import outbox, shutdown
+from worker.transport.lease import JobLease, LeaseLost
+from worker.transport.ratelimit import MAX_WAIT as RATE_LIMIT_MAX_WAIT
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.pipeline")
 LEASE_RECHECK_SECONDS = 15.0
 HAND_BACK_SECONDS = 1.0
-#: A job held by an open provider circuit (worker/circuit.py) shows this error code.
+#: A job held by an open provider circuit (worker/ops/circuit.py) shows this error code.
 OUTAGE_CODE = "provider_outage"
 HELD_REFRESH_SECONDS = 30.0
 

@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     retry_backoff_max: float = Field(default=600.0, gt=0)
     circuit_breaker: bool = Field(
         default=True,
-        description="Hold a provider's jobs while it is down for many tenants (worker/circuit.py).",
+        description="Hold a provider's jobs while it is down for many tenants (worker/ops/circuit.py).",
     )
     circuit_window_seconds: float = Field(default=60.0, gt=0)
     circuit_min_tenants: int = Field(default=3, ge=1)
@@ -145,13 +145,13 @@ class Settings(BaseSettings):
     )
     ingest_drainer: bool = Field(
         default=True,
-        description="Workers drain the plain ingest list ledgerpush.ingest (worker/ingest.py).",
+        description="Workers drain the plain ingest list ledgerpush.ingest (worker/transport/ingest.py).",
     )
     tenant_overflow_after: int = Field(
         default=8,
         ge=0,
         description="A tenant's jobs beyond this many pending go to the overflow queue "
-        "(worker/fairness.py); 0: never.",
+        "(worker/transport/fairness.py); 0: never.",
     )
     lease_seconds: int = Field(default=180, ge=5)
     reference_cache_ttl: int = Field(default=3600, ge=0)
@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     )
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
-    # Outbound events (worker/events.py, worker/webhooks.py).
+    # Outbound events (worker/ops/events.py, worker/ops/webhooks.py).
     event_retention_days: int = Field(default=30, ge=1)
     webhook_give_up_hours: float = Field(default=72.0, gt=0)
     webhook_failing_hours: float = Field(default=24.0, gt=0)

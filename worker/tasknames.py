@@ -1,7 +1,7 @@
 """The names of ledgerpush's Celery queues and tasks (a leaf module: it imports nothing).
 
 The runtime never imports the task modules under `tasks/`; whatever needs a task run
-sends it by name through `worker.dispatch.send`, and `worker.app` routes by these names.
+sends it by name through `worker.transport.dispatch.send`, and `worker.transport.app` routes by these names.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 INVOICES_QUEUE = "ledgerpush.invoices"
 PAYMENTS_QUEUE = "ledgerpush.payments"
 MAINTENANCE_QUEUE = "ledgerpush.maintenance"
-BULK_QUEUE = "ledgerpush.bulk"  # a tenant's jobs beyond its fair share (worker/fairness.py)
+BULK_QUEUE = (
+    "ledgerpush.bulk"  # a tenant's jobs beyond its fair share (worker/transport/fairness.py)
+)
 QUEUES = (INVOICES_QUEUE, PAYMENTS_QUEUE, MAINTENANCE_QUEUE, BULK_QUEUE)
 
 INVOICE_TASK = "ledgerpush.invoice"

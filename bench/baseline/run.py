@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _credentials(tenants: list[tuple[str, str, str]]) -> dict[str, Any]:
     from worker.settings import get_settings
-    from worker.tenants import credentials_of, get_tenant
+    from worker.tenancy.tenants import credentials_of, get_tenant
 
     settings = get_settings()
     found: dict[str, Any] = {}

@@ -14,7 +14,7 @@ from typing import Any
 from worker.jobs import InvoiceJob, parse_job
 from worker.providers import provider_for
 from worker.providers.base import Plan, StepContext
-from worker.tenants import get_tenant
+from worker.tenancy.tenants import get_tenant
 
 
 class NoLimit:

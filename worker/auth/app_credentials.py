@@ -16,10 +16,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from worker import alerts
+from worker.ops import alerts
 from worker.providers import registry
 from worker.providers.base import NotReady, Transient
-from worker.redis_client import get_redis
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.auth.app_credentials")
 #: RFC 6749 5.2 error codes that concern the client (the application), not the grant.

@@ -11,12 +11,12 @@ from typing import Any, NamedTuple
 import httpx
 from pydantic import SecretStr
 
-from worker import binding, connections, tenants
 from worker.auth.state import LINK_TTL, make_state
-from worker.binding import Company, CompanyRefused
 from worker.providers.base import NeedsReauth, Transient
 from worker.providers.registry import spec_for
 from worker.settings import get_settings
+from worker.tenancy import binding, connections, tenants
+from worker.tenancy.binding import Company, CompanyRefused
 
 
 def connect_url(tenant_id: str, ttl: int = LINK_TTL) -> str:

@@ -12,14 +12,15 @@ import time
 import zlib
 from typing import Any
 
-from worker import dispatch, tenants
 from worker.auth.tokens import refresh_single_flight
 from worker.ledger import tenancy
 from worker.ledger.models import utcnow
 from worker.providers import registry
-from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.tasknames import REFRESH_TENANT_TASK
+from worker.tenancy import tenants
+from worker.transport import dispatch
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.auth.proactive")
 SAFETY_MARGIN = 60.0

@@ -9,8 +9,8 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.transport.redis_client import get_redis
 
 SALT = "ledgerpush-connect-state"
 LINK_TTL = 7 * 24 * 3600

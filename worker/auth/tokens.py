@@ -17,9 +17,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from worker import tenants
 from worker.providers.base import NeedsReauth, Transient
-from worker.redis_client import get_redis
+from worker.tenancy import tenants
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.auth.tokens")
 LOCK_TIMEOUT = 30

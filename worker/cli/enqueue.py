@@ -109,7 +109,7 @@ def _broker_address() -> str:
     """Where Redis was expected, without credentials."""
     from urllib.parse import urlsplit
 
-    from worker.redis_client import redis_url
+    from worker.transport.redis_client import redis_url
 
     try:
         parts = urlsplit(redis_url())
@@ -123,7 +123,7 @@ def _enqueue_all(entries: list[_Entry], progress: Progress) -> tuple[int, int]:
     from kombu.exceptions import OperationalError as BrokerError
     from redis.exceptions import RedisError
 
-    from worker.producer import enqueue as enqueue_job
+    from worker.transport.producer import enqueue as enqueue_job
 
     task = progress.add_task("enqueueing", total=len(entries))
     done = bad = 0

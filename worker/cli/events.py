@@ -32,8 +32,8 @@ def endpoints_add(
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's events.")] = None,
 ) -> None:
     """Subscribe URL; prints its signing secret (shown only now)."""
-    from worker.events import EventError
-    from worker.webhooks import add_endpoint
+    from worker.ops.events import EventError
+    from worker.ops.webhooks import add_endpoint
 
     try:
         endpoint, secret = add_endpoint(url, events, tenant)
@@ -46,7 +46,7 @@ def endpoints_add(
 @endpoints_app.command("list")
 def endpoints_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List endpoints and their health (never their secrets)."""
-    from worker.webhooks import describe, list_endpoints
+    from worker.ops.webhooks import describe, list_endpoints
 
     rows = [describe(e) for e in list_endpoints()]
     if as_json:
@@ -62,7 +62,7 @@ def endpoints_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
 
 
 def _set_enabled(endpoint_id: int, enabled: bool) -> None:
-    from worker.webhooks import EndpointNotFound, set_enabled
+    from worker.ops.webhooks import EndpointNotFound, set_enabled
 
     try:
         set_enabled(endpoint_id, enabled)
@@ -86,7 +86,7 @@ def endpoints_disable(endpoint_id: int) -> None:
 @endpoints_app.command("remove")
 def endpoints_remove(endpoint_id: int) -> None:
     """Remove the endpoint and its deliveries."""
-    from worker.webhooks import EndpointNotFound, remove_endpoint
+    from worker.ops.webhooks import EndpointNotFound, remove_endpoint
 
     try:
         remove_endpoint(endpoint_id)
@@ -103,8 +103,8 @@ def endpoints_rotate_secret(
     ] = 24.0,
 ) -> None:
     """A new signing secret; the old one keeps signing during the overlap."""
-    from worker.events import EventError
-    from worker.webhooks import EndpointNotFound, rotate_secret
+    from worker.ops.events import EventError
+    from worker.ops.webhooks import EndpointNotFound, rotate_secret
 
     try:
         secret = rotate_secret(endpoint_id, overlap_hours)
@@ -117,7 +117,7 @@ def endpoints_rotate_secret(
 @endpoints_app.command("test")
 def endpoints_test(endpoint_id: int) -> None:
     """Post a signed `webhook.test` event to the endpoint now; prints its answer."""
-    from worker.webhooks import EndpointNotFound, send_test
+    from worker.ops.webhooks import EndpointNotFound, send_test
 
     try:
         attempt = send_test(endpoint_id)
@@ -137,7 +137,7 @@ def events_tail(
     follow: Annotated[bool, typer.Option("--follow/--no-follow", "-f")] = False,
 ) -> None:
     """Print events as JSON lines (`cursor`, then the webhook body), oldest first."""
-    from worker.events import EventError, feed, parse_types
+    from worker.ops.events import EventError, feed, parse_types
 
     try:
         chosen = parse_types(types)
@@ -157,8 +157,8 @@ def events_tail(
 def tenants_sync(tenant_id: str) -> None:
     """Read the tenant's payment status from the books now (invoice.paid and
     invoice.payment_changed events for what changed)."""
-    from worker.payment_sync import sync_status, sync_tenant
-    from worker.tenants import UnknownTenant
+    from worker.ops.payment_sync import sync_status, sync_tenant
+    from worker.tenancy.tenants import UnknownTenant
 
     try:
         written = sync_tenant(tenant_id)

@@ -155,8 +155,8 @@ def jobs_show(
 
 
 def _job_action(action: str, job_ref: str, as_json: bool) -> None:
-    from worker import operations
     from worker.ledger.store import JobNotFound
+    from worker.ops import operations
 
     job_id = _resolve_job_id(job_ref)
     run_action = {

@@ -24,8 +24,8 @@ def purge(
 ) -> None:
     """Remove customer personal data (payloads, error texts, request paths) of jobs
     settled before the given age; keeps what exactly-once needs (README: Data retention)."""
-    from worker.purge import PurgeError, parse_age
-    from worker.purge import purge as purge_settled
+    from worker.ops.purge import PurgeError, parse_age
+    from worker.ops.purge import purge as purge_settled
 
     try:
         age = parse_age(older_than)

@@ -21,9 +21,9 @@ def worker(
     hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
 ) -> None:
     """Run a Celery worker (thread pool) on the ledgerpush queues."""
-    from worker.app import app as celery_app
     from worker.ledger.db import open_ledger
     from worker.tasknames import QUEUES
+    from worker.transport.app import app as celery_app
 
     setup(loglevel)
     open_ledger()
@@ -37,7 +37,7 @@ def worker(
 
 def beat(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
     """Run the scheduler: proactive token refresh and the reconciler."""
-    from worker.app import app as celery_app
+    from worker.transport.app import app as celery_app
 
     setup(loglevel)
     schedule = get_settings().home / "beat-schedule"
@@ -48,8 +48,8 @@ def beat(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
 def ingest(loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
     """Drain the plain ingest list `ledgerpush.ingest` on its own (workers also drain it
     unless LEDGERPUSH_INGEST_DRAINER=false)."""
-    from worker.ingest import Drainer
     from worker.ledger.db import open_ledger
+    from worker.transport.ingest import Drainer
 
     setup(loglevel)
     open_ledger()

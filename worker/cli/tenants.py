@@ -90,7 +90,7 @@ def tenants_add(
     ] = None,
 ) -> None:
     """Add a tenant. Credentials are encrypted at rest and never printed."""
-    from worker.tenants import TenantError, add_tenant
+    from worker.tenancy.tenants import TenantError, add_tenant
 
     creds = _credentials_from(credentials_stdin, access_token, refresh_token, grant_token)
     if company_tenant_id:
@@ -133,7 +133,7 @@ def _company_dict(tenant: Any) -> dict[str, Any]:
 @tenants_app.command("list")
 def tenants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List tenants and their connection state."""
-    from worker.tenants import list_tenants
+    from worker.tenancy.tenants import list_tenants
 
     rows = [_tenant_dict(t) for t in list_tenants()]
     if as_json:
@@ -150,8 +150,8 @@ def tenants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 @tenants_app.command("show")
 def tenants_show(tenant_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Show one tenant (never its credentials), with its recent audit trail."""
-    from worker import binding
-    from worker.tenants import UnknownTenant, get_tenant
+    from worker.tenancy import binding
+    from worker.tenancy.tenants import UnknownTenant, get_tenant
 
     try:
         data = _tenant_dict(get_tenant(tenant_id))
@@ -184,8 +184,8 @@ def tenants_map(
         list[str], typer.Argument(help="key=value pairs, e.g. vat.25=3 journal=1; key= removes")
     ],
 ) -> None:
-    from worker.mapping import MappingError, parse_assignments
-    from worker.tenants import UnknownTenant, update_mapping
+    from worker.tenancy.mapping import MappingError, parse_assignments
+    from worker.tenancy.tenants import UnknownTenant, update_mapping
 
     try:
         tenant = update_mapping(tenant_id, parse_assignments(settings))
@@ -196,7 +196,7 @@ def tenants_map(
 
 
 def _tenant_change(change: Any, tenant_id: str) -> Any:
-    from worker.tenants import TenantError, UnknownTenant
+    from worker.tenancy.tenants import TenantError, UnknownTenant
 
     try:
         return change(tenant_id, operator())
@@ -208,7 +208,7 @@ def _tenant_change(change: Any, tenant_id: str) -> Any:
 @tenants_app.command("disable")
 def tenants_disable(tenant_id: str) -> None:
     """Stop booking for a tenant: its jobs wait (parked) until it is enabled again."""
-    from worker.tenant_admin import disable_tenant
+    from worker.tenancy.tenant_admin import disable_tenant
 
     _tenant_change(disable_tenant, tenant_id)
     console.print(f"tenant {tenant_id} disabled; its new jobs wait until it is enabled")
@@ -217,10 +217,10 @@ def tenants_disable(tenant_id: str) -> None:
 @tenants_app.command("enable")
 def tenants_enable(tenant_id: str) -> None:
     """Enable a disabled tenant; its parked jobs resume."""
-    from worker.tenant_admin import enable_tenant
+    from worker.tenancy.tenant_admin import enable_tenant
 
     _tenant_change(enable_tenant, tenant_id)
-    from worker.connections import resume_parked_jobs
+    from worker.tenancy.connections import resume_parked_jobs
 
     resumed = resume_parked_jobs(tenant_id, operator())
     console.print(f"tenant {tenant_id} enabled; {resumed} parked jobs resumed")
@@ -233,7 +233,7 @@ def tenants_remove(
 ) -> None:
     """Remove a tenant and its credentials (refused while it has unsettled jobs).
     Its settled jobs stay in the ledger, so a late duplicate is still recognised."""
-    from worker.tenant_admin import remove_tenant
+    from worker.tenancy.tenant_admin import remove_tenant
 
     if not yes:
         typer.confirm(f"Remove tenant {tenant_id} and its stored credentials?", abort=True)
@@ -248,7 +248,7 @@ def tenants_connect_url(
 ) -> None:
     """Print the link the tenant's user opens to connect (or reconnect) their books."""
     from worker.auth.connect import connect_url, missing_app_setting
-    from worker.tenants import UnknownTenant, get_tenant
+    from worker.tenancy.tenants import UnknownTenant, get_tenant
 
     try:
         missing = missing_app_setting(get_tenant(tenant_id).provider)
@@ -268,8 +268,8 @@ def tenants_rebind(
 ) -> None:
     """Move a tenant to the company last refused for it (audited). Its cached references
     are dropped and the customer connects again with the new company to finish."""
-    from worker import binding
-    from worker.tenants import TenantError, UnknownTenant, get_tenant
+    from worker.tenancy import binding
+    from worker.tenancy.tenants import TenantError, UnknownTenant, get_tenant
 
     try:
         tenant = get_tenant(tenant_id)
@@ -308,8 +308,8 @@ def tenants_allow_shared_company(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Let this tenant bind a company another tenant is already bound to (audited)."""
-    from worker import binding
-    from worker.tenants import UnknownTenant
+    from worker.tenancy import binding
+    from worker.tenancy.tenants import UnknownTenant
 
     if not revoke and not yes:
         question = f"Allow tenant {tenant_id} to book into a company another tenant books into?"

@@ -218,7 +218,7 @@ def apikeys_revoke(name_or_prefix: str) -> None:
 
 
 def _delivery_dict(delivery: Any) -> dict[str, Any]:
-    from worker.alert_delivery import subject_of
+    from worker.ops.alert_delivery import subject_of
 
     tenant, job = subject_of(delivery)
     return {
@@ -243,7 +243,7 @@ def webhooks_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List alert webhook deliveries, newest first."""
-    from worker.alert_delivery import list_deliveries
+    from worker.ops.alert_delivery import list_deliveries
 
     rows = [_delivery_dict(d) for d in list_deliveries(status, limit)]
     if as_json:
@@ -265,7 +265,7 @@ def webhooks_list(
 
 def webhooks_resend(delivery_id: int) -> None:
     """Send an undelivered (failed, pending or retrying) webhook again."""
-    from worker.alert_delivery import NotResendable, resend
+    from worker.ops.alert_delivery import NotResendable, resend
 
     try:
         resend(delivery_id, actor="cli")

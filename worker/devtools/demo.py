@@ -17,7 +17,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from worker.children import stop_on_signals
 from worker.devtools import factories, localstack
 from worker.devtools.localstack import (
     LocalStack,
@@ -26,7 +25,8 @@ from worker.devtools.localstack import (
     start_process,
     wait_until_up,
 )
-from worker.embedded_redis import EmbeddedRedis, free_port
+from worker.transport.children import stop_on_signals
+from worker.transport.embedded_redis import EmbeddedRedis, free_port
 
 EACCOUNTING_TENANTS = (
     ("acme-no", "NO", "demo-no"),
@@ -84,7 +84,7 @@ def connect_tenants(stack: LocalStack) -> None:
     import httpx
 
     from worker.auth.connect import connect_url
-    from worker.tenants import add_tenant
+    from worker.tenancy.tenants import add_tenant
 
     for tenant_id, country, company in EACCOUNTING_TENANTS:
         add_tenant(tenant_id, "eaccounting", country, display_name=f"Acme {country}")
@@ -169,9 +169,9 @@ def bad_job() -> dict[str, Any]:
 
 
 def enqueue_all() -> int:
-    from worker.app import app
-    from worker.producer import enqueue
     from worker.tasknames import INVOICE_TASK, INVOICES_QUEUE
+    from worker.transport.app import app
+    from worker.transport.producer import enqueue
 
     count = 0
     for job in demo_jobs():
@@ -185,7 +185,7 @@ def enqueue_all() -> int:
 
 def summary(stack: LocalStack) -> dict[str, Any]:
     from worker.ledger.store import count_by_state, list_jobs
-    from worker.tenants import list_tenants
+    from worker.tenancy.tenants import list_tenants
 
     jobs = list_jobs(limit=100_000)
     by_tenant: dict[str, dict[str, int]] = {}

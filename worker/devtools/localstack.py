@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.children import die_with_parent
+from worker.transport.children import die_with_parent
 
 if TYPE_CHECKING:
     from worker.simulators.common import SimulatorServer
@@ -138,7 +138,7 @@ def wait_until_up(url: str, timeout: float = 90, log_file: Path | None = None) -
 
 def connect_eaccounting(stack: LocalStack, tenant_id: str, country: str, company: str) -> None:
     """A simulated company and a tenant holding tokens for it, as after the consent flow."""
-    from worker.tenants import add_tenant
+    from worker.tenancy.tenants import add_tenant
 
     assert stack.ea is not None
     stack.ea.add_company(company, country)
@@ -154,7 +154,7 @@ def connect_eaccounting(stack: LocalStack, tenant_id: str, country: str, company
 
 def connect_economic(stack: LocalStack, tenant_id: str, country: str) -> None:
     """A simulated agreement and a tenant holding its grant token."""
-    from worker.tenants import add_tenant
+    from worker.tenancy.tenants import add_tenant
 
     assert stack.ec is not None
     grant = stack.ec.add_agreement(country, grant_token=f"grant-{tenant_id}")
@@ -177,7 +177,7 @@ def connect_vismanet(
     """A simulated company and a tenant holding its company tenant id, as after
     `ledgerpush tenants add ID --provider vismanet --tenant-id ...`; the payment method is
     mapped to the simulator's bank transfer unless `mapping` names another."""
-    from worker.tenants import add_tenant
+    from worker.tenancy.tenants import add_tenant
 
     assert stack.vn is not None
     company = company or vismanet_company(tenant_id)

@@ -1,5 +1,5 @@
 """Rows of alert webhook deliveries: recording one, reading them, and changing one in
-its own transaction (the delivery attempt itself is worker/alerts.py's)."""
+its own transaction (the delivery attempt itself is worker/ops/alerts.py's)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Rows behind binding a tenant to one remote company: the company columns of tenants,
 their audit trail (tenant_events), and a locked change of a tenant's row together with
 its audit entry. Which company may be used, and the words of refusals, are
-worker/binding.py's."""
+worker/tenancy/binding.py's."""
 
 from __future__ import annotations
 

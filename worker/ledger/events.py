@@ -4,7 +4,7 @@ sync `record_payment_change`. Also the event feed's read model and the retention
 
 Every event body is `{"id", "type", "created", "timestamp", "data"}`; `data` always names
 the job, its tenant, idempotency key and kind, so a producer can match it to what it sent.
-Having written events delivered is the caller's, after the commit (worker/events.py).
+Having written events delivered is the caller's, after the commit (worker/ops/events.py).
 """
 
 from __future__ import annotations

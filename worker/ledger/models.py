@@ -96,7 +96,7 @@ class Tenant(Base):
     mapping: Mapped[dict[str, Any]] = mapped_column(default=dict)
     capabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_success_at: Mapped[dt.datetime | None]
-    # The remote company this tenant books into (see worker/binding.py): its stable id,
+    # The remote company this tenant books into (see worker/tenancy/binding.py): its stable id,
     # what identifies it to a person, and the company last picked and refused.
     company_id: Mapped[str | None] = mapped_column(String(100), index=True)
     company: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -154,7 +154,7 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[dt.datetime | None]
-    #: When `ledgerpush purge` removed the payload's personal data (worker/purge.py).
+    #: When `ledgerpush purge` removed the payload's personal data (worker/ops/purge.py).
     purged_at: Mapped[dt.datetime | None]
 
 
@@ -288,7 +288,7 @@ class EventDelivery(Base):
 
 class TrackedInvoice(Base):
     """An invoice ledgerpush booked whose payment status is read back from the books
-    (worker/payment_sync.py) until it is paid; `remaining` is a decimal string."""
+    (worker/ops/payment_sync.py) until it is paid; `remaining` is a decimal string."""
 
     __tablename__ = "tracked_invoices"
 

@@ -1,4 +1,4 @@
-"""Read models of the operator actions on jobs (worker/operations.py)."""
+"""Read models of the operator actions on jobs (worker/ops/operations.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Read models and writes of the payment sync (worker/payment_sync.py): the invoices
+"""Read models and writes of the payment sync (worker/ops/payment_sync.py): the invoices
 still open per tenant, each tenant's sync state, and applying the remaining amounts the
 books reported together with their events."""
 

@@ -1,4 +1,4 @@
-"""The rows data retention (worker/purge.py) reads and rewrites: jobs settled before a
+"""The rows data retention (worker/ops/purge.py) reads and rewrites: jobs settled before a
 cutoff and not purged yet, their attempts and the worker's notes in their history."""
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from worker import events
 from worker.ledger import events as ledger_events
 from worker.ledger.db import engine, session
 from worker.ledger.models import (
@@ -28,6 +27,7 @@ from worker.ledger.models import (
     JobEvent,
     utcnow,
 )
+from worker.ops import events
 
 
 class JobNotFound(LookupError):

@@ -1,6 +1,6 @@
 """Tenant rows: reading and adding them, their connection state, credentials columns,
 mapping and capabilities (changed under a row lock), and the jobs parked while a tenant
-waits for re-authorization. Validation and encryption stay with worker/tenants.py."""
+waits for re-authorization. Validation and encryption stay with worker/tenancy/tenants.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook endpoints and event deliveries (worker/webhooks.py): the endpoint rows, the
+"""Webhook endpoints and event deliveries (worker/ops/webhooks.py): the endpoint rows, the
 fan-out of settled events into deliveries, and the delivery run's reads. Checks,
 secrets and the posting itself are the caller's, passed in where they belong to the
 transaction that reads or changes the rows."""

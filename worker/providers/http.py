@@ -14,8 +14,8 @@ import httpx
 import simplejson
 
 from worker.providers.base import Call, NoAnswer, ProviderError, Transient
-from worker.ratelimit import Rate, RateLimited, RateLimiter
 from worker.settings import get_settings
+from worker.transport.ratelimit import Rate, RateLimited, RateLimiter
 
 _ID_SEGMENT = re.compile(r"/(?:\d+|[0-9a-fA-F-]{32,36})(?=/|$)")
 ErrorMapper = Callable[[httpx.Response], ProviderError]

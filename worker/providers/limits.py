@@ -29,7 +29,7 @@ from worker.jobs import (
 )
 from worker.ledger import store
 from worker.providers import registry
-from worker.tenants import find_tenant
+from worker.tenancy.tenants import find_tenant
 
 AnyJob = InvoiceJob | CreditNoteJob | PaymentJob
 ROUND_UNIT_PRICES = "round_unit_prices"

@@ -51,7 +51,7 @@ class ProviderSpec:
     payment_sync_ref: str
     #: Refreshes a tenant's token ahead of expiry (beat); None: refreshed on demand only.
     proactive_refresh_ref: str | None = None
-    #: Receives the provider's own webhooks (worker/inbound.py); None: it sends none.
+    #: Receives the provider's own webhooks (worker/ops/inbound.py); None: it sends none.
     inbound_ref: str | None = None
     simulator_banner: str = ""
 

@@ -5,7 +5,7 @@ state it shows comes from the ledger and Redis, so any number of web processes c
 beside any number of workers.
 
 Flower works beside it: with `LEDGERPUSH_TASK_EVENTS=true` the Celery app sends task
-events (off by default: they cost worker CPU on every job), so `celery -A worker.app
+events (off by default: they cost worker CPU on every job), so `celery -A worker.transport.app
 flower` (pip install flower) shows workers and tasks live. The dashboard is the place for jobs and tenants;
 Flower for Celery internals.
 """

@@ -18,15 +18,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from worker import binding, operations, safejson
+from worker import safejson
 from worker.jobs import KINDS, FieldError, JobValidationError
 from worker.ledger import store
 from worker.ledger.models import JOB_STATES, Job
 from worker.ledger.queries import JobFilter, find_jobs, providers_of, tenant_health
-from worker.mapping import MappingError
-from worker.mapping import validate as validate_mapping
-from worker.refcache import invalidate
-from worker.tenants import PROVIDERS, TenantError, UnknownTenant, update_mapping
+from worker.ops import operations
+from worker.tenancy import binding
+from worker.tenancy.mapping import MappingError
+from worker.tenancy.mapping import validate as validate_mapping
+from worker.tenancy.refcache import invalidate
+from worker.tenancy.tenants import PROVIDERS, TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, JOBS_WRITE, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.batch import BatchOut, BatchRefused, read_batch, submit_batch

@@ -20,8 +20,8 @@ from fastapi.staticfiles import StaticFiles
 
 from worker.jobs import JOB_ADAPTER, FieldError
 from worker.ledger.db import ping
-from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.transport.redis_client import get_redis
 from worker.web import (
     api,
     event_pages,

@@ -19,8 +19,8 @@ from typing import Any
 
 from fastapi import Request
 
-from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.transport.redis_client import get_redis
 from worker.web.access import ROLE_SCOPES
 from worker.web.accounts import identify_api_key, role_of
 

@@ -20,10 +20,10 @@ from worker.auth.connect import (
 )
 from worker.auth.state import StateRefused
 from worker.auth.tokens import InvalidGrant
-from worker.binding import CompanyRefused
 from worker.providers import registry
 from worker.providers.base import ProviderError
-from worker.tenants import UnknownTenant, get_tenant
+from worker.tenancy.binding import CompanyRefused
+from worker.tenancy.tenants import UnknownTenant, get_tenant
 from worker.web.access import public
 
 router = APIRouter(tags=["connect"])

@@ -1,7 +1,7 @@
 """Dashboard: webhook endpoints with their health and their latest deliveries (request
 and response, a button to send one again); adding, enabling/disabling, rotating the
 secret of, removing and test-sending an endpoint. The same functions as the CLI and the
-API (worker/webhooks.py). A new secret is shown on the page that answers the form that
+API (worker/ops/webhooks.py). A new secret is shown on the page that answers the form that
 made it, and never again."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from worker import webhooks
-from worker.events import EVENT_TYPES, EventError
 from worker.logs import scrub_text
+from worker.ops import webhooks
+from worker.ops.events import EVENT_TYPES, EventError
 from worker.web.access import JOBS_OPERATE, JOBS_READ, WEBHOOKS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.templating import flash, render

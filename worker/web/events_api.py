@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from worker import events
+from worker.ops import events
 from worker.web.access import JOBS_READ, allow
 from worker.web.auth import require_auth
 from worker.web.schemas import FieldProblems, Problem

@@ -1,4 +1,4 @@
-"""`POST /webhooks/{provider}`: an accounting system's notifications (worker/inbound.py).
+"""`POST /webhooks/{provider}`: an accounting system's notifications (worker/ops/inbound.py).
 Public (the sender signs instead), answered at once; the work happens in a task."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from worker import inbound
+from worker.ops import inbound
 from worker.web.access import public
 
 router = APIRouter(tags=["webhooks"])

@@ -30,9 +30,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from worker import poison
 from worker.auth.tokens import REFRESH_FAILURES, REFRESHES
-from worker.circuit import statuses
 from worker.ledger.metrics import (
     attempts_ended_between,
     job_counts_by_state_and_provider,
@@ -40,8 +38,10 @@ from worker.ledger.metrics import (
     webhook_delivery_counts_by_status,
 )
 from worker.ledger.models import utcnow
-from worker.redis_client import get_redis
+from worker.ops.circuit import statuses
 from worker.settings import get_settings
+from worker.transport import poison
+from worker.transport.redis_client import get_redis
 from worker.web.queries import queue_depths, reserved_messages
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from redis.exceptions import RedisError
 
-from worker import alerts, circuit, operations
 from worker.auth import app_credentials
 from worker.explain import explain, explain_error, explain_job
 from worker.jobs import KINDS
@@ -34,7 +33,8 @@ from worker.ledger.queries import (
     tenant_health,
     throughput,
 )
-from worker.tenants import PROVIDERS, find_tenant, list_tenants
+from worker.ops import alerts, circuit, operations
+from worker.tenancy.tenants import PROVIDERS, find_tenant, list_tenants
 from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.poison_pages import poison_context
@@ -165,7 +165,7 @@ def jobs(
 
 def available_actions(job: Any) -> dict[str, str]:
     """The actions that can help this job, by name, with what each would do; the others
-    are not offered (worker/operations.py refuses them anyway, with the reason)."""
+    are not offered (worker/ops/operations.py refuses them anyway, with the reason)."""
     if job.state in (BOOKED, CANCELLED) or job.purged_at is not None:
         return {}
     offered = dict.fromkeys(ACTION_TEXT, "")

@@ -1,4 +1,4 @@
-"""Dashboard pages for poison messages (worker/poison.py): look, download, fix and
+"""Dashboard pages for poison messages (worker/transport/poison.py): look, download, fix and
 re-inject, or discard. Every action is audited under the operator's name."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from worker import operations, poison
 from worker.jobs import JobValidationError
+from worker.ops import operations
+from worker.transport import poison
 from worker.web.access import JOBS_OPERATE, JOBS_READ, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.templating import flash, render

@@ -3,9 +3,9 @@ are in worker/ledger/queries.py)."""
 
 from __future__ import annotations
 
-from worker.ingest import INGEST_QUEUE
-from worker.redis_client import get_redis
 from worker.tasknames import QUEUES
+from worker.transport.ingest import INGEST_QUEUE
+from worker.transport.redis_client import get_redis
 
 
 def queue_depths() -> dict[str, int]:

@@ -15,9 +15,9 @@ from typing import Any
 from worker.jobs import parse_job
 from worker.ledger import store
 from worker.ledger.models import Job
-from worker.producer import send
 from worker.providers import limits
-from worker.redis_client import get_redis
+from worker.transport.producer import send
+from worker.transport.redis_client import get_redis
 
 MARKER_TTL = 24 * 3600
 QUEUED = "queued"

@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from worker.ledger.models import utcnow
 from worker.logs import scrub
-from worker.redis_client import get_redis
+from worker.transport.redis_client import get_redis
 from worker.web.auth import SESSION_COOKIE, Principal
 
 TEMPLATES = Path(__file__).parent / "templates"

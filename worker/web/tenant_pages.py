@@ -9,17 +9,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from worker import binding, payment_sync
 from worker.auth.connect import connect_url
-from worker.connections import parked_jobs, resume_parked_jobs
 from worker.ledger import store
 from worker.ledger.queries import tenant_health
-from worker.mapping import MappingError, validate_key
-from worker.operations import bulk_candidates
+from worker.ops import payment_sync
+from worker.ops.operations import bulk_candidates
 from worker.providers.registry import spec_for
-from worker.refcache import cached_names, invalidate
-from worker.tenant_admin import disable_tenant, enable_tenant, remove_tenant
-from worker.tenants import TenantError, UnknownTenant, update_mapping
+from worker.tenancy import binding
+from worker.tenancy.connections import parked_jobs, resume_parked_jobs
+from worker.tenancy.mapping import MappingError, validate_key
+from worker.tenancy.refcache import cached_names, invalidate
+from worker.tenancy.tenant_admin import disable_tenant, enable_tenant, remove_tenant
+from worker.tenancy.tenants import TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.schemas import connect_path

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from worker.redis_client import get_redis
+from worker.transport.redis_client import get_redis
 
 FREE_PER_ADDRESS = 20
 FREE_PER_PAIR = 5

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.providers.base import NeedsReauth, Transient
 from worker.providers.registry import spec_for
-from worker.tenants import TenantError, add_tenant, find_tenant
+from worker.tenancy.tenants import TenantError, add_tenant, find_tenant
 from worker.web.access import TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.templating import flash, render

@@ -1,5 +1,5 @@
 """Webhook endpoints over the JSON API: list, add, change, rotate the secret, remove and
-test-send. The same functions as `ledgerpush webhooks endpoints` (worker/webhooks.py).
+test-send. The same functions as `ledgerpush webhooks endpoints` (worker/ops/webhooks.py).
 
 Changing endpoints needs `webhooks:admin` (an endpoint receives tenants' data); reading
 them also `jobs:read`; a test-send also `jobs:operate`. A secret is in the answer of the
@@ -17,8 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from worker import webhooks
-from worker.events import EventError
+from worker.ops import webhooks
+from worker.ops.events import EventError
 from worker.web.access import JOBS_OPERATE, JOBS_READ, WEBHOOKS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
 from worker.web.schemas import FieldProblems, Problem
@@ -33,7 +33,7 @@ log = logging.getLogger("ledgerpush.web")
 ADMIN = allow(WEBHOOKS_ADMIN)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 CHANGE: dict[int | str, dict[str, Any]] = {404: {"model": Problem}, 422: {"model": FieldProblems}}
-#: The API's names for the fields worker/webhooks.py names in its errors.
+#: The API's names for the fields worker/ops/webhooks.py names in its errors.
 FIELD_NAMES = {"types": "events", "id": "endpoint_id"}
 EventType = Annotated[str, Field(max_length=50)]
 EndpointId = Annotated[int, Path(ge=1, le=2**62)]

@@ -10,11 +10,11 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from worker.children import stop_on_signals
 from worker.devtools import localstack
 from worker.devtools.chaos.plan import TENANTS, Options
 from worker.devtools.chaos.report import result_table
 from worker.devtools.chaos.session import Chaos
+from worker.transport.children import stop_on_signals
 
 #: Seconds an event waits for its share of settled jobs before it happens anyway.
 EVENT_PATIENCE = 20.0
@@ -31,7 +31,7 @@ def run(
     options: Options | None = None,
 ) -> int:
     console = Console(stderr=as_json)
-    stop_on_signals()  # clean up the children on `kill` too (worker/children.py)
+    stop_on_signals()  # clean up the children on `kill` too (worker/transport/children.py)
     chaos = Chaos(jobs, kills, seed, workers, concurrency, options)
     started = time.monotonic()
     finished = False

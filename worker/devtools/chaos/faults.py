@@ -190,7 +190,7 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-#: Malformed raw messages, each one the poison list must take (worker/poison.py); none
+#: Malformed raw messages, each one the poison list must take (worker/transport/poison.py); none
 #: of them decodes to a job, so none may become a ledger row.
 POISON_MAKERS: tuple[Callable[[str, str], bytes], ...] = (
     lambda m, t: f"this is not json at all {{ {m}".encode(),

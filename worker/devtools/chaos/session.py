@@ -28,13 +28,13 @@ from worker.devtools.chaos.report import Report
 from worker.devtools.chaos.schedule import FaultSchedule
 from worker.devtools.chaos.tally import SETTLED, RemoteState, tally, vismanet_state
 from worker.devtools.localstack import LocalStack
-from worker.embedded_redis import EmbeddedRedis
+from worker.transport.embedded_redis import EmbeddedRedis
 
 log = logging.getLogger("ledgerpush.chaos")
 RECONCILE_EVERY = 2.0
 POISON_EVERY = 40  # one malformed message among this many jobs (at least one of each kind)
 #: The reconciler's patience with a retry whose message went missing (e.g. published
-#: while Redis was down); production uses worker.reconciler.LOST_RETRY_GRACE.
+#: while Redis was down); production uses worker.ops.reconciler.LOST_RETRY_GRACE.
 LOST_RETRY_GRACE = 15.0
 
 
@@ -148,7 +148,7 @@ class Chaos:
         self.workers.append(localstack.start_process(self.stack, args, f"worker-{name}"))
 
     def enqueue_all(self) -> None:
-        from worker.producer import enqueue
+        from worker.transport.producer import enqueue
 
         poison = "poison" in self.options.faults
         for number, job in enumerate(self.plan.jobs):
@@ -172,8 +172,8 @@ class Chaos:
     def push_poison(self) -> None:
         """A malformed raw message onto one of the job queues, as a broken producer in
         another language would push it."""
-        from worker.redis_client import get_redis
         from worker.tasknames import INVOICE_TASK, INVOICES_QUEUE, PAYMENT_TASK, PAYMENTS_QUEUE
+        from worker.transport.redis_client import get_redis
 
         number = next(self.poison_numbers)
         queue, task = self.rng.choice(
@@ -186,8 +186,8 @@ class Chaos:
     def poison_settled(self) -> bool:
         """Every poison message pushed is in the poison list, or none can still get there
         (the job queues are empty)."""
-        from worker.redis_client import get_redis
         from worker.tasknames import QUEUES
+        from worker.transport.redis_client import get_redis
 
         try:
             if self.quarantined() >= self.report.poison_sent:
@@ -199,7 +199,7 @@ class Chaos:
 
     def quarantined(self) -> int:
         """The run's poison messages that are in `ledgerpush.poison`."""
-        from worker import poison
+        from worker.transport import poison
 
         entries = poison.entries(limit=poison.count() + 1)
         return len(poisoned_markers([entry.raw for entry in entries]))
@@ -218,7 +218,7 @@ class Chaos:
                 self.start_worker()
 
     def reconciler(self) -> None:
-        from worker.reconciler import reconcile_stuck_jobs
+        from worker.ops.reconciler import reconcile_stuck_jobs
 
         while not self.stop_reconciler.wait(RECONCILE_EVERY):
             try:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from worker import tenants
 from worker.jobs import Line, Payment, PaymentJob
 from worker.ledger.models import Tenant
 from worker.providers.base import (
@@ -33,9 +32,10 @@ from worker.providers.eaccounting.errors import fields_of, granted_scopes, map_e
 from worker.providers.eaccounting.references import PAGE_SIZE, References
 from worker.providers.http import ProviderHttp
 from worker.providers.limits import Limits
-from worker.ratelimit import Rate
-from worker.refcache import TenantCache
 from worker.settings import get_settings
+from worker.tenancy import tenants
+from worker.tenancy.refcache import TenantCache
+from worker.transport.ratelimit import Rate
 
 # CompanySettingsApi.ProductVariant; endpoints.json lists the variants of each endpoint:
 # customers, articles, drafts and invoice payments exist in every variant but Bookkeeping.

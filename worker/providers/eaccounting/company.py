@@ -1,11 +1,11 @@
-"""Which eAccounting company a tenant's credentials are for (see worker/binding.py)."""
+"""Which eAccounting company a tenant's credentials are for (see worker/tenancy/binding.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from worker.binding import Company
+from worker.tenancy.binding import Company
 
 
 def company_of(settings: Mapping[str, Any]) -> Company:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from worker import connections
 from worker.auth.connect import CallbackRefused, Connected, MissingScopes, complete, read_company
 from worker.auth.state import check_state, spend_state
 from worker.providers.eaccounting import auth
 from worker.providers.eaccounting.company import company_of
 from worker.settings import get_settings
+from worker.tenancy import connections
 
 
 def url(state: str) -> str:
@@ -38,7 +38,7 @@ def finish(code: str, state: str) -> Connected:
     leaves the customer's link usable, while a replayed callback is still refused
     before the token endpoint is asked. A consent without every required scope leaves
     the tenant `needs_reauth`, naming the scopes, and raises `MissingScopes`; a company
-    the tenant may not book into raises `CompanyRefused` (see worker/binding.py). In
+    the tenant may not book into raises `CompanyRefused` (see worker/tenancy/binding.py). In
     both cases the tokens are not stored."""
     claim = check_state(state, "eaccounting")
     credentials: dict[str, Any] = auth.exchange_code(code)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import httpx
 
-from worker import tenants
 from worker.ledger.models import Tenant
 from worker.providers.base import NeedsReauth, ProviderError, ReferenceStale, Rejected, Transient
 from worker.providers.http import retry_after_seconds
 from worker.settings import get_settings
+from worker.tenancy import tenants
 
 #: A copy of the reference's endpoints.json (a test checks they are the same file).
 ENDPOINTS_FILE = Path(__file__).parents[2] / "simulators" / "data" / "eaccounting_endpoints.json"

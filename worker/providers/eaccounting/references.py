@@ -11,17 +11,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from worker import binding
 from worker.countries import EU_COUNTRIES
 from worker.jobs import Customer, Line
 from worker.ledger.models import Tenant
-from worker.mapping import rate_key
 from worker.providers import paging
 from worker.providers.base import Rejected
 from worker.providers.eaccounting.company import company_of
 from worker.providers.eaccounting.errors import fields_of
 from worker.providers.http import ProviderHttp
-from worker.refcache import TenantCache
+from worker.tenancy import binding
+from worker.tenancy.mapping import rate_key
+from worker.tenancy.refcache import TenantCache
 
 PAGE_SIZE = 200
 ARTICLE_PREFIX = "LP-VAT"

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from worker import tenants
 from worker.jobs import Payment, PaymentJob
 from worker.ledger.models import Tenant
 from worker.providers.base import Call, Plan, ReferenceStale, Rejected, Step, StepContext
@@ -48,9 +47,10 @@ from worker.providers.economic.references import PAGE_SIZE, Row, compact
 from worker.providers.economic.references import customer_number as customer_number  # re-exported
 from worker.providers.http import ProviderHttp
 from worker.providers.limits import Limits
-from worker.ratelimit import Rate
-from worker.refcache import TenantCache
 from worker.settings import get_settings
+from worker.tenancy import tenants
+from worker.tenancy.refcache import TenantCache
+from worker.transport.ratelimit import Rate
 
 _FILTER_SPECIALS = "()*,[]"
 #: economic/introduction.md (annotated errors example, E04740): "unitNetPrice scale cannot

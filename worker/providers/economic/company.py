@@ -1,11 +1,11 @@
-"""Which e-conomic agreement (company) a tenant's grant is for (see worker/binding.py)."""
+"""Which e-conomic agreement (company) a tenant's grant is for (see worker/tenancy/binding.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from worker.binding import Company
+from worker.tenancy.binding import Company
 
 
 def company_of(self_body: Mapping[str, Any]) -> Company:

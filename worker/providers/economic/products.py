@@ -11,9 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 from worker.jobs import Line
-from worker.mapping import rate_key
 from worker.providers.base import Rejected
 from worker.providers.economic.references import References
+from worker.tenancy.mapping import rate_key
 
 
 def _natural(number: str) -> tuple[int, int | str]:

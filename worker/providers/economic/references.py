@@ -10,7 +10,6 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from worker import binding, tenants
 from worker.countries import EU_COUNTRIES
 from worker.jobs import Customer
 from worker.ledger.models import Tenant
@@ -19,7 +18,8 @@ from worker.providers.base import ReferenceStale, Rejected, Unsupported
 from worker.providers.economic.company import company_of
 from worker.providers.economic.errors import ALREADY_EXISTS, CUSTOMER_FIELDS, translate
 from worker.providers.http import ProviderHttp
-from worker.refcache import TenantCache
+from worker.tenancy import binding, tenants
+from worker.tenancy.refcache import TenantCache
 
 T = TypeVar("T")
 PAGE_SIZE = 1000  # the most e-conomic allows per page

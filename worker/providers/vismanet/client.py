@@ -18,7 +18,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from worker import binding, tenants
 from worker.jobs import Customer, PaymentJob
 from worker.ledger.models import Tenant
 from worker.providers.base import (
@@ -45,9 +44,10 @@ from worker.providers.vismanet.payment_steps import (
 )
 from worker.providers.vismanet.references import References
 from worker.providers.vismanet.transport import VismaNetHttp, path_id
-from worker.ratelimit import Rate
-from worker.refcache import TenantCache
 from worker.settings import get_settings
+from worker.tenancy import binding, tenants
+from worker.tenancy.refcache import TenantCache
+from worker.transport.ratelimit import Rate
 
 RESOURCES = {"invoice": "customerinvoice", "credit_note": "customerCreditNote"}
 CREATE_PATHS = {"invoice": "/v2/customerinvoice", "credit_note": "/v2/customerCreditNote"}

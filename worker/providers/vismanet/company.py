@@ -1,11 +1,11 @@
-"""Which Visma.net company a tenant's credentials are for (see worker/binding.py)."""
+"""Which Visma.net company a tenant's credentials are for (see worker/tenancy/binding.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from worker.binding import Company
+from worker.tenancy.binding import Company
 
 
 def company_of(company_tenant_id: str, organization: Mapping[str, Any]) -> Company:

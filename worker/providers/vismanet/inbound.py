@@ -1,5 +1,5 @@
 """Visma.net notifications (the Visma Webhook Dispatcher) arriving at `POST /webhooks/vismanet`
-(see worker/inbound.py): their signature checked, their event recognised, and what they
+(see worker/ops/inbound.py): their signature checked, their event recognised, and what they
 point at re-read.
 
 The signature is HMAC-SHA256 over the raw body under the subscription's secret, base64,
@@ -23,11 +23,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from worker import payment_sync, refcache
-from worker.inbound import Notification, Refused
+from worker.ops import payment_sync
+from worker.ops.inbound import Notification, Refused
 from worker.providers.vismanet.auth import TENANT_KEY
 from worker.settings import get_settings
-from worker.tenants import credentials_of, list_tenants
+from worker.tenancy import refcache
+from worker.tenancy.tenants import credentials_of, list_tenants
 
 log = logging.getLogger("ledgerpush.vismanet.inbound")
 

@@ -1,4 +1,4 @@
-"""A Visma.net company's references, cached per tenant (worker/refcache.py), and the
+"""A Visma.net company's references, cached per tenant (worker/tenancy/refcache.py), and the
 choices ledgerpush makes from them: the VAT category of a line (which must fit the
 customer's VAT zone: the "TaxCategoryID cannot be found" failure), the branch, the
 financial period (refused before writing when closed in the customer ledger), the
@@ -13,11 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from worker.ledger.models import Tenant
-from worker.mapping import rate_key
 from worker.providers.base import ReferenceStale, Rejected
 from worker.providers.vismanet.documents import wrap
 from worker.providers.vismanet.transport import VismaNetHttp
-from worker.refcache import TenantCache
+from worker.tenancy.mapping import rate_key
+from worker.tenancy.refcache import TenantCache
 
 ARTICLE_PREFIX = "LP-VAT-"
 

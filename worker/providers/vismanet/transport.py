@@ -22,8 +22,8 @@ from redis.exceptions import RedisError
 
 from worker.providers.base import ProviderError, Transient
 from worker.providers.http import ProviderHttp, retry_after_seconds
-from worker.ratelimit import Rate
-from worker.redis_client import get_redis
+from worker.transport.ratelimit import Rate
+from worker.transport.redis_client import get_redis
 
 PAGE_SIZE = 1000
 #: The list endpoints whose parameters include pageNumber/pageSize (endpoints.json);

@@ -1,6 +1,6 @@
 """Job outcome events for producers: written by the ledger (worker/ledger/events.py) in
 the same transaction as the state change that causes them (a transactional outbox), then
-delivered to webhook endpoints (worker/webhooks.py) and readable as a feed
+delivered to webhook endpoints (worker/ops/webhooks.py) and readable as a feed
 (`GET /api/events`).
 
 This module checks what callers ask of events (types, filters) and has the events a
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from worker import dispatch
 from worker.ledger.events import (
     EVENT_TYPES,
     INVOICE_PAID,
@@ -31,8 +30,9 @@ from worker.ledger.events import (
     record_job_outcome,
     record_payment_change,
 )
-from worker.redis_client import get_redis
 from worker.tasknames import DELIVER_EVENTS_TASK
+from worker.transport import dispatch
+from worker.transport.redis_client import get_redis
 
 __all__ = [
     "EVENT_TYPES",

@@ -20,7 +20,7 @@ import time
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from worker.providers.base import Transient
-from worker.redis_client import get_redis
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.lease")
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from worker import outbox
-from worker.lease import lease_key
 from worker.ledger import store
 from worker.ledger.models import Job, utcnow
 from worker.ledger.reconcile import quiet_or_overdue_jobs
-from worker.producer import send
-from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.transport import outbox
+from worker.transport.lease import lease_key
+from worker.transport.producer import send
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.reconciler")
 LOST_RETRY_GRACE = 120.0

@@ -8,9 +8,9 @@ from typing import Any
 from worker.crypto import decrypt_json, encrypt_json
 from worker.ledger import tenancy
 from worker.ledger.models import DISABLED, NEEDS_REAUTH, Tenant
-from worker.mapping import validate
 from worker.providers import registry
-from worker.redis_client import get_redis
+from worker.tenancy.mapping import validate
+from worker.transport.redis_client import get_redis
 
 #: Every provider's name, in the registry's order (worker/providers/registry.py).
 PROVIDERS = registry.names()

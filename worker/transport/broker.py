@@ -15,7 +15,7 @@ again after the visibility timeout; a copy of a job that already finished finds 
 terminal in the ledger and does nothing. The worker reconnects and goes on.
 
 It also checks every message as it comes off its queue, before kombu or Celery parse it
-(worker/poison.py): one that no task could run goes to the poison list instead of
+(worker/transport/poison.py): one that no task could run goes to the poison list instead of
 stopping the worker or vanishing.
 """
 
@@ -30,8 +30,8 @@ from kombu.transport import TRANSPORT_ALIASES, _transport_cache
 from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 
-from worker import poison
 from worker.settings import get_settings
+from worker.transport import poison
 
 log = logging.getLogger("ledgerpush.broker")
 _GONE = (AttributeError, redis.RedisError)
@@ -118,7 +118,7 @@ class Channel(kombu_redis.Channel):
     def _checked(self, queue: str, raw: bytes) -> dict[str, Any] | None:
         """The parsed message, or None when it went to the poison list. Only ledgerpush's
         queues are checked: Celery's own (remote-control replies) carry no tasks."""
-        from worker.app import app  # the app imports this module (its broker transport)
+        from worker.transport.app import app  # the app imports this module (its broker transport)
 
         if not queue.startswith(poison.QUEUE_PREFIX):
             parsed: dict[str, Any] = kombu_json.loads(raw.decode())  # type: ignore[no-untyped-call]

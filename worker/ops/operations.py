@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from worker import dependents, poison
-from worker.lease import lease_key
+from worker import dependents
 from worker.ledger import store
 from worker.ledger.models import (
     BOOKED,
@@ -21,10 +20,12 @@ from worker.ledger.models import (
     Job,
 )
 from worker.ledger.operations import failed_jobs_and_parked_tenants
-from worker.producer import enqueue, send
 from worker.providers.base import NeedsReview
-from worker.redis_client import get_redis
-from worker.tenants import find_tenant, needs_reauth
+from worker.tenancy.tenants import find_tenant, needs_reauth
+from worker.transport import poison
+from worker.transport.lease import lease_key
+from worker.transport.producer import enqueue, send
+from worker.transport.redis_client import get_redis
 
 RETRYABLE = frozenset({FAILED, RETRY_SCHEDULED})
 CANCELLABLE = frozenset({RECEIVED, RETRY_SCHEDULED, WAITING_FOR_REAUTH, FAILED})

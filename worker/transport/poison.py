@@ -1,6 +1,6 @@
 """Poison messages: whatever arrives on a ledgerpush queue that no task can run.
 
-Each raw message is checked as the worker takes it off its Redis list (worker/broker.py),
+Each raw message is checked as the worker takes it off its Redis list (worker/transport/broker.py),
 before kombu or Celery parse it: a message that would crash the worker, vanish with a
 log line, or be redelivered forever is moved instead to the Redis list `ledgerpush.poison`
 with its raw bytes, its queue, the time and the reason, and the worker logs one line.
@@ -32,8 +32,8 @@ from typing import Any
 from kombu.exceptions import DecodeError
 from kombu.serialization import loads as kombu_loads
 
-from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.poison")
 POISON_KEY = "ledgerpush.poison"
@@ -60,7 +60,7 @@ REASONS = {
     "unknown_task": "names a task this worker does not have",
     "wrong_arguments": "arguments do not fit the task",
     "rejected_by_celery": "Celery could not take the message",
-    "ingest_refused": "an entry of the ingest list that is not a job (worker/ingest.py)",
+    "ingest_refused": "an entry of the ingest list that is not a job (worker/transport/ingest.py)",
 }
 
 
@@ -223,7 +223,7 @@ def _signature(name: str, task: Any) -> inspect.Signature:
 
 def known_tasks() -> Mapping[str, Any]:
     """The tasks a ledgerpush worker runs (imported here too, outside a worker)."""
-    from worker.app import app  # the app imports this module through its broker transport
+    from worker.transport.app import app  # the app imports this module through its broker transport
 
     app.loader.import_default_modules()
     tasks: Mapping[str, Any] = app.tasks
@@ -280,7 +280,7 @@ def _alert_in_background(queue: str, reason: str) -> None:
     loop, which must go on taking messages."""
 
     def send() -> None:
-        from worker import alerts  # alerts send by name through the app, which imports this
+        from worker.ops import alerts  # alerts send by name through the app, which imports this
 
         try:
             alerts.poison_messages(queue, reason)

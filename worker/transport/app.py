@@ -17,9 +17,9 @@ Redis is away.
   without requeueing, which on Redis is an acknowledgement. The runner instead waits
   for Redis for a while, then rejects *with* requeue: the message goes back to its queue,
   or, while Redis stays away, stays in the unacked hash (persisted with the AOF) until
-  the visibility timeout hands it out again (worker/broker.py forgets what it cannot
+  the visibility timeout hands it out again (worker/transport/broker.py forgets what it cannot
   acknowledge on a lost connection instead of stopping the worker).
-- The outbox entry of a message (worker/outbox.py) is kept from publish until the
+- The outbox entry of a message (worker/transport/outbox.py) is kept from publish until the
   job's ledger row exists (the pipeline's accept step), not merely until a worker
   receives it; receipt only marks it. A received entry is left to kombu for one
   visibility timeout; after that, or once later messages show it was lost on its way,
@@ -41,9 +41,7 @@ from celery.signals import (
 )
 from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
-from worker import broker, outbox, shutdown
 from worker.logs import setup_logging as configure
-from worker.redis_client import get_redis, redis_url
 from worker.settings import get_settings
 from worker.tasknames import (
     BULK_QUEUE as BULK_QUEUE,
@@ -81,6 +79,8 @@ from worker.tasknames import (
     TASK_FOR_KIND as TASK_FOR_KIND,
 )
 from worker.telemetry import init_sentry
+from worker.transport import broker, outbox, shutdown
+from worker.transport.redis_client import get_redis, redis_url
 
 
 def celery_config() -> dict[str, Any]:
@@ -88,10 +88,10 @@ def celery_config() -> dict[str, Any]:
     settings = get_settings()
     return {
         # `redis://` means kombu's Redis transport, repaired so a worker survives Redis
-        # restarting and checked for poison messages (worker/broker.py, registered below).
+        # restarting and checked for poison messages (worker/transport/broker.py, registered below).
         "broker_url": redis_url(),
         # Celery's consumer, with whatever it cannot take moved to the poison list.
-        "worker_consumer": "worker.consumer:Consumer",
+        "worker_consumer": "worker.transport.consumer:Consumer",
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             # Must exceed the longest task (and any countdown) or a message runs twice.
@@ -119,7 +119,7 @@ def celery_config() -> dict[str, Any]:
         # costs CPU on every task, which LEDGERPUSH_TASK_EVENTS=false saves.
         "worker_send_task_events": settings.task_events,
         "task_send_sent_event": settings.task_events,
-        # ledgerpush sets no Celery rate limits (worker/ratelimit.py limits per tenant).
+        # ledgerpush sets no Celery rate limits (worker/transport/ratelimit.py limits per tenant).
         "worker_disable_rate_limits": True,
         "task_soft_time_limit": settings.task_soft_time_limit,
         "task_time_limit": settings.task_time_limit,
@@ -155,7 +155,7 @@ def celery_config() -> dict[str, Any]:
 
 
 def _purge_schedule(days: int | None) -> dict[str, Any]:
-    """Data retention (worker/purge.py), once a day, only when configured."""
+    """Data retention (worker/ops/purge.py), once a day, only when configured."""
     if not days:
         return {}
     return {"purge-settled-jobs": {"task": PURGE_TASK, "schedule": 86400.0}}
@@ -174,7 +174,7 @@ def declared_queues() -> list[Queue]:
 broker.register()
 app = Celery("ledgerpush", include=["tasks.invoices", "tasks.payments", "tasks.maintenance"])
 app.add_defaults(celery_config)
-# SIGTERM: running jobs finish the write they are in, then hand back (worker/shutdown.py).
+# SIGTERM: running jobs finish the write they are in, then hand back (worker/transport/shutdown.py).
 worker_shutting_down.connect(shutdown.request, weak=False)
 # Every job message is kept in the outbox from publish until its job is in the ledger: a
 # message lost before that is sent again (see "Acknowledgements and the outbox" above).
@@ -182,7 +182,7 @@ before_task_publish.connect(outbox.on_before_publish, weak=False)
 task_received.connect(outbox.on_task_received, weak=False)
 
 
-# `celery -A worker.app worker|beat` gets what `ledgerpush worker|beat` sets up: our log
+# `celery -A worker.transport.app worker|beat` gets what `ledgerpush worker|beat` sets up: our log
 # format with secret scrubbing instead of Celery's, and Sentry.
 def _configure_logging(loglevel: str | int | None = None, **_: Any) -> None:
     settings = get_settings()

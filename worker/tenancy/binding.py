@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from worker import alerts, refcache
 from worker.ledger import binding as rows
 from worker.ledger.binding import LockedTenant
 from worker.ledger.models import NEEDS_REAUTH, Tenant, TenantEvent, utcnow
+from worker.ops import alerts
 from worker.providers.base import NeedsReauth
-from worker.tenants import TenantError, UnknownTenant
+from worker.tenancy import refcache
+from worker.tenancy.tenants import TenantError, UnknownTenant
 
 log = logging.getLogger("ledgerpush.binding")
 MISMATCH = "company_mismatch"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from worker import alerts, tenants
 from worker.ledger import store, tenancy
 from worker.ledger.models import CONNECTED, NEEDS_REAUTH, RECEIVED, Job
-from worker.producer import send
+from worker.ops import alerts
+from worker.tenancy import tenants
+from worker.transport.producer import send
 
 log = logging.getLogger("ledgerpush.connections")
 

@@ -16,7 +16,6 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from worker import dispatch, events
 from worker.ledger.models import TrackedInvoice, utcnow
 from worker.ledger.payment_sync import (
     apply_remaining_amounts,
@@ -25,11 +24,13 @@ from worker.ledger.payment_sync import (
     sync_state,
     tenants_with_open_invoices,
 )
+from worker.ops import events
 from worker.providers import provider_for
 from worker.providers.registry import spec_for
 from worker.settings import get_settings
 from worker.tasknames import SYNC_TENANT_PAYMENTS_TASK
-from worker.tenants import get_tenant
+from worker.tenancy.tenants import get_tenant
+from worker.transport import dispatch
 
 __all__ = [
     "open_invoices",

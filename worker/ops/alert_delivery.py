@@ -1,4 +1,4 @@
-"""Delivery of the alert webhooks (worker/alerts.py decides what to alert): the one
+"""Delivery of the alert webhooks (worker/ops/alerts.py decides what to alert): the one
 LEDGERPUSH_WEBHOOK_URL receiver, signed (worker/signing.py), retried with backoff by a
 Celery task, every delivery recorded in the ledger; the reconciler re-sends deliveries
 whose attempt is overdue, and operators list and re-send them."""
@@ -11,14 +11,14 @@ import logging
 
 import httpx
 
-from worker import dispatch
 from worker.backoff import webhook_backoff
 from worker.ledger import alerts as deliveries
 from worker.ledger.models import WebhookDelivery, utcnow
-from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.signing import signed_headers
 from worker.tasknames import DELIVER_WEBHOOK_TASK
+from worker.transport import dispatch
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.alerts")
 UNDELIVERED = ("pending", "retrying")

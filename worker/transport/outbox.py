@@ -35,9 +35,9 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from worker.redis_client import get_redis
 from worker.settings import get_settings
 from worker.tasknames import QUEUE_FOR_TASK, TASK_FOR_KIND
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.outbox")
 HEADER = "lp_outbox"

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.transport.redis_client import get_redis
 
 _local: dict[str, tuple[float, int, Any]] = {}
 _local_lock = threading.Lock()

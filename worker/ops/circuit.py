@@ -31,11 +31,11 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 
-from worker import alerts
+from worker.ops import alerts
 from worker.providers import registry
 from worker.providers.base import Call, ProviderError, Transient
-from worker.redis_client import get_redis
 from worker.settings import Settings, get_settings
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.circuit")
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"

@@ -14,10 +14,10 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from worker import dispatch
 from worker.providers import registry
-from worker.redis_client import get_redis
 from worker.tasknames import HANDLE_INBOUND_TASK
+from worker.transport import dispatch
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.inbound")
 #: How long a notification id is remembered (the sender's retries end well before).

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from worker import fairness
-from worker.app import app
 from worker.jobs import CreditNoteJob, InvoiceJob, PaymentJob, parse_job
 from worker.providers import limits
 from worker.tasknames import QUEUE_FOR_TASK, TASK_FOR_KIND
+from worker.transport import fairness
+from worker.transport.app import app
 
 AnyJob = InvoiceJob | CreditNoteJob | PaymentJob
 
@@ -41,10 +41,10 @@ def send(
     created_by_key: int | None = None,
 ) -> str:
     """Publish an already validated payload (also used to resume and retry jobs). The
-    message is kept in the outbox until its job is in the ledger (worker/outbox.py).
+    message is kept in the outbox until its job is in the ledger (worker/transport/outbox.py).
     `created_by_key`: the API key that sent it, recorded when the worker accepts it."""
     task = TASK_FOR_KIND[kind]
-    # A tenant with a backlog overflows to the bulk queue (worker/fairness.py).
+    # A tenant with a backlog overflows to the bulk queue (worker/transport/fairness.py).
     queue = fairness.route(str(payload.get("tenant_id", "")), job_id, QUEUE_FOR_TASK[task])
     app.send_task(
         task,

@@ -1,6 +1,6 @@
 """Celery's consumer, with every message it cannot take moved to the poison list.
 
-The broker transport (worker/broker.py) already keeps out what no task could run. This
+The broker transport (worker/transport/broker.py) already keeps out what no task could run. This
 is the second line: whatever Celery itself still refuses or trips over while taking a
 message (an unknown message type or task, a body it cannot decode, a header it cannot
 read) goes to `ledgerpush.poison` with one log line, instead of being dropped with a
@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 
-from worker import poison
+from worker.transport import poison
 
 log = logging.getLogger("ledgerpush.consumer")
 

@@ -2,7 +2,7 @@
 tenant's connection breaks, one when it is back, one when a job is dead-lettered, one
 when an accounting system's circuit opens (down for many tenants) and one when it closes.
 
-A webhook alert is recorded in the ledger and queued here; worker/alert_delivery.py
+A webhook alert is recorded in the ledger and queued here; worker/ops/alert_delivery.py
 signs and delivers it (retried with backoff), worker/signing.py holds the signatures.
 """
 
@@ -15,13 +15,13 @@ from typing import Any
 
 import sentry_sdk
 
-from worker import alert_delivery
-from worker.alert_delivery import NotResendable as NotResendable
-from worker.alert_delivery import list_deliveries as list_deliveries
-from worker.alert_delivery import resend as resend
-from worker.alert_delivery import subject_of as subject_of
 from worker.ledger import alerts as deliveries
 from worker.ledger.models import Job, Tenant
+from worker.ops import alert_delivery
+from worker.ops.alert_delivery import NotResendable as NotResendable
+from worker.ops.alert_delivery import list_deliveries as list_deliveries
+from worker.ops.alert_delivery import resend as resend
+from worker.ops.alert_delivery import subject_of as subject_of
 from worker.settings import get_settings
 from worker.signing import SIGNATURE_HEADER as SIGNATURE_HEADER
 from worker.signing import sign as sign
@@ -86,7 +86,7 @@ def app_credentials_accepted(provider: str) -> None:
 
 
 def provider_circuit_opened(provider: str, reason: str) -> None:
-    """A provider is down for many tenants: its jobs are held (worker/circuit.py)."""
+    """A provider is down for many tenants: its jobs are held (worker/ops/circuit.py)."""
     _sentry(
         f"Provider {provider} is unreachable; its jobs are held",
         fingerprint=["provider-circuit", provider],
@@ -112,7 +112,7 @@ def job_failed(job: Job) -> None:
         tags={"tenant": job.tenant_id, "provider": job.provider or "", "kind": job.kind},
         level="warning",
     )
-    # The `job.failed` webhook is an outbound event (worker/events.py), written with the
+    # The `job.failed` webhook is an outbound event (worker/ops/events.py), written with the
     # state change and delivered to every subscribed endpoint.
 
 
@@ -130,7 +130,7 @@ def webhook_endpoint_failing(endpoint_id: int, url: str, since: dt.datetime) -> 
 
 
 def poison_messages(queue: str, reason: str) -> None:
-    """Once per burst of poison messages (worker/poison.py), not once per message."""
+    """Once per burst of poison messages (worker/transport/poison.py), not once per message."""
     _sentry(
         f"Poison messages on {queue}: {reason}",
         fingerprint=["poison-messages", queue],

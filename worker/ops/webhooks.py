@@ -1,4 +1,4 @@
-"""Webhook subscriptions and the delivery of outbound events (worker/events.py).
+"""Webhook subscriptions and the delivery of outbound events (worker/ops/events.py).
 
 Each endpoint gets the events it subscribed to, signed with the Standard Webhooks scheme
 (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`; secrets `whsec_…`),
@@ -25,10 +25,8 @@ from typing import Any
 import httpx
 from redis.exceptions import LockError
 
-from worker import crypto, dispatch
-from worker.alerts import webhook_endpoint_failing
+from worker import crypto
 from worker.backoff import webhook_backoff
-from worker.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, kick, parse_types
 from worker.ledger import webhooks as ledger_webhooks
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
 from worker.ledger.webhooks import (
@@ -40,10 +38,13 @@ from worker.ledger.webhooks import (
     list_endpoints,
     remove_endpoint,
 )
-from worker.redis_client import get_redis
+from worker.ops.alerts import webhook_endpoint_failing
+from worker.ops.events import SETTLE_SECONDS, WEBHOOK_TEST, EventError, aware, kick, parse_types
 from worker.settings import get_settings
 from worker.signing import signed_headers, signing_secrets
 from worker.tasknames import DELIVER_EVENTS_TASK
+from worker.transport import dispatch
+from worker.transport.redis_client import get_redis
 
 __all__ = [
     "DEFAULT_OVERLAP_HOURS",

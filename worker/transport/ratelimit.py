@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from worker.redis_client import get_redis
+from worker.transport.redis_client import get_redis
 
 #: The longest a request waits for its slot before it becomes a retry instead.
 MAX_WAIT = 30.0

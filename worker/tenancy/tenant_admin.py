@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from worker.binding import audit
 from worker.ledger import tenancy
 from worker.ledger.models import CONNECTED, DISABLED, NEEDS_REAUTH, Tenant
-from worker.refcache import invalidate
-from worker.tenants import TenantError, UnknownTenant, get_tenant, set_connection
+from worker.tenancy.binding import audit
+from worker.tenancy.refcache import invalidate
+from worker.tenancy.tenants import TenantError, UnknownTenant, get_tenant, set_connection
 
 log = logging.getLogger("ledgerpush.audit")
 

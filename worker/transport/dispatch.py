@@ -1,6 +1,6 @@
 """Sending a Celery task by name: the one way the runtime asks for a task to run.
 
-Routing (which queue) is the app's, by task name (worker/app.py); the task modules
+Routing (which queue) is the app's, by task name (worker/transport/app.py); the task modules
 under `tasks/` are the top layer and never imported from here.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.app import app
+from worker.transport.app import app
 
 
 def send(name: str, args: tuple[Any, ...] = (), countdown: float | None = None) -> None:

@@ -13,7 +13,7 @@ Redis, in one list or the other, until it is handled:
    `failed` job with reason `invalid_payload` naming the fields, as on the Celery path
    (unless the ledger has a job with its tenant and key: then it goes to the poison
    list rather than fail that job);
-3. recorded in the ledger (`received`), then published through `worker.producer.send`,
+3. recorded in the ledger (`received`), then published through `worker.transport.producer.send`,
    the path of the Python helper: the tenant's fair share and the outbox apply;
 4. removed from the processing list.
 
@@ -48,14 +48,15 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import outbox, poison, safejson
+from worker import safejson
 from worker.jobs import JobValidationError, job_id_for, parse_job
 from worker.ledger import store
 from worker.ledger.models import RECEIVED
 from worker.pipeline import _record_invalid
-from worker.producer import send
-from worker.redis_client import get_redis
 from worker.settings import get_settings
+from worker.transport import outbox, poison
+from worker.transport.producer import send
+from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.ingest")
 INGEST_QUEUE = "ledgerpush.ingest"
@@ -91,7 +92,7 @@ return moved
 
 
 def to_poison(raw: bytes, reason: str, processing: str | None = None) -> None:
-    """Move the entry to the poison list (worker/poison.py), taking it off `processing`
+    """Move the entry to the poison list (worker/transport/poison.py), taking it off `processing`
     in the same transaction."""
     refused = poison.PoisonMessage("ingest_refused", reason)
     poison.quarantine(get_redis(), INGEST_QUEUE, raw, refused, taken_from=processing)
