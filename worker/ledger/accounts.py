@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from worker.ledger.db import session
+from worker.ledger.db import read_session, session
 from worker.ledger.models import ApiKey, User, utcnow
 
 
@@ -62,22 +62,22 @@ def delete_user(username: str) -> bool:
 
 def role_of_user(username: str) -> str | None:
     """The role stored for the user; None: no such row."""
-    with session() as db:
+    with read_session() as db:
         return db.scalar(select(User.role).where(User.username == username))
 
 
 def find_user(username: str) -> User | None:
-    with session() as db:
+    with read_session() as db:
         return _user(db, username)
 
 
 def usernames() -> list[str]:
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(select(User.username).order_by(User.username)))
 
 
 def usernames_and_roles() -> list[tuple[str, str]]:
-    with session() as db:
+    with read_session() as db:
         return list(db.execute(select(User.username, User.role).order_by(User.username)).tuples())
 
 
@@ -108,7 +108,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def api_keys() -> list[ApiKey]:
     """Every key, revoked ones too, oldest first."""
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 

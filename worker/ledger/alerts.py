@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from worker.ledger.db import session
+from worker.ledger.db import read_session, session
 from worker.ledger.models import WebhookDelivery
 
 T = TypeVar("T")
@@ -28,7 +28,7 @@ def deliveries_created_before(
     statuses: Collection[str], before: dt.datetime, limit: int
 ) -> list[WebhookDelivery]:
     """Deliveries in one of `statuses` created before `before`, oldest first."""
-    with session() as db:
+    with read_session() as db:
         return list(
             db.scalars(
                 select(WebhookDelivery)
@@ -47,7 +47,7 @@ def newest_deliveries(status: str | None, limit: int) -> list[WebhookDelivery]:
     query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
     if status:
         query = query.where(WebhookDelivery.status == status)
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(query))
 
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from worker.ledger.db import session
+from worker.ledger.db import read_session, session
 from worker.ledger.models import NEEDS_REAUTH, Tenant, TenantEvent, utcnow
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ def _other_tenant_bound_to(
 
 def other_tenant_bound_to(provider: str, company_id: str, tenant_id: str) -> str | None:
     """The first (by id) other tenant of the provider bound to this company, if any."""
-    with session() as db:
+    with read_session() as db:
         return _other_tenant_bound_to(db, provider, company_id, tenant_id)
 
 
@@ -50,7 +50,7 @@ def insert_tenant_event(tenant_id: str, actor: str, action: str, note: str) -> N
 
 def tenant_events(tenant_id: str, limit: int) -> list[TenantEvent]:
     """The tenant's audit trail, newest first."""
-    with session() as db:
+    with read_session() as db:
         return list(
             db.scalars(
                 select(TenantEvent)
@@ -101,7 +101,7 @@ def mark_company_checked(tenant_id: str) -> None:
 
 def detached_tenant(tenant_id: str) -> Tenant | None:
     """The tenant read afresh, detached from its session."""
-    with session() as db:
+    with read_session() as db:
         tenant = db.get(Tenant, tenant_id)
         if tenant is None:
             return None

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, exists, func, insert, select
 
 from worker.explain import explain
-from worker.ledger.db import engine, session
+from worker.ledger.db import engine, read_session
 from worker.ledger.models import (
     BOOKED,
     CANCELLED,
@@ -227,7 +227,7 @@ def feed(
         EVENTS.c.id > after, EVENTS.c.created_at > settled
     )
     query = select(OutboundEvent).where(OutboundEvent.id > after).order_by(OutboundEvent.id)
-    with session() as db:
+    with read_session() as db:
         stop = db.scalar(unsettled)
         if stop is not None:
             query = query.where(OutboundEvent.id < stop)

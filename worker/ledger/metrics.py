@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from worker.ledger.db import session
+from worker.ledger.db import read_session
 from worker.ledger.models import Attempt, Job, Tenant, WebhookDelivery
 
 
@@ -24,7 +24,7 @@ def attempts_ended_between(
         .outerjoin(Tenant, Tenant.id == Job.tenant_id)
         .where(Attempt.ended_at > since, Attempt.ended_at <= until)
     )
-    with session() as db:
+    with read_session() as db:
         return list(db.execute(query).tuples())
 
 
@@ -32,7 +32,7 @@ def job_counts_by_state_and_provider() -> list[tuple[str, str, int]]:
     """(state, provider, count). Grouped by (tenant, state), which the ix_jobs_tenant_state
     index answers alone; tenants are mapped to providers here (few tenants, many jobs)."""
     by_tenant = select(Job.tenant_id, Job.state, func.count()).group_by(Job.tenant_id, Job.state)
-    with session() as db:
+    with read_session() as db:
         providers = {t: p for t, p in db.execute(select(Tenant.id, Tenant.provider)).tuples()}
         rows = list(db.execute(by_tenant).tuples())
         unknown_tenants = {t for t, _, _ in rows if t not in providers}
@@ -52,7 +52,7 @@ def job_counts_by_state_and_provider() -> list[tuple[str, str, int]]:
 
 def webhook_delivery_counts_by_status() -> list[tuple[str, int]]:
     query = select(WebhookDelivery.status, func.count()).group_by(WebhookDelivery.status)
-    with session() as db:
+    with read_session() as db:
         return [(status, count) for status, count in db.execute(query).tuples()]
 
 
@@ -61,5 +61,5 @@ def tenant_counts_by_provider_and_state() -> list[tuple[str, str, int]]:
     query = select(Tenant.provider, Tenant.connection_state, func.count()).group_by(
         Tenant.provider, Tenant.connection_state
     )
-    with session() as db:
+    with read_session() as db:
         return list(db.execute(query).tuples())

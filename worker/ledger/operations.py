@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from worker.ledger.db import session
+from worker.ledger.db import read_session
 from worker.ledger.models import DISABLED, FAILED, NEEDS_REAUTH, Job, Tenant
 
 PARKING_STATES = (NEEDS_REAUTH, DISABLED)
@@ -20,7 +20,7 @@ def failed_jobs_and_parked_tenants(
         query = query.where(Job.tenant_id == tenant_id)
     if error_code:
         query = query.where(Job.error_code == error_code)
-    with session() as db:
+    with read_session() as db:
         failed = list(db.scalars(query))
         parked = set(
             db.scalars(select(Tenant.id).where(Tenant.connection_state.in_(PARKING_STATES)))

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Table, select, update
 
 from worker.ledger import events
-from worker.ledger.db import engine, session
+from worker.ledger.db import engine, read_session, session
 from worker.ledger.models import PaymentSync, TrackedInvoice, utcnow
 
 TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
@@ -18,7 +18,7 @@ TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
 
 def tenants_with_open_invoices() -> list[str]:
     query = select(TrackedInvoice.tenant_id).where(TrackedInvoice.paid.is_(False)).distinct()
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(query))
 
 
@@ -26,7 +26,7 @@ def open_invoices(tenant_id: str) -> list[TrackedInvoice]:
     query = select(TrackedInvoice).where(
         TrackedInvoice.tenant_id == tenant_id, TrackedInvoice.paid.is_(False)
     )
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(query.order_by(TrackedInvoice.id)))
 
 
@@ -57,10 +57,11 @@ def apply_remaining_amounts(tracked: list[TrackedInvoice], seen: dict[str, Decim
 
 def sync_state(tenant_id: str) -> PaymentSync:
     """The tenant's sync state (a new, unsaved one before its first sync)."""
-    with session() as db:
+    with read_session() as db:
         found = db.get(PaymentSync, tenant_id)
         if found is None:
             return PaymentSync(tenant_id=tenant_id)
+        db.expunge(found)  # made timezone-aware below for the caller, not written back
         if found.changed_since is not None:
             found.changed_since = events.aware(found.changed_since)
         return found

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
-from worker.ledger.db import session
+from worker.ledger.db import read_session
 from worker.ledger.models import (
     BOOKED,
     FAILED,
@@ -116,7 +116,7 @@ def find_jobs(f: JobFilter) -> JobPage:
     ordering = column.asc() if f.order == "asc" else column.desc()
     query = _filtered(select(Job), f).order_by(ordering, Job.id)
     query = query.limit(f.per_page).offset((f.page - 1) * f.per_page)
-    with session() as db:
+    with read_session() as db:
         jobs = list(db.scalars(query))
         total = db.scalar(_filtered(select(func.count()).select_from(Job), f)) or 0
     return JobPage(jobs, total, f.page, f.per_page, providers_of(jobs))
@@ -127,14 +127,14 @@ def providers_of(jobs: list[Job]) -> dict[str, str]:
     ids = {j.tenant_id for j in jobs}
     if not ids:
         return {}
-    with session() as db:
+    with read_session() as db:
         rows = db.execute(select(Tenant.id, Tenant.provider).where(Tenant.id.in_(ids)))
         return {tenant_id: provider for tenant_id, provider in rows.tuples()}
 
 
 def states_since(since: dt.datetime) -> dict[str, int]:
     query = select(Job.state, func.count()).where(Job.created_at >= since).group_by(Job.state)
-    with session() as db:
+    with read_session() as db:
         return {state: count for state, count in db.execute(query).tuples()}
 
 
@@ -144,7 +144,7 @@ def throughput(minutes: int = 60) -> list[int]:
     since = now - dt.timedelta(minutes=minutes)
     query = select(Job.finished_at).where(Job.state == BOOKED, Job.finished_at >= since)
     buckets = [0] * minutes
-    with session() as db:
+    with read_session() as db:
         for finished in db.scalars(query):
             if finished is None:
                 continue
@@ -182,7 +182,7 @@ class TenantHealth:
 
 def tenant_health(tenant_id: str | None = None) -> list[TenantHealth]:
     since = utcnow() - dt.timedelta(hours=24)
-    with session() as db:
+    with read_session() as db:
         tenants_query = select(Tenant).order_by(Tenant.id)
         if tenant_id:
             tenants_query = tenants_query.where(Tenant.id == tenant_id)
@@ -221,7 +221,7 @@ def _count_now(h: TenantHealth, state: str, count: int) -> None:
 
 def recent_dead_letters(limit: int = 10) -> list[Job]:
     query = select(Job).where(Job.state == FAILED).order_by(Job.updated_at.desc()).limit(limit)
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(query))
 
 
@@ -247,7 +247,7 @@ def dead_letter_groups() -> list[DeadLetterGroup]:
         .where(Job.state == FAILED)
         .group_by(code, Job.tenant_id)
     )
-    with session() as db:
+    with read_session() as db:
         tenants: dict[str, Counter[str]] = {}
         for c, tenant_id, n in db.execute(by_tenant).tuples():
             tenants.setdefault(c, Counter())[tenant_id] = n
@@ -265,14 +265,14 @@ def dead_letter_groups() -> list[DeadLetterGroup]:
 
 def error_codes() -> list[str]:
     query = select(Job.error_code).where(Job.state == FAILED, Job.error_code.is_not(None))
-    with session() as db:
+    with read_session() as db:
         return sorted({c for c in db.scalars(query.distinct()) if c})
 
 
 def job_id_matches(wanted: str, limit: int) -> list[tuple[str, str, str]]:
     """(id, tenant, idempotency key) of the job whose id is `wanted`; when there is none,
     of up to `limit` jobs whose id starts with it, in id order."""
-    with session() as db:
+    with read_session() as db:
         exact = db.get(Job, wanted)
         if exact is not None:
             return [(exact.id, exact.tenant_id, exact.idempotency_key)]

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import or_, select
 
-from worker.ledger.db import session
+from worker.ledger.db import read_session
 from worker.ledger.models import IN_FLIGHT_STATES, RECEIVED, RETRY_SCHEDULED, Job
 
 
@@ -26,5 +26,5 @@ def quiet_or_overdue_jobs(
         .order_by(Job.updated_at)
         .limit(limit)
     )
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(query))

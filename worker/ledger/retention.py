@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from worker.ledger.db import session
+from worker.ledger.db import read_session, session
 from worker.ledger.models import BOOKED, CANCELLED, FAILED, Attempt, Job, JobEvent
 
 SETTLED = (BOOKED, CANCELLED, FAILED)
@@ -23,7 +23,7 @@ def _due_jobs(cutoff: dt.datetime) -> Any:
 
 def due_job_and_attempt_counts(cutoff: dt.datetime) -> tuple[int, int]:
     """How many jobs settled before `cutoff` are not purged yet, and their attempts."""
-    with session() as db:
+    with read_session() as db:
         jobs = len(db.scalars(_due_jobs(cutoff)).all())
         attempts = len(
             db.scalars(select(Attempt.id).where(Attempt.job_id.in_(_due_jobs(cutoff)))).all()

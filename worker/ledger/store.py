@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from worker.ledger import events as ledger_events
-from worker.ledger.db import engine, session
+from worker.ledger.db import engine, read_connection, read_session, session
 from worker.ledger.models import (
     BOOKED,
     CANCELLED,
@@ -113,7 +113,7 @@ def accept_job(
 
 def find_job(job_id: str) -> Job | None:
     """The job as a detached object (as the ORM would hand it out after its session)."""
-    with engine().begin() as conn:
+    with read_connection() as conn:
         row = conn.execute(_JOB_ROW, {"b_id": job_id}).first()
     if row is None:
         return None
@@ -130,7 +130,7 @@ def get_job(job_id: str) -> Job:
 
 
 def find_job_by_key(tenant_id: str, idempotency_key: str) -> Job | None:
-    with session() as db:
+    with read_session() as db:
         return db.scalars(
             select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == idempotency_key)
         ).first()
@@ -309,7 +309,7 @@ def payment_with_open_write(tenant_id: str, invoice_key: str, exclude: str) -> s
         JOBS.c.id != exclude,
         JOBS.c.state.not_in((BOOKED, CANCELLED)),
     )
-    with engine().begin() as conn:
+    with read_connection() as conn:
         for job_id, payload, intent in conn.execute(query):
             paid = (payload or {}).get("payment") or {}
             if intent and paid.get("invoice_idempotency_key") == invoice_key:
@@ -325,7 +325,7 @@ def list_jobs(
         query = query.where(Job.tenant_id == tenant_id)
     if state:
         query = query.where(Job.state == state)
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(query))
 
 
@@ -333,19 +333,19 @@ def count_by_state(tenant_id: str | None = None) -> dict[str, int]:
     query = select(Job.state, func.count()).group_by(Job.state)
     if tenant_id:
         query = query.where(Job.tenant_id == tenant_id)
-    with session() as db:
+    with read_session() as db:
         return {state: count for state, count in db.execute(query).tuples()}
 
 
 def attempts_of(job_id: str) -> list[Attempt]:
-    with session() as db:
+    with read_session() as db:
         return list(
             db.scalars(select(Attempt).where(Attempt.job_id == job_id).order_by(Attempt.id))
         )
 
 
 def events_of(job_id: str) -> list[JobEvent]:
-    with session() as db:
+    with read_session() as db:
         return list(
             db.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
         )

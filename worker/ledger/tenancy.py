@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
-from worker.ledger.db import engine, session
+from worker.ledger.db import read_connection, read_session, session
 from worker.ledger.models import (
     CONNECTED,
     DISABLED,
@@ -41,7 +41,7 @@ def insert_tenant(tenant_id: str, build: Callable[[], Tenant]) -> Tenant | None:
 def tenant_row(tenant_id: str) -> Tenant | None:
     """The tenant as a detached object, read without the ORM's unit of work (every job
     reads its tenant once)."""
-    with engine().begin() as conn:
+    with read_connection() as conn:
         row = conn.execute(_TENANT_ROW, {"b_id": tenant_id}).first()
     if row is None:
         return None
@@ -63,7 +63,7 @@ def rewrite_credentials(rewrite: Callable[[bytes], bytes]) -> int:
 
 
 def all_tenants() -> list[Tenant]:
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(select(Tenant).order_by(Tenant.id)))
 
 
@@ -120,7 +120,7 @@ def set_last_success_now(tenant_id: str) -> None:
 
 def jobs_waiting_for_reauth(tenant_id: str) -> list[Job]:
     """The tenant's parked jobs, oldest first."""
-    with session() as db:
+    with read_session() as db:
         return list(
             db.scalars(
                 select(Job)
@@ -132,7 +132,7 @@ def jobs_waiting_for_reauth(tenant_id: str) -> list[Job]:
 
 def connected_tenants_with_parked_jobs() -> list[str]:
     """Ids of connected tenants that still have jobs waiting for re-authorization."""
-    with session() as db:
+    with read_session() as db:
         return list(
             db.scalars(
                 select(Job.tenant_id)
@@ -148,7 +148,7 @@ def connected_tokens_expiring_before(
 ) -> list[tuple[str, dt.datetime | None]]:
     """(tenant id, token expiry) of connected tenants of these providers whose access
     token expires before `horizon`."""
-    with session() as db:
+    with read_session() as db:
         return list(
             db.execute(
                 select(Tenant.id, Tenant.token_expires_at).where(
@@ -166,7 +166,7 @@ def unsettled_job_count(tenant_id: str) -> int:
     query = select(func.count()).where(
         Job.tenant_id == tenant_id, Job.state.not_in(TERMINAL_STATES)
     )
-    with session() as db:
+    with read_session() as db:
         return int(db.scalar(query) or 0)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from worker.ledger.db import session
+from worker.ledger.db import read_session, session
 from worker.ledger.events import SETTLE_SECONDS, aware
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
 
@@ -57,12 +57,12 @@ def _last_event_id(db: Session) -> int:
 
 
 def list_endpoints() -> list[WebhookEndpoint]:
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)))
 
 
 def get_endpoint(endpoint_id: int) -> WebhookEndpoint:
-    with session() as db:
+    with read_session() as db:
         return _get(db, endpoint_id)
 
 
@@ -123,7 +123,7 @@ def sync_settings_endpoint(url: str | None, keep_secret: Callable[[WebhookEndpoi
 
 
 def enabled_endpoint_ids() -> list[int]:
-    with session() as db:
+    with read_session() as db:
         query = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
         return list(db.scalars(query.order_by(WebhookEndpoint.id)))
 
@@ -165,13 +165,13 @@ def tenants_pending(endpoint_id: int) -> list[str]:
         .where(EventDelivery.endpoint_id == endpoint_id, EventDelivery.status == "pending")
         .distinct()
     )
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(query))
 
 
 def next_due() -> dt.datetime | None:
     """When the earliest pending delivery is due."""
-    with session() as db:
+    with read_session() as db:
         due = db.scalar(
             select(func.min(EventDelivery.next_attempt_at)).where(EventDelivery.status == "pending")
         )
@@ -192,7 +192,7 @@ def pending_in_order(endpoint_id: int, tenant_id: str) -> list[int]:
         .order_by(EventDelivery.event_pk)
         .limit(PENDING_BATCH)
     )
-    with session() as db:
+    with read_session() as db:
         return list(db.scalars(query))
 
 
@@ -223,7 +223,7 @@ def attempt_delivery(delivery_id: int, force: bool, send: Send) -> bool | None:
 
 def deliveries_of(endpoint_id: int, limit: int = 50) -> list[EventDelivery]:
     """The endpoint's latest deliveries, newest first."""
-    with session() as db:
+    with read_session() as db:
         query = (
             select(EventDelivery)
             .where(EventDelivery.endpoint_id == endpoint_id)
@@ -245,7 +245,7 @@ def mark_for_resend(delivery_id: int) -> None:
 def endpoints_with_deliveries(limit: int = 20) -> list[tuple[WebhookEndpoint, list[Any]]]:
     """Each endpoint and its latest deliveries with their events."""
     found = []
-    with session() as db:
+    with read_session() as db:
         for endpoint in db.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)):
             query = (
                 select(EventDelivery, OutboundEvent)
