@@ -17,6 +17,7 @@ SQL_USE = (
     re.compile(r"^\s*from sqlalchemy(\.(orm|sql|engine))? import (?!exc\b)"),
     re.compile(r"^\s*import sqlalchemy\b"),
     re.compile(r"(?<![\w.])session\("),
+    re.compile(r"(?<![\w.])read_(session|connection)\("),
     re.compile(r"(?<![\w.])engine\("),
     re.compile(r"\b(sqlite3|psycopg)\.connect\("),
 )
@@ -70,6 +71,8 @@ def test_the_scan_finds_sql() -> None:
         "from sqlalchemy import select",
         "from sqlalchemy.orm import Session",
         "    with session() as db:",
+        "    with read_session() as db:",
+        "    with read_connection() as conn:",
         "    with engine().begin() as conn:",
         "    conn = sqlite3.connect(path)",
     ]
