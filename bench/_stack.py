@@ -506,7 +506,7 @@ def job_times(tenant_prefix: str | None = None) -> list[dict[str, Any]]:
     """Per job: tenant, state, enqueued/created/finished as epoch seconds, attempts."""
     from sqlalchemy import select
 
-    from worker.ledger.db import session
+    from worker.ledger.db import read_session
     from worker.ledger.models import Job
 
     query = select(
@@ -516,7 +516,7 @@ def job_times(tenant_prefix: str | None = None) -> list[dict[str, Any]]:
     if tenant_prefix:
         query = query.where(Job.tenant_id.like(f"{tenant_prefix}%"))
     rows = []
-    with session() as db:
+    with read_session() as db:
         for row in db.execute(query):
             rows.append(
                 {
@@ -538,11 +538,11 @@ def provider_seconds_by_job() -> dict[str, float]:
     them: request sent -> response read)."""
     from sqlalchemy import select
 
-    from worker.ledger.db import session
+    from worker.ledger.db import read_session
     from worker.ledger.models import Attempt
 
     totals: dict[str, float] = {}
-    with session() as db:
+    with read_session() as db:
         for job_id, calls in db.execute(select(Attempt.job_id, Attempt.calls)):
             spent = sum(call.get("ms") or 0 for call in calls or []) / 1000
             totals[job_id] = totals.get(job_id, 0.0) + spent

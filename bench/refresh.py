@@ -49,10 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def expiries() -> dict[str, float]:
     from sqlalchemy import select
 
-    from worker.ledger.db import session
+    from worker.ledger.db import read_session
     from worker.ledger.models import Tenant
 
-    with session() as db:
+    with read_session() as db:
         rows = db.execute(select(Tenant.id, Tenant.token_expires_at)).tuples()
         return {t: _stack._epoch(e) or 0.0 for t, e in rows}
 
