@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +20,8 @@ from redis import Redis
 
 from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
 from worker import refcache
-from worker.app import QUEUE_FOR_TASK, TASK_FOR_KIND, celery_config
+from worker.app import celery_config
 from worker.embedded_redis import EmbeddedRedis
-from worker.jobs import parse_job
 from worker.ledger.models import Job
 from worker.ledger.store import find_job
 from worker.redis_client import get_redis
@@ -83,26 +85,33 @@ def test_a_new_generation_is_seen_at_once_despite_the_local_copy(bound: int) -> 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[EmbeddedRedis, Celery]]:
-    """A Redis of this test alone (so only its worker takes its jobs) and a publisher."""
+    """A Redis of this test alone (so only its worker takes its jobs) and a Celery app on
+    it to ask the worker."""
     redis = EmbeddedRedis(tmp_path / "redis").start()
-    publisher = Celery("refcache-tests", set_as_current=False)
-    publisher.conf.update({**celery_config(), "broker_url": redis.url})
-    yield redis, publisher
-    publisher.close()
+    control = Celery("refcache-tests", set_as_current=False)
+    control.conf.update({**celery_config(), "broker_url": redis.url})
+    yield redis, control
+    control.close()
     redis.stop()
 
 
-def send(publisher: Celery, payload: dict[str, Any]) -> str:
-    job = parse_job(payload)
-    task = TASK_FOR_KIND[job.kind]
-    publisher.send_task(
-        task,
-        args=[job.model_dump(mode="json")],
-        kwargs={"enqueued_at": time.time()},
-        queue=QUEUE_FOR_TASK[task],
-        task_id=job.job_id,
+def produce(redis_url: str, payloads: list[dict[str, Any]]) -> list[str]:
+    """`worker.producer.enqueue` in a producer process on the given Redis."""
+    code = (
+        "import json, sys; from worker.producer import enqueue; "
+        "print(json.dumps([enqueue(p) for p in json.load(sys.stdin)]))"
     )
-    return job.job_id
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(payloads),
+        env={**os.environ, "LEDGERPUSH_REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    ids: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return ids
 
 
 def settled(job_id: str) -> Job | None:
@@ -113,17 +122,17 @@ def settled(job_id: str) -> Job | None:
 def test_a_worker_holds_no_more_references_than_its_bound(
     own_redis: tuple[EmbeddedRedis, Celery], base_env: dict[str, str]
 ) -> None:
-    redis, publisher = own_redis
+    redis, control = own_redis
     env = {**base_env, "LEDGERPUSH_REDIS_URL": redis.url,
            "LEDGERPUSH_REFERENCE_CACHE_MAX_ENTRIES": "5"}  # fmt: skip
     worker = WorkerProcess(unique("refcache"), env, concurrency=2).start()
     try:
         tenants = [connect_ea_tenant() for _ in range(3)]
-        ids = [send(publisher, invoice_job(tenant)) for tenant in tenants]
+        ids = produce(redis.url, [invoice_job(tenant) for tenant in tenants])
         for job_id in ids:
             job = wait_for(functools.partial(settled, job_id), 60)
             assert job.state == "booked", (job.error_code, job.error_message)
-        replies = publisher.control.broadcast("reference_cache", reply=True, timeout=10)
+        replies = control.control.broadcast("reference_cache", reply=True, timeout=10)
     finally:
         worker.stop()
     # Each tenant's references, as the worker stored them in its Redis.
