@@ -162,6 +162,8 @@ def _simulator_command(
         for tenant_id, country in args:
             localstack.connect_vismanet(stack, tenant_id, country)
         return len(args)
+    if command == "companies":
+        return [_company(stack, *tenant) for tenant in args]
     if command == "log":
         return {"ea": ea.log.snapshot(), "ec": ec.log.snapshot(), "vn": vn.log.snapshot(),
                 "vn_releases_queued": queued.count}  # fmt: skip
@@ -190,6 +192,15 @@ def _simulator_command(
         vn.faults.update(args)
         return True
     raise ValueError(f"unknown simulator command {command!r}")
+
+
+def _company(stack: Any, tenant_id: str, provider: str, country: str) -> dict[str, Any]:
+    """A simulated company for the tenant (no ledger row), and its credentials."""
+    if provider == "eaccounting":
+        return localstack.eaccounting_company(stack, country, tenant_id)
+    if provider == "economic":
+        return localstack.economic_agreement(stack, tenant_id, country)
+    return localstack.vismanet_company_of(stack, tenant_id)
 
 
 class Simulators:
@@ -269,9 +280,18 @@ def cpu_seconds(pid: int) -> float:
 
 def peak_rss_mib(pid: int) -> float:
     """VmHWM: the highest resident set size the process reached."""
+    return _status_mib(pid, "VmHWM")
+
+
+def rss_mib(pid: int) -> float:
+    """VmRSS: the process's resident set size now."""
+    return _status_mib(pid, "VmRSS")
+
+
+def _status_mib(pid: int, name: str) -> float:
     with open(f"/proc/{pid}/status") as handle:
         for line in handle:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{name}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -375,6 +395,17 @@ class Stack:
             for start in range(0, len(chosen), batch):
                 self.sims.call(command, chosen[start : start + batch])
 
+    def connect_in_bulk(self, tenants: list[tuple[str, str, str]], batch: int = 500) -> None:
+        """As `connect`, for thousands of tenants: the simulators make the companies, and
+        each batch of tenant rows is inserted in one transaction."""
+        assert self.sims is not None
+        for start in range(0, len(tenants), batch):
+            chosen = tenants[start : start + batch]
+            credentials = self.sims.call("companies", chosen)
+            add_tenants(
+                [(*tenant, given) for tenant, given in zip(chosen, credentials, strict=True)]
+            )
+
     def start_workers(
         self, processes: int, concurrency: int, extra: dict[str, str] | None = None
     ) -> None:
@@ -439,6 +470,24 @@ class Stack:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def add_tenants(tenants: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+    """(tenant id, provider, country, credentials) each, in one transaction: the rows
+    `worker.tenancy.tenants.add_tenant` writes one transaction at a time."""
+    from worker.ledger.db import session
+    from worker.ledger.models import Tenant
+    from worker.tenancy.tenants import _set_credentials as set_credentials
+
+    rows = []
+    for tenant_id, provider, country, credentials in tenants:
+        mapping = {"payment_method": localstack.VISMANET_PAYMENT_METHOD}
+        tenant = Tenant(id=tenant_id, provider=provider, country=country, display_name=tenant_id,
+                        mapping=mapping if provider == "vismanet" else {}, capabilities={})  # fmt: skip
+        set_credentials(tenant, credentials)
+        rows.append(tenant)
+    with session() as db:
+        db.add_all(rows)
 
 
 def wait_for_ready(process: Any, log: Path, timeout: float = 90) -> None:

@@ -8,8 +8,10 @@ import logging
 from typing import Any
 
 from celery.signals import worker_init
+from celery.worker.control import inspect_command
 
 from worker.ops.webhooks import sync_settings_endpoint
+from worker.tenancy import refcache
 from worker.transport.app import app
 from worker.transport.ingest import IngestStep
 
@@ -26,3 +28,10 @@ def _sync_webhook_endpoint(**_: Any) -> None:
 worker_init.connect(_sync_webhook_endpoint, weak=False)
 # The plain ingest list is drained by a thread in every worker (worker/transport/ingest.py).
 app.steps["worker"].add(IngestStep)
+
+
+@inspect_command()
+def reference_cache(state: Any) -> dict[str, int]:
+    """`celery inspect reference_cache`: how many references this worker holds decoded in
+    memory, and the most it may (LEDGERPUSH_REFERENCE_CACHE_MAX_ENTRIES)."""
+    return refcache.local_stats()

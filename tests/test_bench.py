@@ -1,5 +1,6 @@
-"""Smoke test: the throughput benchmark still runs end to end with tiny sizes and reports
-its same-run anchors. It checks that figures are there, never what they are."""
+"""Smoke tests: the throughput benchmark still runs end to end with tiny sizes and reports
+its same-run anchors; the memory benchmark reports each worker per tier of tenants. They
+check that figures are there, never what they are."""
 
 from __future__ import annotations
 
@@ -35,3 +36,25 @@ def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
     assert ratios["cpu_per_invoice_x_floor"] > 0
     assert ratios["cpu_per_invoice_x_lean_worker"] > 0
     assert set(ratios["invoices_per_second"]) == {"ledgerpush", "lean_worker", "floor"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_memory_reports_worker_rss_and_reference_cache_per_tier() -> None:
+    command = [
+        sys.executable, str(ROOT / "bench" / "memory.py"),
+        "--tenants", "3,6", "--invoices-per-tenant", "1", "--workers", "1",
+        "--concurrency", "2", "--max-entries", "10", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=580, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+
+    assert [row["tenants"] for row in result["tiers"]] == [0, 3, 6]
+    assert result["tiers"][-1]["states"] == {"booked": 6}
+    for row in result["tiers"]:
+        (worker,) = row["workers"]
+        assert worker["rss_mib"] > 0
+        assert worker["reference_cache_bound"] == 10
+    assert 0 < result["tiers"][-1]["workers"][0]["reference_cache_entries"] <= 10
+    assert "growth_mib_per_1000_tenants" in result

@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     )
     lease_seconds: int = Field(default=180, ge=5)
     reference_cache_ttl: int = Field(default=3600, ge=0)
+    reference_cache_max_entries: int = Field(
+        default=2048,
+        ge=1,
+        description="References each worker process keeps decoded in memory (worker/tenancy/refcache.py), "
+        "least recently used dropped first; the shared cache in Redis is not bounded by it.",
+    )
     http_timeout: float = Field(default=20.0, gt=0)
     write_settle_seconds: float | None = Field(
         default=None,

@@ -140,25 +140,35 @@ def connect_eaccounting(stack: LocalStack, tenant_id: str, country: str, company
     """A simulated company and a tenant holding tokens for it, as after the consent flow."""
     from worker.tenancy.tenants import add_tenant
 
+    credentials = eaccounting_company(stack, country, company)
+    add_tenant(tenant_id, "eaccounting", country, credentials, display_name=company)
+
+
+def eaccounting_company(stack: LocalStack, country: str, company: str) -> dict[str, Any]:
+    """A simulated company, and the credentials the consent flow would give for it."""
     assert stack.ea is not None
     stack.ea.add_company(company, country)
     tokens = stack.ea.issue_tokens(company, EA_SCOPES)
-    credentials: dict[str, Any] = {
+    return {
         "access_token": tokens["access_token"],
         "refresh_token": tokens["refresh_token"],
         "expires_at": time.time() + float(tokens["expires_in"]),
         "scope": tokens.get("scope", ""),
     }
-    add_tenant(tenant_id, "eaccounting", country, credentials, display_name=company)
 
 
 def connect_economic(stack: LocalStack, tenant_id: str, country: str) -> None:
     """A simulated agreement and a tenant holding its grant token."""
     from worker.tenancy.tenants import add_tenant
 
+    credentials = economic_agreement(stack, tenant_id, country)
+    add_tenant(tenant_id, "economic", country, credentials, display_name=tenant_id)
+
+
+def economic_agreement(stack: LocalStack, tenant_id: str, country: str) -> dict[str, Any]:
+    """A simulated agreement for the tenant, and the credentials holding its grant token."""
     assert stack.ec is not None
-    grant = stack.ec.add_agreement(country, grant_token=f"grant-{tenant_id}")
-    add_tenant(tenant_id, "economic", country, {"grant_token": grant}, display_name=tenant_id)
+    return {"grant_token": stack.ec.add_agreement(country, grant_token=f"grant-{tenant_id}")}
 
 
 def vismanet_company(tenant_id: str) -> str:
@@ -179,12 +189,21 @@ def connect_vismanet(
     mapped to the simulator's bank transfer unless `mapping` names another."""
     from worker.tenancy.tenants import add_tenant
 
+    credentials = vismanet_company_of(stack, tenant_id, company, display_name)
+    mapping = {"payment_method": VISMANET_PAYMENT_METHOD, **mapping}
+    add_tenant(tenant_id, "vismanet", country, credentials,
+               display_name=display_name or tenant_id, mapping=mapping)  # fmt: skip
+
+
+def vismanet_company_of(
+    stack: LocalStack, tenant_id: str, company: str | None = None, display_name: str | None = None
+) -> dict[str, Any]:
+    """A simulated company for the tenant, and the credentials naming its company tenant
+    id."""
     assert stack.vn is not None
     company = company or vismanet_company(tenant_id)
     stack.vn.add_company(company, display_name or tenant_id)
-    mapping = {"payment_method": VISMANET_PAYMENT_METHOD, **mapping}
-    add_tenant(tenant_id, "vismanet", country, {"tenant_id": company},
-               display_name=display_name or tenant_id, mapping=mapping)  # fmt: skip
+    return {"tenant_id": company}
 
 
 def stop(stack: LocalStack, timeout: float = 30) -> None:

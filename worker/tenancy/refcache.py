@@ -1,25 +1,78 @@
 """Per-tenant cache of provider references (fiscal years, VAT codes, layouts, …) in
 Redis with a TTL, invalidated explicitly when a reference turns out stale.
 
-A process-local copy avoids a Redis round trip per reference per job; it is checked
-against a per-tenant generation counter in Redis, so an invalidation anywhere is seen
-everywhere at the next job.
+A process-local copy avoids a Redis round trip per reference per job. It is bounded, so
+a worker's memory does not grow with the tenants it has served: at most
+`LEDGERPUSH_REFERENCE_CACHE_MAX_ENTRIES` references (the least recently used go first),
+each for at most LOCAL_TTL seconds. Its keys carry the tenant's generation counter from
+Redis, read at the start of every job, so an invalidation anywhere is seen everywhere
+at the next job.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
+
+from cachetools import TTLCache
 
 from worker.settings import get_settings
 from worker.transport.redis_client import get_redis
 
-_local: dict[str, tuple[float, int, Any]] = {}
-_local_lock = threading.Lock()
+#: Seconds a reference stays in a process's own copy (a `forget` elsewhere is seen after
+#: at most this long).
 LOCAL_TTL = 30.0
+_MISSING = object()
+
+
+class _LocalCopy:
+    """This process's decoded references, bounded by count and age. cachetools caches
+    are not thread-safe: every use holds the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: TTLCache[str, Any] = TTLCache(maxsize=1, ttl=LOCAL_TTL)
+
+    def _sized(self) -> TTLCache[str, Any]:
+        # Built again (empty) when the settings or LOCAL_TTL changed since it was built.
+        size = get_settings().reference_cache_max_entries
+        if (self._cache.maxsize, self._cache.ttl) != (size, LOCAL_TTL):
+            self._cache = TTLCache(maxsize=size, ttl=LOCAL_TTL)
+        return self._cache
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            return self._sized().get(key, _MISSING)
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._sized()[key] = value
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._sized().pop(key, None)
+
+    def discard_prefix(self, prefix: str) -> None:
+        with self._lock:
+            cache = self._sized()
+            for key in [k for k in cache if k.startswith(prefix)]:
+                cache.pop(key, None)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            cache = self._sized()
+            cache.expire()
+            return {"entries": len(cache), "max_entries": int(cache.maxsize)}
+
+
+_local = _LocalCopy()
+
+
+def local_stats() -> dict[str, int]:
+    """How many references this process holds decoded, and the most it may."""
+    return _local.stats()
 
 
 def _generation(tenant_id: str) -> int:
@@ -43,11 +96,9 @@ class TenantCache:
         """The cached value, or `load()`'s. With `exclusive`, one worker at a time loads
         it, so a find-or-create (customer, article) never creates twice in a race."""
         key = self._key(name)
-        now = time.monotonic()
-        with _local_lock:
-            hit = _local.get(key)
-        if hit and hit[0] > now:
-            return hit[2]
+        value = _local.get(key)
+        if value is not _MISSING:
+            return value
         value = self._shared(key)
         if value is None:
             if exclusive:
@@ -57,8 +108,7 @@ class TenantCache:
                         value = self._store(key, load(), ttl)
             else:
                 value = self._store(key, load(), ttl)
-        with _local_lock:
-            _local[key] = (now + LOCAL_TTL, self.generation, value)
+        _local.put(key, value)
         return value
 
     @staticmethod
@@ -78,8 +128,7 @@ class TenantCache:
         key = self._key(name)
         if seconds:
             get_redis().set(key, json.dumps(value, default=str), ex=seconds)
-        with _local_lock:
-            _local[key] = (time.monotonic() + LOCAL_TTL, self.generation, value)
+        _local.put(key, value)
 
     def invalidate(self) -> None:
         invalidate(self.tenant_id)
@@ -96,8 +145,7 @@ def forget(tenant_id: str, name: str) -> None:
     process's local copy lives on for at most LOCAL_TTL seconds."""
     key = f"lp:ref:{tenant_id}:{_generation(tenant_id)}:{name}"
     get_redis().delete(key)
-    with _local_lock:
-        _local.pop(key, None)
+    _local.discard(key)
 
 
 def forget_prefix(tenant_id: str, prefix: str) -> int:
@@ -107,9 +155,7 @@ def forget_prefix(tenant_id: str, prefix: str) -> int:
     keys = list(get_redis().scan_iter(f"{base}{prefix}*"))
     if keys:
         get_redis().delete(*keys)
-    with _local_lock:
-        for key in [k for k in _local if k.startswith(base + prefix)]:
-            del _local[key]
+    _local.discard_prefix(base + prefix)
     return len(keys)
 
 
