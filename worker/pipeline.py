@@ -107,13 +107,21 @@ def process(
         created_by_key,
     )
     with log_context(job_id=row.id, tenant=job.tenant_id, kind=job.kind):
-        _accepted(job.kind, row.id, queue)
+        # The queue it came from: a tenant's backlog overflows to the bulk queue.
+        entry_queue = queue or outbox.queue_for(job.kind)
         if row.state in TERMINAL_STATES:
+            _accepted(entry_queue, row.id)
             log.info("job already %s; nothing to do", row.state)
             return Outcome(row.state)
         settings = get_settings()
         lease = JobLease(row.id, settings.lease_seconds, max_hold=_max_hold(settings))
-        if not lease.acquire():
+        # The outbox entry goes and the lease is taken in one round trip.
+        took, (cleared,) = lease.acquire_after(
+            functools.partial(outbox.queue_accepted, queue=entry_queue, job_id=row.id)
+        )
+        if isinstance(cleared, RedisError):
+            _not_cleared(row.id, cleared)
+        if not took:
             # Another copy of this job is running (redelivery): let it finish first.
             log.info("job is running elsewhere; this copy will look again later")
             return Outcome(row.state, retry_in=LEASE_RECHECK_SECONDS)
@@ -145,14 +153,17 @@ def _longest_write(settings: Settings) -> float:
     return 3 * settings.http_timeout + RATE_LIMIT_MAX_WAIT
 
 
-def _accepted(kind: str, job_id: str, queue: str | None = None) -> None:
+def _accepted(queue: str, job_id: str) -> None:
     """The job is in the ledger now: its outbox entry can go, and only now (best effort;
     if Redis is away, the reconciler finds the ledger row and removes the entry later)."""
     try:
-        # The queue it came from: a tenant's backlog overflows to the bulk queue.
-        outbox.accepted(queue or outbox.queue_for(kind), job_id)
+        outbox.accepted(queue, job_id)
     except RedisError as exc:
-        log.warning("could not clear the outbox entry of job %s: %s", job_id, exc)
+        _not_cleared(job_id, exc)
+
+
+def _not_cleared(job_id: str, exc: RedisError) -> None:
+    log.warning("could not clear the outbox entry of job %s: %s", job_id, exc)
 
 
 def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
