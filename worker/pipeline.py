@@ -100,7 +100,7 @@ def process(
     except JobValidationError as exc:
         return _record_invalid(payload, exc)
     queued = dt.datetime.fromtimestamp(enqueued_at, dt.UTC) if enqueued_at else None
-    row, created = store.accept_job(
+    row, created, tenant = store.accept_job_with_tenant(
         job.job_id,
         job.tenant_id,
         job.idempotency_key,
@@ -110,13 +110,21 @@ def process(
         created_by_key,
     )
     with log_context(job_id=row.id, tenant=job.tenant_id, kind=job.kind):
-        _accepted(job.kind, row.id, queue)
+        # The queue it came from: a tenant's backlog overflows to the bulk queue.
+        entry_queue = queue or outbox.queue_for(job.kind)
         if row.state in TERMINAL_STATES:
+            _accepted(entry_queue, row.id)
             log.info("job already %s; nothing to do", row.state)
             return Outcome(row.state)
         settings = get_settings()
         lease = JobLease(row.id, settings.lease_seconds, max_hold=_max_hold(settings))
-        if not lease.acquire():
+        # The outbox entry goes and the lease is taken in one round trip.
+        took, (cleared,) = lease.acquire_after(
+            functools.partial(outbox.queue_accepted, queue=entry_queue, job_id=row.id)
+        )
+        if isinstance(cleared, RedisError):
+            _not_cleared(row.id, cleared)
+        if not took:
             # Another copy of this job is running (redelivery): let it finish first.
             log.info("job is running elsewhere; this copy will look again later")
             return Outcome(row.state, retry_in=LEASE_RECHECK_SECONDS)
@@ -124,12 +132,12 @@ def process(
             if created:
                 # This delivery inserted the row just now: it is read again only if it
                 # changed meanwhile (begin_attempt checks), which saves a transaction.
-                return _run(job, row, worker, lease, verified=False)
+                return _run(job, row, tenant, worker, lease, verified=False)
             current = store.get_job(row.id)
             if current.state in TERMINAL_STATES:
                 # Cancelled (or finished by another copy) while this one waited for the lease.
                 return Outcome(current.state)
-            return _run(job, current, worker, lease)
+            return _run(job, current, tenant, worker, lease)
         finally:
             lease.release()
 
@@ -148,14 +156,17 @@ def _longest_write(settings: Settings) -> float:
     return 3 * settings.http_timeout + RATE_LIMIT_MAX_WAIT
 
 
-def _accepted(kind: str, job_id: str, queue: str | None = None) -> None:
+def _accepted(queue: str, job_id: str) -> None:
     """The job is in the ledger now: its outbox entry can go, and only now (best effort;
     if Redis is away, the reconciler finds the ledger row and removes the entry later)."""
     try:
-        # The queue it came from: a tenant's backlog overflows to the bulk queue.
-        outbox.accepted(queue or outbox.queue_for(kind), job_id)
+        outbox.accepted(queue, job_id)
     except RedisError as exc:
-        log.warning("could not clear the outbox entry of job %s: %s", job_id, exc)
+        _not_cleared(job_id, exc)
+
+
+def _not_cleared(job_id: str, exc: RedisError) -> None:
+    log.warning("could not clear the outbox entry of job %s: %s", job_id, exc)
 
 
 def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
@@ -187,10 +198,17 @@ def storable(payload: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"raw": str(payload)[:10000]}
 
 
-def _run(job: AnyJob, row: Job, worker: str, lease: JobLease, verified: bool = True) -> Outcome:
-    """`verified`: `row` was read while this copy held the lease; if not, it is read
-    again before any change that depends on it."""
-    tenant = tenants.find_tenant(job.tenant_id)
+def _run(
+    job: AnyJob,
+    row: Job,
+    tenant: Tenant | None,
+    worker: str,
+    lease: JobLease,
+    verified: bool = True,
+) -> Outcome:
+    """`tenant`: the job's, read with its acceptance. `verified`: `row` was read while
+    this copy held the lease; if not, it is read again before any change that depends
+    on it."""
     if not verified and (tenant is None or tenants.needs_reauth(tenant)):
         row, verified = store.get_job(row.id), True
         if row.state in TERMINAL_STATES:
@@ -354,11 +372,28 @@ def _related(job: AnyJob) -> dict[str, Any]:
 
 
 @dataclass
+class _Unrecorded:
+    """A step's result not in the ledger yet: the next step's intent commits it in the
+    same transaction (one commit fewer), or it is committed alone before anything else
+    (an error, a step that waits for its slot or looks up an earlier write)."""
+
+    state: str
+    remote: dict[str, Any]
+
+
+@dataclass
 class _Attempt:
     """The attempt row of this run; `ended` once the final step's result ended it too."""
 
     id: int
     ended: bool = False
+    unrecorded: _Unrecorded | None = None
+
+    def record(self, job_id: str) -> None:
+        """Commit the result that waits for the next step's intent, alone."""
+        pending, self.unrecorded = self.unrecorded, None
+        if pending is not None:
+            store.advance(job_id, pending.state, remote=pending.remote, intent=None)
 
 
 def _drive(
@@ -376,14 +411,19 @@ def _drive(
     if rounding:
         ctx.remote.setdefault("rounding", rounding)  # kept with the first step's result
     plan = provider.prepare(ctx)
-    for step in plan.steps:
-        if step.name in ctx.remote:
-            continue
-        final = plan.is_final(step)
-        ctx.remote[step.name] = _run_step(
-            row, step, final, ctx, provider, row.intent, lease, attempt
-        )
-        row.intent = None
+    try:
+        for step in plan.steps:
+            if step.name in ctx.remote:
+                continue
+            final = plan.is_final(step)
+            ctx.remote[step.name] = _run_step(
+                row, step, final, ctx, provider, row.intent, lease, attempt
+            )
+            row.intent = None
+    finally:
+        # A step's result waits for the next step's intent; if that never comes, the
+        # result is committed on its own (the remote document exists either way).
+        attempt.record(row.id)
     if row.error_category or row.error_code or row.error_message:
         # The last step's result already moved the job to BOOKED; only an earlier
         # attempt's error needs clearing (one more transaction, on retried jobs only).
@@ -416,8 +456,10 @@ def _run_step(
     provider: Provider,
     intent: dict[str, Any] | None,
     lease: JobLease,
-    attempt: _Attempt | None = None,
+    attempt: _Attempt,
 ) -> dict[str, Any]:
+    if (intent and intent.get("step") == step.name) or step.serialise_on is not None:
+        attempt.record(row.id)
     if intent and intent.get("step") == step.name:
         ctx.intent_at = dt.datetime.fromisoformat(intent["at"])
         ctx.intent = intent
@@ -473,14 +515,20 @@ def _write(
     ctx: StepContext,
     provider: Provider,
     lease: JobLease,
-    attempt: _Attempt | None,
+    attempt: _Attempt,
 ) -> dict[str, Any]:
     running, done = _step_states(final)
     _before_write(lease)
     started = utcnow()
     ctx.intent_at = started
     ctx.intent = {"step": step.name, "at": started.isoformat(), **step.intent(ctx)}
-    store.advance(row.id, running, intent=ctx.intent)
+    # The intent, after the previous step's result if that is not committed yet: both in
+    # one transaction, still before this step's write.
+    pending, attempt.unrecorded = attempt.unrecorded, None
+    if pending is None:
+        store.advance(row.id, running, intent=ctx.intent)
+    else:
+        store.advance(row.id, running, intent=ctx.intent, settled=(pending.state, pending.remote))
     ctx.record_progress = functools.partial(_record_progress, row.id, ctx)
     try:
         result: dict[str, Any] = step.write(ctx)
@@ -489,15 +537,15 @@ def _write(
             # The server answered: nothing of this write can still be on its way.
             store.update_job(row.id, intent={**ctx.intent, "answered": True})
         raise
+    remote = {**ctx.remote, step.name: result}
+    if not final:
+        # Committed with the next step's intent (or alone, see _Attempt.record).
+        attempt.unrecorded = _Unrecorded(done, remote)
+        return result
     # The result of the final step (BOOKED) also ends the attempt: one transaction.
-    end = None
-    if attempt is not None and final:
-        end = (attempt.id, [c.as_dict() for c in provider.calls])
-    store.advance(
-        row.id, done, remote={**ctx.remote, step.name: result}, intent=None, end_attempt=end
-    )
-    if attempt is not None and end is not None:
-        attempt.ended = True
+    end = (attempt.id, [c.as_dict() for c in provider.calls])
+    store.advance(row.id, done, remote=remote, intent=None, end_attempt=end)
+    attempt.ended = True
     return result
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from worker.ledger import events as ledger_events
+from worker.ledger import tenancy
 from worker.ledger.db import engine, read_connection, read_session, session
 from worker.ledger.models import (
     BOOKED,
@@ -25,6 +26,7 @@ from worker.ledger.models import (
     Attempt,
     Job,
     JobEvent,
+    Tenant,
     utcnow,
 )
 from worker.ops import events
@@ -73,10 +75,41 @@ def accept_job(
     Uniqueness is the database's: when two workers race, one insert fails and
     that worker reads the winner's row.
     """
-    # Insert first: a new job is the common case, so it costs one transaction; a
-    # redelivered one fails the insert and is read instead.
+    row = _new_job_row(
+        job_id, tenant_id, idempotency_key, kind, payload, enqueued_at, created_by_key
+    )
+    job, created, _ = _accept(row, read_tenant=False)
+    return job, created
+
+
+def accept_job_with_tenant(
+    job_id: str,
+    tenant_id: str,
+    idempotency_key: str,
+    kind: str,
+    payload: dict[str, Any],
+    enqueued_at: dt.datetime | None = None,
+    created_by_key: int | None = None,
+) -> tuple[Job, bool, Tenant | None]:
+    """`accept_job`, and the job's tenant (None if there is none) read in the same
+    transaction: every delivery reads it, and a transaction of its own costs a commit."""
+    row = _new_job_row(
+        job_id, tenant_id, idempotency_key, kind, payload, enqueued_at, created_by_key
+    )
+    return _accept(row, read_tenant=True)
+
+
+def _new_job_row(
+    job_id: str,
+    tenant_id: str,
+    idempotency_key: str,
+    kind: str,
+    payload: dict[str, Any],
+    enqueued_at: dt.datetime | None,
+    created_by_key: int | None,
+) -> dict[str, Any]:
     now = utcnow()
-    row = {
+    return {
         "id": job_id,
         "tenant_id": tenant_id,
         "idempotency_key": idempotency_key,
@@ -90,6 +123,13 @@ def accept_job(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _accept(row: dict[str, Any], read_tenant: bool) -> tuple[Job, bool, Tenant | None]:
+    # Insert first: a new job is the common case, so it costs one transaction; a
+    # redelivered one fails the insert and is read instead.
+    job_id = row["id"]
+    tenant: Tenant | None = None
     try:
         with engine().begin() as conn:
             conn.execute(_INSERT_JOB, row)
@@ -100,21 +140,30 @@ def accept_job(
                     "from_state": None,
                     "to_state": RECEIVED,
                     "note": "accepted",
-                    "at": now,
+                    "at": row["created_at"],
                 },
             )
+            if read_tenant:
+                tenant = tenancy.read_tenant(conn, row["tenant_id"])
     except IntegrityError:
-        winner = find_job(job_id)
+        with engine().begin() as conn:
+            winner = _read_job(conn, job_id)
+            if read_tenant:
+                tenant = tenancy.read_tenant(conn, row["tenant_id"])
         if winner is None:
             raise
-        return winner, False
-    return Job(**row), True
+        return winner, False, tenant
+    return Job(**row), True, tenant
 
 
 def find_job(job_id: str) -> Job | None:
     """The job as a detached object (as the ORM would hand it out after its session)."""
     with read_connection() as conn:
-        row = conn.execute(_JOB_ROW, {"b_id": job_id}).first()
+        return _read_job(conn, job_id)
+
+
+def _read_job(conn: Connection, job_id: str) -> Job | None:
+    row = conn.execute(_JOB_ROW, {"b_id": job_id}).first()
     if row is None:
         return None
     job = Job(**row._asdict())
@@ -217,12 +266,18 @@ def advance(
     *,
     note: str | None = None,
     end_attempt: tuple[int, list[dict[str, Any]]] | None = None,
+    settled: tuple[str, dict[str, Any]] | None = None,
     **changes: Any,
 ) -> None:
     """`transition` for the pipeline's hot path, whose callers need no Job back: the same
     columns, timestamps and event, without loading the row into the ORM. With
     `end_attempt` (attempt row id, its calls), that attempt ends with outcome `to_state`
-    in the same transaction (what `end_attempt` would write in one more)."""
+    in the same transaction (what `end_attempt` would write in one more). With `settled`
+    (a state and the job's remote results), the previous step's result is recorded
+    first in the same transaction, with its own event, as `advance(state,
+    remote=..., intent=None)` would have in one more; that state must not be one whose
+    arrival makes an outcome event (only the final step's result does, and no step
+    follows it)."""
     now = utcnow()
     with engine().begin() as conn:
         if end_attempt is not None:
@@ -237,16 +292,39 @@ def advance(
         values = {**changes, "b_id": job_id, "state": to_state, "updated_at": now}
         if to_state in TERMINAL_STATES:
             values.update(finished_at=now, next_retry_at=None)
+        moves: list[dict[str, Any]] = []
+        if settled is not None:
+            done, values["remote"] = settled
+            if done in ledger_events.OUTCOME_STATES:
+                raise ValueError(f"a result that moves the job to {done} is committed alone")
+            if from_state != done:
+                moves.append(_event(job_id, from_state, done, None, now))
+            from_state = done
         conn.execute(_UPDATE_JOB, values)
         if from_state != to_state or note:
-            event = {"job_id": job_id, "from_state": from_state, "to_state": to_state}
-            conn.execute(_INSERT_EVENT, {**event, "actor": "worker", "note": note, "at": now})
+            moves.append(_event(job_id, from_state, to_state, note, now))
+        if moves:
+            conn.execute(_INSERT_EVENT, moves)
         wrote_event = from_state != to_state and to_state in ledger_events.OUTCOME_STATES
         if wrote_event:
             row = dict(conn.execute(_JOB_ROW, {"b_id": job_id}).mappings().one())
             wrote_event = ledger_events.record_job_outcome(conn, row, from_state, to_state)
     if wrote_event:
         events.written()
+
+
+def _event(
+    job_id: str, from_state: str, to_state: str, note: str | None, at: dt.datetime
+) -> dict[str, Any]:
+    """A job event row as the worker writes it (`advance`, `begin_attempt`)."""
+    return {
+        "job_id": job_id,
+        "from_state": from_state,
+        "to_state": to_state,
+        "actor": "worker",
+        "note": note,
+        "at": at,
+    }
 
 
 def begin_attempt(
@@ -280,8 +358,7 @@ def begin_attempt(
                 values.update(finished_at=now, next_retry_at=None)
         conn.execute(_UPDATE_JOB, values)
         if to_state is not None and to_state != from_state:
-            event = {"job_id": job_id, "from_state": from_state, "to_state": to_state}
-            conn.execute(_INSERT_EVENT, {**event, "actor": "worker", "at": now})
+            conn.execute(_INSERT_EVENT, _event(job_id, from_state, to_state, None, now))
         attempt = {"job_id": job_id, "number": number, "worker": worker, "started_at": now}
         result = conn.execute(_INSERT_ATTEMPT, {**attempt, "calls": []})
         key = result.inserted_primary_key

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
 from worker.ledger.db import read_connection, read_session, session
@@ -42,7 +42,12 @@ def tenant_row(tenant_id: str) -> Tenant | None:
     """The tenant as a detached object, read without the ORM's unit of work (every job
     reads its tenant once)."""
     with read_connection() as conn:
-        row = conn.execute(_TENANT_ROW, {"b_id": tenant_id}).first()
+        return read_tenant(conn, tenant_id)
+
+
+def read_tenant(conn: Connection, tenant_id: str) -> Tenant | None:
+    """`tenant_row` inside a transaction the caller holds."""
+    row = conn.execute(_TENANT_ROW, {"b_id": tenant_id}).first()
     if row is None:
         return None
     tenant = Tenant(**row._asdict())

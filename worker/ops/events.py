@@ -10,6 +10,7 @@ committed transaction wrote delivered soon.
 from __future__ import annotations
 
 import logging
+import time
 
 from worker.ledger.events import (
     EVENT_TYPES,
@@ -77,10 +78,27 @@ def parse_types(value: str | None) -> tuple[str, ...]:
     return tuple(chosen)
 
 
+# Sets the kick key unless it exists: -1 if it was set now, else its remaining time (ms).
+_KICK = """
+if redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then return -1 end
+return math.max(redis.call('PTTL', KEYS[1]), 0)
+"""
+# Until when (monotonic) the kick key is known to exist: setting it before then would
+# find it there, so this process does not ask (a booked job each would).
+_kick_key_until = 0.0
+
+
 def kick() -> None:
     """Have a delivery run start shortly (at most one queued per settle period; it
     starts once the events written until then are settled)."""
-    if get_redis().set(KICK_KEY, 1, nx=True, px=int(SETTLE_SECONDS * 1000)):
+    global _kick_key_until
+    now = time.monotonic()
+    if now < _kick_key_until:
+        return
+    period_ms = int(SETTLE_SECONDS * 1000)
+    left_ms = int(get_redis().eval(_KICK, 1, KICK_KEY, period_ms))  # type: ignore[arg-type, unused-ignore]
+    _kick_key_until = now + (period_ms if left_ms < 0 else left_ms) / 1000
+    if left_ms < 0:
         dispatch.send(DELIVER_EVENTS_TASK, countdown=SETTLE_SECONDS + 0.5)
 
 

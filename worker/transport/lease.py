@@ -16,7 +16,11 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
+from collections.abc import Callable
+from typing import Any
 
+from redis.client import Pipeline
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from worker.providers.base import Transient
@@ -114,10 +118,31 @@ class JobLease:
     def acquire(self) -> bool:
         if not self.lock.acquire():
             return False
+        self._taken()
+        return True
+
+    def acquire_after(self, first: Callable[[Pipeline], object]) -> tuple[bool, list[Any]]:
+        """`acquire` in one round trip with the commands `first` adds to a pipeline (not a
+        transaction) ahead of the lease's; returns whether the lease was taken, and
+        those commands' answers (an exception for one that failed)."""
+        pipe = self.lock.redis.pipeline(transaction=False)
+        first(pipe)
+        # What `Lock.acquire` writes (a random token, set if absent, expiring).
+        token = uuid.uuid4().hex.encode()
+        pipe.set(self.lock.name, token, nx=True, px=int(self.seconds * 1000))
+        *answers, took = pipe.execute(raise_on_error=False)
+        if isinstance(took, Exception):
+            raise took
+        if not took:
+            return False, answers
+        self.lock.local.token = token
+        self._taken()
+        return True, answers
+
+    def _taken(self) -> None:
         self.started = time.monotonic()
         _renewer.add(self)
         self._renewed = True
-        return True
 
     def held_for(self) -> float:
         return time.monotonic() - self.started

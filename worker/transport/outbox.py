@@ -33,6 +33,7 @@ import logging
 import uuid
 from typing import Any
 
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from worker.settings import get_settings
@@ -143,6 +144,11 @@ def pending(job_ids: list[str]) -> set[str]:
 def accepted(queue: str, job_id: str) -> bool:
     """Forget the job: it is in the ledger now. True if an entry went."""
     return bool(get_redis().eval(_ACCEPTED, 4, *_keys(queue), job_id))
+
+
+def queue_accepted(pipe: Pipeline, queue: str, job_id: str) -> None:
+    """`accepted` as a command of `pipe` (its answer: 1 if an entry went)."""
+    pipe.eval(_ACCEPTED, 4, *_keys(queue), job_id)
 
 
 def on_task_received(request: Any = None, **_: Any) -> None:
