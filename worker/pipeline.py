@@ -15,11 +15,13 @@ import hashlib
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import TTLCache
 from redis.exceptions import LockError, RedisError
 
 from worker import dependents
@@ -435,16 +437,20 @@ def _drive(
     return Outcome(BOOKED)
 
 
-# When this process may next mark a tenant's success: `tenants.mark_success` writes at most
-# every SUCCESS_MARK_SECONDS (a Redis flag); asking Redis once per job is not needed either.
-_next_success_mark: dict[str, float] = {}
+# Tenants whose success this process marked within SUCCESS_MARK_SECONDS: `tenants.mark_success`
+# writes at most that often (a Redis flag), so asking Redis once per job is not needed either.
+# Bounded, so a worker serving many tenants does not grow with them.
+_recent_success_marks: TTLCache[str, bool] = TTLCache(
+    maxsize=4096, ttl=tenants.SUCCESS_MARK_SECONDS, timer=time.monotonic
+)
+_recent_success_marks_lock = threading.Lock()
 
 
 def _mark_success(tenant_id: str) -> None:
-    now = time.monotonic()
-    if _next_success_mark.get(tenant_id, 0.0) > now:
-        return
-    _next_success_mark[tenant_id] = now + tenants.SUCCESS_MARK_SECONDS
+    with _recent_success_marks_lock:
+        if tenant_id in _recent_success_marks:
+            return
+        _recent_success_marks[tenant_id] = True
     tenants.mark_success(tenant_id)
 
 
