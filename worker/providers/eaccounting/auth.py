@@ -14,6 +14,7 @@ import httpx
 from worker.auth import app_credentials
 from worker.auth.tokens import InvalidGrant, refresh_single_flight
 from worker.providers.base import NeedsReauth, Transient
+from worker.providers.eaccounting.settings import provider_settings
 from worker.settings import get_settings
 
 log = logging.getLogger("ledgerpush.auth.eaccounting")
@@ -27,28 +28,29 @@ def scopes_for(needs_payments: bool = True) -> list[str]:
 
 
 def authorize_url(state: str, scopes: list[str] | None = None) -> str:
-    settings = get_settings()
+    ea = provider_settings()
     query = {
-        "client_id": settings.eaccounting_client_id,
-        "redirect_uri": settings.eaccounting_redirect_uri,
+        "client_id": ea.client_id,
+        "redirect_uri": ea.redirect_uri,
         "response_type": "code",
         "scope": " ".join(scopes or scopes_for()),
         "state": state,
         "prompt": "select_account",
         "acr_values": ACR_VALUES,
     }
-    return f"{settings.eaccounting_identity_url}/connect/authorize?{urlencode(query)}"
+    return f"{ea.identity_url}/connect/authorize?{urlencode(query)}"
 
 
 def _token_request(form: dict[str, str]) -> dict[str, Any]:
     settings = get_settings()
+    ea = provider_settings()
     try:
         response = httpx.post(
-            f"{settings.eaccounting_token_url or settings.eaccounting_identity_url}/connect/token",
+            f"{ea.token_url or ea.identity_url}/connect/token",
             data=form,
             auth=(
-                settings.eaccounting_client_id,
-                settings.eaccounting_client_secret.get_secret_value(),
+                ea.client_id,
+                ea.client_secret.get_secret_value(),
             ),
             timeout=settings.http_timeout,
         )
@@ -88,7 +90,7 @@ def exchange_code(code: str) -> dict[str, Any]:
         {
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": get_settings().eaccounting_redirect_uri,
+            "redirect_uri": provider_settings().redirect_uri,
         }
     )
 

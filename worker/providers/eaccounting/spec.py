@@ -23,7 +23,7 @@ SPEC = ProviderSpec(
             "article": "article id used for lines with that VAT rate",
         },
     ),
-    app_settings=("eaccounting_client_id", "eaccounting_client_secret"),
+    app_settings=("client_id", "client_secret"),
     app_settings_hint="LEDGERPUSH_EACCOUNTING_CLIENT_ID / LEDGERPUSH_EACCOUNTING_CLIENT_SECRET",
     client_ref=f"{_PACKAGE}.client:EAccountingProvider",
     limits_ref=f"{_PACKAGE}.client:LIMITS",
@@ -31,5 +31,6 @@ SPEC = ProviderSpec(
     simulator_ref="worker.simulators.eaccounting:serve",
     simulator_banner="eAccounting simulator on {url} (API /v2, identity /connect)",
     payment_sync_ref=f"{_PACKAGE}.payments:remaining_amounts",
+    settings_ref=f"{_PACKAGE}.settings:EAccountingSettings",
     proactive_refresh_ref=f"{_PACKAGE}.auth:refresh",
 )

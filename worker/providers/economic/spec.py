@@ -27,7 +27,7 @@ SPEC = ProviderSpec(
             "article": "product number used for lines with that VAT rate",
         },
     ),
-    app_settings=("economic_app_public_token", "economic_app_secret_token"),
+    app_settings=("app_public_token", "app_secret_token"),
     app_settings_hint="LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN / LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN",
     client_ref=f"{_PACKAGE}.client:EconomicProvider",
     limits_ref=f"{_PACKAGE}.client:LIMITS",
@@ -35,4 +35,5 @@ SPEC = ProviderSpec(
     simulator_ref="worker.simulators.economic:serve",
     simulator_banner="e-conomic simulator on {url}",
     payment_sync_ref=f"{_PACKAGE}.payments:remaining_amounts",
+    settings_ref=f"{_PACKAGE}.settings:EconomicSettings",
 )

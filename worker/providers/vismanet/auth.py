@@ -19,6 +19,7 @@ import httpx
 from worker.auth import app_credentials
 from worker.auth.tokens import refresh_single_flight
 from worker.providers.base import NeedsReauth, Transient
+from worker.providers.vismanet.settings import provider_settings
 from worker.settings import get_settings
 
 log = logging.getLogger("ledgerpush.auth.vismanet")
@@ -38,16 +39,17 @@ def request_token(company_tenant_id: str) -> dict[str, Any]:
     """A new access token for the company; raises NeedsReauth when Visma Connect refuses
     the tenant, AppCredentialsRejected when it refuses the application itself."""
     settings = get_settings()
+    vn = provider_settings()
     form = {
         "grant_type": "client_credentials",
-        "client_id": settings.vismanet_client_id,
-        "client_secret": settings.vismanet_client_secret.get_secret_value(),
+        "client_id": vn.client_id,
+        "client_secret": vn.client_secret.get_secret_value(),
         "scope": " ".join(SCOPES),
         "tenant_id": company_tenant_id,
     }
     try:
         response = httpx.post(
-            f"{settings.vismanet_identity_url.rstrip('/')}/connect/token",
+            f"{vn.identity_url.rstrip('/')}/connect/token",
             data=form,
             timeout=settings.http_timeout,
         )

@@ -32,7 +32,7 @@ SPEC = ProviderSpec(
             "article": "inventory number used for lines with that VAT rate",
         },
     ),
-    app_settings=("vismanet_client_id", "vismanet_client_secret"),
+    app_settings=("client_id", "client_secret"),
     app_settings_hint="LEDGERPUSH_VISMANET_CLIENT_ID / LEDGERPUSH_VISMANET_CLIENT_SECRET",
     client_ref=f"{_PACKAGE}.client:VismaNetProvider",
     limits_ref=f"{_PACKAGE}.client:LIMITS",
@@ -40,5 +40,6 @@ SPEC = ProviderSpec(
     simulator_ref="worker.simulators.vismanet:serve",
     simulator_banner="Visma.net simulator on {url} (API /v1 /v2, token /connect)",
     payment_sync_ref=f"{_PACKAGE}.payments:remaining_amounts",
+    settings_ref=f"{_PACKAGE}.settings:VismaNetSettings",
     inbound_ref=f"{_PACKAGE}.inbound",
 )
