@@ -35,6 +35,7 @@ def test_an_admin_adds_a_visma_net_tenant(browser_client: Signed) -> None:
     assert 'href="/tenants/add/vismanet"' in client.get("/tenants").text
     page = client.get("/tenants/add/vismanet")
     assert page.status_code == 200 and 'name="company_tenant_id"' in page.text
+    assert client.get("/tenants/add/eaccounting").status_code == 404  # it has a consent page
     tenant_id = unique("vn-web")
     form = {"tenant_id": tenant_id, "country": "SE", "company_tenant_id": "company-42",
             "display_name": "Nordlys AB"}  # fmt: skip

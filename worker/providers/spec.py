@@ -43,7 +43,7 @@ class OperatorConnect:
 
     #: The credential key the identifier is kept under.
     credential: str
-    #: The form field it is typed into (`<provider>-<field>` names the form on a page).
+    #: The dashboard's form field it is typed into.
     field: str
     label: str
     #: Where the operator finds it, and what it is not.

@@ -25,6 +25,7 @@ from worker.tenancy.tenant_admin import disable_tenant, enable_tenant, remove_te
 from worker.tenancy.tenants import TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
+from worker.web.operator_connect import connected_by_operator
 from worker.web.schemas import connect_path
 from worker.web.templating import flash, render
 
@@ -73,7 +74,14 @@ def _retry_all(tenant_id: str) -> tuple[bool, str]:
 
 @router.get("/tenants", response_class=HTMLResponse, dependencies=allow(JOBS_READ))
 def tenants(request: Request) -> Response:
-    return render(request, "tenants.html", {"rows": tenant_health(), "connect_path": connect_path})
+    by_operator = connected_by_operator()
+    context = {
+        "rows": tenant_health(),
+        "connect_path": connect_path,
+        "operator_connect": by_operator,
+        "added_by_operator": [spec_for(name) for name in by_operator],
+    }
+    return render(request, "tenants.html", context)
 
 
 def mapping_text(mapping: dict[str, Any]) -> str:
@@ -123,6 +131,7 @@ def _tenant_context(tenant_id: str) -> dict[str, Any] | None:
         "references": cached_names(tenant_id),
         "parked": len(parked_jobs(tenant_id)),
         "connect_path": connect_path(tenant_id, health.tenant.provider),
+        "operator_connect": connected_by_operator().get(health.tenant.provider),
         "plain_keys": plain_keys,
         "rate_keys": rate_keys,
         "key_help": key_help,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.providers.spec import MappingKeys, ProviderSpec
+from worker.providers.spec import MappingKeys, OperatorConnect, ProviderSpec
 
 _PACKAGE = "worker.providers.vismanet"
 SPEC = ProviderSpec(
@@ -42,4 +42,12 @@ SPEC = ProviderSpec(
     payment_sync_ref=f"{_PACKAGE}.payments:remaining_amounts",
     settings_ref=f"{_PACKAGE}.settings:VismaNetSettings",
     inbound_ref=f"{_PACKAGE}.inbound",
+    operator_connect=OperatorConnect(
+        credential="tenant_id",
+        field="company_tenant_id",
+        label="Company tenant id",
+        help="The company's administrator approves ledgerpush in Visma App Store first. The "
+        "company tenant id is in Visma.net under Company > Configuration > Tenant id — not "
+        "the customer (contract) tenant id.",
+    ),
 )
