@@ -99,6 +99,10 @@ class QueuedReleases:
         await self.app(scope, receive, watch)
 
 
+#: The simulator process's commands that connect tenants, and their provider.
+CONNECT_COMMANDS = {"connect_ea": "eaccounting", "connect_ec": "economic", "connect_vn": "vismanet"}
+
+
 def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> None:
     """The child process: the simulators over HTTP, driven by commands on `conn`."""
     arm_in_child(int(env["_LEDGERPUSH_BENCH_PARENT"]))
@@ -131,7 +135,7 @@ def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> 
     )
     queued = QueuedReleases(vn.app)
     vn.app = queued
-    localstack.start_simulators(stack, ea, ec, vn)
+    localstack.start_simulators(stack, {"eaccounting": ea, "economic": ec, "vismanet": vn})
     conn.send(dict(stack.env))
     while True:
         command, args = conn.recv()
@@ -149,18 +153,11 @@ def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> 
 def _simulator_command(
     stack: Any, ea: Any, ec: Any, command: str, args: Any, queued: QueuedReleases
 ) -> Any:
-    vn = stack.vn
-    if command == "connect_ea":
+    vn = stack.sims["vismanet"]
+    provider = CONNECT_COMMANDS.get(command)
+    if provider:
         for tenant_id, country in args:
-            localstack.connect_eaccounting(stack, tenant_id, country, tenant_id)
-        return len(args)
-    if command == "connect_ec":
-        for tenant_id, country in args:
-            localstack.connect_economic(stack, tenant_id, country)
-        return len(args)
-    if command == "connect_vn":
-        for tenant_id, country in args:
-            localstack.connect_vismanet(stack, tenant_id, country)
+            localstack.connect(stack, provider, tenant_id, country)
         return len(args)
     if command == "companies":
         return [_company(stack, *tenant) for tenant in args]
@@ -196,11 +193,10 @@ def _simulator_command(
 
 def _company(stack: Any, tenant_id: str, provider: str, country: str) -> dict[str, Any]:
     """A simulated company for the tenant (no ledger row), and its credentials."""
-    if provider == "eaccounting":
-        return localstack.eaccounting_company(stack, country, tenant_id)
-    if provider == "economic":
-        return localstack.economic_agreement(stack, tenant_id, country)
-    return localstack.vismanet_company_of(stack, tenant_id)
+    credentials: dict[str, Any] = localstack.simulated_tenant(stack, provider, tenant_id, country)[
+        "credentials"
+    ]
+    return credentials
 
 
 class Simulators:

@@ -79,6 +79,9 @@ class ProviderSpec:
     settings_ref: str | None = None
     #: How an operator connects a tenant when there is no consent page.
     operator_connect: OperatorConnect | None = None
+    #: Its simulator in a local stack (demo, chaos, benchmarks): `create()`,
+    #: `settings(sim, url)` and `connect(sim, tenant_id, country, **options)`.
+    local_ref: str | None = None
 
     def client(self, tenant: Tenant) -> Provider:
         factory: Callable[[Tenant], Provider] = _load(self.client_ref)
@@ -113,6 +116,10 @@ class ProviderSpec:
     def settings(self) -> BaseSettings | None:
         """Its settings as read now (worker.settings.Settings.part)."""
         return get_settings().part(_load(self.settings_ref)) if self.settings_ref else None
+
+    @property
+    def local(self) -> Any | None:
+        return _load(self.local_ref) if self.local_ref else None
 
     @property
     def proactive_refresh(self) -> Any | None:

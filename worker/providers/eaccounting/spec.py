@@ -29,6 +29,7 @@ SPEC = ProviderSpec(
     limits_ref=f"{_PACKAGE}.client:LIMITS",
     connect_ref=f"{_PACKAGE}.connect",
     simulator_ref="worker.simulators.eaccounting:serve",
+    local_ref="worker.simulators.eaccounting.local",
     simulator_banner="eAccounting simulator on {url} (API /v2, identity /connect)",
     payment_sync_ref=f"{_PACKAGE}.payments:remaining_amounts",
     settings_ref=f"{_PACKAGE}.settings:EAccountingSettings",

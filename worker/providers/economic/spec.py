@@ -33,6 +33,7 @@ SPEC = ProviderSpec(
     limits_ref=f"{_PACKAGE}.client:LIMITS",
     connect_ref=f"{_PACKAGE}.connect",
     simulator_ref="worker.simulators.economic:serve",
+    local_ref="worker.simulators.economic.local",
     simulator_banner="e-conomic simulator on {url}",
     payment_sync_ref=f"{_PACKAGE}.payments:remaining_amounts",
     settings_ref=f"{_PACKAGE}.settings:EconomicSettings",

@@ -38,6 +38,7 @@ SPEC = ProviderSpec(
     limits_ref=f"{_PACKAGE}.client:LIMITS",
     connect_ref=f"{_PACKAGE}.connect",
     simulator_ref="worker.simulators.vismanet:serve",
+    local_ref="worker.simulators.vismanet.local",
     simulator_banner="Visma.net simulator on {url} (API /v1 /v2, token /connect)",
     payment_sync_ref=f"{_PACKAGE}.payments:remaining_amounts",
     settings_ref=f"{_PACKAGE}.settings:VismaNetSettings",
