@@ -149,18 +149,24 @@ def _already_parked_once(conn: Connection, job_id: str) -> bool:
     return bool(conn.execute(query).scalar())
 
 
-def _row(kind: str, tenant_id: str, job_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
-    now = utcnow()
-    event_id = f"evt_{uuid.uuid4().hex}"
-    body = {
-        "id": event_id,
+def event_body(
+    kind: str, data: dict[str, Any], now: dt.datetime, id_prefix: str = "evt_"
+) -> dict[str, Any]:
+    """The body every event is sent with, under a new id."""
+    return {
+        "id": f"{id_prefix}{uuid.uuid4().hex}",
         "type": kind,
         "created": int(now.timestamp()),
         "timestamp": now.isoformat(),
         "data": data,
     }
+
+
+def _row(kind: str, tenant_id: str, job_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    now = utcnow()
+    body = event_body(kind, data, now)
     return {
-        "event_id": event_id,
+        "event_id": body["id"],
         "type": kind,
         "tenant_id": tenant_id,
         "job_id": job_id,
