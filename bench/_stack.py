@@ -99,6 +99,10 @@ class QueuedReleases:
         await self.app(scope, receive, watch)
 
 
+#: The simulator process's commands that connect tenants, and their provider.
+CONNECT_COMMANDS = {"connect_ea": "eaccounting", "connect_ec": "economic", "connect_vn": "vismanet"}
+
+
 def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> None:
     """The child process: the simulators over HTTP, driven by commands on `conn`."""
     arm_in_child(int(env["_LEDGERPUSH_BENCH_PARENT"]))
@@ -131,7 +135,7 @@ def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> 
     )
     queued = QueuedReleases(vn.app)
     vn.app = queued
-    localstack.start_simulators(stack, ea, ec, vn)
+    localstack.start_simulators(stack, {"eaccounting": ea, "economic": ec, "vismanet": vn})
     conn.send(dict(stack.env))
     while True:
         command, args = conn.recv()
@@ -149,21 +153,14 @@ def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> 
 def _simulator_command(
     stack: Any, ea: Any, ec: Any, command: str, args: Any, queued: QueuedReleases
 ) -> Any:
-    vn = stack.vn
-    if command == "connect_ea":
+    vn = stack.sims["vismanet"]
+    provider = CONNECT_COMMANDS.get(command)
+    if provider:
         for tenant_id, country in args:
-            localstack.connect_eaccounting(stack, tenant_id, country, tenant_id)
-        return len(args)
-    if command == "connect_ec":
-        for tenant_id, country in args:
-            localstack.connect_economic(stack, tenant_id, country)
-        return len(args)
-    if command == "connect_vn":
-        for tenant_id, country in args:
-            localstack.connect_vismanet(stack, tenant_id, country)
+            localstack.connect(stack, provider, tenant_id, country)
         return len(args)
     if command == "companies":
-        return [_company(stack, *tenant) for tenant in args]
+        return [localstack.simulated_tenant(stack, p, t, c) for t, p, c in args]
     if command == "log":
         return {"ea": ea.log.snapshot(), "ec": ec.log.snapshot(), "vn": vn.log.snapshot(),
                 "vn_releases_queued": queued.count}  # fmt: skip
@@ -192,15 +189,6 @@ def _simulator_command(
         vn.faults.update(args)
         return True
     raise ValueError(f"unknown simulator command {command!r}")
-
-
-def _company(stack: Any, tenant_id: str, provider: str, country: str) -> dict[str, Any]:
-    """A simulated company for the tenant (no ledger row), and its credentials."""
-    if provider == "eaccounting":
-        return localstack.eaccounting_company(stack, country, tenant_id)
-    if provider == "economic":
-        return localstack.economic_agreement(stack, tenant_id, country)
-    return localstack.vismanet_company_of(stack, tenant_id)
 
 
 class Simulators:
@@ -401,10 +389,8 @@ class Stack:
         assert self.sims is not None
         for start in range(0, len(tenants), batch):
             chosen = tenants[start : start + batch]
-            credentials = self.sims.call("companies", chosen)
-            add_tenants(
-                [(*tenant, given) for tenant, given in zip(chosen, credentials, strict=True)]
-            )
+            simulated = self.sims.call("companies", chosen)
+            add_tenants([(*tenant, given) for tenant, given in zip(chosen, simulated, strict=True)])
 
     def start_workers(
         self, processes: int, concurrency: int, extra: dict[str, str] | None = None
@@ -473,18 +459,18 @@ class Stack:
 
 
 def add_tenants(tenants: list[tuple[str, str, str, dict[str, Any]]]) -> None:
-    """(tenant id, provider, country, credentials) each, in one transaction: the rows
+    """(tenant id, provider, country, simulated) each, in one transaction (`simulated`:
+    localstack.simulated_tenant's credentials and mapping): the rows
     `worker.tenancy.tenants.add_tenant` writes one transaction at a time."""
     from worker.ledger.db import session
     from worker.ledger.models import Tenant
     from worker.tenancy.tenants import _set_credentials as set_credentials
 
     rows = []
-    for tenant_id, provider, country, credentials in tenants:
-        mapping = {"payment_method": localstack.VISMANET_PAYMENT_METHOD}
+    for tenant_id, provider, country, simulated in tenants:
         tenant = Tenant(id=tenant_id, provider=provider, country=country, display_name=tenant_id,
-                        mapping=mapping if provider == "vismanet" else {}, capabilities={})  # fmt: skip
-        set_credentials(tenant, credentials)
+                        mapping=simulated.get("mapping") or {}, capabilities={})  # fmt: skip
+        set_credentials(tenant, simulated["credentials"])
         rows.append(tenant)
     with session() as db:
         db.add_all(rows)

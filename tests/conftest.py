@@ -88,6 +88,20 @@ EC_APP = ("sim-app-secret", "sim-app-public")
 VN_APP = ("ledgerpush", "sim-secret")
 
 
+def point_vismanet_at(monkeypatch: pytest.MonkeyPatch, url: str) -> Any:
+    """This process's Visma.net settings pointed at the simulator at `url` (its app)."""
+    from pydantic import SecretStr
+
+    from worker.providers.vismanet.settings import provider_settings
+
+    settings = provider_settings()
+    monkeypatch.setattr(settings, "api_url", url)
+    monkeypatch.setattr(settings, "identity_url", url)
+    monkeypatch.setattr(settings, "client_id", VN_APP[0])
+    monkeypatch.setattr(settings, "client_secret", SecretStr(VN_APP[1]))
+    return settings
+
+
 def _start_simulators() -> dict[str, str]:
     """The three simulators in this process, over real HTTP; workers reach them by URL."""
     from worker.simulators.common import SimulatorServer

@@ -256,6 +256,7 @@ def callback_server(webhook_url: str | None) -> Iterator[CallbackServer]:
     the webhook URL of this process's settings pointed at them for the duration."""
     from fastapi import FastAPI
 
+    from worker.providers.registry import spec_for
     from worker.settings import get_settings
     from worker.simulators.common import SimulatorServer
     from worker.web.connect import callback_router, router
@@ -266,10 +267,9 @@ def callback_server(webhook_url: str | None) -> Iterator[CallbackServer]:
     server = SimulatorServer(app).start()
     settings = get_settings()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(
-            settings, "eaccounting_redirect_uri", f"{server.url}/connect/eaccounting/callback"
-        )
-        patch.setattr(settings, "economic_redirect_uri", f"{server.url}/connect/economic/callback")
+        for provider in ("eaccounting", "economic"):
+            callback = f"{server.url}/connect/{provider}/callback"
+            patch.setattr(spec_for(provider).settings, "redirect_uri", callback)
         patch.setattr(settings, "webhook_url", webhook_url)
         try:
             yield CallbackServer(server.url)

@@ -374,14 +374,11 @@ def test_web_refuses_a_non_loopback_bind_with_unsafe_settings(base_env: dict[str
 
 
 def test_connect_links_need_the_provider_app(monkeypatch: pytest.MonkeyPatch, api_key: str) -> None:
-    import worker.auth.connect as connect_module
-    import worker.settings as settings_module
     from worker.cli import app
+    from worker.providers.eaccounting.settings import provider_settings
     from worker.web.app import create_app
 
-    unset = settings_module.get_settings().model_copy(update={"eaccounting_client_id": ""})
-    monkeypatch.setattr(settings_module, "get_settings", lambda: unset)
-    monkeypatch.setattr(connect_module, "get_settings", lambda: unset)
+    monkeypatch.setattr(provider_settings(), "client_id", "")
     tenant_id = make_tenant()
     result = CliRunner().invoke(app, ["tenants", "connect-url", tenant_id])
     assert result.exit_code == 1 and "LEDGERPUSH_EACCOUNTING_CLIENT_ID" in result.output

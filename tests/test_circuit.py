@@ -278,7 +278,7 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutageStack]:
     }
     publisher = Celery("circuit-tests", set_as_current=False)
     publisher.conf.update({**celery_config(), "broker_url": own.url})
-    local = LocalStack(home=home, env=env, ea=ea, ec=ec, servers=[ea_server, ec_server])
+    local = LocalStack(home, env, {"eaccounting": ea, "economic": ec}, [ea_server, ec_server])
     stack = OutageStack(own, local, ea, ec, env, publisher)
     stack.ea_server, stack.receiver = ea_server, receiver
     yield stack

@@ -214,9 +214,8 @@ def test_event_is_in_the_same_transaction_as_the_state_change() -> None:
 
 KILLED_AFTER_COMMIT = """
 import os, sys
-from worker.ops import events
-from worker.ledger import store
-events.written = lambda: os._exit(9)  # the process dies right after the commit
+from worker.ledger import events, store
+events.after_commit(lambda: os._exit(9))  # the process dies right after the commit
 job_id, tenant = sys.argv[1], sys.argv[2]
 store.accept_job(job_id, tenant, job_id, "invoice", {})
 store.advance(job_id, "booked", remote={"book": {"id": "9", "number": 9}})

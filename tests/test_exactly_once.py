@@ -24,7 +24,7 @@ from celery import Celery
 
 from tests.conftest import EA_CLIENT, EC_APP, WorkerProcess, unique, wait_for
 from worker.devtools import factories
-from worker.devtools.localstack import LocalStack, connect_eaccounting, connect_economic
+from worker.devtools.localstack import LocalStack, connect
 from worker.jobs import parse_job
 from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of, find_job
@@ -122,7 +122,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }
     publisher = Celery("exactly-once-tests", set_as_current=False)
     publisher.conf.update({**celery_config(), "broker_url": redis.url})
-    local = LocalStack(home=home, env=env, ea=ea, ec=ec, servers=servers)
+    local = LocalStack(home, env, {"eaccounting": ea, "economic": ec}, servers)
     yield Stack(redis, local, ea, ec, env, publisher)
     publisher.close()
     for server in servers:
@@ -177,9 +177,9 @@ EC = System(
 def tenant_for(stack: Stack, system: System) -> str:
     tenant = unique(f"eo-{system.name[:2]}")
     if system is EA:
-        connect_eaccounting(stack.local, tenant, system.country, tenant)
+        connect(stack.local, "eaccounting", tenant, system.country)
     else:
-        connect_economic(stack.local, tenant, system.country)
+        connect(stack.local, "economic", tenant, system.country)
     return tenant
 
 

@@ -29,7 +29,7 @@ from tests.test_exactly_once import (
     recovered_by_lookup,
     wait_until_held,
 )
-from worker.devtools.localstack import LocalStack, connect_vismanet
+from worker.devtools.localstack import LocalStack, connect
 from worker.ledger.store import find_job
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import EAccountingSimulator
@@ -78,7 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VnStack]:
     }
     publisher = Celery("exactly-once-vismanet-tests", set_as_current=False)
     publisher.conf.update({**celery_config(), "broker_url": redis.url})
-    local = LocalStack(home=home, env=env, vn=vn, servers=[server])
+    local = LocalStack(home, env, {"vismanet": vn}, [server])
     # The eAccounting and e-conomic simulators of Stack are never served here.
     unused_ea, unused_ec = EAccountingSimulator(), EconomicSimulator()
     built = VnStack(redis, local, unused_ea, unused_ec, env, publisher)
@@ -104,7 +104,7 @@ def spawn(
 
 def tenant_for(stack: VnStack) -> str:
     tenant = unique("eo-vn")
-    connect_vismanet(stack.local, tenant, "NO")
+    connect(stack.local, "vismanet", tenant, "NO")
     return tenant
 
 

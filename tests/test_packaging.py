@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import WorkerProcess, unique, wait_for
 from worker.ledger.db import MIGRATIONS
+from worker.providers import registry
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_compose_uses_only_known_settings() -> None:
     known = {f"LEDGERPUSH_{name.upper()}" for name in Settings.model_fields}
+    for spec in registry.specs():
+        part = spec.settings
+        if part is not None:
+            prefix = part.model_config.get("env_prefix", "")
+            known |= {f"{prefix}{name.upper()}" for name in type(part).model_fields}
     for file in ("docker-compose.yml", "docker-compose.simulators.yml"):
         compose = yaml.safe_load((ROOT / file).read_text())
         for name, service in compose["services"].items():

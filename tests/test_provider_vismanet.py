@@ -10,9 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from tests.conftest import VN_APP, invoice_job, unique
+from tests.conftest import VN_APP, invoice_job, point_vismanet_at, unique
 from worker import pipeline
 from worker.jobs import job_id_for, parse_job
 from worker.ledger import store
@@ -21,7 +20,6 @@ from worker.providers.base import NeedsReauth, StepContext, Transient
 from worker.providers.vismanet import transport
 from worker.providers.vismanet.client import VismaNetProvider
 from worker.providers.vismanet.errors import WRONG_TENANT
-from worker.settings import get_settings
 from worker.tenancy.tenants import add_tenant, credentials_of, get_tenant, store_credentials
 
 CONTRACT_TENANT = "nordlys-customer-tenant"
@@ -31,11 +29,7 @@ CONTRACT_TENANT = "nordlys-customer-tenant"
 def sim(vn_sim: Any, vn_server: tuple[Any, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """The session's simulator, with ledgerpush's settings pointing at it."""
     _, url = vn_server
-    settings = get_settings()
-    monkeypatch.setattr(settings, "vismanet_api_url", url)
-    monkeypatch.setattr(settings, "vismanet_identity_url", url)
-    monkeypatch.setattr(settings, "vismanet_client_id", VN_APP[0])
-    monkeypatch.setattr(settings, "vismanet_client_secret", SecretStr(VN_APP[1]))
+    point_vismanet_at(monkeypatch, url)
     vn_sim.log.reset()
     return vn_sim
 

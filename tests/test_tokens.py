@@ -31,6 +31,8 @@ from worker.auth.tokens import REFRESH_FAILURES, refresh_single_flight
 from worker.ledger.store import attempts_of, find_job
 from worker.providers.eaccounting import auth as eaccounting
 from worker.providers.eaccounting.auth import EAccountingAuth
+from worker.providers.eaccounting.settings import provider_settings as eaccounting_settings
+from worker.providers.economic.settings import provider_settings as economic_settings
 from worker.settings import get_settings
 from worker.tenancy.tenants import credentials_of, get_tenant, store_credentials
 from worker.transport.producer import enqueue
@@ -80,14 +82,11 @@ def _set_expiry(tenant_id: str, expires_at: float) -> None:
 
 def _refresh_directly(refresh_token: str) -> dict[str, Any]:
     """What a worker that dies right after the token endpoint answered has done."""
-    settings = get_settings()
+    settings = eaccounting_settings()
     response = httpx.post(
-        f"{settings.eaccounting_identity_url}/connect/token",
+        f"{settings.identity_url}/connect/token",
         data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-        auth=(
-            settings.eaccounting_client_id,
-            settings.eaccounting_client_secret.get_secret_value(),
-        ),
+        auth=(settings.client_id, settings.client_secret.get_secret_value()),
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -251,7 +250,7 @@ def test_auth_flow_refreshes_at_most_once_per_request(ea_sim: Any, known_expired
     auth = EAccountingAuth(tenant, credentials_of(get_tenant(tenant)))
     hooks = {"request": [lambda request: sent.append(request.url.path)]}
     with company_removed(ea_sim, tenant), httpx.Client(event_hooks=hooks) as client:
-        response = client.get(f"{get_settings().eaccounting_api_url}/companysettings", auth=auth)
+        response = client.get(f"{eaccounting_settings().api_url}/companysettings", auth=auth)
     assert response.status_code == 401
     # Known expired: refresh, send, 401 - final. Else: send, 401, refresh, replay, 401.
     assert sent == ["/v2/companysettings"] * (1 if known_expired else 2)
@@ -371,8 +370,8 @@ def test_connect_url_command_prints_the_authorize_link() -> None:
     result = CliRunner().invoke(app, ["tenants", "connect-url", tenant])
     assert result.exit_code == 0, result.output
     url = result.output.strip()
-    settings = get_settings()
-    assert url.startswith(f"{settings.eaccounting_identity_url}/connect/authorize?")
+    settings = eaccounting_settings()
+    assert url.startswith(f"{settings.identity_url}/connect/authorize?")
     query = _query(url)
     assert query["scope"].split() == [
         "ea:api",
@@ -384,8 +383,8 @@ def test_connect_url_command_prints_the_authorize_link() -> None:
     assert query["prompt"] == "select_account"
     assert query["acr_values"].startswith("service:")
     assert query["response_type"] == "code"
-    assert query["client_id"] == settings.eaccounting_client_id
-    assert query["redirect_uri"] == settings.eaccounting_redirect_uri
+    assert query["client_id"] == settings.client_id
+    assert query["redirect_uri"] == settings.redirect_uri
     assert consume_state(query["state"], "eaccounting") == tenant
     with pytest.raises(StateRefused, match="already used"):
         consume_state(query["state"], "eaccounting")
@@ -393,9 +392,9 @@ def test_connect_url_command_prints_the_authorize_link() -> None:
     ec_tenant = connect_ec_tenant("DK")
     result = CliRunner().invoke(app, ["tenants", "connect-url", ec_tenant])
     install = _query(result.output.strip())
-    assert install["appPublicToken"] == settings.economic_app_public_token
+    assert install["appPublicToken"] == economic_settings().app_public_token
     redirect = install["redirectUrl"]
-    assert redirect.startswith(settings.economic_redirect_uri)
+    assert redirect.startswith(economic_settings().redirect_uri)
     assert consume_state(_query(redirect)["state"], "economic") == ec_tenant
 
     missing = CliRunner().invoke(app, ["tenants", "connect-url", unique("nobody")])

@@ -8,14 +8,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
-from tests.conftest import VN_APP, invoice_job, unique
+from tests.conftest import invoice_job, point_vismanet_at, unique
 from tests.web_helpers import PASSWORD, sign_in
 from worker import pipeline
 from worker.jobs import job_id_for
 from worker.ledger import store
-from worker.settings import get_settings
 from worker.tenancy.tenants import add_tenant, credentials_of, get_tenant
 from worker.web.access import VIEWER
 from worker.web.accounts import add_user
@@ -28,11 +26,7 @@ Signed = tuple[TestClient, str]
 @pytest.fixture
 def sim(vn_sim: Any, vn_server: tuple[Any, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     _, url = vn_server
-    settings = get_settings()
-    monkeypatch.setattr(settings, "vismanet_api_url", url)
-    monkeypatch.setattr(settings, "vismanet_identity_url", url)
-    monkeypatch.setattr(settings, "vismanet_client_id", VN_APP[0])
-    monkeypatch.setattr(settings, "vismanet_client_secret", SecretStr(VN_APP[1]))
+    point_vismanet_at(monkeypatch, url)
     return vn_sim
 
 
@@ -41,6 +35,7 @@ def test_an_admin_adds_a_visma_net_tenant(browser_client: Signed) -> None:
     assert 'href="/tenants/add/vismanet"' in client.get("/tenants").text
     page = client.get("/tenants/add/vismanet")
     assert page.status_code == 200 and 'name="company_tenant_id"' in page.text
+    assert client.get("/tenants/add/eaccounting").status_code == 404  # it has a consent page
     tenant_id = unique("vn-web")
     form = {"tenant_id": tenant_id, "country": "SE", "company_tenant_id": "company-42",
             "display_name": "Nordlys AB"}  # fmt: skip

@@ -9,11 +9,9 @@ import time
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from tests.conftest import VN_APP, unique, wait_for
+from tests.conftest import point_vismanet_at, unique, wait_for
 from worker.providers.vismanet.client import VismaNetProvider
-from worker.settings import get_settings
 from worker.tenancy.tenants import add_tenant, get_tenant
 
 LIMIT, WINDOW_SECONDS, WINDOWS = 20, 2, 3
@@ -22,13 +20,9 @@ LIMIT, WINDOW_SECONDS, WINDOWS = 20, 2, 3
 @pytest.fixture
 def sim(vn_sim: Any, vn_server: tuple[Any, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     _, url = vn_server
-    settings = get_settings()
-    monkeypatch.setattr(settings, "vismanet_api_url", url)
-    monkeypatch.setattr(settings, "vismanet_identity_url", url)
-    monkeypatch.setattr(settings, "vismanet_client_id", VN_APP[0])
-    monkeypatch.setattr(settings, "vismanet_client_secret", SecretStr(VN_APP[1]))
+    settings = point_vismanet_at(monkeypatch, url)
     # ledgerpush configured with the rate Visma allows (the headers are the second guard).
-    monkeypatch.setattr(settings, "vismanet_rate_per_hour", LIMIT * 3600 // WINDOW_SECONDS)
+    monkeypatch.setattr(settings, "rate_per_hour", LIMIT * 3600 // WINDOW_SECONDS)
     vn_sim.update_config({"rate_limit": LIMIT, "rate_limit_window_seconds": WINDOW_SECONDS})
     vn_sim.log.reset()
     return vn_sim

@@ -22,8 +22,8 @@ from worker.ledger import store
 from worker.ledger.db import session
 from worker.ledger.models import OutboundEvent
 from worker.providers.vismanet.inbound import event_name, sign
+from worker.providers.vismanet.settings import provider_settings as vismanet_settings
 from worker.providers.vismanet.transport import path_id
-from worker.settings import get_settings
 from worker.simulators.common import SimulatorServer
 from worker.tenancy import refcache
 from worker.tenancy.refcache import cached_names
@@ -51,9 +51,7 @@ def sim(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
     """The simulator the workers reach, its webhooks sent to the web app."""
-    monkeypatch.setattr(
-        get_settings(), "vismanet_webhook_secret", SecretStr(f"old-secret, {SECRET}")
-    )
+    monkeypatch.setattr(vismanet_settings(), "webhook_secret", SecretStr(f"old-secret, {SECRET}"))
     subscription = vn_session_sim.webhooks.subscribe(f"{web_url}/webhooks/vismanet", SECRET)
     vn_session_sim.webhooks.retry_interval_seconds = 0.05
     yield vn_session_sim

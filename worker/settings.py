@@ -1,14 +1,26 @@
-"""Configuration: environment variables prefixed `LEDGERPUSH_`, or a `.env` file."""
+"""Configuration: environment variables prefixed `LEDGERPUSH_`, or a `.env` file.
+
+`Settings` holds what the whole of ledgerpush reads. What only one provider reads is
+that provider's (its package's `settings.py`, a `PartSettings` under its own prefix,
+`LEDGERPUSH_<PROVIDER>_`), read through `Settings.part` so that it is read again
+whenever these settings are."""
 
 from __future__ import annotations
 
 import functools
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar, cast
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: A fixed key used only in demo/dev mode, so data written by the demo stays readable.
@@ -43,8 +55,19 @@ class SettingsError(RuntimeError):
     """A configuration value is missing or wrong; the message names the variable."""
 
 
+class PartSettings(BaseSettings):
+    """Settings of one part (a provider), read like `Settings`: from the environment and
+    `.env`, unknown names ignored. A subclass sets `env_prefix`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+
+Part = TypeVar("Part", bound=BaseSettings)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGERPUSH_", env_file=".env", extra="ignore")
+    _parts: dict[type[BaseSettings], BaseSettings] = PrivateAttr(default_factory=dict)
 
     env: Literal["production", "dev", "demo", "test"] = "dev"
     home: Path = Path(".ledgerpush")
@@ -56,49 +79,6 @@ class Settings(BaseSettings):
     sentry_dsn: str | None = None
     log_level: str = "INFO"
     log_json: bool | None = None
-
-    eaccounting_api_url: str = "https://eaccountingapi.vismaonline.com/v2"
-    eaccounting_identity_url: str = "https://identity.vismaonline.com"
-    eaccounting_token_url: str | None = Field(
-        default=None,
-        description="Where workers reach the identity server's token endpoint when that "
-        "differs from the address users' browsers use; unset: EACCOUNTING_IDENTITY_URL.",
-    )
-    eaccounting_client_id: str = ""
-    eaccounting_client_secret: SecretStr = SecretStr("")
-    eaccounting_redirect_uri: str = "http://127.0.0.1:8000/connect/eaccounting/callback"
-    eaccounting_rate_per_minute: int = Field(default=600, ge=1)
-    eaccounting_rate_scope: Literal["company", "client"] = Field(
-        default="company",
-        description="What one 600-a-minute budget covers: each connected company, or the "
-        "whole client application across all companies (the stricter reading).",
-    )
-    vismanet_api_url: str = Field(
-        default="https://api.finance.visma.net",
-        description="Visma.net ERP service API base (paths /v1/..., /v2/... below it).",
-    )
-    vismanet_identity_url: str = "https://connect.visma.com"
-    vismanet_client_id: str = ""
-    vismanet_client_secret: SecretStr = SecretStr("")
-    vismanet_rate_per_hour: int = Field(
-        default=15_000,
-        ge=1,
-        description="Calls an hour per company and client before ledgerpush waits; Visma "
-        "publishes no number any more (15,000 was the 2021 production limit) and its "
-        "X-RateLimit-* headers are honoured as well.",
-    )
-    vismanet_webhook_secret: SecretStr = Field(
-        default=SecretStr(""),
-        description="Secret of the Developer Portal webhook subscription that signs "
-        "Visma.net notifications (x-vwd-signature-v1); several, comma-separated, while a "
-        "rotated secret overlaps the old one. Empty: notifications are refused.",
-    )
-    economic_api_url: str = "https://restapi.e-conomic.com"
-    economic_install_url: str = "https://secure.e-conomic.com/secure/api1/requestaccess.aspx"
-    economic_app_secret_token: SecretStr = SecretStr("")
-    economic_app_public_token: str = ""
-    economic_redirect_uri: str = "http://127.0.0.1:8000/connect/economic/callback"
-    economic_calls_per_day: int = Field(default=50_000, ge=1)
 
     worker_concurrency: int = Field(default=16, ge=1, le=512)
     task_events: bool = Field(
@@ -273,6 +253,12 @@ class Settings(BaseSettings):
         problem = self.unsafe_for_exposure()
         return f"{problem} (the web app would listen on {host})" if problem else None
 
+    def part(self, kind: type[Part]) -> Part:
+        """The settings of one part (a provider's `PartSettings`), read once with these."""
+        if kind not in self._parts:
+            self._parts[kind] = _read(kind)
+        return cast(Part, self._parts[kind])
+
     @property
     def fernet_keys(self) -> list[str]:
         raw = self.secret_key.get_secret_value() if self.secret_key else DEV_SECRET_KEY
@@ -297,14 +283,22 @@ def is_loopback(host: str) -> bool:
 
 
 def load_settings() -> Settings:
+    return _read(Settings)
+
+
+def _read(kind: type[Part]) -> Part:
+    """Settings read from the environment; SettingsError names each variable that is wrong."""
     try:
-        return Settings()
+        return kind()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"LEDGERPUSH_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        prefix = kind.model_config.get("env_prefix", "")
+        problems = "; ".join(_problem(prefix, err) for err in exc.errors())
         raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def _problem(prefix: str, error: Any) -> str:
+    name = "_".join(str(p) for p in error["loc"]).upper() or "SETTINGS"
+    return f"{prefix}{name}: {error['msg']}"
 
 
 @functools.cache

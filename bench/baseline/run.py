@@ -76,25 +76,25 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _credentials(tenants: list[tuple[str, str, str]]) -> dict[str, Any]:
-    from worker.settings import get_settings
+    from worker.providers.eaccounting.settings import provider_settings as eaccounting
+    from worker.providers.economic.settings import provider_settings as economic
     from worker.tenancy.tenants import credentials_of, get_tenant
 
-    settings = get_settings()
     found: dict[str, Any] = {}
     for tenant_id, provider, _ in tenants:
         creds = credentials_of(get_tenant(tenant_id))
         if provider == "eaccounting":
             found[tenant_id] = {
                 "provider": provider,
-                "api_url": settings.eaccounting_api_url,
+                "api_url": eaccounting().api_url,
                 "access_token": creds["access_token"],
             }
         else:
             found[tenant_id] = {
                 "provider": provider,
-                "api_url": settings.economic_api_url,
+                "api_url": economic().api_url,
                 "grant_token": creds["grant_token"],
-                "app_secret_token": settings.economic_app_secret_token.get_secret_value(),
+                "app_secret_token": economic().app_secret_token.get_secret_value(),
             }
     return found
 

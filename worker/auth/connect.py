@@ -29,11 +29,13 @@ def connect_url(tenant_id: str, ttl: int = LINK_TTL) -> str:
 
 def missing_app_setting(provider: str) -> str | None:
     """The first unset setting the provider's connect link needs, as its variable name."""
-    settings = get_settings()
-    for name in spec_for(provider).app_settings:
+    spec = spec_for(provider)
+    settings = spec.settings
+    for name in spec.app_settings:
         value = getattr(settings, name)
         if not (value.get_secret_value() if isinstance(value, SecretStr) else value):
-            return f"LEDGERPUSH_{name.upper()}"
+            prefix = settings.model_config.get("env_prefix", "") if settings else ""
+            return f"{prefix}{name.upper()}"
     return None
 
 

@@ -4,6 +4,8 @@ One Redis lock per tenant. Whoever holds it re-reads the stored credentials firs
 another worker already refreshed, that token is used and no second refresh is made.
 A new refresh token is committed to the ledger before the new access token is used,
 so a rotated (one-time) refresh token is never only in a dead worker's memory.
+
+`post_token_form` is the call to an OAuth token endpoint every provider's auth makes.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from redis.exceptions import RedisError
 
 from worker.providers.base import NeedsReauth, Transient
+from worker.settings import get_settings
 from worker.tenancy import tenants
 from worker.transport.redis_client import get_redis
 
@@ -28,6 +32,26 @@ REFRESH_FAILURES = "lp:stats:token_refresh_failures"
 #: How long a refresh token the identity server refused is remembered as dead.
 DEAD_TOKEN_SECONDS = 3600
 Refresher = Callable[[str], dict[str, Any]]
+
+
+def post_token_form(
+    url: str, form: dict[str, str], auth: tuple[str, str] | None = None
+) -> tuple[httpx.Response, dict[str, Any]]:
+    """POST `form` to a token endpoint: its answer and JSON object body ({} if none).
+    Raises Transient when it cannot be reached or answers 5xx or 429."""
+    try:
+        response = httpx.post(url, data=form, auth=auth, timeout=get_settings().http_timeout)
+    except httpx.HTTPError as exc:
+        raise Transient(
+            f"token endpoint unreachable: {type(exc).__name__}", "token_endpoint_unreachable"
+        ) from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise Transient(f"token endpoint answered {response.status_code}", "token_endpoint_error")
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        body = {}
+    return response, body if isinstance(body, dict) else {}
 
 
 class InvalidGrant(Exception):

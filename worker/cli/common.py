@@ -8,6 +8,7 @@ import getpass
 
 from rich.console import Console
 
+from worker.providers import registry
 from worker.settings import get_settings
 
 console = Console()
@@ -15,12 +16,14 @@ err = Console(stderr=True)
 
 
 def setup(log_level: str | None = None) -> None:
-    """Logging and error reporting for a long-running command (worker, beat, ingest)."""
+    """Settings checked, logging and error reporting for a long-running command (worker,
+    beat, ingest)."""
     # Imported here: logging and Sentry set-up are not needed for `--help`.
     from worker.logs import setup_logging
     from worker.telemetry import init_sentry
 
     settings = get_settings()
+    registry.check_settings()
     setup_logging(log_level or settings.log_level, settings.log_json)
     init_sentry()
 

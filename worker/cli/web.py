@@ -14,6 +14,7 @@ from rich.table import Table
 from worker.cli.common import console, err
 from worker.cli.events import endpoints_app, events_app
 from worker.ledger.models import iso_utc
+from worker.providers import registry
 from worker.settings import get_settings
 
 
@@ -31,6 +32,7 @@ def web(
     from worker.telemetry import init_sentry
 
     settings = get_settings()
+    registry.check_settings()
     bind_host, bind_port = host or settings.web_host, port or settings.web_port
     refusal = settings.web_bind_problem(bind_host)
     if refusal:

@@ -74,7 +74,7 @@ def start_simulators(stack: LocalStack) -> None:
     for _, country, company in EACCOUNTING_TENANTS:
         ea.add_company(company, country)
     ec = EconomicSimulator(app_secret_token="demo-app-secret", app_public_token="demo-app-public")
-    localstack.start_simulators(stack, ea, ec)
+    localstack.start_simulators(stack, {"eaccounting": ea, "economic": ec})
     for tenant_id, country in ECONOMIC_TENANTS:
         ec.add_agreement(country, grant_token=f"grant-{tenant_id}")
 
@@ -95,9 +95,8 @@ def connect_tenants(stack: LocalStack) -> None:
         url = connect_url(tenant_id) + f"&agreement=grant-{tenant_id}"
         _follow(httpx, url)
     for tenant_id, country in VISMANET_TENANTS:
-        localstack.connect_vismanet(
-            stack, tenant_id, country, display_name=f"Acme Visma.net {country}"
-        )
+        display_name = f"Acme Visma.net {country}"
+        localstack.connect(stack, "vismanet", tenant_id, country, display_name=display_name)
 
 
 def _follow(httpx: Any, url: str) -> None:
@@ -110,8 +109,7 @@ def _follow(httpx: Any, url: str) -> None:
 
 def revoke_one_tenant(stack: LocalStack) -> None:
     """The user of one tenant changes their Visma password: its refresh token dies."""
-    ea = stack.ea
-    assert ea is not None
+    ea = stack.sims["eaccounting"]
     company = next(c for t, _, c in EACCOUNTING_TENANTS if t == REVOKED_TENANT)
     ea.revoke_refresh_tokens(company)
     ea.expire_access_tokens(company)

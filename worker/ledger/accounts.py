@@ -32,21 +32,21 @@ def _user(db: Session, username: str) -> User | None:
 
 def update_password_hash(username: str, password_hash: str) -> bool:
     """False when there is no such user."""
-    with session() as db:
-        user = _user(db, username)
-        if user is None:
-            return False
-        user.password_hash = password_hash
-        return True
+    return _update_user(username, password_hash=password_hash)
 
 
 def update_role(username: str, role: str) -> bool:
     """False when there is no such user."""
+    return _update_user(username, role=role)
+
+
+def _update_user(username: str, **columns: str) -> bool:
     with session() as db:
         user = _user(db, username)
         if user is None:
             return False
-        user.role = role
+        for name, value in columns.items():
+            setattr(user, name, value)
         return True
 
 

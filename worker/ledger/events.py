@@ -4,14 +4,16 @@ sync `record_payment_change`. Also the event feed's read model and the retention
 
 Every event body is `{"id", "type", "created", "timestamp", "data"}`; `data` always names
 the job, its tenant, idempotency key and kind, so a producer can match it to what it sent.
-Having written events delivered is the caller's, after the commit (worker/ops/events.py).
+Having written events delivered is not the ledger's: after a commit that wrote some, the
+store calls `written()`, which calls what registered with `after_commit`
+(worker/ops/events.py registers the kick that has them delivered).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -53,10 +55,25 @@ OUTCOME_STATES = frozenset({BOOKED, FAILED, CANCELLED, WAITING_FOR_REAUTH})
 #: Events are read (feed, webhook fan-out) only once this old: a transaction that took
 #: its id earlier may commit a moment after a later one, and a cursor must not skip it.
 SETTLE_SECONDS = 2.0
+#: Called, in order, after a transaction that wrote events committed.
+_AFTER_COMMIT: list[Callable[[], None]] = []
 
 EVENTS: Table = OutboundEvent.__table__  # type: ignore[assignment]
 TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
 _INSERT = insert(EVENTS)
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Have `callback` called after every commit that wrote events (once, however often
+    it is registered)."""
+    if callback not in _AFTER_COMMIT:
+        _AFTER_COMMIT.append(callback)
+
+
+def written() -> None:
+    """After a transaction that wrote events committed."""
+    for callback in _AFTER_COMMIT:
+        callback()
 
 
 def record_job_outcome(
@@ -132,18 +149,24 @@ def _already_parked_once(conn: Connection, job_id: str) -> bool:
     return bool(conn.execute(query).scalar())
 
 
-def _row(kind: str, tenant_id: str, job_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
-    now = utcnow()
-    event_id = f"evt_{uuid.uuid4().hex}"
-    body = {
-        "id": event_id,
+def event_body(
+    kind: str, data: dict[str, Any], now: dt.datetime, id_prefix: str = "evt_"
+) -> dict[str, Any]:
+    """The body every event is sent with, under a new id."""
+    return {
+        "id": f"{id_prefix}{uuid.uuid4().hex}",
         "type": kind,
         "created": int(now.timestamp()),
         "timestamp": now.isoformat(),
         "data": data,
     }
+
+
+def _row(kind: str, tenant_id: str, job_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    now = utcnow()
+    body = event_body(kind, data, now)
     return {
-        "event_id": event_id,
+        "event_id": body["id"],
         "type": kind,
         "tenant_id": tenant_id,
         "job_id": job_id,

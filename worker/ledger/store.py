@@ -29,7 +29,6 @@ from worker.ledger.models import (
     Tenant,
     utcnow,
 )
-from worker.ops import events
 
 
 class JobNotFound(LookupError):
@@ -200,7 +199,7 @@ def transition(
             raise JobNotFound(f"no job with id {job_id}")
         wrote_event = _apply(db, job, to_state, actor, note, changes)
     if wrote_event:
-        events.written()
+        ledger_events.written()
     return job
 
 
@@ -310,7 +309,7 @@ def advance(
             row = dict(conn.execute(_JOB_ROW, {"b_id": job_id}).mappings().one())
             wrote_event = ledger_events.record_job_outcome(conn, row, from_state, to_state)
     if wrote_event:
-        events.written()
+        ledger_events.written()
 
 
 def _event(

@@ -6,3 +6,7 @@ outbound events and webhook endpoints (`events`, `webhooks`), payment sync
 (`payment_sync`), inbound provider webhooks (`inbound`), the provider outage circuit
 (`circuit`) and data retention (`purge`).
 """
+
+# Registers the kick that has events delivered after the ledger's commits (the ledger
+# does not import upwards); every entry point imports this package.
+from worker.ops import events as _events  # noqa: F401

@@ -24,6 +24,7 @@ from worker.ledger.events import (
     OUTCOME_STATES,
     SETTLE_SECONDS,
     WEBHOOK_TEST,
+    after_commit,
     aware,
     booked_details,
     feed,
@@ -109,3 +110,7 @@ def written() -> None:
     except Exception as exc:  # Redis or the broker away: the change itself stands
         # The events are in the ledger; the periodic delivery run sends them.
         log.warning("could not schedule event delivery (%s); the beat will", type(exc).__name__)
+
+
+# Every process that imports the operations package kicks deliveries after its commits.
+after_commit(written)

@@ -18,7 +18,6 @@ import json
 import logging
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +27,7 @@ from redis.exceptions import LockError
 from worker import crypto
 from worker.backoff import webhook_backoff
 from worker.ledger import webhooks as ledger_webhooks
+from worker.ledger.events import event_body
 from worker.ledger.models import EventDelivery, OutboundEvent, WebhookEndpoint, utcnow
 from worker.ledger.webhooks import (
     SETTINGS_SOURCE,
@@ -360,20 +360,13 @@ def send_test(endpoint_id: int) -> Attempt:
     the event order and the outbox: nothing is stored, retried or counted against its
     health. Returns the attempt (status, latency)."""
     endpoint = get_endpoint(endpoint_id)
-    now = utcnow()
-    event_id = f"evt_test_{uuid.uuid4().hex}"
-    payload = {
-        "id": event_id,
-        "type": WEBHOOK_TEST,
-        "created": int(now.timestamp()),
-        "timestamp": now.isoformat(),
-        "data": {
-            "endpoint_id": endpoint.id,
-            "tenant_id": endpoint.tenant_id,
-            "message": "A test event from ledgerpush; no action needed.",
-        },
+    data = {
+        "endpoint_id": endpoint.id,
+        "tenant_id": endpoint.tenant_id,
+        "message": "A test event from ledgerpush; no action needed.",
     }
-    attempt = _post(endpoint, event_id, payload)
+    payload = event_body(WEBHOOK_TEST, data, utcnow(), id_prefix="evt_test_")
+    attempt = _post(endpoint, payload["id"], payload)
     answer = f"HTTP {attempt.status_code}" if attempt.status_code else "no answer"
     log.info(
         "test event sent to endpoint %d: %s in %.0f ms", endpoint.id, answer, attempt.seconds * 1000

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from worker.providers.http import ProviderHttp
+
+if TYPE_CHECKING:
+    from worker.ledger.models import Tenant
+    from worker.tenancy.refcache import TenantCache
 
 Row = dict[str, Any]
 
@@ -36,3 +40,22 @@ def collect(
         if not pager.more_after(page, body):
             return items
         page += 1
+
+
+class PagedReferences:
+    """Base of a provider's references mixin: what it needs of the provider (the tenant,
+    its reference cache, the HTTP client) and whole collections read with its `pager`."""
+
+    tenant: Tenant
+    cache: TenantCache
+    http: ProviderHttp
+    company_checked: bool
+    page_size: int
+
+    def pager(self) -> Pager:
+        """The provider's paging, for `page_size`."""
+        raise NotImplementedError
+
+    def collect(self, path: str, params: dict[str, Any] | None = None) -> list[Row]:
+        """Every row of the collection at `path`, not just the first page's."""
+        return collect(self.http, path, params, self.pager())

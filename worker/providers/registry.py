@@ -46,6 +46,13 @@ def specs() -> Iterator[ProviderSpec]:
     return iter(tuple(_REGISTRY.values()))
 
 
+def check_settings() -> None:
+    """Read every provider's settings now (a long-running process checks them at start);
+    worker.settings.SettingsError names each variable that is wrong."""
+    for spec in specs():
+        _ = spec.settings
+
+
 def register(spec: ProviderSpec) -> None:
     """Add a provider from outside this package (an extension, or a test's toy provider)."""
     _REGISTRY[spec.name] = spec

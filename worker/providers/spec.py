@@ -12,7 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from worker.settings import get_settings
+
 if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
+
     from worker.ledger.models import Tenant
     from worker.providers.base import Provider
     from worker.providers.limits import Limits
@@ -31,6 +35,23 @@ class MappingKeys:
 
 
 @dataclass(frozen=True)
+class OperatorConnect:
+    """A provider without a consent page: an operator connects a tenant by giving one
+    identifier, kept as a credential (on the dashboard, or `tenants add`). The connect
+    module's `connect(tenant_id, value, actor)` checks it, binds the company and resumes
+    the tenant's parked jobs."""
+
+    #: The credential key the identifier is kept under.
+    credential: str
+    #: The dashboard's form field it is typed into.
+    field: str
+    label: str
+    #: Where the operator finds it, and what it is not.
+    help: str
+    max_length: int = 100
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     """Everything ledgerpush knows about one accounting system.
 
@@ -40,7 +61,7 @@ class ProviderSpec:
     label: str
     countries: tuple[str, ...]
     mapping: MappingKeys
-    #: Settings (attribute names of worker.settings.Settings) the connect flow needs.
+    #: Settings (names in its `settings` part) the connect flow needs.
     app_settings: tuple[str, ...]
     #: The environment variables to fix when the provider refuses the application itself.
     app_settings_hint: str
@@ -54,6 +75,13 @@ class ProviderSpec:
     #: Receives the provider's own webhooks (worker/ops/inbound.py); None: it sends none.
     inbound_ref: str | None = None
     simulator_banner: str = ""
+    #: Its settings: a worker.settings.PartSettings of its own prefix; None: it has none.
+    settings_ref: str | None = None
+    #: How an operator connects a tenant when there is no consent page.
+    operator_connect: OperatorConnect | None = None
+    #: Its simulator in a local stack (demo, chaos, benchmarks): `create()`,
+    #: `settings(sim, url)` and `connect(sim, tenant_id, country, **options)`.
+    local_ref: str | None = None
 
     def client(self, tenant: Tenant) -> Provider:
         factory: Callable[[Tenant], Provider] = _load(self.client_ref)
@@ -83,6 +111,15 @@ class ProviderSpec:
     def inbound(self) -> Any | None:
         """`verify(headers, body) -> Notification` and `handle(notification)`."""
         return _load(self.inbound_ref) if self.inbound_ref else None
+
+    @property
+    def settings(self) -> BaseSettings | None:
+        """Its settings as read now (worker.settings.Settings.part)."""
+        return get_settings().part(_load(self.settings_ref)) if self.settings_ref else None
+
+    @property
+    def local(self) -> Any | None:
+        return _load(self.local_ref) if self.local_ref else None
 
     @property
     def proactive_refresh(self) -> Any | None:

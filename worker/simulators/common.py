@@ -1,5 +1,6 @@
 """Shared plumbing of the simulators: a real HTTP server on loopback, fault injection,
-a request log with counts per endpoint, and the `/_control` routes tests drive."""
+a request log with counts per endpoint, and the token endpoint's error answer (the
+`/_control` routes are in control.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CONTROL_PREFIX = "/_control"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 _ID_SEGMENT = re.compile(r"/(?:\d+|[0-9a-fA-F-]{32,36})(?=/|$)")
+
+
+class OAuthError(Exception):
+    """An RFC 6749 error answer of the token endpoint."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
 
 
 @dataclass

@@ -114,15 +114,8 @@ async def create_job(
     if sub.job is not None and not may_read(principal, sub.job):
         sub = replace(sub, job=None)
     providers = providers_of([sub.job]) if sub.job else {}
-    out = SubmittedOut(
-        id=sub.id,
-        tenant_id=sub.tenant_id,
-        idempotency_key=sub.idempotency_key,
-        kind=sub.kind,
-        state=sub.state,
-        created=sub.created,
-        job=job_out(sub.job, providers.get(sub.tenant_id)) if sub.job else None,
-    )
+    job = job_out(sub.job, providers.get(sub.tenant_id)) if sub.job else None
+    out = SubmittedOut(**sub.answer(), job=job)
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if sub.created else 200)
 
 

@@ -27,11 +27,11 @@ from worker.web import (
     event_pages,
     events_api,
     inbound,
+    operator_connect,
     pages,
     poison_pages,
     session_pages,
     tenant_pages,
-    vismanet_pages,
     webhooks_api,
 )
 from worker.web.access import JOBS_READ, TENANTS_ADMIN, Forbidden, allow, public
@@ -239,7 +239,7 @@ def create_app() -> FastAPI:
     app.include_router(event_pages.router)
     app.include_router(pages.router)
     app.include_router(poison_pages.router)
-    app.include_router(vismanet_pages.router)
+    app.include_router(operator_connect.router)
     app.include_router(tenant_pages.router)
     return app
 

@@ -85,16 +85,7 @@ def _submit_one(index: int, job: Any, created_by_key: int | None) -> BatchItemOu
         return BatchItemOut(
             index=index, status=503, errors=[FieldProblem(field="(job)", message=UNAVAILABLE)]
         )
-    return BatchItemOut(
-        index=index,
-        status=201 if sub.created else 200,
-        id=sub.id,
-        tenant_id=sub.tenant_id,
-        idempotency_key=sub.idempotency_key,
-        kind=sub.kind,
-        state=sub.state,
-        created=sub.created,
-    )
+    return BatchItemOut(index=index, status=201 if sub.created else 200, **sub.answer())
 
 
 def _invalid(index: int, errors: list[FieldProblem]) -> BatchItemOut:

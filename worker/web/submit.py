@@ -36,6 +36,12 @@ class Submission:
     def state(self) -> str:
         return self.job.state if self.job else QUEUED
 
+    def answer(self) -> dict[str, Any]:
+        """What the single-job and the batch routes answer about it."""
+        return {"id": self.id, "tenant_id": self.tenant_id,
+                "idempotency_key": self.idempotency_key, "kind": self.kind,
+                "state": self.state, "created": self.created}  # fmt: skip
+
 
 def marker_key(job_id: str) -> str:
     return f"lp:enq:{job_id}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import InvalidOperation
 from typing import Annotated, Any
 
@@ -23,6 +25,7 @@ from worker.tenancy.tenant_admin import disable_tenant, enable_tenant, remove_te
 from worker.tenancy.tenants import TenantError, UnknownTenant, update_mapping
 from worker.web.access import JOBS_OPERATE, JOBS_READ, TENANTS_ADMIN, allow
 from worker.web.auth import Principal, require_auth
+from worker.web.operator_connect import connected_by_operator
 from worker.web.schemas import connect_path
 from worker.web.templating import flash, render
 
@@ -71,7 +74,14 @@ def _retry_all(tenant_id: str) -> tuple[bool, str]:
 
 @router.get("/tenants", response_class=HTMLResponse, dependencies=allow(JOBS_READ))
 def tenants(request: Request) -> Response:
-    return render(request, "tenants.html", {"rows": tenant_health(), "connect_path": connect_path})
+    by_operator = connected_by_operator()
+    context = {
+        "rows": tenant_health(),
+        "connect_path": connect_path,
+        "operator_connect": by_operator,
+        "added_by_operator": [spec_for(name) for name in by_operator],
+    }
+    return render(request, "tenants.html", context)
 
 
 def mapping_text(mapping: dict[str, Any]) -> str:
@@ -121,6 +131,7 @@ def _tenant_context(tenant_id: str) -> dict[str, Any] | None:
         "references": cached_names(tenant_id),
         "parked": len(parked_jobs(tenant_id)),
         "connect_path": connect_path(tenant_id, health.tenant.provider),
+        "operator_connect": connected_by_operator().get(health.tenant.provider),
         "plain_keys": plain_keys,
         "rate_keys": rate_keys,
         "key_help": key_help,
@@ -142,12 +153,29 @@ def _missing(request: Request, tenant_id: str) -> Response:
     )
 
 
-@router.get("/tenants/{tenant_id}", response_class=HTMLResponse, dependencies=allow(JOBS_READ))
-def tenant_detail(request: Request, tenant_id: str) -> Response:
+def _tenant_page(
+    request: Request,
+    tenant_id: str,
+    template: str = "tenant.html",
+    status: int = 200,
+    **changes: Any,
+) -> Response:
+    """A page about the tenant (`changes` added to its context), or 404."""
     context = _tenant_context(tenant_id)
     if context is None:
         return _missing(request, tenant_id)
-    return render(request, "tenant.html", context)
+    context.update(changes)
+    return render(request, template, context, status)
+
+
+def _back_to_tenant(request: Request, tenant_id: str, message: str, anchor: str = "") -> Response:
+    flash(request, message)
+    return RedirectResponse(f"/tenants/{tenant_id}{anchor}", status_code=303)
+
+
+@router.get("/tenants/{tenant_id}", response_class=HTMLResponse, dependencies=allow(JOBS_READ))
+def tenant_detail(request: Request, tenant_id: str) -> Response:
+    return _tenant_page(request, tenant_id)
 
 
 @router.post("/tenants/{tenant_id}/mapping", dependencies=allow(TENANTS_ADMIN))
@@ -157,24 +185,23 @@ def save_mapping(
     principal: Annotated[Principal, Depends(require_auth)],
     mapping: Annotated[str, Form(max_length=20000)] = "",
 ) -> Response:
-    context = _tenant_context(tenant_id)
-    if context is None:
-        return _missing(request, tenant_id)
     parsed, errors = parse_mapping_text(mapping)
+    if not errors:
+        try:
+            update_mapping(tenant_id, parsed, replace=True)
+        except UnknownTenant:
+            return _missing(request, tenant_id)
+        except MappingError as exc:
+            errors = [str(exc)]
     if errors:
-        context.update(errors=errors, mapping_text=mapping)
-        return render(request, "tenant.html", context, 422)
-    try:
-        update_mapping(tenant_id, parsed, replace=True)
-    except UnknownTenant:
-        return _missing(request, tenant_id)
-    except MappingError as exc:
-        context.update(errors=[str(exc)], mapping_text=mapping)
-        return render(request, "tenant.html", context, 422)
+        return _tenant_page(request, tenant_id, status=422, errors=errors, mapping_text=mapping)
     invalidate(tenant_id)
     log.info("mapping of tenant %s set to %s by %s", tenant_id, parsed, principal.actor)
-    flash(request, "Mapping saved; cached references dropped so the next job resolves afresh.")
-    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+    return _back_to_tenant(
+        request,
+        tenant_id,
+        "Mapping saved; cached references dropped so the next job resolves afresh.",
+    )
 
 
 @router.post("/tenants/{tenant_id}/references/refresh", dependencies=allow(JOBS_OPERATE))
@@ -185,8 +212,8 @@ def refresh_references(
         return _missing(request, tenant_id)
     invalidate(tenant_id)
     log.info("cached references of tenant %s dropped by %s", tenant_id, principal.actor)
-    flash(request, "Cached references dropped; they are fetched again by the next job.")
-    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+    message = "Cached references dropped; they are fetched again by the next job."
+    return _back_to_tenant(request, tenant_id, message)
 
 
 @router.post("/tenants/{tenant_id}/payments/sync", dependencies=allow(JOBS_OPERATE))
@@ -197,8 +224,8 @@ def sync_payments_now(
         return _missing(request, tenant_id)
     payment_sync.queue_sync(tenant_id)
     log.info("payment sync of tenant %s asked for by %s", tenant_id, principal.actor)
-    flash(request, "Payment sync queued; reload in a few seconds to see its result.")
-    return RedirectResponse(f"/tenants/{tenant_id}#payment-sync", status_code=303)
+    message = "Payment sync queued; reload in a few seconds to see its result."
+    return _back_to_tenant(request, tenant_id, message, "#payment-sync")
 
 
 @router.get(
@@ -209,8 +236,8 @@ def confirm_rebind(request: Request, tenant_id: str) -> Response:
     if context is None:
         return _missing(request, tenant_id)
     if context["refused"] is None:
-        flash(request, "There is no refused company to move this tenant to.")
-        return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+        message = "There is no refused company to move this tenant to."
+        return _back_to_tenant(request, tenant_id, message)
     return render(request, "tenant_rebind.html", context)
 
 
@@ -223,16 +250,14 @@ def rebind(
 ) -> Response:
     """`company_id` is the company the confirmation page named: if another refused connect
     replaced it meanwhile, the move is refused rather than made to a company not shown."""
-    context = _tenant_context(tenant_id)
-    if context is None:
-        return _missing(request, tenant_id)
     try:
         _, new = binding.rebind(tenant_id, principal.actor, expected=company_id)
+    except UnknownTenant:
+        return _missing(request, tenant_id)
     except TenantError as exc:
-        context.update(errors=[str(exc)])
-        return render(request, "tenant.html", context, 409)
-    flash(request, f"Moved to {new.label()} by {principal.actor}; connect the tenant again.")
-    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+        return _tenant_page(request, tenant_id, status=409, errors=[str(exc)])
+    message = f"Moved to {new.label()} by {principal.actor}; connect the tenant again."
+    return _back_to_tenant(request, tenant_id, message)
 
 
 @router.get(
@@ -241,10 +266,7 @@ def rebind(
     dependencies=allow(TENANTS_ADMIN),
 )
 def confirm_sharing(request: Request, tenant_id: str) -> Response:
-    context = _tenant_context(tenant_id)
-    if context is None:
-        return _missing(request, tenant_id)
-    return render(request, "tenant_sharing.html", context)
+    return _tenant_page(request, tenant_id, "tenant_sharing.html")
 
 
 @router.post("/tenants/{tenant_id}/company-sharing", dependencies=allow(TENANTS_ADMIN))
@@ -259,99 +281,85 @@ def company_sharing(
     except UnknownTenant:
         return _missing(request, tenant_id)
     verdict = "may" if allow == "yes" else "may no longer"
-    flash(request, f"Tenant {verdict} bind a company another tenant is bound to.")
-    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+    message = f"Tenant {verdict} bind a company another tenant is bound to."
+    return _back_to_tenant(request, tenant_id, message)
 
 
-TENANT_ACTIONS: dict[str, tuple[str, str]] = {
-    "disable": (
+@dataclass(frozen=True)
+class TenantAction:
+    """An admin action on a tenant behind a confirmation page (GET asks, POST does it)."""
+
+    title: str
+    text: str
+    #: Does it (TenantError: refused), flashes what happened, returns where to go next.
+    perform: Callable[[Request, str, str], str]
+
+
+def _disable(request: Request, tenant_id: str, actor: str) -> str:
+    disable_tenant(tenant_id, actor)
+    flash(request, f"Tenant disabled by {actor}; its jobs wait until it is enabled.")
+    return f"/tenants/{tenant_id}"
+
+
+def _enable(request: Request, tenant_id: str, actor: str) -> str:
+    enable_tenant(tenant_id, actor)
+    resumed = resume_parked_jobs(tenant_id, actor)
+    flash(request, f"Tenant enabled by {actor}; {resumed} parked jobs resumed.")
+    return f"/tenants/{tenant_id}"
+
+
+def _remove(request: Request, tenant_id: str, actor: str) -> str:
+    remove_tenant(tenant_id, actor)
+    flash(request, f"Tenant {tenant_id} removed by {actor}.")
+    return "/tenants"
+
+
+TENANT_ACTIONS = {
+    "disable": TenantAction(
         "Disable tenant",
         "Nothing more is booked for this tenant: its jobs wait (parked) until it is enabled "
         "again. Its credentials are kept.",
+        _disable,
     ),
-    "enable": (
+    "enable": TenantAction(
         "Enable tenant",
         "The tenant books again and its parked jobs resume (or, without stored credentials, "
         "it waits for a connect).",
+        _enable,
     ),
-    "remove": (
+    "remove": TenantAction(
         "Remove tenant",
         "The tenant and its stored credentials are deleted. Its settled jobs stay in the "
         "ledger, so a late duplicate is still recognised. Refused while any job is unsettled.",
+        _remove,
     ),
 }
 
 
-def _confirm_tenant_action(request: Request, tenant_id: str, action: str) -> Response:
-    context = _tenant_context(tenant_id)
-    if context is None:
-        return _missing(request, tenant_id)
-    title, text = TENANT_ACTIONS[action]
-    context.update(action=action, title=title, text=text)
-    return render(request, "tenant_action.html", context)
+def _add_tenant_action(name: str, action: TenantAction) -> None:
+    """`GET /tenants/{id}/<name>` (the confirmation page) and `POST` (the action)."""
 
+    def confirm(request: Request, tenant_id: str) -> Response:
+        return _tenant_page(request, tenant_id, "tenant_action.html", action=name,
+                            title=action.title, text=action.text)  # fmt: skip
 
-def _tenant_action(request: Request, tenant_id: str, action: str, actor: str) -> Response:
-    try:
-        if action == "disable":
-            disable_tenant(tenant_id, actor)
-            flash(request, f"Tenant disabled by {actor}; its jobs wait until it is enabled.")
-        elif action == "enable":
-            enable_tenant(tenant_id, actor)
-            resumed = resume_parked_jobs(tenant_id, actor)
-            flash(request, f"Tenant enabled by {actor}; {resumed} parked jobs resumed.")
-        else:
-            remove_tenant(tenant_id, actor)
-            flash(request, f"Tenant {tenant_id} removed by {actor}.")
-            return RedirectResponse("/tenants", status_code=303)
-    except UnknownTenant:
-        return _missing(request, tenant_id)
-    except TenantError as exc:
-        context = _tenant_context(tenant_id)
-        if context is None:
+    def act(
+        request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
+    ) -> Response:
+        try:
+            then = action.perform(request, tenant_id, principal.actor)
+        except UnknownTenant:
             return _missing(request, tenant_id)
-        context.update(errors=[str(exc)])
-        return render(request, "tenant.html", context, 409)
-    return RedirectResponse(f"/tenants/{tenant_id}", status_code=303)
+        except TenantError as exc:
+            return _tenant_page(request, tenant_id, status=409, errors=[str(exc)])
+        return RedirectResponse(then, status_code=303)
+
+    path = f"/tenants/{{tenant_id}}/{name}"
+    admin = allow(TENANTS_ADMIN)
+    router.add_api_route(path, confirm, methods=["GET"], response_class=HTMLResponse,
+                         dependencies=admin, name=f"confirm_{name}")  # fmt: skip
+    router.add_api_route(path, act, methods=["POST"], dependencies=admin, name=name)
 
 
-@router.get(
-    "/tenants/{tenant_id}/disable", response_class=HTMLResponse, dependencies=allow(TENANTS_ADMIN)
-)
-def confirm_disable(request: Request, tenant_id: str) -> Response:
-    return _confirm_tenant_action(request, tenant_id, "disable")
-
-
-@router.post("/tenants/{tenant_id}/disable", dependencies=allow(TENANTS_ADMIN))
-def disable(
-    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
-) -> Response:
-    return _tenant_action(request, tenant_id, "disable", principal.actor)
-
-
-@router.get(
-    "/tenants/{tenant_id}/enable", response_class=HTMLResponse, dependencies=allow(TENANTS_ADMIN)
-)
-def confirm_enable(request: Request, tenant_id: str) -> Response:
-    return _confirm_tenant_action(request, tenant_id, "enable")
-
-
-@router.post("/tenants/{tenant_id}/enable", dependencies=allow(TENANTS_ADMIN))
-def enable(
-    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
-) -> Response:
-    return _tenant_action(request, tenant_id, "enable", principal.actor)
-
-
-@router.get(
-    "/tenants/{tenant_id}/remove", response_class=HTMLResponse, dependencies=allow(TENANTS_ADMIN)
-)
-def confirm_remove(request: Request, tenant_id: str) -> Response:
-    return _confirm_tenant_action(request, tenant_id, "remove")
-
-
-@router.post("/tenants/{tenant_id}/remove", dependencies=allow(TENANTS_ADMIN))
-def remove(
-    request: Request, tenant_id: str, principal: Annotated[Principal, Depends(require_auth)]
-) -> Response:
-    return _tenant_action(request, tenant_id, "remove", principal.actor)
+for _name, _action in TENANT_ACTIONS.items():
+    _add_tenant_action(_name, _action)

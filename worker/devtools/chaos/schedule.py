@@ -125,8 +125,7 @@ class FaultSchedule:
     ) -> tuple[subprocess.Popen[bytes] | None, str]:
         assert self.chaos.stack is not None
         provider = self.chaos.rng.choice(tuple(WRITE_PATHS))
-        sim: Any = {"eaccounting": self.chaos.stack.ea, "economic": self.chaos.stack.ec,
-                    "vismanet": self.chaos.stack.vn}[provider]  # fmt: skip
+        sim: Any = self.chaos.stack.sims[provider]
         path = self.chaos.rng.choice(WRITE_PATHS[provider])
         sim.faults.update(
             {
@@ -164,11 +163,12 @@ class FaultSchedule:
         say("Redis is back")
 
     def expire_tokens(self, say: Callable[[str], None]) -> None:
-        assert self.chaos.stack is not None and self.chaos.stack.ea is not None
-        self.chaos.stack.ea.expire_access_tokens()
-        if self.chaos.stack.vn is not None:
-            with self.chaos.stack.vn.lock:
-                self.chaos.stack.vn.identity.expire()
+        assert self.chaos.stack is not None
+        sims = self.chaos.stack.sims
+        sims["eaccounting"].expire_access_tokens()
+        if "vismanet" in sims:
+            with sims["vismanet"].lock:
+                sims["vismanet"].identity.expire()
         self.chaos.report.token_expiries += 1
         say("expired every eAccounting and Visma.net access token")
 

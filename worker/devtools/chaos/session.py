@@ -102,19 +102,12 @@ class Chaos:
             faults=self._faults(Faults, self.seed + 1),
         )
         vn = create_simulator(faults=self._faults(Faults, self.seed + 2), seed=self.seed + 2)
-        localstack.start_simulators(stack, ea, ec, vn)
+        localstack.start_simulators(stack, {"eaccounting": ea, "economic": ec, "vismanet": vn})
         from worker.ledger.db import open_ledger
 
         open_ledger()
         for tenant in TENANTS:
-            if tenant.provider == "eaccounting":
-                localstack.connect_eaccounting(
-                    stack, tenant.tenant_id, tenant.country, tenant.tenant_id
-                )
-            elif tenant.provider == "vismanet":
-                localstack.connect_vismanet(stack, tenant.tenant_id, tenant.country)
-            else:
-                localstack.connect_economic(stack, tenant.tenant_id, tenant.country)
+            localstack.connect(stack, tenant.provider, tenant.tenant_id, tenant.country)
         for _ in range(self.worker_count):
             self.start_worker()
 
@@ -260,9 +253,12 @@ class Chaos:
     def verdict(self) -> None:
         from worker.ledger.store import list_jobs
 
-        assert self.stack is not None and self.stack.ea is not None and self.stack.ec is not None
+        assert self.stack is not None
+        sims = self.stack.sims
         rows = {(j.tenant_id, j.idempotency_key): j for j in list_jobs(limit=10_000_000)}
         remote = RemoteState(
-            self.stack.ea.state_dump(), self.stack.ec.state_dump(), vismanet_state(self.stack.vn)
+            sims["eaccounting"].state_dump(),
+            sims["economic"].state_dump(),
+            vismanet_state(sims["vismanet"]),
         )
         tally(self.report, self.plan, rows, remote)

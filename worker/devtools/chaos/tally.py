@@ -6,7 +6,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from worker.devtools import localstack
 from worker.devtools.chaos.jobs import Plan
 from worker.devtools.chaos.plan import TenantPlan
 from worker.devtools.chaos.report import Report
@@ -108,7 +107,9 @@ class RemoteState:
     def _vismanet_effects(self, tenant: TenantPlan, key: str, kind: str) -> tuple[list[Any], int]:
         """Released documents (or released payments' amounts) whose externalReference
         (paymentRef) is the job key, and how many unreleased ones are left beside them."""
-        company = self.vn[localstack.vismanet_company(tenant.tenant_id)]
+        from worker.simulators.vismanet.local import company_of
+
+        company = self.vn[company_of(tenant.tenant_id)]
         if kind == "payment":
             payments = [p for p in company["payments"] if p.get("paymentRef") == key]
             released = [p for p in payments if p["status"] not in ("Hold", "Balanced")]

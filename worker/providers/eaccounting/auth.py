@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 import httpx
 
 from worker.auth import app_credentials
-from worker.auth.tokens import InvalidGrant, refresh_single_flight
-from worker.providers.base import NeedsReauth, Transient
-from worker.settings import get_settings
+from worker.auth.tokens import InvalidGrant, post_token_form, refresh_single_flight
+from worker.providers.base import NeedsReauth
+from worker.providers.eaccounting.settings import provider_settings
 
 log = logging.getLogger("ledgerpush.auth.eaccounting")
 BASE_SCOPES = ("ea:api", "offline_access", "ea:sales", "ea:accounting_readonly")
@@ -27,38 +27,26 @@ def scopes_for(needs_payments: bool = True) -> list[str]:
 
 
 def authorize_url(state: str, scopes: list[str] | None = None) -> str:
-    settings = get_settings()
+    ea = provider_settings()
     query = {
-        "client_id": settings.eaccounting_client_id,
-        "redirect_uri": settings.eaccounting_redirect_uri,
+        "client_id": ea.client_id,
+        "redirect_uri": ea.redirect_uri,
         "response_type": "code",
         "scope": " ".join(scopes or scopes_for()),
         "state": state,
         "prompt": "select_account",
         "acr_values": ACR_VALUES,
     }
-    return f"{settings.eaccounting_identity_url}/connect/authorize?{urlencode(query)}"
+    return f"{ea.identity_url}/connect/authorize?{urlencode(query)}"
 
 
 def _token_request(form: dict[str, str]) -> dict[str, Any]:
-    settings = get_settings()
-    try:
-        response = httpx.post(
-            f"{settings.eaccounting_token_url or settings.eaccounting_identity_url}/connect/token",
-            data=form,
-            auth=(
-                settings.eaccounting_client_id,
-                settings.eaccounting_client_secret.get_secret_value(),
-            ),
-            timeout=settings.http_timeout,
-        )
-    except httpx.HTTPError as exc:
-        raise Transient(
-            f"token endpoint unreachable: {type(exc).__name__}", "token_endpoint_unreachable"
-        ) from None
-    if response.status_code >= 500 or response.status_code == 429:
-        raise Transient(f"token endpoint answered {response.status_code}", "token_endpoint_error")
-    body: dict[str, Any] = response.json() if response.content else {}
+    ea = provider_settings()
+    response, body = post_token_form(
+        f"{ea.token_url or ea.identity_url}/connect/token",
+        form,
+        auth=(ea.client_id, ea.client_secret.get_secret_value()),
+    )
     error = str(body.get("error") or "")
     if response.status_code == 400 and error == "invalid_grant":
         raise InvalidGrant(str(body.get("error_description") or "invalid_grant"))
@@ -88,7 +76,7 @@ def exchange_code(code: str) -> dict[str, Any]:
         {
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": get_settings().eaccounting_redirect_uri,
+            "redirect_uri": provider_settings().redirect_uri,
         }
     )
 

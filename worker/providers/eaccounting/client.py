@@ -30,9 +30,9 @@ from worker.providers.documents import Document, document_of
 from worker.providers.eaccounting.auth import EAccountingAuth
 from worker.providers.eaccounting.errors import fields_of, granted_scopes, map_error, rate_limit_key
 from worker.providers.eaccounting.references import PAGE_SIZE, References
+from worker.providers.eaccounting.settings import provider_settings
 from worker.providers.http import ProviderHttp
 from worker.providers.limits import Limits
-from worker.settings import get_settings
 from worker.tenancy import tenants
 from worker.tenancy.refcache import TenantCache
 from worker.transport.ratelimit import Rate
@@ -75,17 +75,17 @@ class EAccountingProvider(References):
     name = "eaccounting"
 
     def __init__(self, tenant: Tenant) -> None:
-        settings = get_settings()
+        ea = provider_settings()
         self.tenant = tenant
         self.cache = TenantCache(tenant.id)
         self.http = ProviderHttp(
-            settings.eaccounting_api_url,
+            ea.api_url,
             EAccountingAuth(tenant.id, tenants.credentials_of(tenant)),
-            limit_key=rate_limit_key(settings.eaccounting_client_id, tenant.id),
+            limit_key=rate_limit_key(ea.client_id, tenant.id),
             rate=Rate(
-                settings.eaccounting_rate_per_minute,
+                ea.rate_per_minute,
                 60.0,
-                burst=max(settings.eaccounting_rate_per_minute // 20, 1),
+                burst=max(ea.rate_per_minute // 20, 1),
             ),
             map_error=functools.partial(map_error, granted=granted_scopes(tenant)),
         )

@@ -10,7 +10,7 @@ from worker.auth.connect import CallbackRefused, Connected, MissingScopes, compl
 from worker.auth.state import check_state, spend_state
 from worker.providers.eaccounting import auth
 from worker.providers.eaccounting.company import company_of
-from worker.settings import get_settings
+from worker.providers.eaccounting.settings import provider_settings
 from worker.tenancy import connections
 
 
@@ -49,10 +49,10 @@ def finish(code: str, state: str) -> Connected:
         error = MissingScopes(claim.tenant_id, missing)
         connections.tenant_needs_reauth(claim.tenant_id, str(error))
         raise error
-    settings = get_settings()
+    ea = provider_settings()
     company = company_of(
         read_company(
-            f"{settings.eaccounting_api_url.rstrip('/')}/companysettings",
+            f"{ea.api_url.rstrip('/')}/companysettings",
             {"Authorization": f"Bearer {credentials['access_token']}"},
         )
     )

@@ -11,8 +11,8 @@ import httpx
 
 from worker.ledger.models import Tenant
 from worker.providers.base import NeedsReauth, ProviderError, ReferenceStale, Rejected, Transient
+from worker.providers.eaccounting.settings import provider_settings
 from worker.providers.http import retry_after_seconds
-from worker.settings import get_settings
 from worker.tenancy import tenants
 
 #: A copy of the reference's endpoints.json (a test checks they are the same file).
@@ -56,7 +56,7 @@ def rate_limit_key(client_id: str, tenant_id: str) -> str:
     """Visma counts 600 requests a minute "per client and endpoint"; the endpoint is added
     by ProviderHttp. LEDGERPUSH_EACCOUNTING_RATE_SCOPE=client shares one budget between
     all companies of the application."""
-    if get_settings().eaccounting_rate_scope == "client":
+    if provider_settings().rate_scope == "client":
         return f"ea:{client_id}"
     return f"ea:{client_id}:{tenant_id}"
 

@@ -13,15 +13,12 @@ from typing import Any
 
 from worker.countries import EU_COUNTRIES
 from worker.jobs import Customer, Line
-from worker.ledger.models import Tenant
-from worker.providers import paging
 from worker.providers.base import Rejected
 from worker.providers.eaccounting.company import company_of
 from worker.providers.eaccounting.errors import fields_of
-from worker.providers.http import ProviderHttp
+from worker.providers.paging import PagedReferences
 from worker.tenancy import binding
 from worker.tenancy.mapping import rate_key
-from worker.tenancy.refcache import TenantCache
 
 PAGE_SIZE = 200
 ARTICLE_PREFIX = "LP-VAT"
@@ -59,21 +56,14 @@ class Pages:
         return page + 1 < int(meta.get("TotalNumberOfPages") or 1)
 
 
-class References:
+class References(PagedReferences):
     """What a job refers to in eAccounting, resolved and cached per tenant: the company,
     currencies, fiscal years, accounts, article account codings, units, articles, terms
     of payment, bank accounts and customers. Mixed into the provider, which holds the
     tenant, the cache and the HTTP client."""
 
-    tenant: Tenant
-    cache: TenantCache
-    http: ProviderHttp
-    company_checked: bool
-    page_size: int
-
-    def collect(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Every page of a collection, not just the first."""
-        return paging.collect(self.http, path, params, Pages(self.page_size))
+    def pager(self) -> Pages:
+        return Pages(self.page_size)
 
     def _cached(self, name: str, path: str) -> Any:
         return self.cache.get(name, lambda: self.collect(path))

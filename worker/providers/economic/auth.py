@@ -9,14 +9,14 @@ from urllib.parse import urlencode
 
 import httpx
 
-from worker.settings import get_settings
+from worker.providers.economic.settings import provider_settings
 
 
 def installation_url(state: str) -> str:
-    settings = get_settings()
-    redirect = f"{settings.economic_redirect_uri}?{urlencode({'state': state})}"
-    query = {"appPublicToken": settings.economic_app_public_token, "redirectUrl": redirect}
-    return f"{settings.economic_install_url}?{urlencode(query)}"
+    ec = provider_settings()
+    redirect = f"{ec.redirect_uri}?{urlencode({'state': state})}"
+    query = {"appPublicToken": ec.app_public_token, "redirectUrl": redirect}
+    return f"{ec.install_url}?{urlencode(query)}"
 
 
 class EconomicAuth(httpx.Auth):
@@ -25,7 +25,7 @@ class EconomicAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["X-AppSecretToken"] = (
-            get_settings().economic_app_secret_token.get_secret_value()
+            provider_settings().app_secret_token.get_secret_value()
         )
         request.headers["X-AgreementGrantToken"] = self.grant_token
         yield request

@@ -45,9 +45,9 @@ from worker.providers.economic.errors import DRAFT_FIELDS, VOUCHER_FIELDS, map_e
 from worker.providers.economic.products import Products
 from worker.providers.economic.references import PAGE_SIZE, Row, compact
 from worker.providers.economic.references import customer_number as customer_number  # re-exported
+from worker.providers.economic.settings import provider_settings
 from worker.providers.http import ProviderHttp
 from worker.providers.limits import Limits
-from worker.settings import get_settings
 from worker.tenancy import tenants
 from worker.tenancy.refcache import TenantCache
 from worker.transport.ratelimit import Rate
@@ -122,16 +122,16 @@ class EconomicProvider(Products):
     name = "economic"
 
     def __init__(self, tenant: Tenant) -> None:
-        settings = get_settings()
+        ec = provider_settings()
         grant = str(tenants.credentials_of(tenant).get("grant_token", ""))
         agreement = hashlib.sha256(grant.encode()).hexdigest()[:16]
         self.tenant = tenant
         self.cache = TenantCache(tenant.id)
         self.http = ProviderHttp(
-            settings.economic_api_url,
+            ec.api_url,
             EconomicAuth(grant),
             limit_key=f"ec:{agreement}",
-            rate=daily_budget(settings.economic_calls_per_day),
+            rate=daily_budget(ec.calls_per_day),
             map_error=map_error,
             endpoint_limits=False,
         )

@@ -9,7 +9,7 @@ from worker.auth.connect import CallbackRefused, Connected, complete, read_compa
 from worker.auth.state import consume_state
 from worker.providers.economic import auth
 from worker.providers.economic.company import company_of
-from worker.settings import get_settings
+from worker.providers.economic.settings import provider_settings
 
 
 def url(state: str) -> str:
@@ -25,12 +25,12 @@ def finish_from_callback(query: Mapping[str, str]) -> Connected:
 
 def finish(grant_token: str, state: str) -> Connected:
     tenant_id = consume_state(state, "economic")
-    settings = get_settings()
+    ec = provider_settings()
     company = company_of(
         read_company(
-            f"{settings.economic_api_url.rstrip('/')}/self",
+            f"{ec.api_url.rstrip('/')}/self",
             {
-                "X-AppSecretToken": settings.economic_app_secret_token.get_secret_value(),
+                "X-AppSecretToken": ec.app_secret_token.get_secret_value(),
                 "X-AgreementGrantToken": grant_token,
             },
         )

@@ -12,14 +12,11 @@ from typing import Any, TypeVar
 
 from worker.countries import EU_COUNTRIES
 from worker.jobs import Customer
-from worker.ledger.models import Tenant
-from worker.providers import paging
 from worker.providers.base import ReferenceStale, Rejected, Unsupported
 from worker.providers.economic.company import company_of
 from worker.providers.economic.errors import ALREADY_EXISTS, CUSTOMER_FIELDS, translate
-from worker.providers.http import ProviderHttp
+from worker.providers.paging import PagedReferences
 from worker.tenancy import binding, tenants
-from worker.tenancy.refcache import TenantCache
 
 T = TypeVar("T")
 PAGE_SIZE = 1000  # the most e-conomic allows per page
@@ -79,21 +76,14 @@ class Pages:
         return bool(self.rows(body)) and bool((body.get("pagination") or {}).get("nextPage"))
 
 
-class References:
+class References(PagedReferences):
     """What a job refers to in e-conomic, resolved and cached per tenant: the agreement
     (`/self`), currencies, accounting years, VAT zones, payment terms, customer groups,
     layouts, customers, journals and accounts. Mixed into the provider, which holds the
     tenant, the cache and the HTTP client."""
 
-    tenant: Tenant
-    cache: TenantCache
-    http: ProviderHttp
-    company_checked: bool
-    page_size: int
-
-    def collect(self, path: str, params: dict[str, Any] | None = None) -> list[Row]:
-        """Every page of a collection, following `pagination.nextPage` to the end."""
-        return paging.collect(self.http, path, params, Pages(self.page_size))
+    def pager(self) -> Pages:
+        return Pages(self.page_size)
 
     def _fresh(self, name: str, load: Callable[[], T], ok: Callable[[T], bool]) -> T:
         """The cached value if `ok` with it, else reloaded once (it may be older than the

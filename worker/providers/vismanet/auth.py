@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 
 from worker.auth import app_credentials
-from worker.auth.tokens import refresh_single_flight
-from worker.providers.base import NeedsReauth, Transient
-from worker.settings import get_settings
+from worker.auth.tokens import post_token_form, refresh_single_flight
+from worker.providers.base import NeedsReauth
+from worker.providers.vismanet.settings import provider_settings
 
 log = logging.getLogger("ledgerpush.auth.vismanet")
 SCOPES = (
@@ -37,27 +37,15 @@ EXPIRY_MARGIN = 60.0
 def request_token(company_tenant_id: str) -> dict[str, Any]:
     """A new access token for the company; raises NeedsReauth when Visma Connect refuses
     the tenant, AppCredentialsRejected when it refuses the application itself."""
-    settings = get_settings()
+    vn = provider_settings()
     form = {
         "grant_type": "client_credentials",
-        "client_id": settings.vismanet_client_id,
-        "client_secret": settings.vismanet_client_secret.get_secret_value(),
+        "client_id": vn.client_id,
+        "client_secret": vn.client_secret.get_secret_value(),
         "scope": " ".join(SCOPES),
         "tenant_id": company_tenant_id,
     }
-    try:
-        response = httpx.post(
-            f"{settings.vismanet_identity_url.rstrip('/')}/connect/token",
-            data=form,
-            timeout=settings.http_timeout,
-        )
-    except httpx.HTTPError as exc:
-        raise Transient(
-            f"token endpoint unreachable: {type(exc).__name__}", "token_endpoint_unreachable"
-        ) from None
-    if response.status_code >= 500 or response.status_code == 429:
-        raise Transient(f"token endpoint answered {response.status_code}", "token_endpoint_error")
-    body = _json(response)
+    response, body = post_token_form(f"{vn.identity_url.rstrip('/')}/connect/token", form)
     error = str(body.get("error") or "")
     if error == "invalid_client":
         # The application's own id or secret: the same for every tenant.
@@ -76,14 +64,6 @@ def request_token(company_tenant_id: str) -> dict[str, Any]:
         "expires_at": time.time() + float(body.get("expires_in") or 3600),
         "scope": body.get("scope", ""),
     }
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def fresh(credentials: dict[str, Any], margin: float = EXPIRY_MARGIN) -> bool:

@@ -43,8 +43,8 @@ from worker.providers.vismanet.payment_steps import (
     invoice_number,
 )
 from worker.providers.vismanet.references import References
+from worker.providers.vismanet.settings import provider_settings
 from worker.providers.vismanet.transport import VismaNetHttp, path_id
-from worker.settings import get_settings
 from worker.tenancy import binding, tenants
 from worker.tenancy.refcache import TenantCache
 from worker.transport.ratelimit import Rate
@@ -81,16 +81,16 @@ class VismaNetProvider:
     name = "vismanet"
 
     def __init__(self, tenant: Tenant) -> None:
-        settings = get_settings()
+        vn = provider_settings()
         credentials = tenants.credentials_of(tenant)
         self.tenant = tenant
         self.company_tenant_id = str(credentials.get(TENANT_KEY) or "")
         self.cache = TenantCache(tenant.id)
-        per_hour = settings.vismanet_rate_per_hour
+        per_hour = vn.rate_per_hour
         self.http = VismaNetHttp(
-            settings.vismanet_api_url,
+            vn.api_url,
             VismaNetAuth(tenant.id, credentials),
-            limit_key=rate_limit_key(settings.vismanet_client_id, self.company_tenant_id),
+            limit_key=rate_limit_key(vn.client_id, self.company_tenant_id),
             rate=Rate(per_hour, 3600.0, burst=max(per_hour // 600, 1)),
             map_error=map_error,
         )

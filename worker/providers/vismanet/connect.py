@@ -16,6 +16,7 @@ from worker.providers.base import NeedsReauth, Transient
 from worker.providers.vismanet import auth
 from worker.providers.vismanet.company import company_of
 from worker.providers.vismanet.errors import WRONG_TENANT
+from worker.providers.vismanet.settings import provider_settings
 from worker.settings import get_settings
 
 
@@ -46,9 +47,10 @@ def connect(tenant_id: str, company_tenant_id: str, actor: str) -> Connected:
 
 def _organization(token: str) -> dict[str, Any]:
     settings = get_settings()
+    vn = provider_settings()
     try:
         response = httpx.get(
-            f"{settings.vismanet_api_url.rstrip('/')}/v1/organization",
+            f"{vn.api_url.rstrip('/')}/v1/organization",
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=settings.http_timeout,
         )

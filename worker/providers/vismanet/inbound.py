@@ -26,7 +26,7 @@ from typing import Any
 from worker.ops import payment_sync
 from worker.ops.inbound import Notification, Refused
 from worker.providers.vismanet.auth import TENANT_KEY
-from worker.settings import get_settings
+from worker.providers.vismanet.settings import provider_settings
 from worker.tenancy import refcache
 from worker.tenancy.tenants import credentials_of, list_tenants
 
@@ -61,7 +61,7 @@ CUSTOMER_CACHE_PREFIX = "customer:"
 
 def secrets() -> list[bytes]:
     """The subscription secrets accepted now (more than one while a rotation overlaps)."""
-    raw = get_settings().vismanet_webhook_secret.get_secret_value()
+    raw = provider_settings().webhook_secret.get_secret_value()
     return [part.strip().encode() for part in raw.split(",") if part.strip()]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.providers.spec import MappingKeys, ProviderSpec
+from worker.providers.spec import MappingKeys, OperatorConnect, ProviderSpec
 
 _PACKAGE = "worker.providers.vismanet"
 SPEC = ProviderSpec(
@@ -32,13 +32,23 @@ SPEC = ProviderSpec(
             "article": "inventory number used for lines with that VAT rate",
         },
     ),
-    app_settings=("vismanet_client_id", "vismanet_client_secret"),
+    app_settings=("client_id", "client_secret"),
     app_settings_hint="LEDGERPUSH_VISMANET_CLIENT_ID / LEDGERPUSH_VISMANET_CLIENT_SECRET",
     client_ref=f"{_PACKAGE}.client:VismaNetProvider",
     limits_ref=f"{_PACKAGE}.client:LIMITS",
     connect_ref=f"{_PACKAGE}.connect",
     simulator_ref="worker.simulators.vismanet:serve",
+    local_ref="worker.simulators.vismanet.local",
     simulator_banner="Visma.net simulator on {url} (API /v1 /v2, token /connect)",
     payment_sync_ref=f"{_PACKAGE}.payments:remaining_amounts",
+    settings_ref=f"{_PACKAGE}.settings:VismaNetSettings",
     inbound_ref=f"{_PACKAGE}.inbound",
+    operator_connect=OperatorConnect(
+        credential="tenant_id",
+        field="company_tenant_id",
+        label="Company tenant id",
+        help="The company's administrator approves ledgerpush in Visma App Store first. The "
+        "company tenant id is in Visma.net under Company > Configuration > Tenant id — not "
+        "the customer (contract) tenant id.",
+    ),
 )

@@ -22,6 +22,31 @@ _VAT_NUMBER = re.compile(r"^[A-Z]{2}[0-9A-Z]{8,12}$")
 # ---------------------------------------------------------------- reference data
 
 
+def _collection(path: str, item: str, attribute: str, model: str, label: str) -> None:
+    """GET `path` (every row of the company's `attribute`, paged) and GET `path/{item}`
+    (one row, or 404 naming the `label`)."""
+
+    def list_rows(call: ApiCall) -> Result:
+        return paginate(call, getattr(call.company, attribute), model)
+
+    def get_row(call: ApiCall) -> Result:
+        return 200, one(getattr(call.company, attribute), call.company, call.ident, label)
+
+    route("GET", path)(list_rows)
+    route("GET", f"{path}/{{{item}}}")(get_row)
+
+
+for _path, _item, _attribute, _model, _label in (
+    ("/v2/fiscalyears", "id", "fiscal_years", "FiscalYearApi", "Fiscal year"),
+    ("/v2/articleaccountcodings", "articleAccountCodingId", "codings",
+     "ArticleAccountCodingAPI", "Article account coding"),
+    ("/v2/termsofpayments", "id", "terms", "TermsOfPaymentApi", "Terms of payment"),
+    ("/v2/units", "id", "units", "UnitApi", "Unit"),
+    ("/v2/bankaccounts", "bankAccountId", "bank_accounts", "BankAccountApi", "Bank account"),
+):  # fmt: skip
+    _collection(_path, _item, _attribute, _model, _label)
+
+
 @route("GET", "/v2/companysettings")
 def get_company_settings(call: ApiCall) -> Result:
     company = call.company
@@ -32,16 +57,6 @@ def get_company_settings(call: ApiCall) -> Result:
         NextArticleNumber=company.next_article_number,
     )
     return 200, settings
-
-
-@route("GET", "/v2/fiscalyears")
-def list_fiscal_years(call: ApiCall) -> Result:
-    return paginate(call, call.company.fiscal_years, "FiscalYearApi")
-
-
-@route("GET", "/v2/fiscalyears/{id}")
-def get_fiscal_year(call: ApiCall) -> Result:
-    return 200, one(call.company.fiscal_years, call.company, call.ident, "Fiscal year")
 
 
 @route("GET", "/v2/accounts")
@@ -88,46 +103,6 @@ def get_vat_code(call: ApiCall) -> Result:
     return paginate(
         call, [one(call.company.vat_codes, call.company, call.ident, "VAT code")], "VatCodeApi"
     )
-
-
-@route("GET", "/v2/articleaccountcodings")
-def list_codings(call: ApiCall) -> Result:
-    return paginate(call, call.company.codings, "ArticleAccountCodingAPI")
-
-
-@route("GET", "/v2/articleaccountcodings/{articleAccountCodingId}")
-def get_coding(call: ApiCall) -> Result:
-    return 200, one(call.company.codings, call.company, call.ident, "Article account coding")
-
-
-@route("GET", "/v2/termsofpayments")
-def list_terms(call: ApiCall) -> Result:
-    return paginate(call, call.company.terms, "TermsOfPaymentApi")
-
-
-@route("GET", "/v2/termsofpayments/{id}")
-def get_terms(call: ApiCall) -> Result:
-    return 200, one(call.company.terms, call.company, call.ident, "Terms of payment")
-
-
-@route("GET", "/v2/units")
-def list_units(call: ApiCall) -> Result:
-    return paginate(call, call.company.units, "UnitApi")
-
-
-@route("GET", "/v2/units/{id}")
-def get_unit(call: ApiCall) -> Result:
-    return 200, one(call.company.units, call.company, call.ident, "Unit")
-
-
-@route("GET", "/v2/bankaccounts")
-def list_bank_accounts(call: ApiCall) -> Result:
-    return paginate(call, call.company.bank_accounts, "BankAccountApi")
-
-
-@route("GET", "/v2/bankaccounts/{bankAccountId}")
-def get_bank_account(call: ApiCall) -> Result:
-    return 200, one(call.company.bank_accounts, call.company, call.ident, "Bank account")
 
 
 @route("GET", "/v2/currencies")

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from worker.simulators.common import OAuthError
 from worker.simulators.eaccounting.state import SimConfig
 
 REQUIRED_SCOPES = ("ea:api", "offline_access")
@@ -31,19 +32,6 @@ KNOWN_SCOPES = frozenset(
 CODE_LIFETIME_SECONDS = 300
 #: Above this many access tokens, expired ones are forgotten (long benchmark runs).
 _PURGE_ABOVE = 20_000
-
-
-class OAuthError(Exception):
-    """An RFC 6749 error answer of the token endpoint."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.error, "error_description": self.description}
 
 
 @dataclass

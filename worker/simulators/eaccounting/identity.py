@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from worker.simulators.eaccounting.auth import KNOWN_SCOPES, REQUIRED_SCOPES, OAuthError
+from worker.simulators.common import OAuthError
+from worker.simulators.eaccounting.auth import KNOWN_SCOPES, REQUIRED_SCOPES
 from worker.simulators.eaccounting.routing import json_response
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from starlette.applications import Starlette
 
 from worker.simulators.common import FaultInjector, Faults, RequestLog, SimulatorServer
+from worker.simulators.eaccounting import control
 from worker.simulators.eaccounting.auth import KNOWN_SCOPES, REQUIRED_SCOPES, TokenStore
-from worker.simulators.eaccounting.control import ControlRoutes
 from worker.simulators.eaccounting.errors import throttle_body
 from worker.simulators.eaccounting.identity import IdentityRoutes
 from worker.simulators.eaccounting.profiles import COUNTRIES
@@ -197,7 +197,7 @@ class EAccountingSimulator:
     def _starlette(self) -> Starlette:
         routes = [
             *IdentityRoutes(self).routes(),
-            *ControlRoutes(self).routes(),
+            *control.routes(self),
             *ApiRoutes(self).routes(),
         ]
         return Starlette(routes=routes)

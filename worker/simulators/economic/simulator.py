@@ -17,9 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from worker.simulators.common import FaultInjector, Faults, RequestLog, SimulatorServer
-from worker.simulators.economic import seed
+from worker.simulators.economic import control, seed
 from worker.simulators.economic.api import ApiRoutes
-from worker.simulators.economic.control import ControlRoutes
 from worker.simulators.economic.errors import (
     ApiError,
     ErrorCode,
@@ -59,7 +58,7 @@ class EconomicSimulator:
         self.lock = threading.RLock()
         self.agreements: dict[str, Agreement] = {}
         inner = Starlette(
-            routes=[*ApiRoutes(self).routes(), *ControlRoutes(self).routes()],
+            routes=[*ApiRoutes(self).routes(), *control.routes(self)],
             exception_handlers={HTTPException: self._http_exception},
         )
         throttle = to_json(error_body(self._fair_use_error()))

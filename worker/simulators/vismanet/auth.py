@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.simulators.common import OAuthError
+
 SCOPES = frozenset(
     {
         "vismanet_erp_service_api:read",
@@ -17,17 +19,6 @@ SCOPES = frozenset(
         "vismanet_erp_service_api:delete",
     }
 )
-
-
-class OAuthError(Exception):
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.error, "error_description": self.description}
 
 
 @dataclass(frozen=True)

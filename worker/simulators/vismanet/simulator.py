@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from worker.simulators.common import FaultInjector, Faults, RequestLog
+from worker.simulators.common import FaultInjector, Faults, OAuthError, RequestLog
 from worker.simulators.vismanet import control
 from worker.simulators.vismanet.api import (
     ALWAYS_BACKGROUND,
@@ -31,7 +31,7 @@ from worker.simulators.vismanet.api import (
     Settings,
     finish_release,
 )
-from worker.simulators.vismanet.auth import Grant, Identity, OAuthError
+from worker.simulators.vismanet.auth import Grant, Identity
 from worker.simulators.vismanet.background import BackgroundRunner, InnerResponse
 from worker.simulators.vismanet.contract import match_endpoint
 from worker.simulators.vismanet.errors import ApiError, message_error, no_license, unauthorized
