@@ -257,8 +257,8 @@ def same_run_ratios(result: dict[str, Any], databases: tuple[str, ...]) -> dict[
         ours = result[f"ledgerpush_{database}"]
         cpu = ours["worker_cpu_ms_per_invoice"]
         ratios[database] = {
-            "cpu_per_invoice_x_floor": round(cpu / floor, 2),
-            "cpu_per_invoice_x_lean_worker": round(cpu / lean, 2),
+            "cpu_per_invoice_x_floor": _multiple(cpu, floor),
+            "cpu_per_invoice_x_lean_worker": _multiple(cpu, lean),
             "cpu_ms_per_invoice": {"ledgerpush": cpu, "lean_worker": lean, "floor": floor},
             "invoices_per_second": {
                 "ledgerpush": ours["invoices_per_second"],
@@ -267,6 +267,12 @@ def same_run_ratios(result: dict[str, Any], databases: tuple[str, ...]) -> dict[
             },
         }
     return ratios
+
+
+def _multiple(value: float, anchor: float) -> float | None:
+    """`value` as a multiple of `anchor`; None when the anchor measured no CPU (a run too
+    short for /proc's clock ticks to see it)."""
+    return round(value / anchor, 2) if anchor > 0 else None
 
 
 def _worker_env(args: argparse.Namespace) -> dict[str, str]:

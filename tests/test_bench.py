@@ -33,8 +33,9 @@ def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
     assert anchors["lean_worker"]["booked"] == anchors["lean_worker"]["invoices"] == 8
     assert result["ledgerpush_sqlite"]["booked"] == 8
     ratios = result["same_run_ratios"]["sqlite"]
-    assert ratios["cpu_per_invoice_x_floor"] > 0
-    assert ratios["cpu_per_invoice_x_lean_worker"] > 0
+    # None only where an anchor's run was too short for /proc's clock ticks to see its CPU.
+    for multiple in ("cpu_per_invoice_x_floor", "cpu_per_invoice_x_lean_worker"):
+        assert ratios[multiple] is None or ratios[multiple] > 0
     assert set(ratios["invoices_per_second"]) == {"ledgerpush", "lean_worker", "floor"}
 
 
