@@ -1,5 +1,6 @@
-"""Smoke test: the throughput benchmark still runs end to end with tiny sizes and reports
-its same-run anchors. It checks that figures are there, never what they are."""
+"""Smoke tests: the throughput benchmark still runs end to end with tiny sizes and reports
+its same-run anchors; the month-end burst reports its drain against the ideal. They check
+that figures are there, never what they are."""
 
 from __future__ import annotations
 
@@ -35,3 +36,32 @@ def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
     assert ratios["cpu_per_invoice_x_floor"] > 0
     assert ratios["cpu_per_invoice_x_lean_worker"] > 0
     assert set(ratios["invoices_per_second"]) == {"ledgerpush", "lean_worker", "floor"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_burst_reports_the_drain_against_the_ideal() -> None:
+    command = [
+        sys.executable, str(ROOT / "bench" / "burst.py"),
+        "--tenants", "6", "--invoices", "60", "--latency-ms", "5", "--workers", "1",
+        "--concurrency", "2", "--customers", "1", "--producers", "2", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=580, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)["result"]
+
+    assert result["tenants"] == {
+        "big": 1, "small": 5, "big_invoices": 30, "small_invoices": 30,
+        "invoices_per_big_tenant": "30", "invoices_per_small_tenant": "6",
+    }  # fmt: skip
+    assert result["booked"] == result["invoices"] == 60
+    assert result["responses_429"] == 0
+    assert result["drain_seconds"] > 0
+    assert result["ideal_seconds"] == max(
+        result["ideal"]["slowest_tenant"]["seconds"],
+        result["ideal"]["worker_cpu_over_cores"]["seconds"],
+    )
+    assert set(result["allowed_rates"]) == {"eaccounting", "economic", "vismanet"}
+    assert set(result["small_tenants_enqueue_to_booked_s"]) == {"p50", "p95", "p99", "max"}
+    assert sum(bucket["all"] for bucket in result["booked_per_interval"]) == 60
+    assert result["provider_calls_per_invoice"]["all"] > 0
