@@ -8,24 +8,31 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_bench(script: str, *args: str) -> dict[str, Any]:
+    """`bench/<script> ARGS --json`, its output read."""
+    command = [sys.executable, str(ROOT / "bench" / script), *args, "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=580, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
-    command = [
-        sys.executable, str(ROOT / "bench" / "throughput.py"),
+    result = run_bench(
+        "throughput.py",
         "--invoices", "8", "--tenants", "4", "--customers", "1", "--workers", "1",
         "--concurrency", "2", "--latency-ms", "5", "--latency-seconds", "1",
-        "--no-baseline", "--json",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=580, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+        "--no-baseline",
+    )  # fmt: skip
 
     assert list(result)[:4] == ["benchmark", "machine", "parameters", "same_run_ratios"]
     anchors = result["anchors"]
@@ -41,14 +48,11 @@ def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_burst_reports_the_drain_against_the_ideal() -> None:
-    command = [
-        sys.executable, str(ROOT / "bench" / "burst.py"),
+    result = run_bench(
+        "burst.py",
         "--tenants", "6", "--invoices", "60", "--latency-ms", "5", "--workers", "1",
-        "--concurrency", "2", "--customers", "1", "--producers", "2", "--json",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=580, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)["result"]
+        "--concurrency", "2", "--customers", "1", "--producers", "2",
+    )["result"]  # fmt: skip
 
     assert result["tenants"] == {
         "big": 1, "small": 5, "big_invoices": 30, "small_invoices": 30,
