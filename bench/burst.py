@@ -2,46 +2,53 @@
 
     .venv/bin/python bench/burst.py [--tenants 2000] [--invoices 100000] [--mix 2:50]
         [--providers eaccounting,economic,vismanet] [--latency-ms 50] [--workers 2]
-        [--concurrency 8] [--customers 3] [--producers 8] [--database sqlite|postgresql]
-        [--no-warm-up] [--interval-seconds 10] [--seed 1] [--timeout 3600] [--json]
+        [--concurrency 8] [--customers 3] [--producers CORES] [--while-draining]
+        [--no-warm-up] [--database sqlite|postgresql] [--interval-seconds 10] [--seed 1]
+        [--timeout 3600] [--json]
 
 Tenants take the providers in turn; `--mix P:Q` gives P % of them (at least one) Q % of
 the invoices, shared evenly, and the rest to the others evenly (the default 2:50: at 2,000
 tenants and 100,000 invoices, 40 big tenants with 1,250 each and 1,960 small ones with 25
-or 26). The workers run from the start; each tenant and customer books one invoice first
-(the warm-up: references cached and customers created, as in steady operation; at month
-end an idle hour's cache TTL may have expired: `--no-warm-up`). Then the burst: every
-invoice, in a random order (`--seed`), is queued through the producer (`enqueue`,
-`--producers` threads at once) while the workers drain it.
+or 26). Each tenant and customer books one invoice first (the warm-up: references cached,
+customers created, as in steady operation; `--no-warm-up` for a burst on cold caches, as
+after an idle hour's cache TTL). Then the burst: every invoice, in a random order
+(`--seed`), is queued through the producer (`enqueue`, from `--producers` processes) with
+the workers stopped, and released at once when they start, so the producer does not
+compete with them for the cores (`--while-draining`: queued with the workers running,
+the burst released when the first invoice is queued).
 
-The drain (first invoice queued to the last one settled) is set against the ideal, the
-larger of (a) the slowest tenant's invoices at the rate ledgerpush's limiter allows its
-provider (worker/ratelimit.py; the limit each provider's client configures: eAccounting
-600 a minute per endpoint, 95 % of that after a first burst; e-conomic a daily budget
+The drain (released to the last invoice settled) is set against the ideal, the larger of
+(a) the slowest tenant's invoices at the rate ledgerpush's limiter allows its provider
+(worker/ratelimit.py, with the rate each provider's client configures: eAccounting 600 a
+minute per endpoint, 95 % of that after a first burst of 30; e-conomic a daily budget
 half of which may go at once, so no burst here reaches it; Visma.net 15,000 an hour per
-company, all endpoints together) and (b) the workers' CPU seconds over the burst (all
+company for all endpoints together) and (b) the workers' CPU seconds over the drain (all
 worker processes, user+system from /proc) divided by the usable cores. Beside it, for
 information, the in-flight bound: invoices x 2 calls x L / worker threads.
 
-Also: the small and the big tenants' enqueue->booked p50/p95/p99/max, invoices booked per
-`--interval-seconds` (all, big, small), provider calls per invoice during the burst, 429
-answers (should be 0), jobs that needed more than one attempt, worker CPU per invoice.
-Celery task events are off (as in bench/throughput.py's default).
+Also: the small and the big tenants' enqueue->booked p50/p95/p99/max (from the release
+for invoices queued before it), invoices booked per `--interval-seconds` (all, big,
+small), provider calls per invoice during the burst, 429 answers (should be 0), jobs that
+needed more than one attempt, worker CPU per invoice. Celery task events are off (as in
+bench/throughput.py's default).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import _stack
 from _stack import Stack, emit, log, percentiles
+
+from worker.children import arm_in_child
 
 PROVIDERS = ("eaccounting", "economic", "vismanet")
 SHORT = {"eaccounting": "ea", "economic": "ec", "vismanet": "vn"}
@@ -51,6 +58,7 @@ COUNTRIES = {"eaccounting": _stack.EA_COUNTRIES, "economic": _stack.EC_COUNTRIES
 #: each to its own endpoint.
 FLOOR_CALLS = 2
 SETTLED = ("booked", "failed", "cancelled", "waiting_for_reauth")
+PRODUCER_THREADS = 8
 
 Tenant = tuple[str, str, str]  # id, provider, country, as _stack.Stack.connect takes them
 
@@ -76,7 +84,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=8, help="threads per worker")
     parser.add_argument("--customers", type=int, default=3, help="customers per tenant")
-    parser.add_argument("--producers", type=int, default=8, help="threads queueing the burst")
+    parser.add_argument(
+        "--producers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help=f"processes queueing the burst, {PRODUCER_THREADS} threads each (default: cores)",
+    )
+    parser.add_argument(
+        "--while-draining",
+        action="store_true",
+        help="queue the burst with the workers running (default: queued, then released)",
+    )
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--no-warm-up", action="store_true", help="burst on cold caches")
     parser.add_argument("--interval-seconds", type=float, default=10.0)
@@ -122,6 +140,7 @@ class Workload:
     big: list[Tenant]
     small: list[Tenant]
     invoices: dict[str, int]  # tenant id -> invoices in the burst
+    customers: int  # per tenant
 
     @property
     def tenants(self) -> list[Tenant]:
@@ -141,7 +160,7 @@ def workload(args: argparse.Namespace) -> Workload:
     big, small = tenants[:big_count], tenants[big_count:]
     big_total = min(round(args.invoices * invoice_share), args.invoices - len(small))
     counts = _spread(big_total, big) | _spread(args.invoices - big_total, small)
-    return Workload(big, small, counts)
+    return Workload(big, small, counts, args.customers)
 
 
 def _spread(total: int, tenants: list[Tenant]) -> dict[str, int]:
@@ -149,33 +168,53 @@ def _spread(total: int, tenants: list[Tenant]) -> dict[str, int]:
     return {tenant[0]: base + (index < extra) for index, tenant in enumerate(tenants)}
 
 
-def burst_order(load: Workload, seed: int) -> list[tuple[int, int]]:
-    """(tenant index, invoice number) of every invoice, shuffled: all tenants' billing
-    runs at once. Jobs are built from these as they are sent (100,000 payloads held at
-    once would be hundreds of MB)."""
-    order = [
-        (index, number)
-        for index, tenant in enumerate(load.tenants)
-        for number in range(load.invoices[tenant[0]])
+Item = tuple[str, str, str, int]  # tenant id, country, idempotency key, customer number
+
+
+def burst_items(load: Workload, seed: int) -> list[Item]:
+    """Every invoice of the burst, shuffled: all tenants' billing runs at once."""
+    items = [
+        (tenant_id, country, f"burst-{number:06d}", number % load.customers)
+        for tenant_id, _, country in load.tenants
+        for number in range(load.invoices[tenant_id])
     ]
-    random.Random(seed).shuffle(order)
-    return order
+    random.Random(seed).shuffle(items)
+    return items
 
 
-def send_all(items: list[Any], make: Callable[[Any], dict[str, Any]], producers: int) -> float:
-    """Queue `make(item)` of every item through the producer, from `producers` threads
-    (Redis answers each publish after its fsync: one producer alone waits most of the
-    time). Returns the seconds it took."""
+def warm_items(load: Workload) -> list[Item]:
+    """One invoice per tenant and customer."""
+    return [
+        (tenant_id, country, f"warm-{number:05d}", number)
+        for number in range(load.customers)
+        for tenant_id, _, country in load.tenants
+    ]
+
+
+def send_all(items: list[Item], producers: int) -> float:
+    """Queue every item's invoice through the producer (`enqueue`) from `producers`
+    processes of PRODUCER_THREADS threads each: a publish waits for Redis's fsync, and
+    validating and building a message takes a few ms of CPU. Returns the seconds taken."""
+    context = multiprocessing.get_context("spawn")
+    started = time.monotonic()
+    with ProcessPoolExecutor(
+        producers, mp_context=context, initializer=arm_in_child, initargs=(os.getpid(),)
+    ) as pool:
+        list(pool.map(send_share, [items[start::producers] for start in range(producers)]))
+    return time.monotonic() - started
+
+
+def send_share(items: list[Item]) -> None:
+    """In a producer process: its share of the items, from PRODUCER_THREADS threads."""
     from worker.producer import enqueue
 
-    def send(share: list[Any]) -> None:
-        for item in share:
-            enqueue(make(item))
+    def send(part: list[Item]) -> None:
+        for tenant_id, country, key, customer in part:
+            enqueue(_stack.invoice(tenant_id, country, key, customer))
 
-    started = time.monotonic()
-    with ThreadPoolExecutor(producers) as pool:
-        list(pool.map(send, [items[start::producers] for start in range(producers)]))
-    return time.monotonic() - started
+    threads = PRODUCER_THREADS
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(send, [items[start::threads] for start in range(threads)]))
 
 
 # ---------------------------------------------------------------- the ideal
@@ -281,46 +320,61 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         warm = [] if args.no_warm_up else warm_up(args, load)
         set_up["warm_up"] = round(time.monotonic() - started, 1)
         stack.sims.call("reset_log")
-
-        order = burst_order(load, args.seed)
-        tenants = load.tenants
-
-        def invoice(item: tuple[int, int]) -> dict[str, Any]:
-            tenant_id, _, country = tenants[item[0]]
-            return _stack.invoice(tenant_id, country, f"burst-{item[1]:06d}",
-                                  item[1] % args.customers)  # fmt: skip
-
-        log(f"burst: {len(order)} invoices, {args.producers} producer threads")
-        meter = _stack.CpuMeter(stack.worker_pids)
-        meter.start()
-        began = time.time()
-        enqueue_seconds = send_all(order, invoice, args.producers)
-        log(f"queued in {enqueue_seconds:.0f} s; draining")
-        settled = _stack.wait_settled(len(warm) + len(order), args.timeout, interval=1.0)
-        cpu = meter.stop()
+        burst = drain(args, stack, burst_items(load, args.seed), len(warm))
         calls = stack.sims.call("log")
         rows = [r for r in _stack.job_times() if r["key"].startswith("burst-")]
         peak = max(_stack.peak_rss_mib(pid) for pid in stack.worker_pids())
+    invoices = sum(load.invoices.values())
     return {
         "tenants": describe_load(load),
         "set_up_seconds": set_up,
         "enqueue": {
-            "seconds": round(enqueue_seconds, 1),
-            "invoices_per_second": round(len(order) / enqueue_seconds, 1),
-            "producer_threads": args.producers,
+            "seconds": round(burst.enqueue_seconds, 1),
+            "invoices_per_second": round(invoices / burst.enqueue_seconds, 1),
+            "producers": f"{args.producers} processes x {PRODUCER_THREADS} threads",
         },
-        **summarize(args, load, paces, rows, calls, cpu, began, settled),
+        **summarize(args, load, paces, rows, calls, burst),
         "peak_worker_rss_mib": round(peak, 1),
     }
 
 
-def warm_up(args: argparse.Namespace, load: Workload) -> list[dict[str, Any]]:
+def warm_up(args: argparse.Namespace, load: Workload) -> list[Item]:
     """One invoice per tenant and customer, booked before the burst."""
-    warm = list(_stack.interleaved(load.tenants, args.customers, "warm", args.customers))
+    warm = warm_items(load)
     log(f"warm-up: {len(warm)} invoices")
-    send_all(warm, lambda job: job, args.producers)
+    send_all(warm, args.producers)
     _stack.wait_settled(len(warm), args.timeout, interval=1.0)
     return warm
+
+
+@dataclass(frozen=True)
+class Drain:
+    enqueue_seconds: float
+    released: float | None  # epoch seconds; None: when the first job was picked up
+    cpu_seconds: float  # of the worker processes, from the burst's release to settled
+    settled: bool
+
+
+def drain(args: argparse.Namespace, stack: Stack, items: list[Item], before: int) -> Drain:
+    """Queue the burst and wait until the ledger holds `before` + all of it settled. By
+    default the whole burst is queued with the workers stopped and released at once when
+    they start (the producer then does not compete with them for the cores);
+    `--while-draining` queues it with the workers running."""
+    meter = _stack.CpuMeter(stack.worker_pids)
+    released = None
+    if args.while_draining:
+        meter.start()
+        released = time.time()
+    else:
+        stack.stop_workers()
+    log(f"burst: {len(items)} invoices from {args.producers} producer processes")
+    seconds = send_all(items, args.producers)
+    if not args.while_draining:
+        stack.start_workers(args.workers, args.concurrency)
+        meter.start()
+    log(f"queued in {seconds:.0f} s; draining")
+    settled = _stack.wait_settled(before + len(items), args.timeout, interval=1.0)
+    return Drain(seconds, released, meter.stop(), settled)
 
 
 def describe_load(load: Workload) -> dict[str, Any]:
@@ -344,15 +398,14 @@ def summarize(
     paces: dict[str, Pace],
     rows: list[dict[str, Any]],
     calls: dict[str, Any],
-    cpu: float,
-    began: float,
-    settled: bool,
+    burst: Drain,
 ) -> dict[str, Any]:
     booked = [r for r in rows if r["state"] == "booked"]
     done = [r for r in rows if r["state"] in SETTLED]
+    began = burst.released or min(r["created"] for r in rows)
     drain = max(r["finished"] for r in done) - began if done else float("nan")
-    cores = len(os.sched_getaffinity(0))
-    best = ideal(load, paces, cpu, cores)
+    cpu = burst.cpu_seconds
+    best = ideal(load, paces, cpu, len(os.sched_getaffinity(0)))
     small_ids = {t[0] for t in load.small}
     small = [r for r in booked if r["tenant"] in small_ids]
     big = [r for r in booked if r["tenant"] not in small_ids]
@@ -368,8 +421,8 @@ def summarize(
         "ideal": best,
         "in_flight_bound_seconds": round(in_flight, 1),
         "allowed_rates": describe_paces(paces),
-        "small_tenants_enqueue_to_booked_s": latency(small),
-        "big_tenants_enqueue_to_booked_s": latency(big),
+        "small_tenants_enqueue_to_booked_s": latency(small, began),
+        "big_tenants_enqueue_to_booked_s": latency(big, began),
         "small_tenants_all_booked_after_s": (
             round(max(r["finished"] for r in small) - began, 1) if small else None
         ),
@@ -377,7 +430,7 @@ def summarize(
         "booked": len(booked),
         "not_booked": {s: n for s, n in states.items() if s != "booked"}
         | ({"not_in_ledger": invoices - len(rows)} if len(rows) < invoices else {}),
-        "settled_in_time": settled,
+        "settled_in_time": burst.settled,
         "jobs_with_more_than_one_attempt": sum(1 for r in rows if (r["attempts"] or 0) > 1),
         "provider_calls_per_invoice": calls_per_invoice(load, booked, calls),
         "responses_429": sum(
@@ -389,8 +442,9 @@ def summarize(
     }
 
 
-def latency(rows: list[dict[str, Any]]) -> dict[str, float | None]:
-    values = [r["finished"] - r["enqueued"] for r in rows]
+def latency(rows: list[dict[str, Any]], released: float) -> dict[str, float | None]:
+    """From when the job was queued, or the burst released if that was later."""
+    values = [r["finished"] - max(r["enqueued"], released) for r in rows]
     figures: dict[str, float | None] = {k: round(v, 2) for k, v in percentiles(values).items()}
     figures["max"] = round(max(values), 2) if values else None
     return figures
@@ -461,8 +515,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("set-up (connect, warm-up)", f"{r['set_up_seconds']['connect']} s, "
                                       f"{r['set_up_seconds']['warm_up']} s"),
         ("queued in", f"{r['enqueue']['seconds']} s ({r['enqueue']['invoices_per_second']}/s, "
-                      f"{r['enqueue']['producer_threads']} producer threads)"),
-        ("drain (first queued -> last booked)", f"{r['drain_seconds']} s"),
+                      f"{r['enqueue']['producers']}, {p['arrival']})"),
+        ("drain (released -> last settled)", f"{r['drain_seconds']} s"),
         ("ideal", f"{best['seconds']} s ({best['bound_by']})"),
         ("  slowest tenant at its allowed rate", f"{slow['seconds']} s ({slow['tenant']}: "
             f"{slow['invoices']} invoices at {slow['allowed_invoices_per_second']}/s)"),
@@ -481,7 +535,7 @@ def print_table(result: dict[str, Any]) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
-    print(f"  booked per {p['interval_seconds']:g} s (from the first invoice queued):")
+    print(f"  booked per {p['interval_seconds']:g} s from the release:")
     print(f"  {'from s':>8} {'all':>7} {'big':>7} {'small':>7}")
     for bucket in r["booked_per_interval"]:
         print(
@@ -503,7 +557,10 @@ def main(argv: list[str] | None = None) -> int:
             "worker_processes": args.workers,
             "threads_per_worker": args.concurrency,
             "customers_per_tenant": args.customers,
-            "producer_threads": args.producers,
+            "producers": args.producers,
+            "arrival": "queued while the workers drain"
+            if args.while_draining
+            else "queued, then released at once",
             "database": args.database,
             "warm_up": not args.no_warm_up,
             "interval_seconds": args.interval_seconds,
