@@ -4,7 +4,7 @@
         [--providers eaccounting,economic,vismanet] [--latency-ms 50] [--workers 2]
         [--concurrency 8] [--customers 3] [--producers CORES] [--while-draining]
         [--no-warm-up] [--database sqlite|postgresql] [--interval-seconds 10] [--seed 1]
-        [--timeout 3600] [--json]
+        [--timeout 7200] [--json]
 
 Tenants take the providers in turn; `--mix P:Q` gives P % of them (at least one) Q % of
 the invoices, shared evenly, and the rest to the others evenly (the default 2:50: at 2,000
@@ -59,6 +59,7 @@ COUNTRIES = {"eaccounting": _stack.EA_COUNTRIES, "economic": _stack.EC_COUNTRIES
 FLOOR_CALLS = 2
 SETTLED = ("booked", "failed", "cancelled", "waiting_for_reauth")
 PRODUCER_THREADS = 8
+WARM_UP_THREADS = 32  # per worker process
 
 Tenant = tuple[str, str, str]  # id, provider, country, as _stack.Stack.connect takes them
 
@@ -99,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-warm-up", action="store_true", help="burst on cold caches")
     parser.add_argument("--interval-seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1, help="order of the burst")
-    parser.add_argument("--timeout", type=float, default=3600, help="for the drain")
+    parser.add_argument("--timeout", type=float, default=7200, help="for the drain")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.tenants < 2 or args.invoices < args.tenants:
@@ -315,9 +316,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.connect(load.tenants)
         set_up = {"connect": round(time.monotonic() - started, 1)}
         paces = {p: pace_of(next(t for t in load.tenants if t[1] == p)) for p in args.providers}
-        stack.start_workers(args.workers, args.concurrency)
         started = time.monotonic()
-        warm = [] if args.no_warm_up else warm_up(args, load)
+        warm = [] if args.no_warm_up else warm_up(args, load, stack)
         set_up["warm_up"] = round(time.monotonic() - started, 1)
         stack.sims.call("reset_log")
         burst = drain(args, stack, burst_items(load, args.seed), len(warm))
@@ -338,12 +338,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def warm_up(args: argparse.Namespace, load: Workload) -> list[Item]:
-    """One invoice per tenant and customer, booked before the burst."""
+def warm_up(args: argparse.Namespace, load: Workload, stack: Stack) -> list[Item]:
+    """One invoice per tenant and customer, booked before the burst by workers of
+    WARM_UP_THREADS threads (at 2,000 tenants mostly reference reads, each waiting L)."""
     warm = warm_items(load)
     log(f"warm-up: {len(warm)} invoices")
+    stack.start_workers(args.workers, max(args.concurrency, WARM_UP_THREADS))
     send_all(warm, args.producers)
     _stack.wait_settled(len(warm), args.timeout, interval=1.0)
+    stack.stop_workers()
     return warm
 
 
@@ -363,10 +366,9 @@ def drain(args: argparse.Namespace, stack: Stack, items: list[Item], before: int
     meter = _stack.CpuMeter(stack.worker_pids)
     released = None
     if args.while_draining:
+        stack.start_workers(args.workers, args.concurrency)
         meter.start()
         released = time.time()
-    else:
-        stack.stop_workers()
     log(f"burst: {len(items)} invoices from {args.producers} producer processes")
     seconds = send_all(items, args.producers)
     if not args.while_draining:
