@@ -9,9 +9,9 @@
 Tenants take the providers in turn; `--mix P:Q` gives P % of them (at least one) Q % of
 the invoices, shared evenly, and the rest to the others evenly (the default 2:50: at 2,000
 tenants and 100,000 invoices, 40 big tenants with 1,250 each and 1,960 small ones with 25
-or 26). Each tenant and customer books one invoice first (the warm-up: references cached,
-customers created, as in steady operation; `--no-warm-up` for a burst on cold caches, as
-after an idle hour's cache TTL). Then the burst: every invoice, in a random order
+or 26). Each tenant and customer books one invoice first (the warm-up, on workers of 32
+threads: references cached, customers created, as in steady operation; `--no-warm-up` for
+a burst on cold caches, as after an idle hour's cache TTL). Then the burst: every invoice, in a random order
 (`--seed`), is queued through the producer (`enqueue`, from `--producers` processes) with
 the workers stopped, and released at once when they start, so the producer does not
 compete with them for the cores (`--while-draining`: queued with the workers running,
