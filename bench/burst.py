@@ -425,6 +425,9 @@ def summarize(
         "allowed_rates": describe_paces(paces),
         "small_tenants_enqueue_to_booked_s": latency(small, began),
         "big_tenants_enqueue_to_booked_s": latency(big, began),
+        # How long a worker thread held a job: big tenants' jobs wait in the limiter.
+        "small_tenants_picked_up_to_booked_s": service(small),
+        "big_tenants_picked_up_to_booked_s": service(big),
         "small_tenants_all_booked_after_s": (
             round(max(r["finished"] for r in small) - began, 1) if small else None
         ),
@@ -446,7 +449,15 @@ def summarize(
 
 def latency(rows: list[dict[str, Any]], released: float) -> dict[str, float | None]:
     """From when the job was queued, or the burst released if that was later."""
-    values = [r["finished"] - max(r["enqueued"], released) for r in rows]
+    return spread([r["finished"] - max(r["enqueued"], released) for r in rows])
+
+
+def service(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    return spread([r["finished"] - r["created"] for r in rows])
+
+
+def spread(values: list[float]) -> dict[str, float | None]:
+    """p50, p95, p99 and max, in seconds."""
     figures: dict[str, float | None] = {k: round(v, 2) for k, v in percentiles(values).items()}
     figures["max"] = round(max(values), 2) if values else None
     return figures
@@ -505,8 +516,8 @@ def print_table(result: dict[str, Any]) -> None:
         f"{machine['usable_cores']} cores"
     )
 
-    def lat(group: str) -> str:
-        figures = r[f"{group}_tenants_enqueue_to_booked_s"]
+    def lat(group: str, what: str = "enqueue_to_booked") -> str:
+        figures = r[f"{group}_tenants_{what}_s"]
         return " / ".join(f"{figures[k]}" for k in ("p50", "p95", "p99", "max")) + " s"
 
     calls = ", ".join(f"{k} {v}" for k, v in r["provider_calls_per_invoice"].items())
@@ -527,6 +538,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("in-flight bound (information)", f"{r['in_flight_bound_seconds']} s"),
         ("small tenants enqueue->booked p50/p95/p99/max", lat("small")),
         ("big tenants enqueue->booked p50/p95/p99/max", lat("big")),
+        ("small tenants picked up->booked", lat("small", "picked_up_to_booked")),
+        ("big tenants picked up->booked", lat("big", "picked_up_to_booked")),
         ("small tenants all booked after", f"{r['small_tenants_all_booked_after_s']} s"),
         ("booked", f"{r['booked']:,} of {r['invoices']:,}; not booked: {r['not_booked'] or 0}"),
         ("provider calls per invoice", calls),
