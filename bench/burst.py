@@ -352,6 +352,8 @@ def warm_up(args: argparse.Namespace, load: Workload, stack: Stack) -> list[Item
 
 @dataclass(frozen=True)
 class Drain:
+    """What the burst's release and drain measured."""
+
     enqueue_seconds: float
     released: float | None  # epoch seconds; None: when the first job was picked up
     cpu_seconds: float  # of the worker processes, from the burst's release to settled
@@ -404,8 +406,8 @@ def summarize(
 ) -> dict[str, Any]:
     booked = [r for r in rows if r["state"] == "booked"]
     done = [r for r in rows if r["state"] in SETTLED]
-    began = burst.released or min(r["created"] for r in rows)
-    drain = max(r["finished"] for r in done) - began if done else float("nan")
+    began = burst.released or min((r["created"] for r in rows), default=float("nan"))
+    drained = max(r["finished"] for r in done) - began if done else float("nan")
     cpu = burst.cpu_seconds
     best = ideal(load, paces, cpu, len(os.sched_getaffinity(0)))
     small_ids = {t[0] for t in load.small}
@@ -417,9 +419,9 @@ def summarize(
     for row in rows:
         states[row["state"]] = states.get(row["state"], 0) + 1
     return {
-        "drain_seconds": round(drain, 1),
+        "drain_seconds": round(drained, 1),
         "ideal_seconds": best["seconds"],
-        "drain_over_ideal": round(drain / best["seconds"], 2) if best["seconds"] else None,
+        "drain_over_ideal": round(drained / best["seconds"], 2) if best["seconds"] else None,
         "ideal": best,
         "in_flight_bound_seconds": round(in_flight, 1),
         "allowed_rates": describe_paces(paces),
