@@ -114,10 +114,10 @@ def parse_mix(text: str) -> tuple[float, float]:
         tenants, invoices = (float(part) for part in text.split(":"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--mix must be P:Q, two percentages such as 2:50, not {text!r}"
+            f"P:Q, two percentages such as 2:50, was expected, not {text!r}"
         ) from None
     if not (0 < tenants < 100 and 0 < invoices < 100):
-        raise argparse.ArgumentTypeError(f"--mix: both percentages must be in (0, 100): {text}")
+        raise argparse.ArgumentTypeError(f"both percentages must be above 0 and below 100: {text}")
     return tenants / 100, invoices / 100
 
 
@@ -125,9 +125,7 @@ def parse_providers(text: str) -> tuple[str, ...]:
     chosen = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in chosen if name not in PROVIDERS]
     if unknown or not chosen:
-        raise argparse.ArgumentTypeError(
-            f"--providers: choose from {', '.join(PROVIDERS)} (got {text!r})"
-        )
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(PROVIDERS)} (got {text!r})")
     return chosen
 
 
