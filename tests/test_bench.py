@@ -1,6 +1,7 @@
 """Smoke tests: the throughput benchmark still runs end to end with tiny sizes and reports
-its same-run anchors; the memory benchmark reports each worker per tier of tenants. They
-check that figures are there, never what they are."""
+its same-run anchors; the memory benchmark reports each worker per tier of tenants; the
+month-end burst reports its drain against the ideal. They check that figures are there,
+never what they are."""
 
 from __future__ import annotations
 
@@ -8,24 +9,31 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_bench(script: str, *args: str) -> dict[str, Any]:
+    """`bench/<script> ARGS --json`, its output read."""
+    command = [sys.executable, str(ROOT / "bench" / script), *args, "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=580, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
-    command = [
-        sys.executable, str(ROOT / "bench" / "throughput.py"),
+    result = run_bench(
+        "throughput.py",
         "--invoices", "8", "--tenants", "4", "--customers", "1", "--workers", "1",
         "--concurrency", "2", "--latency-ms", "5", "--latency-seconds", "1",
-        "--no-baseline", "--json",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=580, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+        "--no-baseline",
+    )  # fmt: skip
 
     assert list(result)[:4] == ["benchmark", "machine", "parameters", "same_run_ratios"]
     anchors = result["anchors"]
@@ -42,14 +50,11 @@ def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_memory_reports_worker_rss_and_reference_cache_per_tier() -> None:
-    command = [
-        sys.executable, str(ROOT / "bench" / "memory.py"),
+    result = run_bench(
+        "memory.py",
         "--tenants", "3,6", "--invoices-per-tenant", "1", "--workers", "1",
-        "--concurrency", "2", "--max-entries", "10", "--json",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=580, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+        "--concurrency", "2", "--max-entries", "10",
+    )  # fmt: skip
 
     assert [row["tenants"] for row in result["tiers"]] == [0, 3, 6]
     assert result["tiers"][-1]["states"] == {"booked": 6}
@@ -59,3 +64,29 @@ def test_memory_reports_worker_rss_and_reference_cache_per_tier() -> None:
         assert worker["reference_cache_bound"] == 10
     assert 0 < result["tiers"][-1]["workers"][0]["reference_cache_entries"] <= 10
     assert "growth_mib_per_1000_tenants" in result
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_burst_reports_the_drain_against_the_ideal() -> None:
+    result = run_bench(
+        "burst.py",
+        "--tenants", "6", "--invoices", "60", "--latency-ms", "5", "--workers", "1",
+        "--concurrency", "2", "--customers", "1", "--producers", "2",
+    )["result"]  # fmt: skip
+
+    assert result["tenants"] == {
+        "big": 1, "small": 5, "big_invoices": 30, "small_invoices": 30,
+        "invoices_per_big_tenant": "30", "invoices_per_small_tenant": "6",
+    }  # fmt: skip
+    assert result["booked"] == result["invoices"] == 60
+    assert result["responses_429"] == 0
+    assert result["drain_seconds"] > 0
+    assert result["ideal_seconds"] == max(
+        result["ideal"]["slowest_tenant"]["seconds"],
+        result["ideal"]["worker_cpu_over_cores"]["seconds"],
+    )
+    assert set(result["allowed_rates"]) == {"eaccounting", "economic", "vismanet"}
+    assert set(result["small_tenants_enqueue_to_booked_s"]) == {"p50", "p95", "p99", "max"}
+    assert sum(bucket["all"] for bucket in result["booked_per_interval"]) == 60
+    assert result["provider_calls_per_invoice"]["all"] > 0
