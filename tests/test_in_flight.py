@@ -18,7 +18,9 @@ from worker.simulators.economic import EconomicSimulator
 from worker.tenants import add_tenant
 
 SLOTS = 32
-LATENCY_MS = 1500  # long against a job's CPU, so every thread is in a call at some moment
+# Long against the CPU a job needs before its first call, so that even on a busy machine
+# every thread is in a call at one moment; below the tests' HTTP timeout (5 s).
+LATENCY_MS = 3000
 
 
 class InFlight:
