@@ -45,11 +45,12 @@ measures the backlog run once per slot count, the workers restarted each time wi
 `--concurrency N`. Each point queues at least `--jobs-per-slot` invoices per in-flight
 slot (and at least `--invoices`), and prints invoices/s (whole run and middle 80 %), the
 concurrency bound (processes x slots / (2 calls x L)) and the ratio to it, worker CPU per
-invoice and in cores, the share of the machine's CPU busy and the load average (how much
-else ran), and service time p50/p95. Tenants are added beyond `--tenants` until, at the
-highest bound, an eAccounting tenant gets at most half of its rate limit, so the limiter
-never holds a slot and the ratio measures ledgerpush (fair share only chooses a queue; it
-caps nothing). No steady-load phase, anchors, baseline or Visma.net in this mode.
+invoice, the worker cores in use and the cores the bound would need at that CPU per
+invoice (more than the machine has: CPU-bound), the share of the machine's CPU busy and
+the load average (how much else ran), and service time p50/p95. Tenants are added
+beyond `--tenants` until, at the highest bound, an eAccounting tenant gets at most half
+of its rate limit, so the limiter never holds a slot and the ratio measures ledgerpush
+(fair share only chooses a queue; it caps nothing). No steady-load phase, anchors, baseline or Visma.net in this mode.
 """
 
 from __future__ import annotations
@@ -320,6 +321,10 @@ def measure_slots(
     )  # fmt: skip
     point = {name: figures[name] for name in POINT_FIELDS}
     point["worker_cpu_cores_busy"] = round(run.cpu / run.seconds, 2)
+    # Above the cores the workers can have, the point is CPU-bound, whatever L is.
+    point["worker_cores_needed_at_bound"] = round(
+        point["concurrency_bound_limit"] * point["worker_cpu_ms_per_invoice"] / 1000, 2
+    )
     point["machine_cpu_busy_share"] = round(run.machine_busy, 2)
     point["load_average_1min"] = round(os.getloadavg()[0], 1)  # others' work too
     log(
