@@ -50,7 +50,8 @@ invoice (more than the machine has: CPU-bound), the share of the machine's CPU b
 the load average (how much else ran), and service time p50/p95. Tenants are added
 beyond `--tenants` until, at the highest bound, an eAccounting tenant gets at most half
 of its rate limit, so the limiter never holds a slot and the ratio measures ledgerpush
-(fair share only chooses a queue; it caps nothing). No steady-load phase, anchors, baseline or Visma.net in this mode.
+(fair share only chooses a queue; it caps nothing). No steady-load phase, anchors,
+baseline or Visma.net in this mode.
 """
 
 from __future__ import annotations
