@@ -319,6 +319,30 @@ class CpuMeter:
         return sum(v - self.before.get(pid, 0.0) for pid, v in self.after.items())
 
 
+class MachineCpu:
+    """The share of the whole machine's CPU time (every core, every process, anyone's)
+    that was busy between `start()` and `stop()`, from /proc/stat: near 1, a run was
+    CPU-bound whatever its latency."""
+
+    def __init__(self) -> None:
+        self.before = (0, 0)
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        """(busy, total) ticks: user nice system idle iowait irq softirq steal."""
+        with open("/proc/stat") as handle:
+            ticks = [int(x) for x in handle.readline().split()[1:9]]
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self) -> float:
+        busy, total = self._read()
+        spent = total - self.before[1]
+        return (busy - self.before[0]) / spent if spent else float("nan")
+
+
 # ---------------------------------------------------------------- the stack
 
 

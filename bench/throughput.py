@@ -4,6 +4,8 @@
         [--workers 2] [--concurrency 8] [--database sqlite|postgresql|both]
         [--task-events on|off] [--baseline-invoices 200] [--no-baseline] [--no-anchors]
         [--vismanet-invoices 300] [--vismanet-tenants 10] [--vismanet-queued-share 0.2] [--json]
+    .venv/bin/python bench/throughput.py --latency-ms 200 --slots 8,16,32,64 [--invoices 300]
+        [--jobs-per-slot 8] [--workers 2] [--tenants 100] [--database sqlite|postgresql|both]
 
 Phases: connect the tenants; warm up (one invoice per tenant and customer, which loads
 the references and creates the customers and articles); the measured run: the workers are
@@ -36,12 +38,29 @@ the floor, which is create + release, plus one status read for each release the 
 answered `Queued` (a share `--vismanet-queued-share` of them, each done after
 `--vismanet-queued-seconds`, shorter than the worker's poll interval, so one read finds
 it released). `--vismanet-invoices 0` skips it.
+
+Latency-bound sweep (`--slots 8,16,32,64`, with an `L` high enough that a run is not
+CPU-bound): instead of the single measured run, one stack (same tenants, warmed up once)
+measures the backlog run once per slot count, the workers restarted each time with
+`--concurrency N`. Each point queues at least `--jobs-per-slot` invoices per in-flight
+slot (and at least `--invoices`), and prints invoices/s (whole run and middle 80 %), the
+concurrency bound (processes x slots / (2 calls x L)) and the ratio to it, worker CPU per
+invoice, the worker cores in use and the cores the bound would need at that CPU per
+invoice (more than the machine has: CPU-bound), the share of the machine's CPU busy and
+the load average (how much else ran), and service time p50/p95. Tenants are added
+beyond `--tenants` until, at the highest bound, an eAccounting tenant gets at most half
+of its rate limit, so the limiter never holds a slot and the ratio measures ledgerpush
+(fair share only chooses a queue; it caps nothing). No steady-load phase, anchors,
+baseline or Visma.net in this mode.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import _stack
@@ -99,9 +118,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.1,
         help="how long a Queued release takes to be done",
     )
+    parser.add_argument(
+        "--slots",
+        type=slot_counts,
+        default=(),
+        help="latency-bound sweep: in-flight slots (threads) per worker process, "
+        "comma-separated, e.g. 8,16,32,64",
+    )
+    parser.add_argument(
+        "--jobs-per-slot",
+        type=int,
+        default=8,
+        help="sweep: invoices per point, at least this many per in-flight slot",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
+
+
+def slot_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--slots: comma-separated integers, got {text!r}"
+        ) from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--slots: one or more counts >= 1, got {text!r}")
+    return counts
 
 
 def run_ledgerpush(
@@ -129,28 +173,12 @@ def run_ledgerpush(
 
         per_tenant = max(args.invoices // len(tenants), 1)
         jobs = list(_stack.interleaved(tenants, per_tenant, "run", args.customers))
-        # The backlog is queued before the workers start, so the producer (this process)
-        # does not compete with them for the two cores while they are measured.
-        stack.stop_workers()
         log(f"[{database}] enqueueing {len(jobs)} invoices, then starting the workers")
-        started = time.time()
-        for job in jobs:
-            enqueue(job)
-        enqueued = time.time() - started
-        stack.start_workers(args.workers, args.concurrency, _worker_env(args))
-        meter = _stack.CpuMeter(stack.worker_pids)
-        meter.start()
-        settled = _stack.wait_settled(len(warm) + len(jobs), args.timeout, interval=0.2)
-        cpu = meter.stop()
-        calls = stack.sims.call("log")
-        times = [r for r in _stack.job_times() if r["key"].startswith("run-")]
-        provider = _stack.provider_seconds_by_job()
-        for row in times:
-            row["provider"] = provider.get(row["id"], 0.0)
-        peak = max(_stack.peak_rss_mib(pid) for pid in stack.worker_pids())
+        run = drain_backlog(args, stack, jobs, "run", args.concurrency)
         result = summarize(
-            args, database, jobs, times, warm, warm_calls, calls, cpu, peak, enqueued, settled
-        )
+            args, database, jobs, run.times, warm, warm_calls, run.calls, run.cpu, run.peak,
+            run.enqueue_seconds, run.settled,
+        )  # fmt: skip
         result["steady_load"] = steady_load(args, tenants, result["invoices_per_second"] / 2)
         if vismanet:
             result["vismanet"] = vismanet_calls(args, stack)
@@ -158,6 +186,153 @@ def run_ledgerpush(
             stack.stop_workers()
             result["anchors"] = run_anchors(args, stack, tenants)
         return result
+
+
+@dataclass
+class Backlog:
+    """One backlog run: its jobs' times (with `provider`, the seconds in provider calls),
+    the simulators' call log, and what the workers and the machine spent."""
+
+    times: list[dict[str, Any]]
+    calls: dict[str, Any]
+    cpu: float  # worker CPU seconds, all processes
+    seconds: float  # workers started -> every job settled
+    machine_busy: float  # share of the machine's CPU time busy meanwhile (anyone's)
+    peak: float
+    enqueue_seconds: float
+    settled: bool
+
+
+def drain_backlog(
+    args: argparse.Namespace, stack: Stack, jobs: list[dict[str, Any]], tag: str, concurrency: int
+) -> Backlog:
+    """Queue `jobs` (keys `{tag}-…`) with the workers stopped, so the producer (this
+    process) does not compete with them for the cores while they are measured; then start
+    the workers with `concurrency` threads each and time them draining it."""
+    from worker.transport.producer import enqueue
+
+    assert stack.sims is not None
+    stack.stop_workers()
+    expected = sum(_stack.count_states().values()) + len(jobs)
+    started = time.time()
+    for job in jobs:
+        enqueue(job)
+    enqueued = time.time() - started
+    stack.start_workers(args.workers, concurrency, _worker_env(args))
+    meter, machine = _stack.CpuMeter(stack.worker_pids), _stack.MachineCpu()
+    meter.start()
+    machine.start()
+    started = time.monotonic()
+    settled = _stack.wait_settled(expected, args.timeout, interval=0.2)
+    seconds = time.monotonic() - started
+    cpu, busy = meter.stop(), machine.stop()
+    calls = stack.sims.call("log")
+    times = [r for r in _stack.job_times() if r["key"].startswith(f"{tag}-")]
+    provider = _stack.provider_seconds_by_job()
+    for row in times:
+        row["provider"] = provider.get(row["id"], 0.0)
+    peak = max(_stack.peak_rss_mib(pid) for pid in stack.worker_pids())
+    return Backlog(times, calls, cpu, seconds, busy, peak, enqueued, settled)
+
+
+# ---------------------------------------------------------------- latency-bound sweep
+
+#: At the sweep's highest bound, the most of its own rate limit an eAccounting tenant is
+#: given (about: the limiter keeps a burst back), so that no thread waits in the limiter.
+TENANT_LIMIT_SHARE = 0.5
+#: What a point reports of `summarize`'s figures.
+POINT_FIELDS = (
+    "in_flight_slots", "invoices", "booked", "not_booked", "settled_in_time",
+    "invoices_per_second", "invoices_per_second_middle_80pct", "concurrency_bound_limit",
+    "ratio_to_limit", "ratio_to_limit_middle_80pct", "provider_calls_per_invoice_steady",
+    "responses_by_status", "service_ms", "service_in_provider_calls_ms",
+    "service_outside_provider_calls_ms", "worker_cpu_ms_per_invoice", "peak_worker_rss_mib",
+)  # fmt: skip
+NO_WARM_UP_CALLS = {"ea": {"total": 0}, "ec": {"total": 0}}
+
+
+def bound_per_second(processes: int, slots: int, latency_ms: float, calls: float = 2) -> float:
+    """The concurrency bound: in-flight slots / (provider calls per invoice x L)."""
+    return processes * slots / (calls * latency_ms / 1000)
+
+
+def sweep_tenant_count(args: argparse.Namespace, rate_per_minute: int) -> int:
+    """`--tenants`, or more: enough that at the highest bound an eAccounting tenant needs
+    at most TENANT_LIMIT_SHARE of its limit. Half the tenants are eAccounting and get half
+    the invoices; an invoice is one call on each of two endpoints, each limited to
+    `rate_per_minute` per tenant. (e-conomic's daily budget is far above a run's calls.)"""
+    highest = bound_per_second(args.workers, max(args.slots), args.latency_ms)
+    needed = math.ceil(highest / (rate_per_minute / 60 * TENANT_LIMIT_SHARE))
+    return max(args.tenants, needed + needed % 2)
+
+
+def run_slot_sweep(args: argparse.Namespace, database: str) -> dict[str, Any]:
+    """One stack, its tenants warmed up once, then the backlog run once per slot count."""
+    from worker.transport.producer import enqueue
+
+    with Stack(f"slots-{database}", database=database, latency_ms=args.latency_ms) as stack:
+        from worker.settings import get_settings
+
+        rate = get_settings().eaccounting_rate_per_minute
+        tenants = _stack.tenant_set(sweep_tenant_count(args, rate))
+        log(f"[{database}] connecting {len(tenants)} tenants")
+        stack.connect(tenants)
+        stack.start_workers(args.workers, max(args.slots), _worker_env(args))
+        warm = list(_stack.interleaved(tenants, args.customers, "warm", args.customers))
+        log(f"[{database}] warm-up: {len(warm)} invoices")
+        for job in warm:
+            enqueue(job)
+        _stack.wait_settled(len(warm), args.timeout)
+        points = {
+            f"{slots} per process": measure_slots(args, stack, tenants, slots, database)
+            for slots in args.slots
+        }
+        highest = bound_per_second(args.workers, max(args.slots), args.latency_ms)
+        return {
+            "database": database,
+            "latency_ms": args.latency_ms,
+            "worker_processes": args.workers,
+            "tenants": len(tenants),
+            "eaccounting_tenant_share_of_its_rate_limit_at_highest_bound": round(
+                highest / len(tenants) / (rate / 60), 2
+            ),
+            "slots": points,
+        }
+
+
+def measure_slots(
+    args: argparse.Namespace,
+    stack: Stack,
+    tenants: list[tuple[str, str, str]],
+    slots: int,
+    database: str,
+) -> dict[str, Any]:
+    """The backlog run with `slots` threads per worker process."""
+    assert stack.sims is not None
+    count = max(args.invoices, args.jobs_per_slot * args.workers * slots)
+    tag = f"slots{slots:03d}"
+    jobs = list(_stack.interleaved(tenants, math.ceil(count / len(tenants)), tag, args.customers))
+    stack.sims.call("reset_log")
+    log(f"[{database}] {slots} slots per process: {len(jobs)} invoices")
+    run = drain_backlog(args, stack, jobs, tag, slots)
+    at = argparse.Namespace(**{**vars(args), "concurrency": slots})
+    figures = summarize(
+        at, database, jobs, run.times, [], NO_WARM_UP_CALLS, run.calls, run.cpu, run.peak,
+        run.enqueue_seconds, run.settled,
+    )  # fmt: skip
+    point = {name: figures[name] for name in POINT_FIELDS}
+    point["worker_cpu_cores_busy"] = round(run.cpu / run.seconds, 2)
+    # Above the cores the workers can have, the point is CPU-bound, whatever L is.
+    point["worker_cores_needed_at_bound"] = round(
+        point["concurrency_bound_limit"] * point["worker_cpu_ms_per_invoice"] / 1000, 2
+    )
+    point["machine_cpu_busy_share"] = round(run.machine_busy, 2)
+    point["load_average_1min"] = round(os.getloadavg()[0], 1)  # others' work too
+    log(
+        f"[{database}] {slots} slots per process: {point['invoices_per_second']}/s, "
+        f"bound {point['concurrency_bound_limit']}/s, ratio {point['ratio_to_limit']}"
+    )
+    return point
 
 
 def vismanet_calls(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
@@ -403,6 +578,15 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     databases = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
+    if args.slots:
+        parameters = result["parameters"]
+        for unused in ("threads_per_worker", *(k for k in parameters if "vismanet" in k)):
+            parameters.pop(unused)
+        parameters.update(slots_per_process=list(args.slots), jobs_per_slot=args.jobs_per_slot)
+        for database in databases:
+            result[f"latency_bound_{database}"] = _stack.isolated(run_slot_sweep, args, database)
+        emit(result, args.json)
+        return 0
     runs: dict[str, Any] = {}
     for database in databases:
         anchors = not args.no_anchors and database == databases[0]

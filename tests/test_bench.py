@@ -1,7 +1,7 @@
 """Smoke tests: the throughput benchmark still runs end to end with tiny sizes and reports
-its same-run anchors; the memory benchmark reports each worker per tier of tenants; the
-month-end burst reports its drain against the ideal. They check that figures are there,
-never what they are."""
+its same-run anchors and its latency-bound sweep over in-flight slots; the memory benchmark
+reports each worker per tier of tenants; the month-end burst reports its drain against the
+ideal. They check that figures are there, never what they are."""
 
 from __future__ import annotations
 
@@ -90,3 +90,26 @@ def test_burst_reports_the_drain_against_the_ideal() -> None:
     assert set(result["small_tenants_enqueue_to_booked_s"]) == {"p50", "p95", "p99", "max"}
     assert sum(bucket["all"] for bucket in result["booked_per_interval"]) == 60
     assert result["provider_calls_per_invoice"]["all"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_throughput_sweeps_in_flight_slots_at_a_fixed_latency() -> None:
+    result = run_bench(
+        "throughput.py",
+        "--latency-ms", "20", "--slots", "2,4", "--invoices", "20", "--tenants", "4",
+        "--workers", "1", "--customers", "1", "--no-baseline", "--no-anchors",
+    )  # fmt: skip
+
+    sweep = result["latency_bound_sqlite"]
+    assert list(sweep["slots"]) == ["2 per process", "4 per process"]
+    for slots, point in zip((2, 4), sweep["slots"].values(), strict=True):
+        assert point["in_flight_slots"] == slots
+        assert point["booked"] == point["invoices"] >= 8 * slots  # --jobs-per-slot 8
+        assert point["concurrency_bound_limit"] == round(slots / (2 * 0.020), 1)
+        assert point["ratio_to_limit"] > 0
+        assert point["worker_cpu_ms_per_invoice"] > 0
+        assert {"p50", "p95"} <= set(point["service_ms"])
+    # Tenants were added beyond the 4 asked for, so the rate limiter does not cap a point.
+    assert sweep["tenants"] > 4
+    assert sweep["eaccounting_tenant_share_of_its_rate_limit_at_highest_bound"] <= 0.5
