@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, exists, func, insert, select
 
 from worker.explain import explain
 from worker.ledger.db import engine, read_session
@@ -57,6 +57,9 @@ SETTLE_SECONDS = 2.0
 EVENTS: Table = OutboundEvent.__table__  # type: ignore[assignment]
 TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
 _INSERT = insert(EVENTS)
+# Built once per process: every booked invoice runs these.
+_IS_TRACKED = select(exists().where(TRACKED.c.job_id == bindparam("t_job_id")))
+_INSERT_TRACKED = insert(TRACKED)
 
 
 def record_job_outcome(
@@ -93,8 +96,8 @@ def _track_payment_status(conn: Connection, job: Mapping[str, Any], data: dict[s
         "paid": False,
         "created_at": utcnow(),
     }
-    if not conn.execute(select(exists().where(TRACKED.c.job_id == job["id"]))).scalar():
-        conn.execute(insert(TRACKED), row)
+    if not conn.execute(_IS_TRACKED, {"t_job_id": job["id"]}).scalar():
+        conn.execute(_INSERT_TRACKED, row)
 
 
 def record_payment_change(conn: Connection, tracked: Mapping[str, Any], remaining: Decimal) -> str:
