@@ -1,4 +1,5 @@
-"""The process-wide Redis connection pool for locks, caches, leases and rate limits."""
+"""The process-wide Redis connection pool for locks, caches, leases and rate limits, and
+the batch that sends several modules' commands in one round trip."""
 
 from __future__ import annotations
 
