@@ -19,7 +19,6 @@ from redis.exceptions import RedisError
 
 from worker import pipeline
 from worker.store_outage import StoreUnavailable, describe, is_store_outage
-from worker.transport import fairness
 from worker.transport.redis_client import get_redis
 
 log = logging.getLogger("ledgerpush.tasks")
@@ -42,6 +41,7 @@ def run_job(
             worker=str(task.request.hostname),
             queue=queue,
             created_by_key=created_by_key,
+            delivery_id=task.request.id,
         )
     except Exception as exc:
         if not is_store_outage(exc):
@@ -49,10 +49,8 @@ def run_job(
         delay = pipeline.backoff_seconds(int(task.request.retries or 0) + 1)
         log.warning("the ledger or Redis is unreachable (%s); retry in %.1fs", describe(exc), delay)
         _retry(task, delay, StoreUnavailable(describe(exc)))
-    if outcome.retry_in is None:
-        # Booked, failed or parked: it no longer counts toward its tenant's backlog.
-        fairness.settled(payload, task.request.id)
-    else:
+    # Booked, failed or parked, it left its tenant's backlog already (see `delivery_id`).
+    if outcome.retry_in is not None:
         _retry(task, outcome.retry_in)
     return outcome.state
 

@@ -10,14 +10,17 @@ arrives after the job finished is acknowledged without doing anything.
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Any
 
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from worker.ledger import store
 from worker.ledger.models import TERMINAL_STATES
 from worker.transport.producer import send
-from worker.transport.redis_client import get_redis
+from worker.transport.redis_client import Finish, get_redis
 
 log = logging.getLogger("ledgerpush.dependents")
 WAIT_TTL_SECONDS = 7 * 24 * 3600
@@ -41,14 +44,38 @@ def wait_for_invoice(tenant_id: str, invoice_key: str, job_id: str) -> None:
 
 def wake(tenant_id: str, invoice_key: str) -> list[str]:
     """Send the jobs waiting for this invoice again now; returns their ids."""
-    key = waiting_key(tenant_id, invoice_key)
+    pipe = get_redis().pipeline()
+    _queue_take(pipe, tenant_id, invoice_key)
     try:
-        pipe = get_redis().pipeline()
-        pipe.smembers(key)
-        pipe.delete(key)
-        members, _ = pipe.execute()
+        answers = pipe.execute()
     except RedisError as exc:
-        log.warning("jobs waiting for invoice %r retry with backoff: %s", invoice_key, exc)
+        answers = [exc, exc]
+    return _send_again(invoice_key, answers)
+
+
+def queue_wake(pipe: Pipeline, tenant_id: str, invoice_key: str) -> Finish:
+    """`wake` on a batch of the job's last commands (after its terminal state is
+    committed). Not in a transaction: a job that registers between the read and the
+    delete is not sent again, but it reads the invoice's state after registering and
+    finds it settled."""
+    _queue_take(pipe, tenant_id, invoice_key)
+    return functools.partial(_woken, invoice_key)
+
+
+def _woken(invoice_key: str, answers: list[Any]) -> None:
+    _send_again(invoice_key, answers)
+
+
+def _queue_take(pipe: Pipeline, tenant_id: str, invoice_key: str) -> None:
+    key = waiting_key(tenant_id, invoice_key)
+    pipe.smembers(key)
+    pipe.delete(key)
+
+
+def _send_again(invoice_key: str, answers: list[Any]) -> list[str]:
+    members = answers[0]
+    if isinstance(members, Exception):
+        log.warning("jobs waiting for invoice %r retry with backoff: %s", invoice_key, members)
         return []
     woken: list[str] = []
     for raw in sorted(members):

@@ -65,10 +65,10 @@ from worker.settings import Settings, get_settings
 from worker.store_outage import describe, is_store_outage
 from worker.tenancy import tenants
 from worker.tenancy.connections import tenant_needs_reauth
-from worker.transport import outbox, shutdown
+from worker.transport import fairness, outbox, shutdown
 from worker.transport.lease import JobLease, LeaseLost
 from worker.transport.ratelimit import MAX_WAIT as RATE_LIMIT_MAX_WAIT
-from worker.transport.redis_client import get_redis
+from worker.transport.redis_client import Batch, get_redis
 
 log = logging.getLogger("ledgerpush.pipeline")
 LEASE_RECHECK_SECONDS = 15.0
@@ -94,9 +94,34 @@ def process(
     worker: str = "local",
     queue: str | None = None,
     created_by_key: int | None = None,
+    delivery_id: str | None = None,
 ) -> Outcome:
     """Run one delivery of a job message (taken from `queue`) to completion, a parked
-    state, or a retry."""
+    state, or a retry. `delivery_id`: the message's id, which leaves its tenant's pending
+    count (worker/transport/fairness.py) when the delivery ends without a retry."""
+    # The job's last Redis commands (waking dependents, the circuit's success, the lease
+    # release, the pending count) go in one round trip once the job's state is committed.
+    ending = Batch()
+    outcome: Outcome | None = None
+    try:
+        outcome = _deliver(payload, enqueued_at, worker, queue, created_by_key, ending)
+    finally:
+        if outcome is not None and outcome.retry_in is None and delivery_id is not None:
+            ending.add(
+                functools.partial(fairness.queue_settled, payload=payload, job_id=delivery_id)
+            )
+        ending.send()
+    return outcome
+
+
+def _deliver(
+    payload: Any,
+    enqueued_at: float | None,
+    worker: str,
+    queue: str | None,
+    created_by_key: int | None,
+    ending: Batch,
+) -> Outcome:
     try:
         job = parse_job(payload)
     except JobValidationError as exc:
@@ -134,14 +159,14 @@ def process(
             if created:
                 # This delivery inserted the row just now: it is read again only if it
                 # changed meanwhile (begin_attempt checks), which saves a transaction.
-                return _run(job, row, tenant, worker, lease, verified=False)
+                return _run(job, row, tenant, worker, lease, ending, verified=False)
             current = store.get_job(row.id)
             if current.state in TERMINAL_STATES:
                 # Cancelled (or finished by another copy) while this one waited for the lease.
                 return Outcome(current.state)
-            return _run(job, current, tenant, worker, lease)
+            return _run(job, current, tenant, worker, lease, ending)
         finally:
-            lease.release()
+            ending.add(lease.queue_release)
 
 
 def _max_hold(settings: Settings) -> float:
@@ -206,6 +231,7 @@ def _run(
     tenant: Tenant | None,
     worker: str,
     lease: JobLease,
+    ending: Batch,
     verified: bool = True,
 ) -> Outcome:
     """`tenant`: the job's, read with its acceptance. `verified`: `row` was read while
@@ -249,7 +275,7 @@ def _run(
         error: ProviderError | None = None
         observed = False
         try:
-            outcome = _drive(job, row, tenant, provider, lease, attempt, rounding)
+            outcome = _drive(job, row, tenant, provider, lease, attempt, rounding, ending)
         except LeaseLost as exc:
             # Another copy holds the job now: leave the ledger to it and look again later.
             log.warning("stopped before a remote write: %s", exc.message)
@@ -271,7 +297,10 @@ def _run(
             error = Transient(f"internal error: {type(exc).__name__}", "internal_error")
             outcome = _handle_error(row, tenant, error, number, provider)
         if not observed:
-            circuit.observe(tenant.provider, tenant.id, row.id, None, provider.calls)
+            ending.add(functools.partial(
+                circuit.queue_observed, provider=tenant.provider, job_id=row.id,
+                calls=provider.calls,
+            ))  # fmt: skip
         if error is not None or not attempt.ended:
             store.end_attempt(
                 attempt_id,
@@ -406,6 +435,7 @@ def _drive(
     lease: JobLease,
     attempt: _Attempt,
     rounding: list[dict[str, str]],
+    ending: Batch,
 ) -> Outcome:
     if shutdown.requested():
         raise HandedBack("the worker is shutting down; the job continues elsewhere", "handed_back")
@@ -433,7 +463,9 @@ def _drive(
     _mark_success(tenant.id)
     log.info("job booked: %s", ctx.remote)
     if job.kind == "invoice":
-        dependents.wake(job.tenant_id, job.idempotency_key)
+        ending.add(functools.partial(
+            dependents.queue_wake, tenant_id=job.tenant_id, invoice_key=job.idempotency_key
+        ))  # fmt: skip
     return Outcome(BOOKED)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, exists, func, insert, select
 
 from worker.explain import explain
 from worker.ledger.db import engine, read_session
@@ -61,6 +61,9 @@ _AFTER_COMMIT: list[Callable[[], None]] = []
 EVENTS: Table = OutboundEvent.__table__  # type: ignore[assignment]
 TRACKED: Table = TrackedInvoice.__table__  # type: ignore[assignment]
 _INSERT = insert(EVENTS)
+# Built once per process: every booked invoice runs these.
+_IS_TRACKED = select(exists().where(TRACKED.c.job_id == bindparam("t_job_id")))
+_INSERT_TRACKED = insert(TRACKED)
 
 
 def after_commit(callback: Callable[[], None]) -> None:
@@ -110,8 +113,8 @@ def _track_payment_status(conn: Connection, job: Mapping[str, Any], data: dict[s
         "paid": False,
         "created_at": utcnow(),
     }
-    if not conn.execute(select(exists().where(TRACKED.c.job_id == job["id"]))).scalar():
-        conn.execute(insert(TRACKED), row)
+    if not conn.execute(_IS_TRACKED, {"t_job_id": job["id"]}).scalar():
+        conn.execute(_INSERT_TRACKED, row)
 
 
 def record_payment_change(conn: Connection, tracked: Mapping[str, Any], remaining: Decimal) -> str:

@@ -23,19 +23,28 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 from worker.ops import alerts
 from worker.providers import registry
 from worker.providers.base import Call, ProviderError, Transient
 from worker.settings import Settings, get_settings
-from worker.transport.redis_client import get_redis
+from worker.transport.redis_client import (
+    Finish,
+    get_redis,
+    nothing_queued,
+    queue_script,
+    script_answer,
+)
 
 log = logging.getLogger("ledgerpush.circuit")
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -52,6 +61,7 @@ OUTAGE_CODES = frozenset(
 #: A held job that has not come back for this long is no longer waited for when
 #: releasing (its message was lost or it was cancelled); the reconciler finds it.
 STALE_HELD_MS = 120_000
+_scripts: dict[str, Script] = {}
 
 _NOW = """
 local t = redis.call('TIME')
@@ -215,7 +225,14 @@ class Breaker:
         self.settings = settings or get_settings()
 
     def _eval(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        return self.redis.register_script(script)(keys=keys, args=args)
+        return self._script(script)(keys=keys, args=args, client=self.redis)
+
+    def _script(self, text: str) -> Script:
+        # Registered once per process (a Script hashes its text when made).
+        script = _scripts.get(text)
+        if script is None:
+            script = _scripts[text] = self.redis.register_script(text)
+        return script
 
     def admit(self, job_id: str, age: float, probe_ttl: float) -> Admission:
         """May this job send requests now? `age`: when it was accepted (epoch seconds)."""
@@ -258,18 +275,12 @@ class Breaker:
     def success(self, job_id: str, answered: int = 1) -> float | None:
         """Note `answered` answered requests of a run; returns how long the circuit was
         open if this closed it."""
+        return _down_for(self._eval(_SUCCESS, *self._success_call(job_id, answered)))
+
+    def _success_call(self, job_id: str, answered: int) -> tuple[list[str], list[Any]]:
         k = self.keys
-        opened_ms = int(
-            self._eval(
-                _SUCCESS,
-                [k["state"], k["failures"], k["successes"], k["probe"]],
-                [job_id, int(self.settings.circuit_window_seconds * 1000), answered],
-            )
-        )
-        if not opened_ms:
-            return None
-        now_ms = dt.datetime.now(dt.UTC).timestamp() * 1000
-        return max(now_ms - opened_ms, 0) / 1000
+        keys = [k["state"], k["failures"], k["successes"], k["probe"]]
+        return keys, [job_id, int(self.settings.circuit_window_seconds * 1000), answered]
 
     def give_up_probe(self, job_id: str) -> None:
         self._eval(_GIVE_UP_PROBE, [self.keys["probe"]], [job_id])
@@ -290,6 +301,14 @@ class Breaker:
 
     def reset(self) -> None:
         self.redis.delete(*self.keys.values())
+
+
+def _down_for(opened_ms: Any) -> float | None:
+    """How long the circuit was open, from the success script's answer (0: still closed)."""
+    if not int(opened_ms):
+        return None
+    now_ms = dt.datetime.now(dt.UTC).timestamp() * 1000
+    return max(now_ms - int(opened_ms), 0) / 1000
 
 
 def _text(value: Any) -> str:
@@ -335,6 +354,38 @@ def observe(
     except RedisError as exc:
         log.warning("circuit of %s not updated (%s)", provider, exc)
     return False
+
+
+def queue_observed(pipe: Pipeline, provider: str, job_id: str, calls: Sequence[Call]) -> Finish:
+    """`observe` of a run that ended without an outage error, on a batch of the job's
+    last commands (nothing waits for its answer)."""
+    if not get_settings().circuit_breaker:
+        return nothing_queued
+    breaker = Breaker(provider)
+    answers = answered(calls)
+    if answers:
+        keys, args = breaker._success_call(job_id, answers)
+        script = breaker._script(_SUCCESS)
+    else:
+        keys, args, script = [breaker.keys["probe"]], [job_id], breaker._script(_GIVE_UP_PROBE)
+    queue_script(pipe, script, keys, args)
+    return functools.partial(_observed, breaker, bool(answers), (script, keys, args))
+
+
+def _observed(
+    breaker: Breaker,
+    success: bool,
+    call: tuple[Script, list[Any], list[Any]],
+    answers: list[Any],
+) -> None:
+    try:
+        answer = script_answer(answers[0], *call, breaker.redis)
+    except RedisError as exc:
+        log.warning("circuit of %s not updated (%s)", breaker.provider, exc)
+        return
+    down_for = _down_for(answer) if success else None
+    if down_for is not None:
+        _closed(breaker.provider, down_for)
 
 
 def _opened(provider: str, tenant_id: str, error: ProviderError) -> None:

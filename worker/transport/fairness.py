@@ -32,17 +32,19 @@ retries that do not count toward the job's own retries.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from worker.settings import get_settings
 from worker.tasknames import BULK_QUEUE
-from worker.transport.redis_client import get_redis
+from worker.transport.redis_client import Batch, Finish, get_redis, nothing_queued
 
 log = logging.getLogger("ledgerpush.fairness")
-__all__ = ["BULK_QUEUE", "pending", "route", "settled"]
+__all__ = ["BULK_QUEUE", "pending", "queue_settled", "route", "settled"]
 #: A member older than this (a job whose message was lost) no longer counts.
 PENDING_HORIZON = 6 * 3600
 
@@ -80,13 +82,23 @@ def route(tenant_id: str, job_id: str, queue: str) -> str:
 
 def settled(payload: Any, job_id: str | None) -> None:
     """A delivery of the job ended without a retry: it no longer counts as pending."""
+    batch = Batch()
+    batch.add(functools.partial(queue_settled, payload=payload, job_id=job_id))
+    batch.send()
+
+
+def queue_settled(pipe: Pipeline, payload: Any, job_id: str | None) -> Finish:
+    """`settled` on a batch of the job's last commands."""
     tenant_id = payload.get("tenant_id") if isinstance(payload, dict) else None
     if not tenant_id or not job_id:
-        return
-    try:
-        get_redis().zrem(pending_key(str(tenant_id)), job_id)
-    except RedisError as exc:
-        log.warning("could not settle job %s in the pending count: %s", job_id, exc)
+        return nothing_queued
+    pipe.zrem(pending_key(str(tenant_id)), job_id)
+    return functools.partial(_settle_answered, job_id)
+
+
+def _settle_answered(job_id: str, answers: list[Any]) -> None:
+    if isinstance(answers[0], Exception):
+        log.warning("could not settle job %s in the pending count: %s", job_id, answers[0])
 
 
 def pending(tenant_id: str) -> int:

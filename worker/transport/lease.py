@@ -13,6 +13,7 @@ Redis lost the key) stops before writing instead of racing the new holder.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -21,10 +22,17 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.client import Pipeline
+from redis.commands.core import Script
 from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from worker.providers.base import Transient
-from worker.transport.redis_client import get_redis
+from worker.transport.redis_client import (
+    Finish,
+    get_redis,
+    nothing_queued,
+    queue_script,
+    script_answer,
+)
 
 log = logging.getLogger("ledgerpush.lease")
 
@@ -181,3 +189,25 @@ class JobLease:
             _renewer.remove(self)
         with contextlib.suppress(LockError, RedisError):
             self.lock.release()
+
+    def queue_release(self, pipe: Pipeline) -> Finish:
+        """`release` on a batch of the job's last commands: the same compare-and-delete
+        (redis-py's Lock release script), so a lease another copy took over stays. The
+        renewal stops now, before the batch is sent."""
+        if self._renewed:
+            _renewer.remove(self)
+        token = self.lock.local.token
+        if token is None:
+            return nothing_queued
+        self.lock.local.token = None
+        script = self.lock.lua_release
+        assert script is not None  # registered by every Lock's constructor
+        keys, args = [self.lock.name], [token]
+        queue_script(pipe, script, keys, args)
+        return functools.partial(self._released, script, keys, args)
+
+    def _released(
+        self, script: Script, keys: list[Any], args: list[Any], answers: list[Any]
+    ) -> None:
+        with contextlib.suppress(RedisError):
+            script_answer(answers[0], script, keys, args, self.lock.redis)
