@@ -47,6 +47,7 @@ from worker.ops import circuit
 from worker.ops.alerts import job_failed
 from worker.providers import limits, provider_for
 from worker.providers.base import (
+    SLOT_RESERVED_CODE,
     AnyJob,
     NeedsReauth,
     NeedsReview,
@@ -56,6 +57,7 @@ from worker.providers.base import (
     ProviderError,
     ReferenceStale,
     Rejected,
+    SlotReserved,
     Step,
     StepContext,
     Transient,
@@ -65,7 +67,7 @@ from worker.settings import Settings, get_settings
 from worker.store_outage import describe, is_store_outage
 from worker.tenancy import tenants
 from worker.tenancy.connections import tenant_needs_reauth
-from worker.transport import fairness, outbox, shutdown
+from worker.transport import fairness, outbox, ratelimit, shutdown
 from worker.transport.lease import JobLease, LeaseLost
 from worker.transport.ratelimit import MAX_WAIT as RATE_LIMIT_MAX_WAIT
 from worker.transport.redis_client import Batch, get_redis
@@ -275,7 +277,8 @@ def _run(
         error: ProviderError | None = None
         observed = False
         try:
-            outcome = _drive(job, row, tenant, provider, lease, attempt, rounding, ending)
+            with ratelimit.prepaid(_reserved_slot(row)):
+                outcome = _drive(job, row, tenant, provider, lease, attempt, rounding, ending)
         except LeaseLost as exc:
             # Another copy holds the job now: leave the ledger to it and look again later.
             log.warning("stopped before a remote write: %s", exc.message)
@@ -309,6 +312,23 @@ def _run(
                 error.as_dict() if error else None,
             )
         return outcome
+
+
+def _reserved_slot(row: Job) -> ratelimit.Slot | None:
+    """The rate-limit slot the job's last run reserved and handed back for (SlotReserved)."""
+    if row.error_code != SLOT_RESERVED_CODE:
+        return None
+    try:
+        return ratelimit.remembered(row.id)
+    except RedisError:
+        return None  # its calls reserve anew
+
+
+def _keep_slot(job_id: str, exc: SlotReserved) -> None:
+    try:
+        ratelimit.remember(job_id, ratelimit.Slot(exc.limit_key, exc.at))
+    except RedisError as error:
+        log.warning("reserved rate-limit slot not kept (%s); the next run reserves anew", error)
 
 
 def _within_limits(
@@ -568,10 +588,15 @@ def _write(
     else:
         store.advance(row.id, running, intent=ctx.intent, settled=(pending.state, pending.remote))
     ctx.record_progress = functools.partial(_record_progress, row.id, ctx)
+    sent_before = len(provider.calls)
     try:
         result: dict[str, Any] = step.write(ctx)
     except ProviderError as exc:
-        if not isinstance(exc, NoAnswer):
+        if isinstance(exc, SlotReserved) and len(provider.calls) == sent_before:
+            # It waits for its rate-limit slot before any request of this write went out:
+            # no lookup is needed on its return, the intent goes.
+            store.update_job(row.id, intent=None)
+        elif not isinstance(exc, NoAnswer):
             # The server answered: nothing of this write can still be on its way.
             store.update_job(row.id, intent={**ctx.intent, "answered": True})
         raise
@@ -677,9 +702,10 @@ def _handle_error(
             return _handle_error(row, tenant, exc, attempt, provider)
         provider.invalidate_references()
     retry_after = exc.retry_after if isinstance(exc, Transient) else None
-    # Waiting for an invoice, or handing back at shutdown, is not the job failing.
+    # Waiting for an invoice or a rate-limit slot, or handing back at shutdown, is not
+    # the job failing.
     since = row.retrying_since
-    if not isinstance(exc, NotReady | HandedBack):
+    if not isinstance(exc, NotReady | HandedBack | SlotReserved):
         since = _aware(since) or utcnow()  # the first counted failure starts the horizon
         gave_up = _gave_up(row.id, attempt, since)
         if gave_up:
@@ -689,6 +715,9 @@ def _handle_error(
             return Outcome(FAILED)
     if isinstance(exc, HandedBack):
         delay = HAND_BACK_SECONDS
+    elif isinstance(exc, SlotReserved):
+        _keep_slot(row.id, exc)
+        delay = max(exc.at - time.time(), 0.0)
     elif isinstance(exc, ReferenceStale):
         delay = 0.5
     else:
@@ -734,8 +763,10 @@ def _hold_for_outage(row: Job, admission: circuit.Admission) -> Outcome:
 
 def _retries_spent(job_id: str, attempts: int) -> int:
     """Attempts that failed during an open provider circuit (recorded with the outage
-    code) are not the job's own: they do not count toward the retry limit."""
-    held = sum(1 for a in store.attempts_of(job_id) if (a.error or {}).get("code") == OUTAGE_CODE)
+    code), or handed back for a reserved rate-limit slot, are not the job's own: they do
+    not count toward the retry limit."""
+    not_own = (OUTAGE_CODE, SLOT_RESERVED_CODE)
+    held = sum(1 for a in store.attempts_of(job_id) if (a.error or {}).get("code") in not_own)
     return attempts - held
 
 

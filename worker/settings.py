@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         description="References each worker process keeps decoded in memory (worker/tenancy/refcache.py), "
         "least recently used dropped first; the shared cache in Redis is not bounded by it.",
     )
+    rate_limit_hold_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="The longest a worker thread sleeps for a rate-limit slot; a job whose "
+        "slot is further away keeps it and is handed back until then, without using a retry.",
+    )
     http_timeout: float = Field(default=20.0, gt=0)
     write_settle_seconds: float | None = Field(
         default=None,

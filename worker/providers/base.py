@@ -61,6 +61,21 @@ class NoAnswer(Transient):
     may or may not have been applied, now or a little later."""
 
 
+#: The error code of a job handed back until its reserved rate-limit slot.
+SLOT_RESERVED_CODE = "rate_limit_slot_reserved"
+
+
+class SlotReserved(Transient):
+    """A rate-limit slot is reserved for this job at `at` (Unix time, key `limit_key`),
+    further away than a worker thread waits: the job comes back for it then, before the
+    request is sent. Like waiting for an invoice, not the job failing."""
+
+    def __init__(self, message: str, code: str, limit_key: str, at: float, wait: float) -> None:
+        super().__init__(message, code, retry_after=wait)
+        self.limit_key = limit_key
+        self.at = at
+
+
 class AuthExpired(ProviderError):
     """401 on a token that should have been fresh; the auth flow refreshes once."""
 

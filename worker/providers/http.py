@@ -13,9 +13,17 @@ from typing import Any
 import httpx
 import simplejson
 
-from worker.providers.base import Call, NoAnswer, ProviderError, Transient
+from worker.providers.base import (
+    SLOT_RESERVED_CODE,
+    Call,
+    NoAnswer,
+    ProviderError,
+    SlotReserved,
+    Transient,
+)
 from worker.settings import get_settings
-from worker.transport.ratelimit import Rate, RateLimited, RateLimiter
+from worker.transport import ratelimit
+from worker.transport.ratelimit import Rate, RateLimited, RateLimiter, SlotHeld
 
 _ID_SEGMENT = re.compile(r"/(?:\d+|[0-9a-fA-F-]{32,36})(?=/|$)")
 ErrorMapper = Callable[[httpx.Response], ProviderError]
@@ -96,8 +104,19 @@ class ProviderHttp:
 
     def _wait_for_slot(self, endpoint: str) -> None:
         key = f"{self.limit_key}:{endpoint}" if self.endpoint_limits else self.limit_key
+        hold = get_settings().rate_limit_hold_seconds if ratelimit.slots_handed_back() else None
         try:
-            self.limiter.acquire(key, self.rate)
+            self.limiter.acquire(key, self.rate, hold=hold)
+        except SlotHeld as held:
+            wait = max(held.slot.at - time.time(), 0.0)
+            raise SlotReserved(
+                f"rate limit: the next slot of {endpoint} is reserved for this job in {wait:.1f}s; "
+                "it waits for it without using a retry",
+                SLOT_RESERVED_CODE,
+                held.slot.key,
+                held.slot.at,
+                wait,
+            ) from None
         except RateLimited as exc:
             raise Transient(
                 f"rate limit budget used up; next slot in {exc.wait:.0f}s",

@@ -21,13 +21,16 @@ send), which keeps the count self-healing. Messages from other producers (raw LP
 the main queues) are not counted and never overflow; settling them is a no-op.
 
 What is deliberately not here: a per-tenant cap on running jobs. A flooding tenant's
-jobs do fill the worker threads, each waiting in its rate limiter for a slot (up to 30 s,
-worker/transport/ratelimit.py), but they leave at the tenant's own rate (ten invoices a second on
-eAccounting), and each thread that frees up takes the next job of the other queue in turn.
-`bench/fairness.py` measures small tenants' p99 at 0.3 s under a 10,000-job flood (0.16 s
-without it). A tenant whose limit is far lower (a few calls a minute) would free threads
-too slowly for that; the fix then is a lower max wait in the limiter, with rate-limit
-retries that do not count toward the job's own retries.
+jobs do take worker threads, each waiting in its rate limiter for a slot
+(worker/transport/ratelimit.py), but they leave at the tenant's own rate (ten invoices a
+second on eAccounting), and each thread that frees up takes the next job of the other
+queue in turn. `bench/fairness.py` measures small tenants' p99 at 0.3 s under a
+10,000-job flood (0.16 s without it). A thread sleeps at most
+`LEDGERPUSH_RATE_LIMIT_HOLD_SECONDS` (2 s) for a slot: a job whose slot is further away
+keeps it reserved and is handed back until then (error code `rate_limit_slot_reserved`,
+not counted toward its retries), and its next run uses that slot without reserving
+again. So however low a flooding tenant's limit, its jobs wait in the retry schedule,
+not in the worker threads.
 """
 
 from __future__ import annotations
