@@ -271,9 +271,10 @@ def run_slot_sweep(args: argparse.Namespace, database: str) -> dict[str, Any]:
     from worker.transport.producer import enqueue
 
     with Stack(f"slots-{database}", database=database, latency_ms=args.latency_ms) as stack:
+        from worker.providers.eaccounting.settings import EAccountingSettings
         from worker.settings import get_settings
 
-        rate = get_settings().eaccounting_rate_per_minute
+        rate = get_settings().part(EAccountingSettings).rate_per_minute
         tenants = _stack.tenant_set(sweep_tenant_count(args, rate))
         log(f"[{database}] connecting {len(tenants)} tenants")
         stack.connect(tenants)
