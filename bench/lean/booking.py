@@ -20,8 +20,8 @@ from worker.tenancy.tenants import get_tenant
 class NoLimit:
     """Stands in for the rate limiter: every slot is free at once."""
 
-    def acquire(self, key: str, rate: Any) -> None:
-        return None
+    def acquire(self, key: str, rate: Any, *_: Any, **__: Any) -> float:
+        return 0.0
 
 
 class NoRecord(list[Any]):
