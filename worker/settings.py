@@ -80,7 +80,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None
 
-    worker_concurrency: int = Field(default=16, ge=1, le=512)
+    worker_concurrency: int = Field(
+        default=32,
+        ge=1,
+        le=512,
+        description="Threads (in-flight jobs) per worker process. A process books at most "
+        "threads / (2 calls x the provider's latency) invoices a second, and no more than "
+        "its one core allows (the GIL); bench/RESULTS.md (latency-bound) has the figures "
+        "behind 32.",
+    )
     task_events: bool = Field(
         default=True,
         description="Send Celery task events (for Flower or `celery events`); false saves "

@@ -15,7 +15,12 @@ from worker.settings import get_settings
 
 
 def worker(
-    concurrency: Annotated[int | None, typer.Option(help="Threads per worker process.")] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads per worker process [default: LEDGERPUSH_WORKER_CONCURRENCY, 32]."
+        ),
+    ] = None,
     queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "",
     loglevel: Annotated[str, typer.Option()] = "INFO",
     hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
