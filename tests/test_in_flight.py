@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
-from worker.transport.producer import enqueue
-from worker.tenancy.tenants import add_tenant
 
 from tests.conftest import EC_APP, WorkerProcess, invoice_job, unique, wait_for
 from worker.ledger.store import find_job
 from worker.simulators.common import CONTROL_PREFIX, SimulatorServer
 from worker.simulators.economic import EconomicSimulator
+from worker.tenancy.tenants import add_tenant
+from worker.transport.producer import enqueue
 
 SLOTS = 32
 # Long against the CPU a job needs before its first call, so that even on a busy machine
