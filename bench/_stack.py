@@ -1,12 +1,13 @@
 """What every benchmark shares: a throw-away ledgerpush on this machine, measured.
 
-A fresh home (under the system temp dir), a real Redis (the embedded server with AOF and
-fsync always, as in production), the ledger on SQLite (default) or a fresh PostgreSQL
-database, the three simulators (eAccounting, e-conomic, Visma.net ERP) in a child process
-of their own (so their CPU is not the benchmark's, and their latency `L` is
-`Faults.latency_ms`), tenants connected to them as after the consent flow, and real `ledgerpush worker` processes whose CPU time and peak
-memory are read from /proc. Reuses `worker.devtools.localstack` (home, settings, simulators,
-tenants, child processes).
+The stack is worker.devtools.localstack's (the one the demo, chaos and the tests run on):
+a fresh home under the system temp dir, the bundled Redis with AOF and fsync always (as
+in production), the ledger on SQLite (default) or a fresh PostgreSQL database, the three
+simulators (eAccounting, e-conomic, Visma.net ERP) in a child process of their own (so
+their CPU is not the benchmark's, and their latency `L` is `Faults.latency_ms`), tenants
+connected to them as after the consent flow, and real `ledgerpush worker` processes whose
+CPU time and peak memory are read from /proc. Here: the benchmarks' settings, their
+workload (factories.py's jobs), what they read from the ledger, and how they print.
 
 Benchmarks print figures; none of this asserts anything.
 """
@@ -16,15 +17,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import multiprocessing
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,42 @@ if str(ROOT) not in sys.path:
 
 from cryptography.fernet import Fernet  # noqa: E402
 
-from worker.devtools import factories, localstack  # noqa: E402
-from worker.transport.children import arm_in_child, stop_on_signals  # noqa: E402
+from worker.devtools import factories  # noqa: E402
+from worker.devtools.localstack import LocalStack, wait_settled  # noqa: E402
+from worker.devtools.processes import (  # noqa: E402
+    ChildProcess,
+    CpuMeter,
+    cpu_seconds,
+    isolated,
+    peak_rss_mib,
+    rss_mib,
+    tree_pids,
+    wait_for_ready,
+)
+from worker.devtools.simulator_process import (  # noqa: E402
+    EA_CLIENT,
+    EC_APP,
+    QueuedReleases,
+    SimulatorProcess,
+)
+from worker.transport.children import stop_on_signals  # noqa: E402
 from worker.transport.embedded_redis import EmbeddedRedis  # noqa: E402
 
-EA_CLIENT = ("ledgerpush-bench", "bench-secret")
-EC_APP = ("bench-app-secret", "bench-app-public")
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+__all__ = [
+    "EA_CLIENT", "EC_APP", "POSTGRES_ADMIN", "ChildProcess", "CpuMeter", "MachineCpu",
+    "QueuedReleases", "Simulators", "Stack", "add_tenants", "count_states", "cpu_seconds", "emit",
+    "interleaved", "invoice", "isolated", "job_times", "log", "machine", "peak_rss_mib",
+    "percentiles", "provider_seconds_by_job", "rss_mib", "tenant_set", "tree_pids",
+    "wait_for_ready", "wait_settled",
+]  # fmt: skip
+
+
+class Simulators(SimulatorProcess):
+    """The simulators' child process for settings `env` (naming LEDGERPUSH_HOME)."""
+
+    def __init__(self, env: dict[str, str], **options: Any) -> None:
+        super().__init__(Path(env["LEDGERPUSH_HOME"]), env, **options)
 
 
 # ---------------------------------------------------------------- the machine
@@ -70,253 +99,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- simulators
-
-
-class QueuedReleases:
-    """ASGI middleware in front of the Visma.net simulator: counts the releases it
-    answered `Queued` (the floor of calls per invoice has one status read for each)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.count = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        path = str(scope.get("path", ""))
-        if (
-            scope["type"] != "http"
-            or scope.get("method") != "POST"
-            or not path.endswith("/action/release")
-        ):
-            await self.app(scope, receive, send)
-            return
-
-        async def watch(message: Any) -> None:
-            if message["type"] == "http.response.body" and b'"Queued"' in message.get("body", b""):
-                self.count += 1
-            await send(message)
-
-        await self.app(scope, receive, watch)
-
-
-#: The simulator process's commands that connect tenants, and their provider.
-CONNECT_COMMANDS = {"connect_ea": "eaccounting", "connect_ec": "economic", "connect_vn": "vismanet"}
-
-
-def _simulator_main(conn: Any, env: dict[str, str], options: dict[str, Any]) -> None:
-    """The child process: the simulators over HTTP, driven by commands on `conn`."""
-    arm_in_child(int(env["_LEDGERPUSH_BENCH_PARENT"]))
-    os.environ.update(env)
-    from worker.simulators.common import Faults
-    from worker.simulators.eaccounting import EAccountingSimulator
-    from worker.simulators.economic import EconomicSimulator
-    from worker.simulators.vismanet import create_simulator
-
-    stack = localstack.LocalStack(home=Path(env["LEDGERPUSH_HOME"]), env={})
-    latency = float(options.get("latency_ms", 0))
-    ea = EAccountingSimulator(
-        client_id=EA_CLIENT[0],
-        client_secret=EA_CLIENT[1],
-        token_lifetime_seconds=float(options.get("token_lifetime_seconds", 3600)),
-        rate_limit_per_minute=int(options.get("rate_limit_per_minute", 600)),
-        faults=Faults(latency_ms=latency),
-    )
-    ec = EconomicSimulator(
-        app_secret_token=EC_APP[0],
-        app_public_token=EC_APP[1],
-        rate_limit_per_day=int(options.get("ec_calls_per_day", 10_000_000)),
-        faults=Faults(latency_ms=latency),
-    )
-    vn = create_simulator(
-        faults=Faults(latency_ms=latency),
-        seed=1,
-        release_queued_rate=float(options.get("vn_queued_share", 0.0)),
-        release_queued_seconds=float(options.get("vn_queued_seconds", 0.1)),
-    )
-    queued = QueuedReleases(vn.app)
-    vn.app = queued
-    localstack.start_simulators(stack, {"eaccounting": ea, "economic": ec, "vismanet": vn})
-    conn.send(dict(stack.env))
-    while True:
-        command, args = conn.recv()
-        try:
-            if command == "stop":
-                for server in stack.servers:
-                    server.stop()
-                conn.send(None)
-                return
-            conn.send(_simulator_command(stack, ea, ec, command, args, queued))
-        except Exception as exc:
-            conn.send(RuntimeError(f"{command}: {type(exc).__name__}: {exc}"))
-
-
-def _simulator_command(
-    stack: Any, ea: Any, ec: Any, command: str, args: Any, queued: QueuedReleases
-) -> Any:
-    vn = stack.sims["vismanet"]
-    provider = CONNECT_COMMANDS.get(command)
-    if provider:
-        for tenant_id, country in args:
-            localstack.connect(stack, provider, tenant_id, country)
-        return len(args)
-    if command == "companies":
-        return [localstack.simulated_tenant(stack, p, t, c) for t, p, c in args]
-    if command == "log":
-        return {"ea": ea.log.snapshot(), "ec": ec.log.snapshot(), "vn": vn.log.snapshot(),
-                "vn_releases_queued": queued.count}  # fmt: skip
-    if command == "reset_log":
-        ea.log.reset()
-        ec.log.reset()
-        vn.log.reset()
-        queued.count = 0
-        with ea.lock:
-            ea.tokens.calls.clear()
-            ea.tokens.company_calls.clear()
-        return True
-    if command == "token_calls":
-        with ea.lock:
-            per_company: dict[str, int] = {}
-            for (company, grant), count in ea.tokens.company_calls.items():
-                if grant == "refresh_token":
-                    per_company[company] = per_company.get(company, 0) + count
-            return {"by_grant": dict(ea.tokens.calls), "refresh_by_company": per_company}
-    if command == "ea_config":
-        ea.update_config(args)
-        return True
-    if command == "faults":
-        ea.faults.update(args)
-        ec.faults.update(args)
-        vn.faults.update(args)
-        return True
-    raise ValueError(f"unknown simulator command {command!r}")
-
-
-class Simulators:
-    """The simulators in a child process; `call` runs a command there."""
-
-    def __init__(self, env: dict[str, str], **options: Any) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
-        env = {**env, "_LEDGERPUSH_BENCH_PARENT": str(os.getpid())}
-        self.process = context.Process(
-            target=_simulator_main, args=(child, env, options), name="simulators", daemon=True
-        )
-        self.process.start()
-        if not self.conn.poll(60):
-            raise RuntimeError("the simulators did not start")
-        self.env: dict[str, str] = self.conn.recv()
-
-    def call(self, command: str, args: Any = None, timeout: float = 600) -> Any:
-        self.conn.send((command, args))
-        if not self.conn.poll(timeout):
-            raise RuntimeError(f"simulator command {command} timed out")
-        answer = self.conn.recv()
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    @property
-    def pid(self) -> int:
-        return int(self.process.pid or 0)
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.call("stop", timeout=20)
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.kill()
-
-
-# ---------------------------------------------------------------- isolation
-
-
-def _isolated_main(conn: Any, parent: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    arm_in_child(parent)
-    try:
-        conn.send(("ok", fn(*args)))
-    except BaseException as exc:
-        import traceback
-
-        conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
-
-
-def isolated(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run `fn(*args)` in a fresh process: settings, engine and Redis client are cached per
-    process, so every stack gets its own."""
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    process = context.Process(target=_isolated_main, args=(child, os.getpid(), fn, args))
-    process.start()
-    status, value = parent.recv()
-    process.join()
-    if status != "ok":
-        raise RuntimeError(value)
-    return value
-
-
-# ---------------------------------------------------------------- process meters
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its reaped children, from /proc."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    # fields[11..14] = utime, stime, cutime, cstime (fields 14-17 of proc(5))
-    return sum(int(x) for x in fields[11:15]) / ticks
-
-
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM: the highest resident set size the process reached."""
-    return _status_mib(pid, "VmHWM")
-
-
-def rss_mib(pid: int) -> float:
-    """VmRSS: the process's resident set size now."""
-    return _status_mib(pid, "VmRSS")
-
-
-def _status_mib(pid: int, name: str) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith(f"{name}:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def tree_pids(pid: int) -> list[int]:
-    """The process and all its descendants (a prefork pool's children)."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        return [pid] + [child.pid for child in parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-class CpuMeter:
-    """CPU seconds of a set of process trees between `start()` and `stop()`."""
-
-    def __init__(self, pids: Callable[[], Iterable[int]]) -> None:
-        self.pids = pids
-        self.before: dict[int, float] = {}
-        self.after: dict[int, float] = {}
-
-    def _read(self) -> dict[int, float]:
-        found: dict[int, float] = {}
-        for root in self.pids():
-            for pid in tree_pids(root):
-                with contextlib.suppress(OSError):
-                    found[pid] = cpu_seconds(pid)
-        return found
-
-    def start(self) -> None:
-        self.before = self._read()
-
-    def stop(self) -> float:
-        self.after = self._read()
-        return sum(v - self.before.get(pid, 0.0) for pid, v in self.after.items())
+# ---------------------------------------------------------------- the machine's CPU
 
 
 class MachineCpu:
@@ -348,7 +131,10 @@ class MachineCpu:
 
 @dataclass
 class Stack:
-    """One throw-away ledgerpush: home, Redis, ledger, simulators, worker processes."""
+    """One throw-away ledgerpush (a LocalStack) in a home under the system temp dir:
+    production settings, the ledger on SQLite or a throwaway PostgreSQL database
+    (`database`), the simulators in a child process at latency `latency_ms`
+    (`sim_options`: worker/devtools/simulator_process.py), and worker processes."""
 
     name: str
     database: str = "sqlite"
@@ -356,15 +142,12 @@ class Stack:
     sim_options: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
     home: Path = field(init=False)
-    local: Any = field(init=False, default=None)
-    redis: EmbeddedRedis | None = field(init=False, default=None)
-    sims: Simulators | None = field(init=False, default=None)
-    workers: list[Any] = field(init=False, default_factory=list)
-    _pg_name: str | None = field(init=False, default=None)
+    local: LocalStack | None = field(init=False, default=None)
 
     def start(self) -> Stack:
         self.home = Path(tempfile.gettempdir()) / f"ledgerpush-bench-{self.name}-{os.getpid()}"
-        env = {
+        stop_on_signals()  # SIGTERM/SIGINT/SIGHUP: __exit__ stops every child
+        settings = {
             "LEDGERPUSH_ENV": "production",
             "LEDGERPUSH_SECRET_KEY": Fernet.generate_key().decode(),
             "LEDGERPUSH_LOG_JSON": "true",
@@ -374,38 +157,30 @@ class Stack:
             "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": EC_APP[1],
             **self.settings,
         }
-        stop_on_signals()  # SIGTERM/SIGINT/SIGHUP: __exit__ stops every child
-        self.local = localstack.prepare_home(self.home, env)
-        self.redis = EmbeddedRedis(self.home / "redis", die_with_parent=True).start()
-        urls = {"LEDGERPUSH_REDIS_URL": self.redis.url}
-        if self.database == "postgresql":
-            urls["LEDGERPUSH_DATABASE_URL"] = self._create_pg_database()
-        localstack.setenv(self.local, urls)
-        self.sims = Simulators(dict(os.environ), latency_ms=self.latency_ms, **self.sim_options)
-        localstack.setenv(self.local, self.sims.env)
-        from worker.ledger.db import engine
-
-        engine()  # migrate once, before several processes race to
+        local = self.local = LocalStack.create(self.home, settings)
+        local.start_redis()
+        local.use_database(throwaway_on=POSTGRES_ADMIN if self.database == "postgresql" else None)
+        local.start_simulator_process(latency_ms=self.latency_ms, **self.sim_options)
+        local.open_ledger()  # migrate once, before several processes race to
         return self
 
-    def _create_pg_database(self) -> str:
-        import psycopg
+    @property
+    def redis(self) -> EmbeddedRedis | None:
+        return self.local.redis if self.local is not None else None
 
-        self._pg_name = f"ledgerpush_bench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self._pg_name}"')
-        return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{self._pg_name}"
+    @property
+    def sims(self) -> SimulatorProcess | None:
+        return self.local.simulator_process if self.local is not None else None
+
+    @property
+    def workers(self) -> list[ChildProcess]:
+        """The worker processes, and beat once started."""
+        return self.local.workers if self.local is not None else []
 
     def connect(self, tenants: list[tuple[str, str, str]], batch: int = 100) -> None:
         """(tenant id, provider, country) each, as after the consent flow."""
-        assert self.sims is not None
-        commands = (
-            ("eaccounting", "connect_ea"), ("economic", "connect_ec"), ("vismanet", "connect_vn")
-        )  # fmt: skip
-        for provider, command in commands:
-            chosen = [(t, c) for t, p, c in tenants if p == provider]
-            for start in range(0, len(chosen), batch):
-                self.sims.call(command, chosen[start : start + batch])
+        assert self.local is not None
+        self.local.connect_tenants(tenants, batch)
 
     def connect_in_bulk(self, tenants: list[tuple[str, str, str]], batch: int = 500) -> None:
         """As `connect`, for thousands of tenants: the simulators make the companies, and
@@ -419,60 +194,34 @@ class Stack:
     def start_workers(
         self, processes: int, concurrency: int, extra: dict[str, str] | None = None
     ) -> None:
+        """`processes` workers started side by side; `extra` settings stay for later ones."""
+        assert self.local is not None
         if extra:
-            localstack.setenv(self.local, extra)
-        started = []
-        for index in range(processes):
-            name = f"worker-{index}"
-            process = localstack.start_process(
-                self.local,
-                [
-                    "worker",
-                    "--concurrency", str(concurrency),
-                    "--hostname", f"bench{index}@%h",
-                    "--loglevel", "INFO",
-                ],
-                name,
-            )  # fmt: skip
-            started.append((process, self.home / f"{name}.log"))
-        for process, log in started:
-            wait_for_ready(process, log)
-        self.workers += [process for process, _ in started]
+            self.local.setenv(extra)
+        started = [
+            self.local.start_worker(f"worker-{index}", concurrency, hostname=f"bench{index}",
+                                    wait=False)
+            for index in range(processes)
+        ]  # fmt: skip
+        for worker in started:
+            worker.wait_ready()
 
     def stop_workers(self, timeout: float = 60) -> None:
         """SIGTERM the worker processes and wait for them (their jobs finish first)."""
-        for process in self.workers:
-            process.terminate()
-        for process in self.workers:
-            process.wait(timeout)
-        self.local.processes = [p for p in self.local.processes if p not in self.workers]
-        self.workers = []
+        assert self.local is not None
+        self.local.stop_workers(timeout)
 
     def start_beat(self) -> None:
-        process = localstack.start_process(self.local, ["beat", "--loglevel", "INFO"], "beat")
-        self.workers.append(process)
+        assert self.local is not None
+        beat = self.local.start_process(["beat", "--loglevel", "INFO"], "beat")
+        self.local.workers.append(beat)
 
     def worker_pids(self) -> list[int]:
-        return [p.pid for p in self.workers]
+        return [worker.pid for worker in self.workers]
 
     def stop(self) -> None:
         if self.local is not None:
-            localstack.stop(self.local, timeout=20)
-        if self.sims is not None:
-            self.sims.stop()
-        if self.redis is not None:
-            self.redis.stop()
-        if self._pg_name:
-            import psycopg
-
-            with contextlib.suppress(Exception):
-                from worker.ledger.db import engine
-
-                engine().dispose()
-            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self._pg_name}" WITH (FORCE)')
-        import shutil
-
+            self.local.stop(timeout=20)
         shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self) -> Stack:
@@ -498,18 +247,6 @@ def add_tenants(tenants: list[tuple[str, str, str, dict[str, Any]]]) -> None:
         rows.append(tenant)
     with session() as db:
         db.add_all(rows)
-
-
-def wait_for_ready(process: Any, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"worker exited: {log.read_text(errors='replace')[-2000:]}")
-        with contextlib.suppress(OSError):
-            if b" ready." in log.read_bytes():
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"worker not ready after {timeout}s; see {log}")
 
 
 # ---------------------------------------------------------------- workload
@@ -620,20 +357,6 @@ def count_states() -> dict[str, int]:
     from worker.ledger.store import count_by_state
 
     return count_by_state()
-
-
-def wait_settled(expected: int, timeout: float, interval: float = 0.5) -> bool:
-    """Until `expected` jobs are booked/failed/parked, or `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        counts = count_states()
-        done = sum(
-            counts.get(s, 0) for s in ("booked", "failed", "cancelled", "waiting_for_reauth")
-        )
-        if done >= expected:
-            return True
-        time.sleep(interval)
-    return False
 
 
 def percentiles(values: list[float], points: Iterable[int] = (50, 95, 99)) -> dict[str, float]:

@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -43,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import _stack
-from _stack import Stack, emit, log
+from _stack import ChildProcess, Stack, emit, log
+
+from worker.devtools.processes import WORKER_READY
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_CODE = (str(ROOT / "worker") + os.sep, str(ROOT / "tasks") + os.sep)
@@ -258,25 +258,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(0.2)
             counted = json.loads(out.read_text())
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(60)
+            worker.stop(60)
         states = _stack.count_states()
     return summarize(args, counted, states)
 
 
 def _start_counting_worker(
     stack: Stack, out: Path, skip: int, count: int, concurrency: int, events: str
-) -> subprocess.Popen[bytes]:
-    log_path = stack.home / "hotpath.log"
+) -> ChildProcess:
     command = [sys.executable, __file__, "--count-worker", str(out), str(skip), str(count),
                "--concurrency", str(concurrency)]  # fmt: skip
-    env = {**os.environ, **stack.local.env, "LEDGERPUSH_TASK_EVENTS": str(events == "on").lower()}
+    assert stack.local is not None
+    env = stack.local.child_env(LEDGERPUSH_TASK_EVENTS=str(events == "on").lower())
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    stack.local.processes.append(process)
-    _stack.wait_for_ready(process, log_path)
-    return process
+    worker = ChildProcess("hotpath", command, env, stack.home / "hotpath.log", ready=WORKER_READY)
+    stack.local.processes.append(worker)
+    return worker.start()
 
 
 def summarize(

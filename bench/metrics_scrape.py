@@ -28,9 +28,9 @@ from typing import Any
 import _stack
 from _stack import emit, log, percentiles
 
-from worker.devtools import localstack
+from worker.devtools.localstack import LocalStack, wait_until_up
 from worker.transport.children import stop_on_signals
-from worker.transport.embedded_redis import EmbeddedRedis, free_port
+from worker.transport.embedded_redis import free_port
 
 STATES = (("booked", 0.93), ("failed", 0.03), ("cancelled", 0.02), ("retry_scheduled", 0.01),
           ("waiting_for_reauth", 0.01))  # fmt: skip
@@ -112,14 +112,13 @@ def scrape(client: Any, url: str) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     stop_on_signals()
     home = Path(tempfile.gettempdir()) / f"ledgerpush-bench-metrics-{os.getpid()}"
-    stack = localstack.prepare_home(home, {"LEDGERPUSH_ENV": "dev", "LEDGERPUSH_LOG_JSON": "true"})
-    redis = EmbeddedRedis(home / "redis", die_with_parent=True).start()
+    stack = LocalStack.create(home, {"LEDGERPUSH_ENV": "dev", "LEDGERPUSH_LOG_JSON": "true"})
     try:
-        localstack.setenv(stack, {"LEDGERPUSH_REDIS_URL": redis.url})
-        from worker.ledger.db import engine
+        stack.start_redis()
+        stack.use_database()
+        stack.open_ledger()
         from worker.settings import get_settings
 
-        engine()
         tenants = add_tenants(args.tenants)
         log(f"filling the ledger with {args.jobs:,} jobs and attempts")
         fill_seconds = fill(str(get_settings().sqlite_path), tenants, args.jobs)
@@ -135,9 +134,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         get_redis().delete("lp:metrics:aggregate")  # the web's first scrape counts itself
 
         port = free_port()
-        localstack.start_process(stack, ["web", "--port", str(port)], "web")
+        stack.start_process(["web", "--port", str(port)], "web")
         url = f"http://127.0.0.1:{port}"
-        localstack.wait_until_up(f"{url}/health", timeout=60)
+        wait_until_up(f"{url}/health", timeout=60)
         import httpx
 
         with httpx.Client(timeout=30) as client:  # one connection, as Prometheus keeps
@@ -161,8 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "background_recount_ms": round(recount_ms, 1),
         }
     finally:
-        localstack.stop(stack)
-        redis.stop()
+        stack.stop()
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -1,11 +1,10 @@
-"""Real components for every test: a Redis server, SQLite (or PostgreSQL when
-LEDGERPUSH_TEST_DATABASE_URL is set), the simulators over HTTP, Celery worker processes."""
+"""Real components for every test: the session's local stack (worker/devtools/localstack.py)
+with a Redis server, SQLite (or PostgreSQL when LEDGERPUSH_TEST_DATABASE_URL is set) and
+the simulators over HTTP; Celery worker processes; job payloads on the tests' dates."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -16,6 +15,8 @@ from typing import Any
 import pytest
 
 from worker.devtools import factories
+from worker.devtools.localstack import LocalStack, connect
+from worker.devtools.processes import WORKER_READY, ChildProcess, ledgerpush, worker_args
 
 ROOT = Path(__file__).resolve().parent.parent
 # Each pytest-xdist worker runs its own stack (Redis, simulators, database); the processes a
@@ -27,49 +28,21 @@ _HOME = Path(
 )
 
 
-def _database_url() -> str:
-    given = os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")
-    if not given:
-        return f"sqlite:///{_HOME / 'ledger.db'}"
-    name = create_postgres_database(given)
-    os.environ["_LEDGERPUSH_TEST_DB_TO_DROP"] = name
-    return f"{postgres_admin_url(given).rpartition('/')[0]}/{name}"
-
-
 def postgres_admin_url(given: str) -> str:
     return given.replace("postgresql+psycopg://", "postgresql://")
 
 
-def create_postgres_database(given: str) -> str:
-    """A new, empty database on the server at `given`; returns its name."""
-    import psycopg
-
-    name = f"ledgerpush_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_admin_url(given), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def drop_postgres_database(given: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(postgres_admin_url(given), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _redis_url() -> str:
+def _redis_url() -> str | None:
+    """The session's database of the Redis at LEDGERPUSH_TEST_REDIS_URL, emptied; None:
+    the stack starts the bundled server."""
     given = os.environ.get("LEDGERPUSH_TEST_REDIS_URL")
-    if given:
-        import redis
+    if not given:
+        return None
+    import redis
 
-        url = _database_of_this_session(given)
-        redis.Redis.from_url(url).flushdb()
-        return url
-    from worker.transport.embedded_redis import EmbeddedRedis
-
-    server = EmbeddedRedis(_HOME / "redis").start()
-    _SERVERS.append(server)
-    return server.url
+    url = _database_of_this_session(given)
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 def _database_of_this_session(redis_url: str) -> str:
@@ -81,11 +54,28 @@ def _database_of_this_session(redis_url: str) -> str:
     return f"{base}/{first + int(_SESSION_ID[2:])}"
 
 
-_SERVERS: list[Any] = []
+#: The session's stack (worker/devtools/localstack.py); None in a process that joined it.
+STACK: LocalStack | None = None
 SIMULATORS: dict[str, Any] = {}
 EA_CLIENT = ("ledgerpush", "sim-secret")
 EC_APP = ("sim-app-secret", "sim-app-public")
 VN_APP = ("ledgerpush", "sim-secret")
+SESSION_SETTINGS = {
+    "LEDGERPUSH_ENV": "test",
+    "LEDGERPUSH_SECRET_KEY": "Jm6nQ0-gGmS7c2jm1KlR3jPOjuwJ3h9n6XGbGUVJ6uM=",
+    "LEDGERPUSH_LOG_JSON": "true",
+    "LEDGERPUSH_RETRY_BACKOFF_BASE": "0.2",
+    "LEDGERPUSH_RETRY_BACKOFF_MAX": "2",
+    "LEDGERPUSH_MAX_RETRIES": "20",
+    "LEDGERPUSH_HTTP_TIMEOUT": "5",
+    # The simulators never apply a write late unless a test asks them to
+    # (late_write_rate; see tests/test_exactly_once.py): look lost answers up at once.
+    "LEDGERPUSH_WRITE_SETTLE_SECONDS": "0",
+    "LEDGERPUSH_EACCOUNTING_CLIENT_ID": EA_CLIENT[0],
+    "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": EA_CLIENT[1],
+    "LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN": EC_APP[0],
+    "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": EC_APP[1],
+}
 
 
 def point_vismanet_at(monkeypatch: pytest.MonkeyPatch, url: str) -> Any:
@@ -102,79 +92,39 @@ def point_vismanet_at(monkeypatch: pytest.MonkeyPatch, url: str) -> Any:
     return settings
 
 
-def _start_simulators() -> dict[str, str]:
-    """The three simulators in this process, over real HTTP; workers reach them by URL."""
-    from worker.simulators.common import SimulatorServer
+def _configure_once() -> None:
+    """The session's stack, its settings in this process's environment (child processes,
+    spawned workers and pools, inherit them)."""
+    global STACK
+    if _IN_SESSION:
+        return
     from worker.simulators.eaccounting import EAccountingSimulator
     from worker.simulators.economic import EconomicSimulator
     from worker.simulators.vismanet import create_simulator
 
+    os.environ["_LEDGERPUSH_TEST_SESSION"] = _SESSION_ID
+    stack = STACK = LocalStack.create(_HOME, SESSION_SETTINGS, wipe=False)
+    stack.use_database(throwaway_on=os.environ.get("LEDGERPUSH_TEST_DATABASE_URL"))
+    stack.start_redis(_redis_url())
     ea = EAccountingSimulator(client_id=EA_CLIENT[0], client_secret=EA_CLIENT[1])
     ec = EconomicSimulator(app_secret_token=EC_APP[0], app_public_token=EC_APP[1])
-    vn = create_simulator()
-    servers = [SimulatorServer(sim.app).start() for sim in (ea, ec, vn)]
-    ea_server, ec_server, vn_server = servers
-    SIMULATORS.update(ea=ea, ec=ec, vn=vn, vn_url=vn_server.url)
-    _SERVERS.extend(servers)
-    return {
-        "LEDGERPUSH_EACCOUNTING_API_URL": f"{ea_server.url}/v2",
-        "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": ea_server.url,
-        "LEDGERPUSH_ECONOMIC_API_URL": ec_server.url,
-        "LEDGERPUSH_ECONOMIC_INSTALL_URL": f"{ec_server.url}/_control/install",
-        "LEDGERPUSH_VISMANET_API_URL": vn_server.url,
-        "LEDGERPUSH_VISMANET_IDENTITY_URL": vn_server.url,
-    }
-
-
-def _configure_once() -> None:
-    """Child processes (spawned workers, pools) inherit the session's environment."""
-    if _IN_SESSION:
-        return
-    os.environ["_LEDGERPUSH_TEST_SESSION"] = _SESSION_ID
-    os.environ.update(
-        {
-            "LEDGERPUSH_ENV": "test",
-            "LEDGERPUSH_HOME": str(_HOME),
-            "LEDGERPUSH_DATABASE_URL": _database_url(),
-            "LEDGERPUSH_SECRET_KEY": "Jm6nQ0-gGmS7c2jm1KlR3jPOjuwJ3h9n6XGbGUVJ6uM=",
-            "LEDGERPUSH_LOG_JSON": "true",
-            "LEDGERPUSH_RETRY_BACKOFF_BASE": "0.2",
-            "LEDGERPUSH_RETRY_BACKOFF_MAX": "2",
-            "LEDGERPUSH_MAX_RETRIES": "20",
-            "LEDGERPUSH_HTTP_TIMEOUT": "5",
-            # The simulators never apply a write late unless a test asks them to
-            # (late_write_rate; see tests/test_exactly_once.py): look lost answers up at once.
-            "LEDGERPUSH_WRITE_SETTLE_SECONDS": "0",
-            "LEDGERPUSH_EACCOUNTING_CLIENT_ID": "ledgerpush",
-            "LEDGERPUSH_EACCOUNTING_CLIENT_SECRET": "sim-secret",
-            "LEDGERPUSH_ECONOMIC_APP_SECRET_TOKEN": "sim-app-secret",
-            "LEDGERPUSH_ECONOMIC_APP_PUBLIC_TOKEN": "sim-app-public",
-            "LEDGERPUSH_VISMANET_CLIENT_ID": VN_APP[0],
-            "LEDGERPUSH_VISMANET_CLIENT_SECRET": VN_APP[1],
-        }
-    )
-    os.environ["LEDGERPUSH_REDIS_URL"] = _redis_url()
-    os.environ.update(_start_simulators())
+    stack.start_simulators({"eaccounting": ea, "economic": ec, "vismanet": create_simulator()})
+    sims = stack.sims
+    SIMULATORS.update(ea=sims["eaccounting"], ec=sims["economic"], vn=sims["vismanet"],
+                      vn_url=stack.servers["vismanet"].url)  # fmt: skip
 
 
 _configure_once()
 
 
+def session_stack() -> LocalStack:
+    assert STACK is not None, "the session's stack runs in the pytest process"
+    return STACK
+
+
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
-    for server in reversed(_SERVERS):
-        server.stop()
-    name = os.environ.get("_LEDGERPUSH_TEST_DB_TO_DROP")
-    if name:
-        import psycopg
-
-        from worker.ledger.db import engine
-
-        engine().dispose()
-        admin = os.environ["LEDGERPUSH_TEST_DATABASE_URL"].replace(
-            "postgresql+psycopg://", "postgresql://"
-        )
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if STACK is not None:
+        STACK.stop()
 
 
 #: The API facts the simulators are built from: ../shared/reference beside the repository,
@@ -218,49 +168,15 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-class WorkerProcess:
-    """A real `ledgerpush worker` process; its output goes to a log file."""
+class WorkerProcess(ChildProcess):
+    """A real `ledgerpush worker` process (node `<name>@host`) with the environment
+    `env`; its output goes to a log file in the session's home."""
 
     def __init__(self, name: str, env: dict[str, str], concurrency: int = 8) -> None:
-        self.name = name
-        self.log_path = _HOME / f"worker-{name}-{uuid.uuid4().hex[:6]}.log"
-        self.env = env
+        log_path = _HOME / f"worker-{name}-{uuid.uuid4().hex[:6]}.log"
+        command = ledgerpush(*worker_args(name, concurrency))
+        super().__init__(name, command, env, log_path, ready=WORKER_READY, cwd=ROOT)
         self.concurrency = concurrency
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        command = [
-            sys.executable, "-m", "worker", "worker",
-            f"--concurrency={self.concurrency}", f"--hostname={self.name}@%h", "--loglevel=INFO",
-        ]  # fmt: skip
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - open for the process's life, closed in stop()
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        wait_for(lambda: b"ready" in self.log_path.read_bytes() or self._died(), 60)
-        if self._died():
-            raise RuntimeError(self.log_path.read_text()[-3000:])
-        return self
-
-    def _died(self) -> bool:
-        return self.process is not None and self.process.poll() is not None
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="session")
@@ -301,6 +217,34 @@ def invoice_job(tenant_id: str, key: str | None = None, **overrides: Any) -> dic
     return factories.invoice_job(tenant_id, key or unique("inv"), **fields)
 
 
+def credit_note_job(
+    tenant_id: str, original_key: str, key: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A credit note of the invoice sent as `original_key`, issued the day after the
+    tests' invoices (of the whole invoice unless `lines` are given)."""
+    fields = {"issue_date": "2026-11-21", **fields}
+    return factories.credit_note_job(tenant_id, key or unique("cn"), original_key, **fields)
+
+
+def payment_job(
+    tenant_id: str, invoice_key: str, amount: str, key: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A payment (NOK unless `currency` says otherwise) of the invoice sent as
+    `invoice_key`, on the tests' invoice date."""
+    fields = {"payment_date": "2026-11-20", **fields}
+    return factories.payment_job(tenant_id, key or unique("pay"), invoice_key, amount, **fields)
+
+
+def unbookable_line() -> dict[str, Any]:
+    """A line whose unit price has four decimals: eAccounting takes two for a domestic
+    customer, so a job sent raw (past the check at the door) fails before any write."""
+    return factories.line("x", "1", "10.1234", "25")
+
+
+def danish_customer() -> dict[str, Any]:
+    return factories.customer("c-7", "Havbryggen ApS", "DK", ("Havnegade 4", "8000", "Aarhus C"))
+
+
 @pytest.fixture
 def ea_sim() -> Any:
     return SIMULATORS["ea"]
@@ -311,56 +255,26 @@ def ec_sim() -> Any:
     return SIMULATORS["ec"]
 
 
-EA_SCOPES = [
-    "ea:api",
-    "offline_access",
-    "ea:sales",
-    "ea:accounting_readonly",
-    "ea:purchase_readonly",
-]
-
-
 def connect_ea_tenant(country: str = "NO", scopes: list[str] | None = None, **mapping: Any) -> str:
     """A new simulated company and a ledgerpush tenant connected to it."""
-    import time as _time
-
-    from worker.tenancy.tenants import add_tenant
-
-    sim = SIMULATORS["ea"]
     tenant_id = unique(f"ea-{country.lower()}")
-    sim.add_company(tenant_id, country)
-    tokens = sim.issue_tokens(tenant_id, scopes or EA_SCOPES)
-    credentials = {
-        "access_token": tokens["access_token"],
-        "refresh_token": tokens["refresh_token"],
-        "expires_at": _time.time() + float(tokens["expires_in"]),
-        "scope": tokens.get("scope", ""),
-    }
-    add_tenant(tenant_id, "eaccounting", country, credentials, mapping=mapping or None)
+    options = {"scopes": scopes} if scopes else {}
+    connect(session_stack(), "eaccounting", tenant_id, country, mapping=mapping, **options)
     return tenant_id
 
 
 def connect_ec_tenant(country: str = "DK", modules: list[str] | None = None, **mapping: Any) -> str:
-    from worker.tenancy.tenants import add_tenant
-
     tenant_id = unique(f"ec-{country.lower()}")
-    grant = SIMULATORS["ec"].add_agreement(
-        country, modules=modules, grant_token=f"grant-{tenant_id}"
-    )
-    add_tenant(tenant_id, "economic", country, {"grant_token": grant}, mapping=mapping or None)
+    options = {"modules": modules} if modules else {}
+    connect(session_stack(), "economic", tenant_id, country, mapping=mapping, **options)
     return tenant_id
 
 
 def connect_vn_tenant(country: str = "NO", **mapping: Any) -> str:
     """A new company in the session's Visma.net simulator and a tenant connected to it;
     payment_method is mapped to the simulator's bank transfer unless given."""
-    from worker.tenancy.tenants import add_tenant
-
     tenant_id = unique(f"vn-{country.lower()}")
-    company = f"{tenant_id}-company"
-    SIMULATORS["vn"].add_company(company, f"Company of {tenant_id}")
-    mapping = {"payment_method": "BANK", **mapping}
-    add_tenant(tenant_id, "vismanet", country, {"tenant_id": company}, mapping=mapping)
+    connect(session_stack(), "vismanet", tenant_id, country, mapping=mapping)
     return tenant_id
 
 

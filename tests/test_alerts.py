@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import connect_ea_tenant, connect_ec_tenant, invoice_job, unique, wait_for
+from tests.conftest import (
+    connect_ea_tenant,
+    connect_ec_tenant,
+    danish_customer,
+    invoice_job,
+    unbookable_line,
+    unique,
+    wait_for,
+)
 from tests.connection_support import (
     WEBHOOK_SECRET,
     CallbackServer,
@@ -76,11 +84,7 @@ def one_sentry_event(workers: Fleet, tenant: str) -> dict[str, Any]:
 
 
 def _dk_invoice(tenant: str) -> dict[str, Any]:
-    customer = {
-        "external_id": "c-7", "name": "Havbryggen ApS", "country": "DK",
-        "address": {"line1": "Havnegade 4", "postal_code": "8000", "city": "Aarhus C"},
-    }  # fmt: skip
-    return invoice_job(tenant, currency="DKK", customer=customer)
+    return invoice_job(tenant, currency="DKK", customer=danish_customer())
 
 
 def test_password_change_parks_alerts_once_and_reconnect_resumes_in_order(
@@ -183,10 +187,9 @@ def test_dead_lettered_job_webhook_is_retried_and_its_deliveries_recorded(
     workers: Fleet, ea_sim: Any
 ) -> None:
     tenant = connect_ea_tenant("NO")
-    line = {"description": "x", "quantity": "1", "unit_price": "10.1234", "vat_rate": "25"}
     workers.receiver.fail_type = "job.failed"  # other tests' events use the same receiver
     workers.receiver.fail_next = 2
-    bad = invoice_job(tenant, unique("bad"), lines=[line])  # sent raw, past the door's check
+    bad = invoice_job(tenant, unique("bad"), lines=[unbookable_line()])  # sent raw, past the door
     job = settle(send(bad, "invoice", job_id_for(tenant, bad["idempotency_key"])))
     assert job.state == "failed"
 

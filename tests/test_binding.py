@@ -19,7 +19,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
-from tests.conftest import connect_ea_tenant, connect_ec_tenant, invoice_job, unique, wait_for
+from tests.conftest import (
+    connect_ea_tenant,
+    connect_ec_tenant,
+    danish_customer,
+    invoice_job,
+    unique,
+    wait_for,
+)
 from tests.connection_support import (
     CallbackServer,
     Fleet,
@@ -243,11 +250,7 @@ def test_tenants_connected_before_bindings_are_bound_on_their_next_call(
     ec_tenant = connect_ec_tenant("DK")
     assert get_tenant(ea_tenant).company_id is None  # as every tenant after the migration
     book_one(ea_tenant)
-    danish = {
-        "external_id": "c-7", "name": "Havbryggen ApS", "country": "DK",
-        "address": {"line1": "Havnegade 4", "postal_code": "8000", "city": "Aarhus C"},
-    }  # fmt: skip
-    book_one(ec_tenant, currency="DKK", customer=danish)
+    book_one(ec_tenant, currency="DKK", customer=danish_customer())
     ea_row, ec_row = get_tenant(ea_tenant), get_tenant(ec_tenant)
     assert ea_row.company_id == ea_tenant and ea_row.company_bound_at is not None
     assert (ea_row.company or {})["country"] == "SE"

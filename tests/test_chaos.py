@@ -14,13 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_admin_url,
-)
+from tests.conftest import postgres_admin_url
 from worker.devtools.chaos import DEFAULT_FAULTS, FAULTS, parse_faults
 from worker.devtools.chaos.faults import POISON_MAKERS, poison_message, poisoned_markers
+from worker.devtools.localstack import create_postgres_database, drop_postgres_database
 from worker.transport import poison
 from worker.transport.app import INVOICE_TASK, PAYMENT_TASK
 
@@ -75,17 +72,14 @@ def test_small_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     ledger is an empty PostgreSQL database of its own (LEDGERPUSH_CHAOS_DATABASE_URL);
     else SQLite in its home. The default faults: worker kills, a Redis restart, provider
     faults."""
-    database = create_postgres_database(POSTGRES) if POSTGRES else None
-    env = {}
-    if POSTGRES and database:
-        base = postgres_admin_url(POSTGRES).rpartition("/")[0]
-        env["LEDGERPUSH_CHAOS_DATABASE_URL"] = f"{base}/{database}"
+    database = create_postgres_database(POSTGRES, "ledgerpush_test") if POSTGRES else None
+    env = {"LEDGERPUSH_CHAOS_DATABASE_URL": database} if database else {}
     args = ["--jobs", "200", "--kills", "4", "--seed", "1", "--timeout", "100"]
     try:
         result = _chaos(args, tmp_path / "chaos", 180, **env)
     finally:
-        if POSTGRES and database:
-            drop_postgres_database(POSTGRES, database)
+        if database:
+            drop_postgres_database(database)
     figures = _figures(result)
     assert figures["enqueued"] == 200 and figures["booked"] + figures["failed"] == 200
     assert figures["worker_kills"] == 4 and figures["redis_restarts"] == 1

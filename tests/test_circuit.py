@@ -11,18 +11,15 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
-from celery import Celery
 
 from tests.conftest import EA_CLIENT, EC_APP, WorkerProcess, wait_for
 from tests.connection_support import WEBHOOK_SECRET, Receiver, stays, webhook_data
-from tests.test_exactly_once import EA, EC, Stack, invoice, remote, tenant_for
-from worker.devtools.localstack import LocalStack
+from tests.test_exactly_once import EA, EC, Stack, invoice, module_stack, remote, tenant_for
 from worker.ledger.store import attempts_of, find_job
 from worker.ops.circuit import CLOSED, HALF_OPEN, OPEN, Breaker, answered, is_outage
 from worker.providers.base import Call, NoAnswer, Rejected, Transient
@@ -30,7 +27,6 @@ from worker.settings import Settings
 from worker.simulators.common import Faults, SimulatorServer
 from worker.simulators.eaccounting import EAccountingSimulator
 from worker.simulators.economic import EconomicSimulator
-from worker.transport.app import celery_config
 from worker.transport.embedded_redis import EmbeddedRedis
 
 FAST = {
@@ -231,14 +227,14 @@ OUTAGE = "provider_outage"
 class OutageStack(Stack):
     """`Stack` whose eAccounting server can go away (connections refused) and come back."""
 
-    ea_server: SimulatorServer
     receiver: Receiver
 
     def refuse_connections(self) -> None:
-        self.ea_server.stop()
+        self.local.servers["eaccounting"].stop()
 
     def accept_connections(self) -> None:
-        self.ea_server = self.ea_server.restarted()
+        servers = self.local.servers
+        servers["eaccounting"] = servers["eaccounting"].restarted()
 
     def circuit_lines(self) -> list[str]:
         """/metrics lines of the circuit, as a web process on this stack's Redis shows them."""
@@ -262,32 +258,17 @@ class OutageStack(Stack):
 
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutageStack]:
-    home: Path = tmp_path_factory.mktemp("circuit")
-    own = EmbeddedRedis(home / "redis").start()
     receiver = Receiver().start()
     ea = EAccountingSimulator(client_id=EA_CLIENT[0], client_secret=EA_CLIENT[1])
     ec = EconomicSimulator(app_secret_token=EC_APP[0], app_public_token=EC_APP[1])
-    ea_server, ec_server = SimulatorServer(ea.app).start(), SimulatorServer(ec.app).start()
-    env = {
-        **OUTAGE_ENV,
-        "LEDGERPUSH_REDIS_URL": own.url,
-        "LEDGERPUSH_EACCOUNTING_API_URL": f"{ea_server.url}/v2",
-        "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": ea_server.url,
-        "LEDGERPUSH_ECONOMIC_API_URL": ec_server.url,
-        "LEDGERPUSH_WEBHOOK_URL": receiver.hook_url,
-    }
-    publisher = Celery("circuit-tests", set_as_current=False)
-    publisher.conf.update({**celery_config(), "broker_url": own.url})
-    local = LocalStack(home, env, {"eaccounting": ea, "economic": ec}, [ea_server, ec_server])
-    stack = OutageStack(own, local, ea, ec, env, publisher)
-    stack.ea_server, stack.receiver = ea_server, receiver
-    yield stack
-    publisher.close()
-    ea.faults.update(Faults().as_dict())
-    for server in (stack.ea_server, ec_server):
-        server.stop()
+    settings = {**OUTAGE_ENV, "LEDGERPUSH_WEBHOOK_URL": receiver.hook_url}
+    simulators = {"eaccounting": ea, "economic": ec}
+    with module_stack(tmp_path_factory.mktemp("circuit"), settings, simulators) as built:
+        stack = OutageStack(built.local, built.publisher)
+        stack.receiver = receiver
+        yield stack
+        ea.faults.update(Faults().as_dict())
     receiver.stop()
-    own.stop()
 
 
 def settled_all(ids: list[str], timeout: float) -> list[Any]:

@@ -7,28 +7,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
+from tests.conftest import (
+    WorkerProcess,
+    connect_ea_tenant,
+    credit_note_job,
+    invoice_job,
+    payment_job,
+    unbookable_line,
+    wait_for,
+)
 from worker import pipeline
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of
 from worker.transport.producer import enqueue, send
-
-
-def payment(tenant: str, invoice_key: str) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant, "idempotency_key": unique("pay"), "kind": "payment",
-        "payment": {"invoice_idempotency_key": invoice_key, "amount": "100.00",
-                    "currency": "NOK", "payment_date": "2026-11-20"},
-    }  # fmt: skip
-
-
-def credit_note(tenant: str, invoice_key: str) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant, "idempotency_key": unique("cn"), "kind": "credit_note",
-        "credit_note": {"original_idempotency_key": invoice_key, "issue_date": "2026-11-21"},
-    }  # fmt: skip
 
 
 def settled(job_id: str, states: tuple[str, ...] = ("booked", "failed")) -> Job:
@@ -57,8 +50,8 @@ def test_payment_and_credit_note_are_sent_again_when_their_invoice_is_booked(
 ) -> None:
     tenant = connect_ea_tenant("NO")
     invoice = invoice_job(tenant)
-    waiting = [waits(payment(tenant, invoice["idempotency_key"])),
-               waits(credit_note(tenant, invoice["idempotency_key"]))]  # fmt: skip
+    waiting = [waits(payment_job(tenant, invoice["idempotency_key"], "100.00")),
+               waits(credit_note_job(tenant, invoice["idempotency_key"]))]  # fmt: skip
     invoice_id = enqueue(invoice)
     assert settled(invoice_id).state == "booked"
     for job_id in waiting:
@@ -73,9 +66,8 @@ def test_payment_is_dead_lettered_as_soon_as_its_invoice_fails(
     session_worker: WorkerProcess, ea_sim: Any
 ) -> None:
     tenant = connect_ea_tenant("NO")
-    line = {"description": "x", "quantity": "1", "unit_price": "10.1234", "vat_rate": "25"}
-    invoice = invoice_job(tenant, lines=[line])  # fails: more decimals than eAccounting takes
-    job_id = waits(payment(tenant, invoice["idempotency_key"]))
+    invoice = invoice_job(tenant, lines=[unbookable_line()])  # fails: too many decimals
+    job_id = waits(payment_job(tenant, invoice["idempotency_key"], "100.00"))
     invoice_id = send(invoice, "invoice", job_id_for(tenant, invoice["idempotency_key"]))
     assert settled(invoice_id).state == "failed"
     job = settled(job_id, ("failed",))

@@ -18,7 +18,10 @@ from tests.conftest import (
     WorkerProcess,
     connect_ea_tenant,
     connect_ec_tenant,
+    credit_note_job,
+    danish_customer,
     invoice_job,
+    unbookable_line,
     unique,
     wait_for,
 )
@@ -74,16 +77,11 @@ def test_every_job_event_type_from_a_real_run(
     tenant = connect_ea_tenant("NO")
     subscribe(receiver, tenant)
     booked = settled(enqueue(invoice_job(tenant, unique("ok"))), "booked")
-    line = {"description": "x", "quantity": "1", "unit_price": "10.1234", "vat_rate": "25"}
     # Sent raw, past the check at the door: the worker fails it before any write.
-    bad = parse_job(invoice_job(tenant, unique("bad"), lines=[line]))
+    bad = parse_job(invoice_job(tenant, unique("bad"), lines=[unbookable_line()]))
     failed = settled(send(bad.model_dump(mode="json"), bad.kind, bad.job_id), "failed")
     # A credit note of an invoice never sent waits (not ready) until cancelled.
-    credit = {"original_idempotency_key": unique("none"), "issue_date": "2026-11-21"}
-    waiting = enqueue(
-        {"tenant_id": tenant, "idempotency_key": unique("cn"), "kind": "credit_note",
-         "credit_note": credit}
-    )  # fmt: skip
+    waiting = enqueue(credit_note_job(tenant, unique("none")))
     settled(waiting, "retry_scheduled")
     wait_for(lambda: _cancelled(waiting))
     tenant_needs_reauth(tenant, "password changed")
@@ -277,11 +275,9 @@ def test_payment_registered_in_economic_becomes_invoice_paid(
     worker: WorkerProcess, ec_sim: Any
 ) -> None:
     tenant = connect_ec_tenant("DK")
-    customer = {
-        "external_id": "c-7", "name": "Havbryggen ApS", "country": "DK",
-        "address": {"line1": "Havnegade 4", "postal_code": "8000", "city": "Aarhus C"},
-    }  # fmt: skip
-    job = settled(enqueue(invoice_job(tenant, currency="DKK", customer=customer)), "booked")
+    job = settled(
+        enqueue(invoice_job(tenant, currency="DKK", customer=danish_customer())), "booked"
+    )
     number = int(job.remote["book"]["number"])
     assert payment_sync.sync_tenant(tenant) == []
     with ec_sim.lock:  # the bookkeeper reconciles the bank statement in e-conomic

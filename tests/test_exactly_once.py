@@ -9,14 +9,15 @@ then SIGKILLs the worker before the ledger can record the result.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,26 +29,49 @@ from worker.devtools.localstack import LocalStack, connect
 from worker.jobs import parse_job
 from worker.ledger.models import Job
 from worker.ledger.store import attempts_of, events_of, find_job
-from worker.simulators.common import Faults, SimulatorServer
+from worker.simulators.common import Faults
 from worker.simulators.eaccounting import EAccountingSimulator
 from worker.simulators.economic import EconomicSimulator
+from worker.simulators.vismanet import VismaNetSimulator
 from worker.transport.app import QUEUE_FOR_TASK, TASK_FOR_KIND, celery_config
-from worker.transport.embedded_redis import EmbeddedRedis
 
 SETTLED = ("booked", "failed", "waiting_for_reauth")
 NO_FAULTS = Faults().as_dict()
 
 
 @dataclass
-class Stack:
-    """Redis, simulators and settings of this module; workers get `env` on top of the
-    session's environment."""
+class StackView:
+    """A test module's local stack with the simulators it serves, typed; workers get
+    `env` on top of the session's environment."""
 
-    redis: EmbeddedRedis
     local: LocalStack
-    ea: EAccountingSimulator
-    ec: EconomicSimulator
-    env: dict[str, str]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.local.env
+
+    @property
+    def redis_url(self) -> str:
+        return self.local.env["LEDGERPUSH_REDIS_URL"]
+
+    @property
+    def ea(self) -> EAccountingSimulator:
+        return self.local.sims["eaccounting"]
+
+    @property
+    def ec(self) -> EconomicSimulator:
+        return self.local.sims["economic"]
+
+    @property
+    def vn(self) -> VismaNetSimulator:
+        return self.local.sims["vismanet"]
+
+
+@dataclass
+class Stack(StackView):
+    """This module's local stack (its own Redis and simulators, beside the session's
+    ledger) and a Celery publisher on its Redis."""
+
     publisher: Celery
 
     def enqueue(self, payload: dict[str, Any]) -> str:
@@ -81,7 +105,7 @@ class Stack:
     def python(self, code: str) -> str:
         result = subprocess.run(
             [sys.executable, "-c", code],
-            env={**os.environ, **self.env},
+            env=self.local.child_env(),
             capture_output=True,
             text=True,
             timeout=60,
@@ -92,42 +116,50 @@ class Stack:
     def leases_gone(self, job_ids: list[str]) -> bool:
         import redis
 
-        client = redis.Redis.from_url(self.redis.url)
+        client = redis.Redis.from_url(self.redis_url)
         return not any(client.exists(f"lp:lease:{job_id}") for job_id in job_ids)
 
     def reset_faults(self) -> None:
-        self.ea.faults.update(NO_FAULTS)
-        self.ec.faults.update(NO_FAULTS)
+        for sim in self.local.simulators():
+            sim.faults.update(NO_FAULTS)
+
+
+#: What this module's workers run with (the session's settings beneath).
+SETTINGS = {
+    "LEDGERPUSH_VISIBILITY_TIMEOUT": "30",
+    "LEDGERPUSH_TASK_TIME_LIMIT": "12",
+    "LEDGERPUSH_TASK_SOFT_TIME_LIMIT": "10",
+    "LEDGERPUSH_LEASE_SECONDS": "5",
+    # Longer than any held answer below: the worker must not give up on its own.
+    "LEDGERPUSH_HTTP_TIMEOUT": "60",
+    "LEDGERPUSH_WRITE_SETTLE_SECONDS": "1",
+}
+
+
+@contextlib.contextmanager
+def module_stack(
+    home: Path, settings: dict[str, str], simulators: dict[str, Any]
+) -> Iterator[Stack]:
+    """A local stack of a test module at `home`: its own Redis, the `simulators` given
+    (by provider) served, the session's ledger."""
+    with LocalStack.create(home, settings, owns_process=False) as local:
+        local.start_redis()
+        local.start_simulators(simulators, providers=simulators)
+        publisher = Celery(f"tests-{home.name}", set_as_current=False)
+        publisher.conf.update({**celery_config(), "broker_url": local.env["LEDGERPUSH_REDIS_URL"]})
+        try:
+            yield Stack(local, publisher)
+        finally:
+            publisher.close()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("exactly-once")
-    redis = EmbeddedRedis(home / "redis").start()
     ea = EAccountingSimulator(client_id=EA_CLIENT[0], client_secret=EA_CLIENT[1])
     ec = EconomicSimulator(app_secret_token=EC_APP[0], app_public_token=EC_APP[1])
-    servers = [SimulatorServer(ea.app).start(), SimulatorServer(ec.app).start()]
-    env = {
-        "LEDGERPUSH_REDIS_URL": redis.url,
-        "LEDGERPUSH_EACCOUNTING_API_URL": f"{servers[0].url}/v2",
-        "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": servers[0].url,
-        "LEDGERPUSH_ECONOMIC_API_URL": servers[1].url,
-        "LEDGERPUSH_VISIBILITY_TIMEOUT": "30",
-        "LEDGERPUSH_TASK_TIME_LIMIT": "12",
-        "LEDGERPUSH_TASK_SOFT_TIME_LIMIT": "10",
-        "LEDGERPUSH_LEASE_SECONDS": "5",
-        # Longer than any held answer below: the worker must not give up on its own.
-        "LEDGERPUSH_HTTP_TIMEOUT": "60",
-        "LEDGERPUSH_WRITE_SETTLE_SECONDS": "1",
-    }
-    publisher = Celery("exactly-once-tests", set_as_current=False)
-    publisher.conf.update({**celery_config(), "broker_url": redis.url})
-    local = LocalStack(home, env, {"eaccounting": ea, "economic": ec}, servers)
-    yield Stack(redis, local, ea, ec, env, publisher)
-    publisher.close()
-    for server in servers:
-        server.stop()
-    redis.stop()
+    simulators = {"eaccounting": ea, "economic": ec}
+    with module_stack(tmp_path_factory.mktemp("exactly-once"), SETTINGS, simulators) as built:
+        yield built
 
 
 @pytest.fixture
@@ -161,25 +193,20 @@ class System:
 
 EA = System(
     "eaccounting", "NOK", "NO",
-    {"external_id": "c-1", "name": "Nordic Tools AS", "country": "NO",
-     "address": {"line1": "Storgata 1", "postal_code": "0155", "city": "Oslo"}},
+    factories.customer("c-1", "Nordic Tools AS", "NO", ("Storgata 1", "0155", "Oslo")),
     r"/customerinvoicedrafts$", r"/customerinvoicedrafts/[^/]+/convert$",
     r"/customerinvoices/[^/]+/payments$",
 )  # fmt: skip
 EC = System(
     "economic", "DKK", "DK",
-    {"external_id": "c-1", "name": "Havbryggen ApS", "country": "DK",
-     "address": {"line1": "Havnegade 4", "postal_code": "8000", "city": "Aarhus C"}},
+    factories.customer("c-1", "Havbryggen ApS", "DK", ("Havnegade 4", "8000", "Aarhus C")),
     r"/invoices/drafts$", r"/invoices/booked$", r"/journals/\d+/vouchers$",
 )  # fmt: skip
 
 
 def tenant_for(stack: Stack, system: System) -> str:
     tenant = unique(f"eo-{system.name[:2]}")
-    if system is EA:
-        connect(stack.local, "eaccounting", tenant, system.country)
-    else:
-        connect(stack.local, "economic", tenant, system.country)
+    connect(stack.local, system.name, tenant, system.country)
     return tenant
 
 
@@ -203,7 +230,7 @@ def payment(system: System, tenant: str, key: str, original: str, amount: str) -
     )
 
 
-def remote(stack: Stack, system: System, tenant: str) -> dict[str, Any]:
+def remote(stack: StackView, system: System, tenant: str) -> dict[str, Any]:
     """Per key: booked documents, drafts and payments the simulator holds."""
     if system is EA:
         company = stack.ea.state_dump()[tenant]
@@ -340,7 +367,7 @@ def test_message_taken_off_the_queue_by_a_worker_that_died_is_sent_again(
     import redis
 
     tenant = tenant_for(stack, EA)
-    client: Any = redis.Redis.from_url(stack.redis.url)
+    client: Any = redis.Redis.from_url(stack.redis_url)
     job_id = stack.produce(invoice(EA, tenant, "vanished"))  # no worker is running
     [message] = [m for m in client.lrange("ledgerpush.invoices", 0, -1) if job_id.encode() in m]
     assert client.lrem("ledgerpush.invoices", 1, message) == 1  # popped by the dead worker

@@ -15,34 +15,29 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from celery import Celery
 
 from tests.conftest import WorkerProcess, unique, wait_for
 from tests.test_exactly_once import (
+    EA,
+    SETTINGS,
     Stack,
     System,
     booked,
     credit_note,
     hold_next_write,
     invoice,
+    module_stack,
     payment,
     recovered_by_lookup,
     wait_until_held,
 )
-from worker.devtools.localstack import LocalStack, connect
+from worker.devtools.localstack import connect
 from worker.ledger.store import find_job
-from worker.simulators.common import Faults, SimulatorServer
-from worker.simulators.eaccounting import EAccountingSimulator
-from worker.simulators.economic import EconomicSimulator
 from worker.simulators.vismanet import VismaNetSimulator, create_simulator
-from worker.transport.app import celery_config
-from worker.transport.embedded_redis import EmbeddedRedis
 
-NO_FAULTS = Faults().as_dict()
 VN = System(
     "vismanet", "NOK", "NO",
-    {"external_id": "c-1", "name": "Nordic Tools AS", "country": "NO",
-     "address": {"line1": "Storgata 1", "postal_code": "0155", "city": "Oslo"}},
+    EA.customer,
     r"/v2/customerinvoice$", r"/v1/customerinvoice/[^/]+/action/release$",
     r"/v1/customerPayment$",
 )  # fmt: skip
@@ -50,48 +45,16 @@ PAYMENT_RELEASE = r"/v1/customerPayment/[^/]+/action/release$"
 CREDIT_NOTE_RELEASE = r"/v1/customerCreditNote/[^/]+/action/release$"
 
 
-class VnStack(Stack):
-    """The Stack of tests/test_exactly_once.py with a Visma.net simulator beside it."""
-
-    vn: VismaNetSimulator
-
-    def reset_faults(self) -> None:
-        self.vn.faults.update(NO_FAULTS)
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VnStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("exactly-once-vismanet")
-    redis = EmbeddedRedis(home / "redis").start()
-    vn = create_simulator()
-    server = SimulatorServer(vn.app).start()
-    env = {
-        "LEDGERPUSH_REDIS_URL": redis.url,
-        "LEDGERPUSH_VISMANET_API_URL": server.url,
-        "LEDGERPUSH_VISMANET_IDENTITY_URL": server.url,
-        "LEDGERPUSH_VISIBILITY_TIMEOUT": "30",
-        "LEDGERPUSH_TASK_TIME_LIMIT": "12",
-        "LEDGERPUSH_TASK_SOFT_TIME_LIMIT": "10",
-        "LEDGERPUSH_LEASE_SECONDS": "5",
-        "LEDGERPUSH_HTTP_TIMEOUT": "60",  # longer than any held answer
-        "LEDGERPUSH_WRITE_SETTLE_SECONDS": "1",
-    }
-    publisher = Celery("exactly-once-vismanet-tests", set_as_current=False)
-    publisher.conf.update({**celery_config(), "broker_url": redis.url})
-    local = LocalStack(home, env, {"vismanet": vn}, [server])
-    # The eAccounting and e-conomic simulators of Stack are never served here.
-    unused_ea, unused_ec = EAccountingSimulator(), EconomicSimulator()
-    built = VnStack(redis, local, unused_ea, unused_ec, env, publisher)
-    built.vn = vn
-    yield built
-    publisher.close()
-    server.stop()
-    redis.stop()
+    with module_stack(home, SETTINGS, {"vismanet": create_simulator()}) as built:
+        yield built
 
 
 @pytest.fixture
 def spawn(
-    stack: VnStack, start_worker: Callable[..., WorkerProcess]
+    stack: Stack, start_worker: Callable[..., WorkerProcess]
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Start a worker process on this module's Redis and simulator."""
 
@@ -102,7 +65,7 @@ def spawn(
     stack.reset_faults()
 
 
-def tenant_for(stack: VnStack) -> str:
+def tenant_for(stack: Stack) -> str:
     tenant = unique("eo-vn")
     connect(stack.local, "vismanet", tenant, "NO")
     return tenant
@@ -130,7 +93,7 @@ def remote(sim: VismaNetSimulator, tenant: str) -> dict[str, Any]:
 
 
 def test_worker_killed_right_after_each_visma_net_write_completes_exactly_once(
-    stack: VnStack, spawn: Callable[..., WorkerProcess]
+    stack: Stack, spawn: Callable[..., WorkerProcess]
 ) -> None:
     sim = stack.vn
     tenant = tenant_for(stack)

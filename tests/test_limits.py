@@ -20,13 +20,16 @@ from tests.conftest import (
     WorkerProcess,
     connect_ea_tenant,
     connect_ec_tenant,
+    credit_note_job,
     invoice_job,
     needs,
+    payment_job,
     unique,
     wait_for,
 )
 from worker import pipeline
 from worker.cli import app as cli_app
+from worker.devtools import factories
 from worker.jobs import JobValidationError, job_id_for, parse_job
 from worker.ledger import store
 from worker.ledger.store import attempts_of
@@ -37,29 +40,14 @@ from worker.transport.producer import enqueue
 
 pytest_plugins = ["tests.web_fixtures"]
 
-EUR_CUSTOMER = {
-    "external_id": "de-1",
-    "name": "Berlin GmbH",
-    "country": "DE",
-    "vat_number": "DE123456789",
-    "address": {"line1": "Unter den Linden 1", "postal_code": "10117", "city": "Berlin"},
-}
-DK_CUSTOMER = {
-    "external_id": "c-42",
-    "name": "Havbryggen ApS",
-    "country": "DK",
-    "address": {"line1": "Havnegade 4", "postal_code": "8000", "city": "Aarhus C"},
-}
+EUR_CUSTOMER = factories.customer(
+    "de-1", "Berlin GmbH", "DE", ("Unter den Linden 1", "10117", "Berlin"),
+    vat_number="DE123456789",
+)  # fmt: skip
 
 
-def line(price: str, quantity: str = "3", discount: str = "0") -> dict[str, str]:
-    return {
-        "description": "Licence",
-        "quantity": quantity,
-        "unit_price": price,
-        "vat_rate": "0",
-        "discount_percent": discount,
-    }
+def line(price: str, quantity: str = "3", discount: str = "0") -> dict[str, Any]:
+    return factories.line("Licence", quantity, price, "0", discount_percent=discount)
 
 
 def eur_invoice(tenant: str, *lines: dict[str, str]) -> dict[str, Any]:
@@ -116,11 +104,7 @@ def test_enqueue_refuses_naming_the_field_and_the_rule(ec_sim: Any) -> None:
         "e-conomic allows a discount of at most 2 decimals"
         in (errors["invoice.lines.0.discount_percent"])
     )
-    payment = {
-        "tenant_id": tenant, "idempotency_key": unique("pay"), "kind": "payment",
-        "payment": {"invoice_idempotency_key": "inv-1", "amount": "10.125", "currency": "DKK",
-                    "payment_date": "2026-11-20"},
-    }  # fmt: skip
+    payment = payment_job(tenant, "inv-1", "10.125", currency="DKK")
     assert "entries.customerPayments.amount" in refused(payment)["payment.amount"]
 
 
@@ -205,11 +189,9 @@ def test_credit_note_lines_are_held_to_the_original_customers_rule(ea_sim: Any) 
     tenant = connect_ea_tenant("NO")
     original = eur_invoice(tenant, line("49.0719"))  # foreign customer: 4 decimals
     assert pipeline.process(original).state == "booked"
-    credit = {
-        "tenant_id": tenant, "idempotency_key": unique("cn"), "kind": "credit_note",
-        "credit_note": {"original_idempotency_key": original["idempotency_key"],
-                        "issue_date": "2026-11-21", "lines": [line("49.0719", quantity="1")]},
-    }  # fmt: skip
+    credit = credit_note_job(
+        tenant, original["idempotency_key"], lines=[line("49.0719", quantity="1")]
+    )
     limits.check_enqueued(parse_job(credit))  # accepted at the door
     assert pipeline.process(credit).state == "booked"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import connect_ea_tenant, invoice_job, unique
+from tests.conftest import connect_ea_tenant, invoice_job, payment_job, unbookable_line, unique
 from worker import pipeline
 from worker.jobs import job_id_for
 from worker.ledger import store
@@ -98,20 +98,9 @@ def test_invalid_payload_is_dead_lettered_with_one_alert(webhooks: None) -> None
 
 def test_payment_for_a_failed_invoice_is_dead_lettered_not_left_waiting(ea_sim: Any) -> None:
     tenant = connect_ea_tenant("NO")
-    bad_price = {"description": "x", "quantity": "1", "unit_price": "10.1234", "vat_rate": "25"}
-    assert pipeline.process(invoice_job(tenant, "inv-bad", lines=[bad_price])).state == "failed"
-    payment = {
-        "tenant_id": tenant,
-        "idempotency_key": "pay-1",
-        "kind": "payment",
-        "payment": {
-            "invoice_idempotency_key": "inv-bad",
-            "amount": "10.00",
-            "currency": "NOK",
-            "payment_date": "2026-11-20",
-        },
-    }
-    assert pipeline.process(payment).state == "failed"
+    bad = invoice_job(tenant, "inv-bad", lines=[unbookable_line()])
+    assert pipeline.process(bad).state == "failed"
+    assert pipeline.process(payment_job(tenant, "inv-bad", "10.00", key="pay-1")).state == "failed"
     job = store.get_job(job_id_for(tenant, "pay-1"))
     assert job.error_code == "invoice_not_bookable"
     assert job.error_fields == [

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EA_CLIENT, EA_SCOPES, EC_APP, unique
+from tests.conftest import EA_CLIENT, EC_APP, unique
 from worker.ledger.db import session
 from worker.ledger.models import TrackedInvoice
 from worker.ops import payment_sync
 from worker.providers.base import Transient
+from worker.simulators.eaccounting import local as eaccounting
 
 EA_OPEN = 200  # eAccounting tenants with one open invoice each: one call each
 EC_WITHIN = 40  # e-conomic tenants whose two open invoices fit the burst of the budget
@@ -43,15 +44,7 @@ class Books:
         from worker.tenancy.tenants import add_tenant
 
         tenant = unique("ea-no")
-        self.ea.add_company(tenant, "NO")
-        tokens = self.ea.issue_tokens(tenant, EA_SCOPES)
-        credentials = {
-            "access_token": tokens["access_token"],
-            "refresh_token": tokens["refresh_token"],
-            "expires_at": time.time() + float(tokens["expires_in"]),
-            "scope": tokens.get("scope", ""),
-        }
-        add_tenant(tenant, "eaccounting", "NO", credentials)
+        add_tenant(tenant, "eaccounting", "NO", **eaccounting.connect(self.ea, tenant, "NO"))
         return tenant
 
     def ec_tenant(self, booked_invoices: int) -> str:

@@ -11,8 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import VN_APP, invoice_job, point_vismanet_at, unique
+from tests.conftest import (
+    VN_APP,
+    credit_note_job,
+    invoice_job,
+    payment_job,
+    point_vismanet_at,
+    unique,
+)
 from worker import pipeline
+from worker.devtools.factories import customer, line
 from worker.jobs import job_id_for, parse_job
 from worker.ledger import store
 from worker.ledger.models import Job
@@ -67,24 +75,8 @@ def writes(sim: Any, endpoint: str) -> int:
     return int(sim.log.snapshot()["by_endpoint"].get(endpoint, 0))
 
 
-def credit_job(tenant: str, original: str, lines: list[dict[str, str]] | None) -> dict[str, Any]:
-    note: dict[str, Any] = {"original_idempotency_key": original, "issue_date": "2026-11-21"}
-    if lines is not None:
-        note["lines"] = lines
-    return {"tenant_id": tenant, "idempotency_key": unique("cn"), "kind": "credit_note",
-            "credit_note": note}  # fmt: skip
-
-
-def payment_job(tenant: str, invoice: str, amount: str) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant, "idempotency_key": unique("pay"), "kind": "payment",
-        "payment": {"invoice_idempotency_key": invoice, "amount": amount, "currency": "NOK",
-                    "payment_date": "2026-11-22", "reference": "bank-77"},
-    }  # fmt: skip
-
-
-def line(description: str, quantity: str, price: str, rate: str) -> dict[str, str]:
-    return {"description": description, "quantity": quantity, "unit_price": price, "vat_rate": rate}
+def bank_payment(tenant: str, invoice: str, amount: str) -> dict[str, Any]:
+    return payment_job(tenant, invoice, amount, payment_date="2026-11-22", reference="bank-77")
 
 
 # -- documents ---------------------------------------------------------------------------
@@ -113,12 +105,14 @@ def test_credit_notes_full_and_partial_apply_gross_amounts(sim: Any) -> None:
     first = booked(full_invoice).remote["book"]["number"]
     second = booked(partial_invoice).remote["book"]["number"]
 
-    full = booked(credit_job(tenant, full_invoice["idempotency_key"], None))
+    full = booked(credit_note_job(tenant, full_invoice["idempotency_key"]))
     assert full.remote["draft"]["applied"] == "15000.00"
     assert document(sim, tenant, "Invoice", first).status == "Closed"
 
     partial_lines = [line("Consulting, November", "2", "1200.00", "25")]
-    partial = booked(credit_job(tenant, partial_invoice["idempotency_key"], partial_lines))
+    partial = booked(
+        credit_note_job(tenant, partial_invoice["idempotency_key"], lines=partial_lines)
+    )
     assert partial.remote["draft"]["applied"] == "3000.00"  # 2400 net + 600 VAT
     note = document(sim, tenant, "CreditNote", partial.remote["book"]["number"])
     assert note.status in ("Open", "Closed")
@@ -129,7 +123,7 @@ def test_payment_is_released_in_the_background(sim: Any) -> None:
     tenant = vn_tenant(sim, payment_method="BANK")
     invoice = invoice_job(tenant)
     number = booked(invoice).remote["book"]["number"]
-    job = booked(payment_job(tenant, invoice["idempotency_key"], "5000.00"))
+    job = booked(bank_payment(tenant, invoice["idempotency_key"], "5000.00"))
     assert job.remote["release"]["background_id"]
     payment = company_of(sim, tenant).payments[job.remote["pay"]["number"]]
     assert payment.fields["paymentRef"] == job.idempotency_key
@@ -154,10 +148,7 @@ def test_customer_is_upserted_by_our_customer_number(sim: Any) -> None:
 def test_vat_category_fits_the_customers_vat_zone(sim: Any) -> None:
     tenant = vn_tenant(sim)
     domestic = booked(invoice_job(tenant, lines=[line("Book", "1", "100.00", "0")]))
-    german = {
-        "external_id": "de-1", "name": "Berlin GmbH", "country": "DE",
-        "address": {"line1": "Unter den Linden 1", "postal_code": "10117", "city": "Berlin"},
-    }  # fmt: skip
+    german = customer("de-1", "Berlin GmbH", "DE", ("Unter den Linden 1", "10117", "Berlin"))
     export = booked(invoice_job(tenant, customer=german, lines=[line("Book", "1", "100.00", "0")]))
     home = document(sim, tenant, "Invoice", domestic.remote["book"]["number"])
     abroad = document(sim, tenant, "Invoice", export.remote["book"]["number"])
@@ -280,7 +271,7 @@ def test_lookups_find_documents_and_payments_by_the_jobs_key(sim: Any) -> None:
     provider = VismaNetProvider(get_tenant(tenant))
     ctx = StepContext(parse_job(invoice), tenant, "NO", {}, {})
     assert provider.prepare(ctx).step("draft").lookup(ctx) == [remote["draft"]]
-    pay = payment_job(tenant, invoice["idempotency_key"], "100.00")
+    pay = bank_payment(tenant, invoice["idempotency_key"], "100.00")
     paid = booked(pay).remote
     related = {"invoice": remote, "invoice_payload": invoice}
     ctx = StepContext(parse_job(pay), tenant, "NO", {}, {}, related=related)
@@ -297,7 +288,7 @@ def test_a_recorded_background_id_is_polled_not_sent_again(
     booked(invoice)
     sim.update_config({"background_delay_seconds": 1.5})
     monkeypatch.setattr(transport, "WAIT_SECONDS", 0.2)
-    payload = payment_job(tenant, invoice["idempotency_key"], "15000.00")
+    payload = bank_payment(tenant, invoice["idempotency_key"], "15000.00")
     first = run(payload)
     assert (first.state, first.error_code) == ("retry_scheduled", "background_pending")
     assert first.intent is not None and first.intent["background_id"]
@@ -321,7 +312,7 @@ def test_a_failed_background_release_is_sent_again_once_it_failed(sim: Any) -> N
     invoice = invoice_job(tenant)
     booked(invoice)
     sim.update_config({"background_fail_rate": 1.0})
-    payload = payment_job(tenant, invoice["idempotency_key"], "15000.00")
+    payload = bank_payment(tenant, invoice["idempotency_key"], "15000.00")
     first = run(payload)
     assert (first.state, first.error_code) == ("retry_scheduled", "background_failed")
     sim.update_config({"background_fail_rate": 0.0})
@@ -335,7 +326,7 @@ def test_credit_note_lookup_uses_the_credit_note_list(sim: Any) -> None:
     tenant = vn_tenant(sim)
     invoice = invoice_job(tenant)
     booked(invoice)
-    note = credit_job(tenant, invoice["idempotency_key"], None)
+    note = credit_note_job(tenant, invoice["idempotency_key"])
     remote = booked(note).remote
     provider = VismaNetProvider(get_tenant(tenant))
     related = {"invoice": booked(invoice).remote, "invoice_payload": invoice}
@@ -412,7 +403,7 @@ def test_a_lost_answer_to_the_payment_is_found_by_its_payment_ref(sim: Any) -> N
     tenant = vn_tenant(sim, payment_method="BANK")
     invoice = invoice_job(tenant)
     booked(invoice)
-    payload = payment_job(tenant, invoice["idempotency_key"], "2500.00")
+    payload = bank_payment(tenant, invoice["idempotency_key"], "2500.00")
     sim.faults.update({"drop_after_write_rate": 1.0})
     try:
         assert run(payload).state == "retry_scheduled"
@@ -444,7 +435,7 @@ def test_payment_sync_reads_the_balances_of_changed_invoices(sim: Any) -> None:
     tenant = vn_tenant(sim, payment_method="BANK")
     invoice = invoice_job(tenant)
     number = booked(invoice).remote["book"]["number"]
-    booked(payment_job(tenant, invoice["idempotency_key"], "4000.00"))
+    booked(bank_payment(tenant, invoice["idempotency_key"], "4000.00"))
     provider = VismaNetProvider(get_tenant(tenant))
     since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     sim.log.queries.clear()
@@ -531,7 +522,7 @@ def test_a_process_killed_after_sending_the_payment_release_books_it_once(
     tenant = vn_tenant(sim, payment_method="BANK")
     invoice = invoice_job(tenant)
     booked(invoice)
-    payload = payment_job(tenant, invoice["idempotency_key"], "15000.00")
+    payload = bank_payment(tenant, invoice["idempotency_key"], "15000.00")
     sim.faults.update({"hang_after_write_path": r"/customerPayment/\d+/action/release$"})
     env = {
         **os.environ, "LEDGERPUSH_VISMANET_API_URL": url, "LEDGERPUSH_VISMANET_IDENTITY_URL": url,

@@ -17,7 +17,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,41 +27,42 @@ from sqlalchemy import Engine, select
 
 from tests.conftest import (
     EA_CLIENT,
-    EA_SCOPES,
     EC_APP,
     WorkerProcess,
     connect_ea_tenant,
-    create_postgres_database,
-    drop_postgres_database,
     invoice_job,
-    postgres_admin_url,
     unique,
     wait_for,
 )
-from tests.test_exactly_once import EA, EC, System, invoice, remote
+from tests.test_exactly_once import EA, EC, StackView, System, invoice, remote
+from worker.devtools.localstack import (
+    LocalStack,
+    create_postgres_database,
+    drop_postgres_database,
+    libpq_url,
+    simulated_tenant,
+)
 from worker.jobs import job_id_for
 from worker.ledger.db import make_engine
 from worker.ledger.models import Job
-from worker.simulators.common import SimulatorServer
 from worker.simulators.eaccounting import EAccountingSimulator
 from worker.simulators.economic import EconomicSimulator
-from worker.transport.embedded_redis import EmbeddedRedis
 
 JOBS = 100  # per outage; ~300 are too slow for two shared cores
 OUTAGE_SECONDS = 30
 
 
 @dataclass
-class Outage:
-    """This module's Redis, simulators and database; workers get `env`."""
+class Outage(StackView):
+    """This module's local stack (its own Redis, simulators and database: the session's
+    ledger is not touched)."""
 
-    redis: EmbeddedRedis
-    ea: EAccountingSimulator
-    ec: EconomicSimulator
-    env: dict[str, str]
-    database_url: str
     ledger: Engine
     admin_url: str | None  # PostgreSQL: where the test database is switched off and on
+
+    @property
+    def database_url(self) -> str:
+        return self.env["LEDGERPUSH_DATABASE_URL"]
 
     @property
     def database_name(self) -> str:
@@ -71,7 +71,7 @@ class Outage:
     def python(self, code: str, stdin: str = "") -> str:
         result = subprocess.run(
             [sys.executable, "-c", code],
-            env={**os.environ, **self.env},
+            env=self.local.child_env(),
             input=stdin,
             capture_output=True,
             text=True,
@@ -81,22 +81,13 @@ class Outage:
         return result.stdout
 
     def connect(self, system: System) -> str:
+        """A tenant of `system` in this module's database (through a process on it)."""
         tenant = unique(f"out-{system.name[:2]}")
-        if system is EA:
-            self.ea.add_company(tenant, system.country)
-            tokens = self.ea.issue_tokens(tenant, EA_SCOPES)
-            credentials = {
-                "access_token": tokens["access_token"],
-                "refresh_token": tokens["refresh_token"],
-                "expires_at": time.time() + float(tokens["expires_in"]),
-            }
-        else:
-            grant = self.ec.add_agreement(system.country, grant_token=f"grant-{tenant}")
-            credentials = {"grant_token": grant}
+        simulated = simulated_tenant(self.local, system.name, tenant, system.country)
         self.python(
             "import json, sys; from worker.tenancy.tenants import add_tenant; "
-            f"add_tenant({tenant!r}, {system.name!r}, {system.country!r}, json.load(sys.stdin))",
-            json.dumps(credentials),
+            f"add_tenant({tenant!r}, {system.name!r}, {system.country!r}, **json.load(sys.stdin))",
+            json.dumps(simulated),
         )
         return tenant
 
@@ -125,7 +116,7 @@ class Outage:
         )
         return subprocess.Popen(
             [sys.executable, "-c", code],
-            env={**os.environ, **self.env},
+            env=self.local.child_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -133,7 +124,7 @@ class Outage:
     def outbox_entries(self) -> int:
         import redis
 
-        client: Any = redis.Redis.from_url(self.redis.url)
+        client: Any = redis.Redis.from_url(self.env["LEDGERPUSH_REDIS_URL"])
         queues = [q.decode() for q in client.smembers("lp:outbox:queues")]
         return sum(int(client.hlen(f"lp:outbox:{queue}")) for queue in queues)
 
@@ -144,52 +135,31 @@ class Outage:
             return 0
 
 
-def _own_database(home: Path) -> tuple[str, str | None]:
-    given = os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")
-    if not given:
-        return f"sqlite:///{home / 'ledger.db'}", None
-    import psycopg
-
-    admin = given.replace("postgresql+psycopg://", "postgresql://")
-    name = f"ledgerpush_outage_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin.rpartition("/")[0].replace("postgresql://", "postgresql+psycopg://")
-    return f"{base}/{name}", admin
+OUTAGE_SETTINGS = {
+    "LEDGERPUSH_VISIBILITY_TIMEOUT": "35",
+    "LEDGERPUSH_TASK_TIME_LIMIT": "15",
+    "LEDGERPUSH_TASK_SOFT_TIME_LIMIT": "12",
+    "LEDGERPUSH_LEASE_SECONDS": "5",
+}
 
 
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
     home = tmp_path_factory.mktemp("store-outage")
-    redis = EmbeddedRedis(home / "redis").start()
+    given = os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")
     ea = EAccountingSimulator(client_id=EA_CLIENT[0], client_secret=EA_CLIENT[1])
     ec = EconomicSimulator(app_secret_token=EC_APP[0], app_public_token=EC_APP[1])
-    servers = [SimulatorServer(ea.app).start(), SimulatorServer(ec.app).start()]
-    database_url, admin_url = _own_database(home)
-    env = {
-        "LEDGERPUSH_HOME": str(home),
-        "LEDGERPUSH_DATABASE_URL": database_url,
-        "LEDGERPUSH_REDIS_URL": redis.url,
-        "LEDGERPUSH_EACCOUNTING_API_URL": f"{servers[0].url}/v2",
-        "LEDGERPUSH_EACCOUNTING_IDENTITY_URL": servers[0].url,
-        "LEDGERPUSH_ECONOMIC_API_URL": servers[1].url,
-        "LEDGERPUSH_VISIBILITY_TIMEOUT": "35",
-        "LEDGERPUSH_TASK_TIME_LIMIT": "15",
-        "LEDGERPUSH_TASK_SOFT_TIME_LIMIT": "12",
-        "LEDGERPUSH_LEASE_SECONDS": "5",
-    }
-    stack = Outage(redis, ea, ec, env, database_url, make_engine(database_url), admin_url)
-    stack.python("from worker.ledger.db import engine; engine()")  # migrate
-    yield stack
-    stack.ledger.dispose()
-    for server in servers:
-        server.stop()
-    redis.stop()
-    if admin_url:
-        import psycopg
-
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{stack.database_name}" WITH (FORCE)')
+    with LocalStack.create(home, OUTAGE_SETTINGS, owns_process=False) as local:
+        local.start_redis()
+        url = local.use_database(throwaway_on=given)
+        local.start_simulators(
+            {"eaccounting": ea, "economic": ec}, providers=("eaccounting", "economic")
+        )
+        ledger = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        stack = Outage(local, ledger, libpq_url(given) if given else None)
+        stack.python("from worker.ledger.db import engine; engine()")  # migrate
+        yield stack
+        stack.ledger.dispose()
 
 
 @pytest.fixture
@@ -219,7 +189,7 @@ def assert_booked_exactly_once(
     ids = [job_id_for(p["tenant_id"], p["idempotency_key"]) for p in payloads]
     wait_for(lambda: outage.booked(ids) == len(ids), 120, interval=1)
     for tenant, system in tenants.items():
-        documents = remote(outage, system, tenant)  # type: ignore[arg-type]
+        documents = remote(outage, system, tenant)
         keys = [p["idempotency_key"] for p in payloads if p["tenant_id"] == tenant]
         assert {k: len(documents["booked"].get(k, [])) for k in keys} == dict.fromkeys(keys, 1)
         assert not documents["drafts"], documents["drafts"]
@@ -323,7 +293,8 @@ def test_redis_outage_in_the_middle_of_the_jobs_books_each_once(
     were delivered stay unacknowledged in its AOF and come back, and one taken off its
     queue in the instant Redis went (before kombu recorded it) is in the outbox, which
     the reconciler sends again."""
-    redis = outage.redis
+    redis = outage.local.redis
+    assert redis is not None
     run_through(outage, lambda: spawn("redis-outage"), JOBS // 2, redis.stop, redis.start, 20, True)
 
 
@@ -361,10 +332,8 @@ def test_a_postgresql_session_that_found_the_database_read_only_is_not_reused() 
 
     from worker.store_outage import is_store_outage
 
-    given = os.environ["LEDGERPUSH_TEST_DATABASE_URL"]
-    name = create_postgres_database(given)
-    base = postgres_admin_url(given).rpartition("/")[0].replace("://", "+psycopg://", 1)
-    engine = make_engine(f"{base}/{name}")
+    url = create_postgres_database(os.environ["LEDGERPUSH_TEST_DATABASE_URL"])
+    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         with engine.begin() as conn:
             conn.execute(text("CREATE TABLE t (x INTEGER)"))
@@ -379,7 +348,7 @@ def test_a_postgresql_session_that_found_the_database_read_only_is_not_reused() 
             assert conn.execute(text("SELECT x FROM t")).scalars().all() == [2]
     finally:
         engine.dispose()
-        drop_postgres_database(given, name)
+        drop_postgres_database(url)
 
 
 # -- retries by time, not count ----------------------------------------------------------

@@ -17,16 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from worker.devtools import factories, localstack
-from worker.devtools.localstack import (
-    LocalStack,
-    prepare_home,
-    setenv,
-    start_process,
-    wait_until_up,
-)
+from worker.devtools import factories
+from worker.devtools.localstack import SETTLED_STATES, LocalStack, connect, wait_until_up
 from worker.transport.children import stop_on_signals
-from worker.transport.embedded_redis import EmbeddedRedis, free_port
+from worker.transport.embedded_redis import free_port
 
 EACCOUNTING_TENANTS = (
     ("acme-no", "NO", "demo-no"),
@@ -41,7 +35,7 @@ REVOKED_TENANT = "acme-fi"
 
 def prepare_environment(home: Path, web_port: int) -> LocalStack:
     """Settings for this process and its children, before anything reads them."""
-    return prepare_home(
+    return LocalStack.create(
         home,
         {
             "LEDGERPUSH_ENV": "demo",
@@ -74,7 +68,7 @@ def start_simulators(stack: LocalStack) -> None:
     for _, country, company in EACCOUNTING_TENANTS:
         ea.add_company(company, country)
     ec = EconomicSimulator(app_secret_token="demo-app-secret", app_public_token="demo-app-public")
-    localstack.start_simulators(stack, {"eaccounting": ea, "economic": ec})
+    stack.start_simulators({"eaccounting": ea, "economic": ec})
     for tenant_id, country in ECONOMIC_TENANTS:
         ec.add_agreement(country, grant_token=f"grant-{tenant_id}")
 
@@ -96,7 +90,7 @@ def connect_tenants(stack: LocalStack) -> None:
         _follow(httpx, url)
     for tenant_id, country in VISMANET_TENANTS:
         display_name = f"Acme Visma.net {country}"
-        localstack.connect(stack, "vismanet", tenant_id, country, display_name=display_name)
+        connect(stack, "vismanet", tenant_id, country, display_name=display_name)
 
 
 def _follow(httpx: Any, url: str) -> None:
@@ -203,7 +197,7 @@ def settled(expected: int) -> bool:
     from worker.ledger.store import count_by_state
 
     counts = count_by_state()
-    done = sum(counts.get(s, 0) for s in ("booked", "failed", "cancelled", "waiting_for_reauth"))
+    done = sum(counts.get(s, 0) for s in SETTLED_STATES)
     return sum(counts.values()) >= expected and done == sum(counts.values())
 
 
@@ -219,17 +213,13 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
     web_port = int(os.environ.get("LEDGERPUSH_DEMO_WEB_PORT") or free_port())
     web_url = f"http://127.0.0.1:{web_port}"
     stack = prepare_environment(home, web_port)
-    redis: EmbeddedRedis | None = None
     try:
         start_simulators(stack)
-        from worker.ledger.db import open_ledger
-
-        # The demo's own Redis, gone with the demo (even when it is killed).
-        redis = EmbeddedRedis(home / "redis", die_with_parent=True).start()
-        setenv(stack, {"LEDGERPUSH_REDIS_URL": redis.url})
-        open_ledger()
-        start_process(stack, ["web", "--port", str(web_port)], "web")
-        start_process(stack, ["worker", "--concurrency", "16"], "worker")
+        stack.start_redis()  # the demo's own, gone with the demo (even when it is killed)
+        stack.use_database()
+        stack.open_ledger()
+        stack.start_process(["web", "--port", str(web_port)], "web")
+        stack.start_worker("worker", 16, wait=False)
         wait_until_up(f"{web_url}/health", log_file=home / "web.log")
         console.print(f"dashboard: [bold]{web_url}[/bold]  (user admin, password demo)")
         connect_tenants(stack)
@@ -256,9 +246,7 @@ def run(once: bool, as_json: bool, timeout: float = 300) -> int:
         console.print(f"[red]{escape(str(exc))}[/red]")
         return 1
     finally:
-        localstack.stop(stack)
-        if redis is not None:
-            redis.stop()
+        stack.stop()
 
 
 def tenant_count() -> int:

@@ -82,17 +82,32 @@ def consulting_line() -> dict[str, Any]:
     return line("Consulting, November", "10", "1200.00", "25", discount_percent="0")
 
 
+def customer(
+    external_id: str, name: str, country: str, address: tuple[str, str, str], **fields: Any
+) -> dict[str, Any]:
+    """A customer at `address` (line 1, postal code, city); `fields` adds the optional
+    ones (email, org_number, vat_number, is_private_person)."""
+    line1, postal_code, city = address
+    return {
+        "external_id": external_id,
+        "name": name,
+        "country": country,
+        **fields,
+        "address": {"line1": line1, "postal_code": postal_code, "city": city},
+    }
+
+
 def numbered_customer(country: str, number: int) -> dict[str, Any]:
     """Customer `number` of many in `country`, each its own external id (1000 + number)."""
     postal_code, city = POSTAL_ADDRESS[country]
-    return {
-        "external_id": f"{1000 + number}",
-        "name": f"Customer {number} {country}",
-        "country": country,
-        "email": f"ap{number}@example.com",
-        "is_private_person": False,
-        "address": {"line1": f"Main street {number}", "postal_code": postal_code, "city": city},
-    }
+    return customer(
+        f"{1000 + number}",
+        f"Customer {number} {country}",
+        country,
+        (f"Main street {number}", postal_code, city),
+        email=f"ap{number}@example.com",
+        is_private_person=False,
+    )
 
 
 def default_customer(country: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from worker.devtools import localstack
 from worker.devtools.chaos.plan import TENANTS, Options
 from worker.devtools.chaos.report import result_table
 from worker.devtools.chaos.session import Chaos
@@ -49,9 +48,7 @@ def run(
         chaos.stop_reconciler.set()
         chaos.stop_workers()
         if chaos.stack is not None:
-            localstack.stop(chaos.stack)
-        if chaos.redis is not None:
-            chaos.redis.stop()
+            chaos.stack.stop()
         if chaos.database is not None:
             chaos.database.end_faults()
             _dispose_ledger()

@@ -22,26 +22,23 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from worker.devtools.localstack import (
+    create_postgres_database,
+    drop_postgres_database,
+    libpq_url,
+)
+
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 #: PRAGMA busy_timeout of the ledger's SQLite connections (worker/ledger/db.py): a writer
 #: waits this long for the lock before it fails.
 SQLITE_BUSY_SECONDS = 30.0
 POISON_MARKER = "chaos-poison"
-
-
-def libpq_url(url: str, database: str | None = None) -> str:
-    """`url` as psycopg takes it (no SQLAlchemy driver), optionally naming another database."""
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
 
 
 @dataclass
@@ -69,13 +66,8 @@ class ChaosDatabase:
     @classmethod
     def throwaway_postgres(cls, server: str) -> ChaosDatabase:
         """A new database on the server at `server`, dropped by `drop()`."""
-        import psycopg
-
-        name = f"ledgerpush_chaos_{uuid.uuid4().hex[:10]}"
-        admin = libpq_url(server)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return cls(libpq_url(server, name), admin=admin, created=name)
+        url = create_postgres_database(server, "ledgerpush_chaos")
+        return cls(url, admin=libpq_url(server), created=make_url(url).database)
 
     @property
     def kind(self) -> str:
@@ -154,12 +146,8 @@ class ChaosDatabase:
             self._admin_only(f"ALTER DATABASE {quoted} RESET default_transaction_read_only")
 
     def drop(self) -> None:
-        import psycopg
-
-        if self.created is None or self.admin is None:
-            return
-        with psycopg.connect(self.admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.created}" WITH (FORCE)')
+        if self.created is not None:
+            drop_postgres_database(self.url)
 
 
 # -- poison messages --------------------------------------------------------------------

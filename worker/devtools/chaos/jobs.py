@@ -1,5 +1,5 @@
 """The jobs of a chaos run: invoices, credit notes of them and payments of them over the
-tenants, drawn from the run's seed."""
+tenants, drawn from the run's seed and built by the job factories (factories.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from worker.devtools import factories
 from worker.devtools.chaos.plan import TENANTS, TenantPlan
 
 
@@ -48,51 +49,36 @@ def _invoice(
 ) -> dict[str, Any]:
     number = rng.randint(1, 5)
     lines = [
-        {
-            "description": f"Chaos {key} item {index + 1}",
-            "quantity": str(rng.randint(1, 5)),
-            "unit_price": f"{rng.randint(100, 2000)}.00",
-            "vat_rate": rng.choice(tenant.rates),
-        }
+        factories.line(
+            f"Chaos {key} item {index + 1}",
+            str(rng.randint(1, 5)),
+            f"{rng.randint(100, 2000)}.00",
+            rng.choice(tenant.rates),
+        )
         for index in range(rng.randint(1, 3))
     ]
     postal, city = tenant.city
-    return {
-        "tenant_id": tenant.tenant_id,
-        "idempotency_key": key,
-        "kind": "invoice",
-        "invoice": {
-            "issue_date": issued.isoformat(),
-            "due_date": due.isoformat(),
-            "currency": tenant.currency,
-            "customer": {
-                "external_id": f"chaos-c{number}",
-                "name": f"Chaos Customer {number} {tenant.country}",
-                "country": tenant.country,
-                "is_private_person": False,
-                "address": {"line1": f"Main street {number}", "postal_code": postal, "city": city},
-            },
-            "lines": lines,
-            "your_reference": key,
-        },
-    }
+    customer = factories.customer(
+        f"chaos-c{number}",
+        f"Chaos Customer {number} {tenant.country}",
+        tenant.country,
+        (f"Main street {number}", postal, city),
+        is_private_person=False,
+    )
+    return factories.invoice_job(
+        tenant.tenant_id, key, currency=tenant.currency, customer=customer, lines=lines,
+        issue_date=issued, due_date=due, your_reference=key,
+    )  # fmt: skip
 
 
 def _credit_note(
     tenant: TenantPlan, key: str, original: dict[str, Any], day: dt.date
 ) -> dict[str, Any]:
     first = original["invoice"]["lines"][0]
-    return {
-        "tenant_id": tenant.tenant_id,
-        "idempotency_key": key,
-        "kind": "credit_note",
-        "credit_note": {
-            "original_idempotency_key": original["idempotency_key"],
-            "issue_date": day.isoformat(),
-            "reason": key,
-            "lines": [{**first, "description": f"Credit {key}", "quantity": "1"}],
-        },
-    }
+    lines = [{**first, "description": f"Credit {key}", "quantity": "1"}]
+    return factories.credit_note_job(
+        tenant.tenant_id, key, original["idempotency_key"], issue_date=day, reason=key, lines=lines
+    )
 
 
 def gross_of(invoice: dict[str, Any]) -> Decimal:
@@ -112,15 +98,7 @@ def _payment(
     gross = gross_of(original)
     share = Decimal(rng.choice(("0.25", "0.5", "0.8")))
     amount = (gross * share).quantize(Decimal("0.01"))
-    return {
-        "tenant_id": tenant.tenant_id,
-        "idempotency_key": key,
-        "kind": "payment",
-        "payment": {
-            "invoice_idempotency_key": original["idempotency_key"],
-            "amount": f"{amount:.2f}",
-            "currency": tenant.currency,
-            "payment_date": day.isoformat(),
-            "reference": key,
-        },
-    }
+    return factories.payment_job(
+        tenant.tenant_id, key, original["idempotency_key"], f"{amount:.2f}",
+        currency=tenant.currency, payment_date=day, reference=key,
+    )  # fmt: skip

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +14,7 @@ from worker.devtools.chaos.plan import old_retry_budget
 
 if TYPE_CHECKING:
     from worker.devtools.chaos.session import Chaos
+    from worker.devtools.processes import ChildProcess
 
 HOLD_SECONDS = 20.0
 #: Faults that last a window of `--window` seconds, and the event that starts each.
@@ -102,27 +101,26 @@ class FaultSchedule:
 
     def kill_worker(self, say: Callable[[str], None]) -> None:
         """SIGKILL a worker: right after a remote write every other time, else at random."""
-        alive = [w for w in self.chaos.workers if w.poll() is None]
+        alive = [w for w in self.chaos.workers if w.alive]
         if not alive:
             self.chaos.start_worker()
             return
-        victim: subprocess.Popen[bytes] | None = None
+        victim: ChildProcess | None = None
         how = "at a random moment"
         if self.chaos.report.worker_kills % 2 == 0:
             victim, how = self._victim_after_write(alive, say)
         if victim is None:
             victim = self.chaos.rng.choice(alive)
         self.chaos.killed.add(victim)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
+        victim.kill()
         self._release_holds()
         self.chaos.report.worker_kills += 1
         say(f"killed worker pid {victim.pid} {how}")
         self.chaos.start_worker()
 
     def _victim_after_write(
-        self, alive: list[subprocess.Popen[bytes]], say: Callable[[str], None]
-    ) -> tuple[subprocess.Popen[bytes] | None, str]:
+        self, alive: list[ChildProcess], say: Callable[[str], None]
+    ) -> tuple[ChildProcess | None, str]:
         assert self.chaos.stack is not None
         provider = self.chaos.rng.choice(tuple(WRITE_PATHS))
         sim: Any = self.chaos.stack.sims[provider]
@@ -154,11 +152,12 @@ class FaultSchedule:
             sim.faults.update({"hang_after_write_path": ""})
 
     def restart_redis(self, say: Callable[[str], None]) -> None:
-        assert self.chaos.redis is not None
-        self.chaos.redis.kill()
-        say(f"killed Redis (port {self.chaos.redis.port}); restarting it on its AOF")
+        assert self.chaos.stack is not None and self.chaos.stack.redis is not None
+        redis = self.chaos.stack.redis
+        redis.kill()
+        say(f"killed Redis (port {redis.port}); restarting it on its AOF")
         time.sleep(self.chaos.rng.uniform(0.5, 2.0))
-        self.chaos.redis.start()
+        redis.start()
         self.chaos.report.redis_restarts += 1
         say("Redis is back")
 

@@ -8,7 +8,6 @@ import functools
 import logging
 import os
 import random
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from worker.devtools.chaos.report import Report
 from worker.devtools.chaos.schedule import FaultSchedule
 from worker.devtools.chaos.tally import SETTLED, RemoteState, tally, vismanet_state
 from worker.devtools.localstack import LocalStack
-from worker.transport.embedded_redis import EmbeddedRedis
+from worker.devtools.processes import ChildProcess
 
 log = logging.getLogger("ledgerpush.chaos")
 RECONCILE_EVERY = 2.0
@@ -58,13 +57,12 @@ class Chaos:
         self.report = Report(enqueued=0, faults=self.options.faults)
         self.database: ChaosDatabase | None = None
         self.poison_numbers = iter(range(1_000_000))
-        self.workers: list[subprocess.Popen[bytes]] = []
-        self.killed: set[subprocess.Popen[bytes]] = set()
+        self.workers: list[ChildProcess] = []
+        self.killed: set[ChildProcess] = set()
         self.started_workers = 0
         self.stop_reconciler = threading.Event()
         self.home = Path(os.environ.get("LEDGERPUSH_CHAOS_HOME", ".ledgerpush/chaos")).resolve()
         self.stack: LocalStack | None = None
-        self.redis: EmbeddedRedis | None = None
         self.schedule = FaultSchedule(self)
 
     def start(self) -> None:
@@ -73,7 +71,7 @@ class Chaos:
         from worker.simulators.economic import EconomicSimulator
         from worker.simulators.vismanet import create_simulator
 
-        stack = self.stack = localstack.prepare_home(
+        stack = self.stack = LocalStack.create(
             self.home, {**SETTINGS, "LEDGERPUSH_WORKER_CONCURRENCY": str(self.concurrency)}
         )
         handler = logging.FileHandler(self.home / "chaos.log")
@@ -82,11 +80,10 @@ class Chaos:
             logging.getLogger(name).addHandler(handler)
             logging.getLogger(name).setLevel(logging.INFO)
             logging.getLogger(name).propagate = False
-        self.redis = EmbeddedRedis(self.home / "redis", die_with_parent=True).start()
-        localstack.setenv(stack, {"LEDGERPUSH_REDIS_URL": self.redis.url})
+        stack.start_redis()
         self.database = self._database()
         self.report.database = self.database.kind
-        localstack.setenv(stack, {"LEDGERPUSH_DATABASE_URL": self.database.url})
+        stack.use_database(self.database.url)
         ea = EAccountingSimulator(
             client_id=SETTINGS["LEDGERPUSH_EACCOUNTING_CLIENT_ID"],
             client_secret=SETTINGS["LEDGERPUSH_EACCOUNTING_CLIENT_SECRET"],
@@ -102,12 +99,9 @@ class Chaos:
             faults=self._faults(Faults, self.seed + 1),
         )
         vn = create_simulator(faults=self._faults(Faults, self.seed + 2), seed=self.seed + 2)
-        localstack.start_simulators(stack, {"eaccounting": ea, "economic": ec, "vismanet": vn})
-        from worker.ledger.db import open_ledger
-
-        open_ledger()
-        for tenant in TENANTS:
-            localstack.connect(stack, tenant.provider, tenant.tenant_id, tenant.country)
+        stack.start_simulators({"eaccounting": ea, "economic": ec, "vismanet": vn})
+        stack.open_ledger()
+        stack.connect_tenants((t.tenant_id, t.provider, t.country) for t in TENANTS)
         for _ in range(self.worker_count):
             self.start_worker()
 
@@ -134,11 +128,14 @@ class Chaos:
         )
 
     def start_worker(self) -> None:
+        """One more worker; it is not waited for (a real supervisor does not either)."""
         assert self.stack is not None
         self.started_workers += 1
         name = f"chaos-{self.started_workers}"
-        args = ["worker", f"--concurrency={self.concurrency}", f"--hostname={name}@%h"]
-        self.workers.append(localstack.start_process(self.stack, args, f"worker-{name}"))
+        worker = self.stack.start_worker(
+            f"worker-{name}", self.concurrency, hostname=name, wait=False
+        )
+        self.workers.append(worker)
 
     def enqueue_all(self) -> None:
         from worker.transport.producer import enqueue
@@ -240,15 +237,7 @@ class Chaos:
         return sum(sum(sim.log.snapshot()["faults"].values()) for sim in self.stack.simulators())
 
     def stop_workers(self) -> None:
-        for process in self.workers:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.workers:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        localstack.stop_all(self.workers, 30)
 
     def verdict(self) -> None:
         from worker.ledger.store import list_jobs

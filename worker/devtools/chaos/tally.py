@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 from worker.devtools.chaos.jobs import Plan
 from worker.devtools.chaos.plan import TenantPlan
 from worker.devtools.chaos.report import Report
+from worker.devtools.localstack import SETTLED_STATES
 
 if TYPE_CHECKING:
     from worker.ledger.models import Job
 
-SETTLED = ("booked", "failed", "cancelled", "waiting_for_reauth")
+SETTLED = SETTLED_STATES
 
 
 def tally(

@@ -26,13 +26,18 @@ def settings(sim: EAccountingSimulator, url: str) -> dict[str, str]:
 
 
 def connect(
-    sim: EAccountingSimulator, tenant_id: str, country: str, company: str | None = None
+    sim: EAccountingSimulator,
+    tenant_id: str,
+    country: str,
+    company: str | None = None,
+    scopes: list[str] | None = None,
 ) -> dict[str, Any]:
     """A simulated company (`company`, else the tenant's id) and the tokens for it a
-    tenant holds after the consent flow: the tenant's `add_tenant` arguments."""
+    tenant holds after the consent flow (SCOPES unless `scopes` are given): the tenant's
+    `add_tenant` arguments."""
     company = company or tenant_id
     sim.add_company(company, country)
-    tokens = sim.issue_tokens(company, SCOPES)
+    tokens = sim.issue_tokens(company, scopes or SCOPES)
     credentials: dict[str, Any] = {
         "access_token": tokens["access_token"],
         "refresh_token": tokens["refresh_token"],

@@ -21,8 +21,10 @@ def settings(sim: EconomicSimulator, url: str) -> dict[str, str]:
     }
 
 
-def connect(sim: EconomicSimulator, tenant_id: str, country: str) -> dict[str, Any]:
-    """A simulated agreement, whose grant token the tenant holds: the tenant's
-    `add_tenant` arguments."""
-    grant = sim.add_agreement(country, grant_token=f"grant-{tenant_id}")
+def connect(
+    sim: EconomicSimulator, tenant_id: str, country: str, modules: list[str] | None = None
+) -> dict[str, Any]:
+    """A simulated agreement (with the simulator's modules unless `modules` are given),
+    whose grant token the tenant holds: the tenant's `add_tenant` arguments."""
+    grant = sim.add_agreement(country, modules=modules, grant_token=f"grant-{tenant_id}")
     return {"credentials": {"grant_token": grant}, "display_name": tenant_id}
