@@ -18,7 +18,7 @@ def worker(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            help="Threads per worker process [default: LEDGERPUSH_WORKER_CONCURRENCY, 32]."
+            help="Threads per worker process (default: LEDGERPUSH_WORKER_CONCURRENCY, 32)."
         ),
     ] = None,
     queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "",
