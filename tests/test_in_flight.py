@@ -6,16 +6,18 @@ in-flight slots (bench/throughput.py --slots) rests on this."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.conftest import EC_APP, WorkerProcess, invoice_job, unique, wait_for
+from tests.test_exactly_once import Stack, module_stack
 from worker.ledger.store import find_job
-from worker.simulators.common import CONTROL_PREFIX, SimulatorServer
+from worker.simulators.common import CONTROL_PREFIX
 from worker.simulators.economic import EconomicSimulator
 from worker.tenancy.tenants import add_tenant
-from worker.transport.producer import enqueue
 
 SLOTS = 32
 # Long against the CPU a job needs before its first call, so that even on a busy machine
@@ -44,14 +46,25 @@ class InFlight:
             self.now -= 1
 
 
+class Counted:
+    """The simulator as the local stack serves it, its app behind the in-flight counter."""
+
+    def __init__(self, sim: EconomicSimulator, counter: InFlight) -> None:
+        self._sim = sim
+        self.app = counter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sim, name)
+
+
 @pytest.fixture
-def slow_economic() -> Iterator[tuple[EconomicSimulator, InFlight, str]]:
-    """An e-conomic simulator of this test's own (its latency slows no other test)."""
+def slow_economic(tmp_path: Path) -> Iterator[tuple[EconomicSimulator, InFlight, Stack]]:
+    """An e-conomic simulator and a Redis of this test's own: no other worker of the test
+    session takes its jobs, and its latency slows no other test."""
     sim = EconomicSimulator(app_secret_token=EC_APP[0], app_public_token=EC_APP[1])
     counter = InFlight(sim.app)
-    server = SimulatorServer(counter).start()
-    yield sim, counter, server.url
-    server.stop()
+    with module_stack(tmp_path / "slots", {}, {"economic": Counted(sim, counter)}) as stack:
+        yield sim, counter, stack
 
 
 def _connect(sim: EconomicSimulator) -> str:
@@ -71,19 +84,22 @@ def _all_booked(job_ids: list[str]) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_worker_with_32_threads_has_32_provider_calls_in_flight(
-    slow_economic: tuple[EconomicSimulator, InFlight, str],
+    slow_economic: tuple[EconomicSimulator, InFlight, Stack],
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    sim, counter, url = slow_economic
+    sim, counter, stack = slow_economic
     tenants = [_connect(sim) for _ in range(8)]
-    start_worker("slots", concurrency=SLOTS, LEDGERPUSH_ECONOMIC_API_URL=url)
+    start_worker("slots", SLOTS, **stack.env)
     # Warm-up without latency: references and the customer are cached per tenant.
-    warm = [enqueue(invoice_job(t, country="DK")) for t in tenants]
+    warm = [stack.enqueue(invoice_job(t, country="DK")) for t in tenants]
     wait_for(lambda: _all_booked(warm), timeout=90, interval=0.2)
 
     sim.faults.update({"latency_ms": LATENCY_MS})
     counter.peak = 0
-    jobs = [enqueue(invoice_job(tenants[i % len(tenants)], country="DK")) for i in range(2 * SLOTS)]
+    jobs = [
+        stack.enqueue(invoice_job(tenants[i % len(tenants)], country="DK"))
+        for i in range(2 * SLOTS)
+    ]
     wait_for(lambda: _all_booked(jobs), timeout=240, interval=0.5)
 
     assert counter.peak == SLOTS
