@@ -511,16 +511,10 @@ def test_a_dead_drainers_entries_are_moved_back_and_recorded_once() -> None:
 class DrainerProcess(WorkerProcess):
     """A `ledgerpush ingest` process (workers drain too; this one runs alone)."""
 
-    def start(self) -> DrainerProcess:
-        command = [sys.executable, "-m", "worker", "ingest"]
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        wait_for(lambda: b"draining" in self.log_path.read_bytes() or self._died(), 60)
-        if self._died():
-            raise RuntimeError(self.output()[-3000:])
-        return self
+    def __init__(self, name: str, env: dict[str, str], concurrency: int = 8) -> None:
+        super().__init__(name, env, concurrency)
+        self.command = [sys.executable, "-m", "worker", "ingest"]
+        self.ready = b"draining"
 
 
 def _states(tenants: list[str]) -> dict[str, int]:

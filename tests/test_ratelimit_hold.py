@@ -6,16 +6,18 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import WorkerProcess, connect_ea_tenant, invoice_job, unique, wait_for
-from worker.jobs import job_id_for
+from tests.conftest import EA_CLIENT, WorkerProcess, invoice_job, unique, wait_for
+from tests.test_exactly_once import module_stack
+from worker.devtools.localstack import connect
 from worker.ledger.store import attempts_of, find_job
 from worker.providers.base import SLOT_RESERVED_CODE
+from worker.simulators.eaccounting import EAccountingSimulator
 from worker.transport import ratelimit
-from worker.transport.app import INVOICES_QUEUE, TASK_FOR_KIND, app
 from worker.transport.ratelimit import Rate, RateLimiter, Slot, SlotHeld, prepaid
 from worker.transport.redis_client import get_redis
 
@@ -81,23 +83,33 @@ def _booked_references(sim: Any, tenant: str) -> Counter[str]:
 
 
 def test_jobs_wait_for_their_reserved_slots_without_using_retries(
-    start_worker: Callable[..., WorkerProcess], ea_sim: Any
+    start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
     """Twenty calls a minute per endpoint (one each 3.2 s) and a hold of 0.5 s: all but
     the first job find their slots too far away, keep them and come back."""
-    start_worker(
-        "hold",
-        concurrency=8,
-        LEDGERPUSH_EACCOUNTING_RATE_PER_MINUTE="20",
-        LEDGERPUSH_RATE_LIMIT_HOLD_SECONDS="0.5",
-    )
-    tenant = connect_ea_tenant()
-    throttled_before = ea_sim.log.snapshot()["by_status"].get("429", 0)
-    jobs = [invoice_job(tenant, key, your_reference=key) for key in (unique("h") for _ in range(4))]
-    ids = [job_id_for(tenant, job["idempotency_key"]) for job in jobs]
-    for job, job_id in zip(jobs, ids, strict=True):
-        app.send_task(TASK_FOR_KIND["invoice"], args=[job], queue=INVOICES_QUEUE, task_id=job_id)
+    # A Redis and a simulator of this test's own: no other worker of the session (at the
+    # default rate) takes these jobs.
+    ea_sim = EAccountingSimulator(client_id=EA_CLIENT[0], client_secret=EA_CLIENT[1])
+    with module_stack(tmp_path / "hold", {}, {"eaccounting": ea_sim}) as stack:
+        start_worker(
+            "hold",
+            8,
+            **stack.env,
+            LEDGERPUSH_EACCOUNTING_RATE_PER_MINUTE="20",
+            LEDGERPUSH_RATE_LIMIT_HOLD_SECONDS="0.5",
+        )
+        tenant = unique("ea-hold")
+        connect(stack.local, "eaccounting", tenant, "NO")
+        throttled_before = ea_sim.log.snapshot()["by_status"].get("429", 0)
+        keys = [unique("h") for _ in range(4)]
+        jobs = [invoice_job(tenant, key, your_reference=key) for key in keys]
+        ids = [stack.enqueue(job) for job in jobs]
+        _wait_and_check(ids, jobs, tenant, ea_sim, throttled_before)
 
+
+def _wait_and_check(
+    ids: list[str], jobs: list[dict[str, Any]], tenant: str, ea_sim: Any, throttled_before: int
+) -> None:
     def settled() -> bool:
         return all((j := find_job(i)) is not None and j.state in ("booked", "failed") for i in ids)
 
