@@ -11,6 +11,7 @@ from celery.signals import worker_init
 from celery.worker.control import inspect_command
 
 from worker.ops.webhooks import sync_settings_endpoint
+from worker.providers import registry
 from worker.tenancy import refcache
 from worker.transport.app import app
 from worker.transport.ingest import IngestStep
@@ -25,7 +26,12 @@ def _sync_webhook_endpoint(**_: Any) -> None:
         logging.getLogger("ledgerpush.webhooks").warning("webhook endpoint not synced: %s", exc)
 
 
+def _load_provider_clients(**_: Any) -> None:
+    registry.load_clients()
+
+
 worker_init.connect(_sync_webhook_endpoint, weak=False)
+worker_init.connect(_load_provider_clients, weak=False)
 # The plain ingest list is drained by a thread in every worker (worker/transport/ingest.py).
 app.steps["worker"].add(IngestStep)
 

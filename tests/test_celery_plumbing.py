@@ -15,7 +15,7 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from tests.conftest import ROOT, WorkerProcess, wait_for
-from worker.transport import poison
+from worker.transport import broker, poison
 from worker.transport.app import BULK_QUEUE, PAYMENTS_QUEUE, QUEUES, app
 from worker.transport.redis_client import get_redis, redis_url
 
@@ -104,3 +104,17 @@ def test_flower_reads_the_broker(flower: str) -> None:
     assert page.status_code == 200
     assert "not supported" not in page.text
     assert "redis://" in page.text
+
+
+def test_a_channel_reuses_one_redis_client_and_a_closed_one_still_fails() -> None:
+    """kombu builds a redis-py client per push and acknowledgement; ours keeps one per
+    pool. A closed channel (broker connection lost) still refuses as kombu's does, which
+    the QoS repair in worker/transport/broker.py relies on."""
+    with Connection(redis_url(), transport=broker.Transport) as conn:
+        channel = conn.channel()
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+            assert first is second
+            assert first.ping()
+        channel.close()
+        with pytest.raises(AttributeError), channel.conn_or_acquire():
+            pass

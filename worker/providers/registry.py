@@ -53,6 +53,13 @@ def check_settings() -> None:
         _ = spec.settings
 
 
+def load_clients() -> None:
+    """Import every provider's client now: a worker does it at start, not inside the
+    first job of each provider it meets (whose run would otherwise pay for the import)."""
+    for spec in specs():
+        spec.load_client()
+
+
 def register(spec: ProviderSpec) -> None:
     """Add a provider from outside this package (an extension, or a test's toy provider)."""
     _REGISTRY[spec.name] = spec

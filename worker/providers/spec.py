@@ -84,8 +84,11 @@ class ProviderSpec:
     local_ref: str | None = None
 
     def client(self, tenant: Tenant) -> Provider:
+        return self.load_client()(tenant)
+
+    def load_client(self) -> Callable[[Tenant], Provider]:
         factory: Callable[[Tenant], Provider] = _load(self.client_ref)
-        return factory(tenant)
+        return factory
 
     @property
     def limits(self) -> Limits:
