@@ -15,7 +15,7 @@ from tests.conftest import unique
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.ledger.db import engine, session
-from worker.ledger.models import Job
+from worker.ledger.models import CANCELLED, DRAFTING, RECEIVED, RESOLVING, Job
 from worker.tenancy.tenants import add_tenant, credentials_of, get_tenant
 
 
@@ -146,3 +146,40 @@ def test_migrations_create_every_table() -> None:
     with engine().connect() as conn:
         names = set(engine().dialect.get_table_names(conn))
     assert {"jobs", "attempts", "tenants", "job_events", "alembic_version"} <= names
+
+
+def _fresh_job() -> Job:
+    tenant, key = "attempts-tenant", unique("attempt")
+    job, created = store.accept_job(job_id_for(tenant, key), tenant, key, "invoice", {"k": key})
+    assert created
+    return job
+
+
+def test_the_first_intent_counts_the_attempt_in_its_own_transaction() -> None:
+    """The pipeline's first write of a run: attempt row, count, RESOLVING and the intent
+    in one transaction, with the same events as counting it on its own would leave."""
+    job = _fresh_job()
+    start = store.AttemptStart("w1", RESOLVING, unchanged_since=job.updated_at)
+    started = store.advance(job.id, DRAFTING, intent={"step": "draft"}, begin=start)
+    assert started is not None
+    attempt_id, number = started
+    after = store.get_job(job.id)
+    assert (after.state, after.attempts, after.intent) == (DRAFTING, 1, {"step": "draft"})
+    assert [e.to_state for e in store.events_of(job.id)] == [RECEIVED, RESOLVING, DRAFTING]
+    assert [(a.id, a.number, a.worker) for a in store.attempts_of(job.id)] == [
+        (attempt_id, number, "w1")
+    ]
+    assert number == 1
+
+
+def test_a_job_changed_since_it_was_read_is_not_written() -> None:
+    """An operator cancelled the job between its insert and the run's first write: the
+    intent is refused and nothing of the run is written."""
+    job = _fresh_job()
+    store.transition(job.id, CANCELLED, actor="ops@example.com", note="cancelled")
+    start = store.AttemptStart("w1", RESOLVING, unchanged_since=job.updated_at)
+    with pytest.raises(store.JobChanged):
+        store.advance(job.id, DRAFTING, intent={"step": "draft"}, begin=start)
+    after = store.get_job(job.id)
+    assert (after.state, after.attempts, after.intent) == (CANCELLED, 0, None)
+    assert store.attempts_of(job.id) == []

@@ -160,7 +160,7 @@ def _deliver(
         try:
             if created:
                 # This delivery inserted the row just now: it is read again only if it
-                # changed meanwhile (begin_attempt checks), which saves a transaction.
+                # changed meanwhile (its first intent checks), which saves a transaction.
                 return _run(job, row, tenant, worker, lease, ending, verified=False)
             current = store.get_job(row.id)
             if current.state in TERMINAL_STATES:
@@ -261,57 +261,72 @@ def _run(
         )
         if admission.held:
             return _hold_for_outage(row if verified else store.get_job(row.id), admission)
-        # The attempt and RESOLVING in one transaction (each one costs a commit).
+        # The attempt is counted (and the job moved to RESOLVING) with the first intent,
+        # in its transaction; a run that ends before any write counts it on its own.
+        start = store.AttemptStart(worker, RESOLVING, None if verified else row.updated_at)
+        attempt = _Attempt(row.id, start, row.attempts + 1)
         try:
-            attempt_id, number = store.begin_attempt(
-                row.id, worker, RESOLVING, unchanged_since=None if verified else row.updated_at
-            )
+            return _attempt(job, row, tenant, lease, attempt, rounding, ending)
         except store.JobChanged:
-            # Another copy (or an operator) changed the job between its insert and now.
+            # An operator changed the job between its insert and its first write.
             row = store.get_job(row.id)
             if row.state in TERMINAL_STATES:
                 return Outcome(row.state)
-            attempt_id, number = store.begin_attempt(row.id, worker, RESOLVING)
-        attempt = _Attempt(attempt_id)
-        provider = provider_for(tenant)
-        error: ProviderError | None = None
-        observed = False
-        try:
-            with ratelimit.prepaid(_reserved_slot(row)):
-                outcome = _drive(job, row, tenant, provider, lease, attempt, rounding, ending)
-        except LeaseLost as exc:
-            # Another copy holds the job now: leave the ledger to it and look again later.
-            log.warning("stopped before a remote write: %s", exc.message)
-            error = exc
-            outcome = Outcome(store.get_job(row.id).state, retry_in=LEASE_RECHECK_SECONDS)
-        except ProviderError as exc:
-            error, observed = exc, True
-            if circuit.observe(tenant.provider, tenant.id, row.id, exc, provider.calls):
-                outcome = _held_after_failure(row, tenant.provider, exc)
-                error = Transient(f"held for the outage: {exc.message}", OUTAGE_CODE, exc.original)
-            else:
-                outcome = _handle_error(row, tenant, exc, number, provider)
-        except Exception as exc:
-            if is_store_outage(exc):
-                # Not the job's failure: the task waits for the store (tasks/runner.py).
-                _end_attempt_quietly(attempt_id, provider, exc)
-                raise
-            log.exception("unexpected error while processing job")
-            error = Transient(f"internal error: {type(exc).__name__}", "internal_error")
-            outcome = _handle_error(row, tenant, error, number, provider)
-        if not observed:
-            ending.add(functools.partial(
-                circuit.queue_observed, provider=tenant.provider, job_id=row.id,
-                calls=provider.calls,
-            ))  # fmt: skip
-        if error is not None or not attempt.ended:
-            store.end_attempt(
-                attempt_id,
-                outcome.state,
-                [c.as_dict() for c in provider.calls],
-                error.as_dict() if error else None,
-            )
-        return outcome
+            return Outcome(row.state, retry_in=HAND_BACK_SECONDS)
+
+
+def _attempt(
+    job: AnyJob,
+    row: Job,
+    tenant: Tenant,
+    lease: JobLease,
+    attempt: _Attempt,
+    rounding: list[dict[str, str]],
+    ending: Batch,
+) -> Outcome:
+    provider = provider_for(tenant)
+    error: ProviderError | None = None
+    observed = False
+    try:
+        with ratelimit.prepaid(_reserved_slot(row)):
+            outcome = _drive(job, row, tenant, provider, lease, attempt, rounding, ending)
+    except LeaseLost as exc:
+        # Another copy holds the job now: leave the ledger to it and look again later.
+        log.warning("stopped before a remote write: %s", exc.message)
+        error = exc
+        outcome = Outcome(store.get_job(row.id).state, retry_in=LEASE_RECHECK_SECONDS)
+    except ProviderError as exc:
+        error, observed = exc, True
+        attempt.begun()
+        if circuit.observe(tenant.provider, tenant.id, row.id, exc, provider.calls):
+            outcome = _held_after_failure(row, tenant.provider, exc)
+            error = Transient(f"held for the outage: {exc.message}", OUTAGE_CODE, exc.original)
+        else:
+            outcome = _handle_error(row, tenant, exc, attempt.number, provider)
+    except Exception as exc:
+        if is_store_outage(exc):
+            # Not the job's failure: the task waits for the store (tasks/runner.py).
+            _end_attempt_quietly(attempt, provider, exc)
+            raise
+        log.exception("unexpected error while processing job")
+        error = Transient(f"internal error: {type(exc).__name__}", "internal_error")
+        attempt.begun()
+        outcome = _handle_error(row, tenant, error, attempt.number, provider)
+    if not observed:
+        ending.add(functools.partial(
+            circuit.queue_observed, provider=tenant.provider, job_id=row.id,
+            calls=provider.calls,
+        ))  # fmt: skip
+    if attempt.id is None and isinstance(error, LeaseLost):
+        return outcome  # no attempt of this copy's to record: the lease holder runs the job
+    if error is not None or not attempt.ended:
+        store.end_attempt(
+            attempt.begun(),
+            outcome.state,
+            [c.as_dict() for c in provider.calls],
+            error.as_dict() if error else None,
+        )
+    return outcome
 
 
 def _reserved_slot(row: Job) -> ratelimit.Slot | None:
@@ -350,13 +365,15 @@ def _within_limits(
     return sent, [r.as_dict() for r in rounded]
 
 
-def _end_attempt_quietly(attempt_id: int, provider: Provider, exc: Exception) -> None:
+def _end_attempt_quietly(attempt: _Attempt, provider: Provider, exc: Exception) -> None:
     """Record why the attempt stopped (the job is sent again), if the ledger can be
-    written at all; the job's own state stays as it was."""
+    written at all and the attempt was counted; the job's own state stays as it was."""
+    if attempt.id is None:
+        return
     error = Transient(f"the ledger or Redis is unreachable: {describe(exc)}", "store_unavailable")
     calls = [c.as_dict() for c in provider.calls]
     with contextlib.suppress(Exception):
-        store.end_attempt(attempt_id, RETRY_SCHEDULED, calls, error.as_dict())
+        store.end_attempt(attempt.id, RETRY_SCHEDULED, calls, error.as_dict())
 
 
 def _park(row: Job, tenant: Tenant) -> Outcome:
@@ -434,11 +451,33 @@ class _Unrecorded:
 
 @dataclass
 class _Attempt:
-    """The attempt row of this run; `ended` once the final step's result ended it too."""
+    """This run's attempt: counted (`id` set) with its first intent, or on its own by
+    `begun()` before any other change a run makes to the job; `ended` once the final
+    step's result ended it too."""
 
-    id: int
+    job_id: str
+    start: store.AttemptStart
+    number: int
+    id: int | None = None
     ended: bool = False
     unrecorded: _Unrecorded | None = None
+
+    def begun(self) -> int:
+        """The attempt's row id, counting the attempt now if no intent did."""
+        if self.id is None:
+            s = self.start
+            self.id, self.number = store.begin_attempt(
+                self.job_id, s.worker, s.state, unchanged_since=s.unchanged_since
+            )
+        return self.id
+
+    def start_with(self) -> store.AttemptStart | None:
+        """What the next intent's transaction counts: this attempt, until it is counted."""
+        return self.start if self.id is None else None
+
+    def counted(self, started: tuple[int, int] | None) -> None:
+        if started is not None:
+            self.id, self.number = started
 
     def record(self, job_id: str) -> None:
         """Commit the result that waits for the next step's intent, alone."""
@@ -479,6 +518,7 @@ def _drive(
     if row.error_category or row.error_code or row.error_message:
         # The last step's result already moved the job to BOOKED; only an earlier
         # attempt's error needs clearing (one more transaction, on retried jobs only).
+        attempt.begun()
         store.transition(row.id, BOOKED, error_category=None, error_code=None, error_message=None)
     _mark_success(tenant.id)
     log.info("job booked: %s", ctx.remote)
@@ -519,6 +559,7 @@ def _run_step(
     if (intent and intent.get("step") == step.name) or step.serialise_on is not None:
         attempt.record(row.id)
     if intent and intent.get("step") == step.name:
+        attempt.begun()  # before the lookup may record what it finds
         ctx.intent_at = dt.datetime.fromisoformat(intent["at"])
         ctx.intent = intent
         if not intent.get("answered"):
@@ -583,10 +624,9 @@ def _write(
     # The intent, after the previous step's result if that is not committed yet: both in
     # one transaction, still before this step's write.
     pending, attempt.unrecorded = attempt.unrecorded, None
-    if pending is None:
-        store.advance(row.id, running, intent=ctx.intent)
-    else:
-        store.advance(row.id, running, intent=ctx.intent, settled=(pending.state, pending.remote))
+    settled = None if pending is None else (pending.state, pending.remote)
+    begin = attempt.start_with()
+    attempt.counted(store.advance(row.id, running, intent=ctx.intent, settled=settled, begin=begin))
     ctx.record_progress = functools.partial(_record_progress, row.id, ctx)
     sent_before = len(provider.calls)
     try:
@@ -606,7 +646,7 @@ def _write(
         attempt.unrecorded = _Unrecorded(done, remote)
         return result
     # The result of the final step (BOOKED) also ends the attempt: one transaction.
-    end = (attempt.id, [c.as_dict() for c in provider.calls])
+    end = (attempt.begun(), [c.as_dict() for c in provider.calls])
     store.advance(row.id, done, remote=remote, intent=None, end_attempt=end)
     attempt.ended = True
     return result

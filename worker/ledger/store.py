@@ -8,6 +8,7 @@ rows and events as the ORM would write, at a fraction of its CPU per commit.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
@@ -264,20 +265,26 @@ def advance(
     to_state: str,
     *,
     note: str | None = None,
+    begin: AttemptStart | None = None,
     end_attempt: tuple[int, list[dict[str, Any]]] | None = None,
     settled: tuple[str, dict[str, Any]] | None = None,
     **changes: Any,
-) -> None:
+) -> tuple[int, int] | None:
     """`transition` for the pipeline's hot path, whose callers need no Job back: the same
-    columns, timestamps and event, without loading the row into the ORM. With
-    `end_attempt` (attempt row id, its calls), that attempt ends with outcome `to_state`
-    in the same transaction (what `end_attempt` would write in one more). With `settled`
-    (a state and the job's remote results), the previous step's result is recorded
-    first in the same transaction, with its own event, as `advance(state,
-    remote=..., intent=None)` would have in one more; that state must not be one whose
-    arrival makes an outcome event (only the final step's result does, and no step
-    follows it)."""
+    columns, timestamps and event, without loading the row into the ORM. With `begin`, a
+    new attempt is counted first in the same transaction (what `begin_attempt` would
+    write in one more, its state change and event included) and (attempt row id, attempt
+    number) returned. With `end_attempt` (attempt row id, its calls), that attempt ends
+    with outcome `to_state` in the same transaction (what `end_attempt` would write in
+    one more). With `settled` (a state and the job's remote results), the previous
+    step's result is recorded first in the same transaction, with its own event, as
+    `advance(state, remote=..., intent=None)` would have in one more; that state must not
+    be one whose arrival makes an outcome event (only the final step's result does, and
+    no step follows it)."""
     now = utcnow()
+    started: tuple[int, int] | None = None
+    moves: list[dict[str, Any]] = []
+    values = {**changes, "b_id": job_id, "state": to_state, "updated_at": now}
     with engine().begin() as conn:
         if end_attempt is not None:
             attempt_id, calls = end_attempt
@@ -285,13 +292,19 @@ def advance(
                 _UPDATE_ATTEMPT,
                 {"b_id": attempt_id, "ended_at": now, "outcome": to_state, "calls": calls},
             )
-        from_state = conn.execute(_JOB_STATE_LOCKED, {"b_id": job_id}).scalar()
-        if from_state is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        values = {**changes, "b_id": job_id, "state": to_state, "updated_at": now}
+        if begin is not None:
+            attempt_id, number, from_state = _start_attempt(conn, job_id, begin, now)
+            started, values["attempts"] = (attempt_id, number), number
+            if begin.state is not None and begin.state != from_state:
+                moves.append(_event(job_id, from_state, begin.state, None, now))
+                from_state = begin.state
+        else:
+            found = conn.execute(_JOB_STATE_LOCKED, {"b_id": job_id}).scalar()
+            if found is None:
+                raise JobNotFound(f"no job with id {job_id}")
+            from_state = str(found)
         if to_state in TERMINAL_STATES:
             values.update(finished_at=now, next_retry_at=None)
-        moves: list[dict[str, Any]] = []
         if settled is not None:
             done, values["remote"] = settled
             if done in ledger_events.OUTCOME_STATES:
@@ -310,6 +323,7 @@ def advance(
             wrote_event = ledger_events.record_job_outcome(conn, row, from_state, to_state)
     if wrote_event:
         ledger_events.written()
+    return started
 
 
 def _event(
@@ -326,6 +340,18 @@ def _event(
     }
 
 
+@dataclass(frozen=True)
+class AttemptStart:
+    """A new attempt, counted in the transaction of the job's next change (see `advance`):
+    `state` is the job's state once it starts (None: unchanged); with `unchanged_since`
+    (the `updated_at` the caller read), `JobChanged` is raised and nothing written if the
+    job changed since."""
+
+    worker: str
+    state: str | None = None
+    unchanged_since: dt.datetime | None = None
+
+
 def begin_attempt(
     job_id: str,
     worker: str,
@@ -334,22 +360,12 @@ def begin_attempt(
     unchanged_since: dt.datetime | None = None,
 ) -> tuple[int, int]:
     """Count a new attempt, and move the job to `to_state` if given, in one transaction;
-    returns (attempt row id, attempt number). With `unchanged_since` (the `updated_at`
-    the caller read), raises `JobChanged` and writes nothing if the job changed since."""
+    returns (attempt row id, attempt number). See `AttemptStart` for `unchanged_since`."""
     now = utcnow()
     with engine().begin() as conn:
-        found: Any
-        if unchanged_since is None:
-            found = conn.execute(_JOB_STATE_LOCKED, {"b_id": job_id}).first()
-        else:
-            found = conn.execute(
-                _JOB_STATE_SINCE, {"b_id": job_id, "b_at": unchanged_since}
-            ).first()
-        if found is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        if unchanged_since is not None and not found[2]:
-            raise JobChanged(f"job {job_id} changed since it was read")
-        from_state, number = found[0], found[1] + 1
+        attempt_id, number, from_state = _start_attempt(
+            conn, job_id, AttemptStart(worker, to_state, unchanged_since), now
+        )
         values: dict[str, Any] = {"b_id": job_id, "attempts": number, "updated_at": now}
         if to_state is not None:
             values["state"] = to_state
@@ -358,11 +374,30 @@ def begin_attempt(
         conn.execute(_UPDATE_JOB, values)
         if to_state is not None and to_state != from_state:
             conn.execute(_INSERT_EVENT, _event(job_id, from_state, to_state, None, now))
-        attempt = {"job_id": job_id, "number": number, "worker": worker, "started_at": now}
-        result = conn.execute(_INSERT_ATTEMPT, {**attempt, "calls": []})
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0]), number
+        return attempt_id, number
+
+
+def _start_attempt(
+    conn: Connection, job_id: str, start: AttemptStart, now: dt.datetime
+) -> tuple[int, int, str]:
+    """Lock the job's row and insert its next attempt's row; returns (attempt row id,
+    attempt number, the job's state as found). The caller writes the job's count."""
+    found: Any
+    if start.unchanged_since is None:
+        found = conn.execute(_JOB_STATE_LOCKED, {"b_id": job_id}).first()
+    else:
+        found = conn.execute(
+            _JOB_STATE_SINCE, {"b_id": job_id, "b_at": start.unchanged_since}
+        ).first()
+    if found is None:
+        raise JobNotFound(f"no job with id {job_id}")
+    if start.unchanged_since is not None and not found[2]:
+        raise JobChanged(f"job {job_id} changed since it was read")
+    number = found[1] + 1
+    attempt = {"job_id": job_id, "number": number, "worker": start.worker, "started_at": now}
+    key = conn.execute(_INSERT_ATTEMPT, {**attempt, "calls": []}).inserted_primary_key
+    assert key is not None
+    return int(key[0]), number, str(found[0])
 
 
 def end_attempt(
