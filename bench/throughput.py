@@ -57,13 +57,16 @@ baseline or Visma.net in this mode.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import _stack
+import profile_split
 from _stack import Stack, emit, log, percentiles
 
 
@@ -131,6 +134,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=8,
         help="sweep: invoices per point, at least this many per in-flight slot",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="py-spy every worker process over the measured run (raw files in DIR) and "
+        "print where their CPU went (bench/profile_split.py)",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--json", action="store_true")
     return parser.parse_args(argv)
@@ -179,6 +190,8 @@ def run_ledgerpush(
             args, database, jobs, run.times, warm, warm_calls, run.calls, run.cpu, run.peak,
             run.enqueue_seconds, run.settled,
         )  # fmt: skip
+        if run.profile is not None:
+            result["cpu_split_py_spy"] = run.profile
         result["steady_load"] = steady_load(args, tenants, result["invoices_per_second"] / 2)
         if vismanet:
             result["vismanet"] = vismanet_calls(args, stack)
@@ -201,6 +214,7 @@ class Backlog:
     peak: float
     enqueue_seconds: float
     settled: bool
+    profile: dict[str, Any] | None = None  # --profile: samples and their split by concern
 
 
 def drain_backlog(
@@ -220,19 +234,30 @@ def drain_backlog(
     enqueued = time.time() - started
     stack.start_workers(args.workers, concurrency, _worker_env(args))
     meter, machine = _stack.CpuMeter(stack.worker_pids), _stack.MachineCpu()
-    meter.start()
-    machine.start()
-    started = time.monotonic()
-    settled = _stack.wait_settled(expected, args.timeout, interval=0.2)
-    seconds = time.monotonic() - started
-    cpu, busy = meter.stop(), machine.stop()
+    profiled = getattr(args, "profile", None)
+    with contextlib.ExitStack() as sampling:
+        files = []
+        if profiled is not None:
+            files = sampling.enter_context(
+                profile_split.recording(profiled / tag, stack.worker_pids())
+            )
+        meter.start()
+        machine.start()
+        started = time.monotonic()
+        settled = _stack.wait_settled(expected, args.timeout, interval=0.2)
+        seconds = time.monotonic() - started
+        cpu, busy = meter.stop(), machine.stop()
+    profile = None
+    if profiled is not None:
+        stacks = profile_split.read_stacks(files)
+        profile = {"samples": sum(stacks.values()), "split": profile_split.split(stacks)}
     calls = stack.sims.call("log")
     times = [r for r in _stack.job_times() if r["key"].startswith(f"{tag}-")]
     provider = _stack.provider_seconds_by_job()
     for row in times:
         row["provider"] = provider.get(row["id"], 0.0)
     peak = max(_stack.peak_rss_mib(pid) for pid in stack.worker_pids())
-    return Backlog(times, calls, cpu, seconds, busy, peak, enqueued, settled)
+    return Backlog(times, calls, cpu, seconds, busy, peak, enqueued, settled, profile)
 
 
 # ---------------------------------------------------------------- latency-bound sweep

@@ -27,12 +27,12 @@ def run_bench(script: str, *args: str) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
+def test_throughput_reports_the_floor_and_the_lean_worker(tmp_path: Path) -> None:
     result = run_bench(
         "throughput.py",
         "--invoices", "8", "--tenants", "4", "--customers", "1", "--workers", "1",
         "--concurrency", "2", "--latency-ms", "5", "--latency-seconds", "1",
-        "--no-baseline",
+        "--no-baseline", "--profile", str(tmp_path),
     )  # fmt: skip
 
     assert list(result)[:4] == ["benchmark", "machine", "parameters", "same_run_ratios"]
@@ -45,6 +45,10 @@ def test_throughput_reports_the_floor_and_the_lean_worker() -> None:
     for multiple in ("cpu_per_invoice_x_floor", "cpu_per_invoice_x_lean_worker"):
         assert ratios[multiple] is None or ratios[multiple] > 0
     assert set(ratios["invoices_per_second"]) == {"ledgerpush", "lean_worker", "floor"}
+    # py-spy sampled the worker over the run (a short one may give few samples or none).
+    profile = result["ledgerpush_sqlite"]["cpu_split_py_spy"]
+    assert profile["samples"] >= 0 and isinstance(profile["split"], dict)
+    assert list((tmp_path / "run").glob("worker-*.txt")) or profile["samples"] == 0
 
 
 @pytest.mark.slow
