@@ -424,3 +424,22 @@ def test_access_log_names_who_did_what_and_keeps_secrets_out(
     record = next(r for r in records if r.getMessage().startswith(f"{operator} GET /jobs"))
     assert record.method == "GET" and record.status == 200  # type: ignore[attr-defined]
     assert record.duration_ms >= 0  # type: ignore[attr-defined]
+
+
+def test_an_api_key_records_its_last_use_once_per_resolution() -> None:
+    from worker.ledger import accounts as rows
+    from worker.web.accounts import LAST_USED_RESOLUTION, identify_api_key
+
+    key = create_api_key(unique("last-used"))
+    prefix = key.split("_")[1]
+
+    def last_used() -> Any:
+        return next(r.last_used_at for r in rows.api_keys() if r.prefix == prefix)
+
+    assert last_used() is None
+    assert identify_api_key(key) is not None
+    first = last_used()
+    assert first is not None
+    assert identify_api_key(key) is not None
+    assert last_used() == first  # within the resolution: read only, nothing written
+    assert LAST_USED_RESOLUTION.total_seconds() > 0

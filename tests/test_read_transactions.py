@@ -38,6 +38,7 @@ from worker.ledger import (
 from worker.ledger.db import WriteInReadTransaction, read_connection, read_session, session
 from worker.ledger.models import RECEIVED, RESOLVING, Job, JobEvent, utcnow
 from worker.store_outage import is_store_outage
+from worker.web.accounts import create_api_key, identify_api_key
 
 #: How long a reader stays open waiting for the writes (a liveness bound: a write that
 #: waits for the reader's lock would only finish after the reader gave up).
@@ -103,7 +104,10 @@ def _read_models(tenant: str, job_id: str) -> dict[str, Callable[[], object]]:
     """Every read-only ledger function, with arguments that make it read."""
     now = utcnow()
     job = store.get_job(job_id)
+    key = create_api_key(unique("producer"))
+    assert identify_api_key(key) is not None  # its first use is written now
     return {
+        "an API key used again within LAST_USED_RESOLUTION": lambda: identify_api_key(key),
         "store.find_job": lambda: store.find_job(job_id),
         "store.get_job": lambda: store.get_job(job_id),
         "store.find_job_by_key": lambda: store.find_job_by_key(tenant, job.idempotency_key),

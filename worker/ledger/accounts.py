@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -88,18 +88,21 @@ def insert_api_key(name: str, prefix: str, key_hash: str, scopes: str) -> None:
 
 def use_api_key(prefix: str, key_hash: str, resolution: dt.timedelta) -> ApiKey | None:
     """The key row with this prefix when it is not revoked and its hash is `key_hash`;
-    its last use is recorded, at most once per `resolution` (fewer writes)."""
-    with session() as db:
+    its last use is recorded, at most once per `resolution`. The check only reads, so a
+    producer's requests do not queue for SQLite's write lock; the rare write is its own
+    transaction, and does nothing if another request recorded the use meanwhile."""
+    with read_session() as db:
         row = db.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-        if row is None or row.revoked:
-            return None
-        if not hmac.compare_digest(row.key_hash, key_hash):
-            return None
-        now = utcnow()
-        last = row.last_used_at
-        if last is None or _aware(last) < now - resolution:
-            row.last_used_at = now
-        return row
+    if row is None or row.revoked or not hmac.compare_digest(row.key_hash, key_hash):
+        return None
+    now = utcnow()
+    due = now - resolution
+    if row.last_used_at is None or _aware(row.last_used_at) < due:
+        stale = (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < due)
+        with session() as db:
+            db.execute(update(ApiKey).where(ApiKey.id == row.id, stale).values(last_used_at=now))
+        row.last_used_at = now
+    return row
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
