@@ -34,7 +34,11 @@ def http_client() -> httpx.Client:
     settings = get_settings()
     return httpx.Client(
         timeout=httpx.Timeout(settings.http_timeout, connect=5.0),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        # No cap on connections: each worker thread has at most one request out, so the
+        # threads bound them, and a cap below the threads (LEDGERPUSH_WORKER_CONCURRENCY
+        # goes to 512) would hold requests back until a pool timeout that reads like a
+        # request gone unanswered.
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
         headers={"User-Agent": "ledgerpush/0.1", "Accept": "application/json"},
     )
 
