@@ -3,7 +3,8 @@
     .venv/bin/python bench/throughput.py [--invoices 3000] [--tenants 100] [--latency-ms 50]
         [--workers 2] [--concurrency 8] [--database sqlite|postgresql|both]
         [--task-events on|off] [--baseline-invoices 200] [--no-baseline] [--no-anchors]
-        [--vismanet-invoices 300] [--vismanet-tenants 10] [--vismanet-queued-share 0.2] [--json]
+        [--vismanet-invoices 300] [--vismanet-tenants 10] [--vismanet-queued-share 0.2]
+        [--profile DIR] [--json]
     .venv/bin/python bench/throughput.py --latency-ms 200 --slots 8,16,32,64 [--invoices 300]
         [--jobs-per-slot 8] [--workers 2] [--tenants 100] [--database sqlite|postgresql|both]
 
@@ -29,7 +30,14 @@ the floor, the CPU one process spends per invoice doing only the two provider ca
 and book, ledgerpush's own request bodies, pooled httpx client and auth; no Celery, ledger
 or Redis), and the lean worker, a Celery task on the same thread pool with references in
 process memory and no ledger, lease, outbox or rate limiter (at most once). ledgerpush's
-worker CPU per invoice is printed first as a multiple of each (`same_run_ratios`).
+worker CPU per invoice is printed first as a multiple of each (`same_run_ratios`). A third
+figure, the ledger writes alone (the four transactions a booked invoice commits, in one
+thread of the benchmark's process on the same database, no Celery, HTTP or Redis), shows
+what those writes cost at the least: the lean worker plus them, as a multiple of
+the lean worker, is printed beside the others.
+
+`--profile DIR` samples every worker process with py-spy over the measured run and prints
+the split of their CPU by concern (bench/profile_split.py).
 
 Visma.net ERP (`vismanet`, on the first database's stack after its steady-load phase, the
 workers running): its own tenants are warmed up like the others, then `--vismanet-invoices`
@@ -435,16 +443,18 @@ def run_anchors(
 ) -> dict[str, Any]:
     """The floor and the lean worker on the same stack, each with its own invoices (the
     same number, tenants and customers as the measured run)."""
-    from lean.run import run_floor, run_lean
+    from lean.run import run_floor, run_lean, run_ledger_alone
 
     per_tenant = max(args.invoices // len(tenants), 1)
     floor_jobs = list(_stack.interleaved(tenants, per_tenant, "floor", args.customers))
     lean_jobs = list(_stack.interleaved(tenants, per_tenant, "lean", args.customers))
+    ledger_jobs = list(_stack.interleaved(tenants, per_tenant, "ledger", args.customers))
     return {
         "floor": run_floor(floor_jobs, args.workers * args.concurrency),
         "lean_worker": run_lean(
             stack, lean_jobs, args.workers, args.concurrency, args.task_events == "on"
         ),
+        "ledger_writes_alone": run_ledger_alone(ledger_jobs, "run"),
     }
 
 
@@ -453,6 +463,7 @@ def same_run_ratios(result: dict[str, Any], databases: tuple[str, ...]) -> dict[
     anchors = result["anchors"]
     floor = anchors["floor"]["cpu_ms_per_invoice"]
     lean = anchors["lean_worker"]["worker_cpu_ms_per_invoice"]
+    ledger_alone = anchors["ledger_writes_alone"]
     ratios: dict[str, Any] = {}
     for database in databases:
         ours = result[f"ledgerpush_{database}"]
@@ -467,6 +478,15 @@ def same_run_ratios(result: dict[str, Any], databases: tuple[str, ...]) -> dict[
                 "floor": anchors["floor"]["invoices_per_second"],
             },
         }
+        if ledger_alone.get("database") == database:
+            # The lean worker with only the ledger writes exactly once needs added, in
+            # one thread without contention (the least they cost): what would be left
+            # for everything else under a multiple of the lean worker.
+            ledger = ledger_alone["cpu_ms_per_invoice"]
+            ratios[database]["cpu_ms_per_invoice"]["ledger_writes_alone"] = ledger
+            ratios[database]["lean_worker_plus_ledger_writes_x_lean_worker"] = _multiple(
+                lean + ledger, lean
+            )
     return ratios
 
 

@@ -39,6 +39,7 @@ def test_throughput_reports_the_floor_and_the_lean_worker(tmp_path: Path) -> Non
     anchors = result["anchors"]
     assert anchors["floor"]["booked"] == anchors["floor"]["invoices"] == 8
     assert anchors["lean_worker"]["booked"] == anchors["lean_worker"]["invoices"] == 8
+    assert anchors["ledger_writes_alone"]["invoices"] == 8
     assert result["ledgerpush_sqlite"]["booked"] == 8
     ratios = result["same_run_ratios"]["sqlite"]
     # None only where an anchor's run was too short for /proc's clock ticks to see its CPU.

@@ -21,7 +21,7 @@ import _stack
 from _stack import Stack, log, percentiles
 
 from lean.booking import draft_and_book, key_of, prepare_all
-from worker.jobs import InvoiceJob, parse_job
+from worker.jobs import InvoiceJob, job_id_for, parse_job
 
 BENCH = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,52 @@ def run_floor(jobs: list[dict[str, Any]], slots: int) -> dict[str, Any]:
         "run_seconds": round(span, 2),
         "invoices_per_second": round(len(finished) / span, 1),
         "cpu_ms_per_invoice": round(cpu * 1000 / max(len(finished), 1), 2),
+    }
+
+
+def run_ledger_alone(jobs: list[dict[str, Any]], booked_tag: str) -> dict[str, Any]:
+    """The ledger writes a booked invoice commits, and nothing else: accepting it (with
+    its tenant's read), the first intent with the attempt, the draft's result with the
+    book step's intent, the booking with the attempt's end and its outbound event; in
+    this process, one thread, on the stack's database; no Celery, HTTP or Redis. Each
+    invoice copies the remote results of the invoice of the same number that the
+    measured run (`booked_tag`) booked for its tenant. CPU: this thread's."""
+    from worker.ledger import store
+    from worker.ledger.models import BOOKED, BOOKING, DRAFTED, DRAFTING, RESOLVING
+
+    log(f"[ledger alone] {len(jobs)} invoices, their ledger writes only, one thread")
+    planned = []
+    for job in jobs:
+        tenant, key = job["tenant_id"], job["idempotency_key"]
+        twin = store.find_job_by_key(tenant, key.replace(key.split("-", 1)[0], booked_tag, 1))
+        if twin is not None and twin.state == BOOKED:
+            planned.append((job, dict(twin.remote)))
+    at = "2026-01-01T00:00:00+00:00"
+    cpu_before, started = time.thread_time(), time.time()
+    for job, remote in planned:
+        tenant, key = job["tenant_id"], job["idempotency_key"]
+        *earlier, last = (step for step in remote if step != "rounding")
+        row, _, _ = store.accept_job_with_tenant(
+            job_id_for(tenant, key), tenant, key, "invoice", job
+        )
+        begin = store.AttemptStart("ledger-alone", RESOLVING, row.updated_at)
+        first = {"step": earlier[-1], "at": at}
+        attempt = store.advance(row.id, DRAFTING, intent=first, begin=begin)
+        assert attempt is not None
+        drafted = {step: remote[step] for step in earlier}
+        second = {"step": last, "at": at}
+        store.advance(row.id, BOOKING, intent=second, settled=(DRAFTED, drafted))
+        store.advance(row.id, BOOKED, remote=remote, intent=None, end_attempt=(attempt[0], []))
+    cpu = time.thread_time() - cpu_before
+    span = time.time() - started
+    from worker.ledger.db import engine
+
+    return {
+        "database": engine().dialect.name,
+        "invoices": len(planned),
+        "transactions_per_invoice": 4,
+        "run_seconds": round(span, 2),
+        "cpu_ms_per_invoice": round(cpu * 1000 / max(len(planned), 1), 2),
     }
 
 
