@@ -6,6 +6,7 @@ an invoice through the real pipeline."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import subprocess
 import sys
@@ -16,11 +17,13 @@ import pytest
 
 from tests.conftest import invoice_job, unique
 from tests.toy_provider import simulator
+from tests.toy_provider.client import ToyProvider
 from tests.toy_provider.spec import SPEC as TOY
 from worker import pipeline
 from worker.jobs import job_id_for
 from worker.ledger import store
 from worker.providers import registry
+from worker.providers.base import Plan, StepContext
 from worker.tenancy.tenants import add_tenant
 
 ROOT = Path(__file__).parents[1]
@@ -148,3 +151,38 @@ def test_a_lost_draft_answer_is_found_by_the_toy_lookup(
         )
         == 1
     )
+
+
+class _CancelledWhileResolving(ToyProvider):
+    """The toy provider, with an operator's cancel landing while it resolves its
+    references: after the job's insert, before the run's first write."""
+
+    def prepare(self, ctx: StepContext) -> Plan:
+        job_id = job_id_for(ctx.tenant_id, ctx.job.idempotency_key)
+        store.transition(job_id, "cancelled", actor="ops@example.com", note="cancelled")
+        return super().prepare(ctx)
+
+
+def test_a_job_cancelled_before_its_first_write_is_not_written(
+    toy_provider: simulator.ThreadingHTTPServer,
+) -> None:
+    """The run's attempt is counted with its first intent, which checks that the job did
+    not change since this delivery inserted it: a cancelled job is left as it is."""
+    spec = dataclasses.replace(
+        TOY, name="toycancel", client_ref=f"{__name__}:_CancelledWhileResolving"
+    )
+    registry.register(spec)
+    try:
+        tenant = unique("toy")
+        add_tenant(tenant, "toycancel", "NO", {"token": "t"})
+        payload = invoice_job(tenant)
+
+        assert pipeline.process(payload).state == "cancelled"
+    finally:
+        registry.unregister(spec.name)
+    job = store.get_job(job_id_for(tenant, payload["idempotency_key"]))
+    assert (job.state, job.attempts, job.intent, job.remote) == ("cancelled", 0, None, {})
+    assert store.attempts_of(job.id) == []
+    assert not [
+        d for d in simulator.DOCUMENTS.values() if d.get("reference") == payload["idempotency_key"]
+    ]

@@ -303,6 +303,8 @@ def _attempt(
             error = Transient(f"held for the outage: {exc.message}", OUTAGE_CODE, exc.original)
         else:
             outcome = _handle_error(row, tenant, exc, attempt.number, provider)
+    except store.JobChanged:
+        raise  # before any write of this run: nothing of it to record (see _run)
     except Exception as exc:
         if is_store_outage(exc):
             # Not the job's failure: the task waits for the store (tasks/runner.py).
