@@ -276,7 +276,8 @@ def _jobs_file(tmp_path: Path, tenant: str, count: int) -> Path:
 def test_enqueue_interrupted_by_redis_dying_says_where_to_resume(
     tmp_path: Path, own_redis: EmbeddedRedis
 ) -> None:
-    tenant, count = unique("cli"), 2000
+    # Enough lines that Redis dies long before the last (see the Ctrl+C test below).
+    tenant, count = unique("cli"), 20_000
     path = _jobs_file(tmp_path, tenant, count)
     env = {"LEDGERPUSH_REDIS_URL": own_redis.url}
 
@@ -305,7 +306,10 @@ def test_enqueue_interrupted_by_redis_dying_says_where_to_resume(
 def test_enqueue_interrupted_by_ctrl_c_says_where_to_resume(
     tmp_path: Path, own_redis: EmbeddedRedis
 ) -> None:
-    path = _jobs_file(tmp_path, unique("cli"), 2000)
+    # Enough lines that the signal lands long before the last: the ids reach this process
+    # a pipe buffer at a time, by when the producer may be thousands of lines further.
+    count = 50_000
+    path = _jobs_file(tmp_path, unique("cli"), count)
     env = {"LEDGERPUSH_REDIS_URL": own_redis.url}
 
     code, ids, stderr = _enqueue_until([str(path)], env, 10, lambda p: p.send_signal(signal.SIGINT))
@@ -315,7 +319,7 @@ def test_enqueue_interrupted_by_ctrl_c_says_where_to_resume(
     assert line.startswith("stopped: interrupted; enqueued ")
     resume = int(line.rsplit("--from-line ", 1)[1])
     assert resume in (len(ids) + 1, len(ids) + 2)  # an id may be printed as the signal lands
-    assert f"enqueued {resume - 1} of 2000" in line
+    assert f"enqueued {resume - 1} of {count}" in line
 
 
 # ---------------------------------------------------------------- the API
