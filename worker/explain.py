@@ -100,6 +100,14 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
         "job's, delete the others there and replay: the lookup then adopts it. If the "
         "document is complete and correct remotely, or none should be booked, cancel.",
     ),
+    "write_unconfirmed": (
+        "Gave up with a write unconfirmed",
+        "ledgerpush stopped retrying while the result of its last write was still unknown: "
+        "the accounting system kept failing the lookup that would tell. The document or "
+        "payment may exist there.",
+        "Replay once the accounting system answers again: the lookup runs first and adopts "
+        "what the write left, so nothing is booked twice. Cancel is refused until then.",
+    ),
     "module_missing": (
         "A module is not enabled",
         "The tenant's subscription lacks a module this document needs.",

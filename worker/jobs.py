@@ -364,6 +364,10 @@ class FieldError(BaseModel):
     message: str
 
 
+#: The error code of a job kept because its message did not validate.
+INVALID_PAYLOAD = "invalid_payload"
+
+
 class JobValidationError(ValueError):
     """A payload broke the contract; `errors` names each field and the rule."""
 

@@ -25,7 +25,7 @@ from cachetools import TTLCache
 from redis.exceptions import LockError, RedisError
 
 from worker import dependents
-from worker.jobs import JobValidationError, job_id_for, parse_job
+from worker.jobs import INVALID_PAYLOAD, JobValidationError, job_id_for, parse_job
 from worker.ledger import store
 from worker.ledger.models import (
     BOOKED,
@@ -78,6 +78,15 @@ HAND_BACK_SECONDS = 1.0
 #: A job held by an open provider circuit (worker/ops/circuit.py) shows this error code.
 OUTAGE_CODE = "provider_outage"
 HELD_REFRESH_SECONDS = 30.0
+#: Error codes of attempts that waited rather than failed (besides NotReady's: its invoice,
+#: another payment of it): an open provider circuit, a reserved rate-limit slot, a worker
+#: shutting down or a soft time limit, another copy holding the lease. The retry limit
+#: counts none of them.
+NOT_THE_JOBS_FAILURE = frozenset(
+    {OUTAGE_CODE, SLOT_RESERVED_CODE, "handed_back", "time_limit", "lease_lost", "lease_unknown"}
+)
+#: A job that gave up while its last write was unconfirmed (failed for review).
+UNCONFIRMED_WRITE_CODE = "write_unconfirmed"
 
 
 class HandedBack(Transient):
@@ -207,12 +216,18 @@ def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     key = str(data.get("idempotency_key") or f"invalid-{digest}")[:200]
     kind = str(data.get("kind") or "unknown")[:20]
-    job_id = job_id_for(tenant_id, key)
-    row, _ = store.accept_job(job_id, tenant_id, key, kind, data)
+    message = str(exc)
+    row, created = store.accept_job(job_id_for(tenant_id, key), tenant_id, key, kind, data)
+    if not created and row.error_code != INVALID_PAYLOAD:
+        # The key is a valid job's (a producer sent it again, broken): that job is left as
+        # it is, and this payload kept beside it under a key of its own.
+        message = f"{message} (sent with the key {key!r} of job {row.id}, left as it is)"
+        key = f"invalid-{digest}"
+        row, _ = store.accept_job(job_id_for(tenant_id, key), tenant_id, key, kind, data)
     if row.state not in TERMINAL_STATES:
         fields = [e.model_dump() for e in exc.errors]
-        _dead_lettered(store.fail_job(job_id, "invalid", "invalid_payload", str(exc), fields))
-    log.warning("invalid payload kept as failed job %s: %s", job_id, exc)
+        _dead_lettered(store.fail_job(row.id, "invalid", INVALID_PAYLOAD, message, fields))
+    log.warning("invalid payload kept as failed job %s: %s", row.id, message)
     return Outcome(FAILED)
 
 
@@ -751,10 +766,7 @@ def _handle_error(
         since = _aware(since) or utcnow()  # the first counted failure starts the horizon
         gave_up = _gave_up(row.id, attempt, since)
         if gave_up:
-            failed = store.fail_job(row.id, exc.category, exc.code, f"{gave_up}: {exc.message}")
-            log.warning("job failed: %s: %s", gave_up, exc.message)
-            _dead_lettered(failed)
-            return Outcome(FAILED)
+            return _give_up(row.id, exc, gave_up)
     if isinstance(exc, HandedBack):
         delay = HAND_BACK_SECONDS
     elif isinstance(exc, SlotReserved):
@@ -803,13 +815,34 @@ def _hold_for_outage(row: Job, admission: circuit.Admission) -> Outcome:
     return Outcome(RETRY_SCHEDULED, retry_in=wait)
 
 
+def _give_up(job_id: str, exc: ProviderError, why: str) -> Outcome:
+    """The job's dead letter. With a write still unconfirmed (its intent open: the lookup
+    never got an answer), the document may exist remotely: it is failed for review, which
+    cancel refuses and replay resolves by the lookup, never as a plain failure."""
+    intent = store.get_job(job_id).intent
+    if intent:
+        step = intent.get("step", "last")
+        message = (
+            f"{why}: {exc.message}; the result of its {step} write is unknown: "
+            "it may have been applied in the accounting system"
+        )
+        failed = store.fail_job(job_id, NeedsReview.category, UNCONFIRMED_WRITE_CODE, message)
+    else:
+        failed = store.fail_job(job_id, exc.category, exc.code, f"{why}: {exc.message}")
+    log.warning("job failed: %s: %s", why, exc.message)
+    _dead_lettered(failed)
+    return Outcome(FAILED)
+
+
 def _retries_spent(job_id: str, attempts: int) -> int:
-    """Attempts that failed during an open provider circuit (recorded with the outage
-    code), or handed back for a reserved rate-limit slot, are not the job's own: they do
-    not count toward the retry limit."""
-    not_own = (OUTAGE_CODE, SLOT_RESERVED_CODE)
-    held = sum(1 for a in store.attempts_of(job_id) if (a.error or {}).get("code") in not_own)
-    return attempts - held
+    """Attempts that waited on something outside the job (see NOT_THE_JOBS_FAILURE) do not
+    count toward the retry limit."""
+    waited = sum(1 for a in store.attempts_of(job_id) if _waited(a.error or {}))
+    return attempts - waited
+
+
+def _waited(error: dict[str, Any]) -> bool:
+    return error.get("category") == NotReady.category or error.get("code") in NOT_THE_JOBS_FAILURE
 
 
 def _older_than(moment: dt.datetime | None, seconds: float) -> bool:

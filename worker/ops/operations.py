@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from worker import dependents
+from worker.jobs import INVALID_PAYLOAD
 from worker.ledger import store
 from worker.ledger.models import (
     BOOKED,
@@ -29,7 +30,6 @@ from worker.transport.redis_client import get_redis
 
 RETRYABLE = frozenset({FAILED, RETRY_SCHEDULED})
 CANCELLABLE = frozenset({RECEIVED, RETRY_SCHEDULED, WAITING_FOR_REAUTH, FAILED})
-INVALID_PAYLOAD = "invalid_payload"
 
 
 class ActionRefused(ValueError):

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from worker.auth import app_credentials
 from worker.explain import explain, explain_error, explain_job
-from worker.jobs import KINDS
+from worker.jobs import INVALID_PAYLOAD, KINDS
 from worker.ledger import store
 from worker.ledger.models import (
     BOOKED,
@@ -171,7 +171,7 @@ def available_actions(job: Any) -> dict[str, str]:
     offered = dict.fromkeys(ACTION_TEXT, "")
     if job.state not in operations.RETRYABLE:
         offered.pop("retry")
-    if job.error_code == operations.INVALID_PAYLOAD:
+    if job.error_code == INVALID_PAYLOAD:
         offered.pop("retry", None)
         offered.pop("replay")
     if job.state not in operations.CANCELLABLE:

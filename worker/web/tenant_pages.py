@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from worker.auth.connect import connect_url
+from worker.jobs import INVALID_PAYLOAD
 from worker.ledger import store
 from worker.ledger.queries import tenant_health
 from worker.ops import payment_sync
@@ -58,7 +59,7 @@ def retry_all_blocker(retried: list[Any], skipped: list[Any]) -> str:
         return ""
     reasons = set()
     for job in skipped:
-        if job.error_code == "invalid_payload":
+        if job.error_code == INVALID_PAYLOAD:
             reasons.add("invalid payloads are fixed at the producer and sent with a new key")
         elif job.purged_at is not None:
             reasons.add("purged jobs are sent again with a new key")

@@ -27,7 +27,7 @@ def tally(
         key = job["idempotency_key"]
         row = rows.get((tenant.tenant_id, key))
         state = row.state if row is not None else "not in the ledger"
-        review = row is not None and row.error_code == "needs_review"
+        review = row is not None and row.error_category == "needs_review"
         report.booked += state == "booked"
         report.failed += state == "failed"
         report.needs_review += review
@@ -51,7 +51,10 @@ def tally(
         # two documents remotely is a duplicate in the customer's books all the same.
         if len(effects) > 1 or strays:
             report.duplicates += max(len(effects) - 1, 0) + strays
-            report.problems.append(f"{key}: {len(effects)} documents and {strays} stray drafts")
+            report.problems.append(
+                f"{key}: {len(effects)} documents and {strays} stray drafts"
+                f" ({state}, {row and row.error_code})"
+            )
         amount = Decimal(job["payment"]["amount"]) if job["kind"] == "payment" else None
         if amount is not None and len(effects) == 1 and effects[0] != amount:
             report.lost += 1
