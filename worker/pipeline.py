@@ -79,12 +79,15 @@ HAND_BACK_SECONDS = 1.0
 OUTAGE_CODE = "provider_outage"
 HELD_REFRESH_SECONDS = 30.0
 #: Error codes of attempts that waited rather than failed (besides NotReady's: its invoice,
-#: another payment of it): an open provider circuit, a reserved rate-limit slot, a worker
-#: shutting down or a soft time limit, another copy holding the lease. The retry limit
+#: another payment of it): an open provider circuit, a rate limit, a worker shutting down
+#: or a soft time limit, another copy holding the lease, the ledger away. The retry limit
 #: counts none of them.
-NOT_THE_JOBS_FAILURE = frozenset(
-    {OUTAGE_CODE, SLOT_RESERVED_CODE, "handed_back", "time_limit", "lease_lost", "lease_unknown"}
-)
+NOT_THE_JOBS_FAILURE = frozenset({
+    OUTAGE_CODE, SLOT_RESERVED_CODE, "rate_limited", "handed_back", "time_limit",
+    "lease_lost", "lease_unknown", "store_unavailable",
+    # A write waiting to be looked up, or a provider's background work still running.
+    "write_settling", "release_pending", "background_pending",
+})  # fmt: skip
 #: A job that gave up while its last write was unconfirmed (failed for review).
 UNCONFIRMED_WRITE_CODE = "write_unconfirmed"
 
@@ -217,9 +220,9 @@ def _record_invalid(payload: Any, exc: JobValidationError) -> Outcome:
     key = str(data.get("idempotency_key") or f"invalid-{digest}")[:200]
     kind = str(data.get("kind") or "unknown")[:20]
     message = str(exc)
-    row, created = store.accept_job(job_id_for(tenant_id, key), tenant_id, key, kind, data)
-    if not created and row.error_code != INVALID_PAYLOAD:
-        # The key is a valid job's (a producer sent it again, broken): that job is left as
+    row, _ = store.accept_job(job_id_for(tenant_id, key), tenant_id, key, kind, data)
+    if row.payload != data:
+        # The key is another job's (a producer sent it again, broken): that job is left as
         # it is, and this payload kept beside it under a key of its own.
         message = f"{message} (sent with the key {key!r} of job {row.id}, left as it is)"
         key = f"invalid-{digest}"
@@ -649,9 +652,9 @@ def _write(
     try:
         result: dict[str, Any] = step.write(ctx)
     except ProviderError as exc:
-        if isinstance(exc, SlotReserved) and len(provider.calls) == sent_before:
-            # It waits for its rate-limit slot before any request of this write went out:
-            # no lookup is needed on its return, the intent goes.
+        if len(provider.calls) == sent_before:
+            # No request of this write went out (its rate-limit slot is further away, a
+            # token could not be had): no lookup is needed on its return, the intent goes.
             store.update_job(row.id, intent=None)
         elif not isinstance(exc, NoAnswer):
             # The server answered: nothing of this write can still be on its way.
@@ -823,8 +826,8 @@ def _give_up(job_id: str, exc: ProviderError, why: str) -> Outcome:
     if intent:
         step = intent.get("step", "last")
         message = (
-            f"{why}: {exc.message}; the result of its {step} write is unknown: "
-            "it may have been applied in the accounting system"
+            f"{why}: {exc.message}; its {step} write went out and no lookup has confirmed "
+            "what became of it: it may have been applied in the accounting system"
         )
         failed = store.fail_job(job_id, NeedsReview.category, UNCONFIRMED_WRITE_CODE, message)
     else:
@@ -837,8 +840,9 @@ def _give_up(job_id: str, exc: ProviderError, why: str) -> Outcome:
 def _retries_spent(job_id: str, attempts: int) -> int:
     """Attempts that waited on something outside the job (see NOT_THE_JOBS_FAILURE) do not
     count toward the retry limit."""
-    waited = sum(1 for a in store.attempts_of(job_id) if _waited(a.error or {}))
-    return attempts - waited
+    # The latest `attempts` rows: a replay starts the count again, its rows stay.
+    latest = store.attempts_of(job_id)[-attempts:] if attempts > 0 else []
+    return attempts - sum(1 for a in latest if _waited(a.error or {}))
 
 
 def _waited(error: dict[str, Any]) -> bool:

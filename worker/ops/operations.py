@@ -65,6 +65,7 @@ def retry(job_id: str, actor: str) -> Job:
             raise ActionRefused(
                 f"only failed or retry-scheduled jobs can be retried; this one is {job.state}"
             )
+        _refuse_if_invalid(job)
         _refuse_if_tenant_parked(job)
         updated = _reset(job, actor, "retry requested")
     send(job.payload, job.kind, job.id)
@@ -93,6 +94,10 @@ def _refuse_replay(job: Job) -> None:
         )
     if job.state == CANCELLED:
         raise ActionRefused("this job was cancelled; enqueue it again with a new idempotency key")
+    _refuse_if_invalid(job)
+
+
+def _refuse_if_invalid(job: Job) -> None:
     if job.error_code == INVALID_PAYLOAD:
         raise ActionRefused(
             "the payload is invalid; fix it at the producer and send it with a new key"
