@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KEYS = {
     "enqueued", "booked", "failed", "needs_review", "lost", "duplicates",
     "worker_kills", "redis_restarts", "faults_injected", "seconds", "db_outages",
-    "db_readonly_windows", "provider_outages", "poison_sent", "poison_quarantined",
+    "db_readonly_windows", "provider_outages", "poison_sent", "poison_quarantined", "broken_copies_sent",
     "database", "faults",
 }  # fmt: skip
 POSTGRES = os.environ.get("LEDGERPUSH_TEST_DATABASE_URL")
@@ -109,6 +109,7 @@ def test_short_chaos_on_postgresql_with_every_fault(tmp_path: Path) -> None:
     assert figures["provider_outages"] == 1
     assert figures["poison_sent"] >= len(POISON_MAKERS)
     assert figures["poison_quarantined"] >= figures["poison_sent"] - 3  # 2 kills, 1 restart
+    assert figures["broken_copies_sent"] >= 1  # and none failed its job (the tally's "lost")
 
 
 def test_faults_are_chosen_by_name() -> None:

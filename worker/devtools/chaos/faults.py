@@ -207,3 +207,22 @@ def poisoned_markers(raw_entries: list[bytes]) -> set[str]:
         if start >= 0:
             found.add(raw[start : start + len(POISON_MARKER) + 6].decode("ascii", "replace"))
     return found
+
+
+def broken_copy(job: dict[str, Any], number: int) -> tuple[str, bytes]:
+    """A job's message sent again by a broken producer in another language: the same
+    tenant and key, a money field as a JSON number (the contract takes money as a
+    string). Returns its queue and raw message; a worker keeps it as an invalid job of
+    its own, never over the valid one."""
+    from worker.tasknames import QUEUE_FOR_TASK, TASK_FOR_KIND
+
+    copy = json.loads(json.dumps(job))
+    if job["kind"] == "payment":
+        copy["payment"]["amount"] = float(copy["payment"]["amount"])
+    else:
+        line = copy[job["kind"]]["lines"][0]
+        line["unit_price"] = float(line["unit_price"])
+    options = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    body = _b64(json.dumps([[copy], {}, options]))
+    task = TASK_FOR_KIND[job["kind"]]
+    return QUEUE_FOR_TASK[task], _envelope(f"chaos-broken-{number:05d}", body, task)

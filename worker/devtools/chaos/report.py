@@ -29,6 +29,7 @@ class Report:
     provider_outages: int = 0
     poison_sent: int = 0
     poison_quarantined: int = 0
+    broken_copies_sent: int = 0
     database: str = "sqlite"
     faults: tuple[str, ...] = ()
     problems: list[str] = field(default_factory=list)
@@ -38,7 +39,7 @@ class Report:
             "enqueued", "booked", "failed", "needs_review", "lost", "duplicates",
             "worker_kills", "redis_restarts", "faults_injected", "seconds", "db_outages",
             "db_readonly_windows", "provider_outages", "poison_sent", "poison_quarantined",
-            "database",
+            "broken_copies_sent", "database",
         )  # fmt: skip
         return {**{k: getattr(self, k) for k in keys}, "faults": list(self.faults)}
 
@@ -73,6 +74,7 @@ def result_table(report: Report) -> Table:
             ("provider outages", report.provider_outages),
             ("poison messages", report.poison_sent),
             ("  in ledgerpush.poison", report.poison_quarantined),
+            ("broken copies of valid jobs", report.broken_copies_sent),
         )
     )
     for name, value in rows:

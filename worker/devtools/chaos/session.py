@@ -18,6 +18,7 @@ from worker.devtools import localstack
 from worker.devtools.chaos.faults import (
     POISON_MAKERS,
     ChaosDatabase,
+    broken_copy,
     poison_message,
     poisoned_markers,
 )
@@ -146,6 +147,7 @@ class Chaos:
             self.report.enqueued += 1
             if poison and number % POISON_EVERY == 0:
                 self.push_poison()
+                self.push_broken_copy(job)
         while poison and self.report.poison_sent < len(POISON_MAKERS):
             self.push_poison()
 
@@ -172,6 +174,15 @@ class Chaos:
         raw = poison_message(number, task)
         self._again_while_away(lambda: get_redis().lpush(queue, raw), f"poison {number}")
         self.report.poison_sent += 1
+
+    def push_broken_copy(self, job: dict[str, Any]) -> None:
+        """The job just enqueued, sent again with a broken field (faults.broken_copy)."""
+        from worker.transport.redis_client import get_redis
+
+        queue, raw = broken_copy(job, self.report.broken_copies_sent)
+        key = f"broken copy of {job['idempotency_key']}"
+        self._again_while_away(lambda: get_redis().lpush(queue, raw), key)
+        self.report.broken_copies_sent += 1
 
     def poison_settled(self) -> bool:
         """Every poison message pushed is in the poison list, or none can still get there
@@ -220,14 +231,19 @@ class Chaos:
                     log.info("reconciler re-sent %s stuck jobs", resent)
 
     def settled(self) -> int:
+        """The run's jobs that are settled (the broken copies kept as invalid jobs are
+        not the run's jobs)."""
+        from worker.jobs import INVALID_PAYLOAD
+        from worker.ledger.queries import JobFilter, find_jobs
         from worker.ledger.store import count_by_state
 
         try:
             counts = count_by_state()
+            invalid = find_jobs(JobFilter(error_code=INVALID_PAYLOAD, per_page=1)).total
         except Exception as exc:  # the ledger may be away for a moment
             log.warning("progress: %s", exc)
             return self._last_settled
-        self._last_settled = sum(counts.get(s, 0) for s in SETTLED)
+        self._last_settled = sum(counts.get(s, 0) for s in SETTLED) - invalid
         return self._last_settled
 
     _last_settled = 0

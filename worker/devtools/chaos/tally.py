@@ -10,6 +10,7 @@ from worker.devtools.chaos.jobs import Plan
 from worker.devtools.chaos.plan import TenantPlan
 from worker.devtools.chaos.report import Report
 from worker.devtools.localstack import SETTLED_STATES
+from worker.jobs import INVALID_PAYLOAD
 
 if TYPE_CHECKING:
     from worker.ledger.models import Job
@@ -40,6 +41,10 @@ def tally(
             report.problems.append(
                 f"{key}: failed in the ledger ({row and row.error_code}) but booked remotely"
             )
+        elif state == "failed" and row is not None and row.error_code == INVALID_PAYLOAD:
+            # Every job of the plan is valid: a broken copy of it must not have failed it.
+            report.lost += 1
+            report.problems.append(f"{key}: failed as an invalid payload, though it is valid")
         elif state not in SETTLED:
             report.lost += 1
             report.problems.append(f"{key}: {state}, never settled")
