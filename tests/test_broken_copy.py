@@ -12,7 +12,7 @@ from worker import pipeline
 from worker.jobs import INVALID_PAYLOAD, job_id_for
 from worker.ledger.models import Job
 from worker.ledger.queries import JobFilter, find_jobs
-from worker.ledger.store import accept_job, events_of, find_job
+from worker.ledger.store import accept_job, find_job
 from worker.ops import operations
 
 
@@ -63,26 +63,3 @@ def test_a_broken_job_found_unfailed_is_failed_on_its_own_row() -> None:
     assert [j.id for j in _kept_invalid(tenant)] == [job_id]
     with pytest.raises(operations.ActionRefused, match="payload is invalid"):
         operations.retry(job_id, "test")
-
-
-def test_a_fixed_job_sent_with_the_key_of_its_broken_message_books() -> None:
-    """An invalid payload holds no key: the producer's corrected message with the same
-    key takes the row over and books; the broken payload stays in the job's history."""
-    tenant = connect_ea_tenant("NO")
-    job = invoice_job(tenant, unique("inv"))
-    broken = {**job, "invoice": {**job["invoice"], "lines": [unbookable_json_number()]}}
-    assert pipeline.process(broken).state == "failed"
-    job_id = job_id_for(tenant, job["idempotency_key"])
-    assert [j.id for j in _kept_invalid(tenant)] == [job_id]
-    assert pipeline.process(job).state == "booked"
-    booked = find_job(job_id)
-    assert booked is not None and booked.error_code is None
-    assert booked.payload["invoice"]["lines"][0]["unit_price"] == "1200.00"
-    notes = [e.note or "" for e in events_of(job_id)]
-    assert any("replaced the invalid payload" in n and "12.5" in n for n in notes)
-    assert pipeline.process(broken).state == "failed"  # the broken one again: kept aside
-    assert (find_job(job_id) or booked).state == "booked"
-
-
-def unbookable_json_number() -> dict[str, object]:
-    return {"description": "x", "quantity": "1", "unit_price": 12.5, "vat_rate": "25"}

@@ -47,8 +47,7 @@ _BY_CODE: dict[str, tuple[str, str, str]] = {
     "invalid_payload": (
         "The producer sent an invalid job",
         "The payload breaks the job contract, so it was kept here instead of being booked.",
-        "Fix the fields listed below at the producer and send the job again, with the same key "
-        "or a new one: an invalid payload holds no key.",
+        "Fix the fields listed below at the producer and send the job again with a new key.",
     ),
     "provider_limit": (
         "The accounting system would refuse this job",

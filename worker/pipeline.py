@@ -34,7 +34,6 @@ from worker.ledger.models import (
     DRAFTED,
     DRAFTING,
     FAILED,
-    RECEIVED,
     RESOLVING,
     RETRY_SCHEDULED,
     TERMINAL_STATES,
@@ -151,8 +150,6 @@ def _deliver(
         queued,
         created_by_key,
     )
-    if row.error_code == INVALID_PAYLOAD and row.payload != job.model_dump(mode="json"):
-        row = _take_over_invalid(row, job)
     with log_context(job_id=row.id, tenant=job.tenant_id, kind=job.kind):
         # The queue it came from: a tenant's backlog overflows to the bulk queue.
         entry_queue = queue or outbox.queue_for(job.kind)
@@ -184,19 +181,6 @@ def _deliver(
             return _run(job, current, tenant, worker, lease, ending)
         finally:
             ending.add(lease.queue_release)
-
-
-def _take_over_invalid(row: Job, job: AnyJob) -> Job:
-    """Only an invalid message had this key so far (a producer sent it broken, then
-    fixed): an invalid payload holds no key, so the valid job takes the row over; the
-    broken payload stays in the job's history."""
-    kept = json.dumps(row.payload, default=str)[:1000]
-    log.info("a valid message replaces the invalid payload kept as job %s", row.id)
-    return store.transition(
-        row.id, RECEIVED, note=f"a valid message with this key replaced the invalid payload {kept}",
-        kind=job.kind, payload=job.model_dump(mode="json"), error_category=None,
-        error_code=None, error_message=None, error_fields=None, finished_at=None,
-    )  # fmt: skip
 
 
 def _max_hold(settings: Settings) -> float:

@@ -100,7 +100,7 @@ def _refuse_replay(job: Job) -> None:
 def _refuse_if_invalid(job: Job) -> None:
     if job.error_code == INVALID_PAYLOAD:
         raise ActionRefused(
-            "the payload is invalid; fix it at the producer and send the job again (its key is free)"
+            "the payload is invalid; fix it at the producer and send it with a new key"
         )
 
 

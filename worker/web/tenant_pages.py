@@ -60,7 +60,7 @@ def retry_all_blocker(retried: list[Any], skipped: list[Any]) -> str:
     reasons = set()
     for job in skipped:
         if job.error_code == INVALID_PAYLOAD:
-            reasons.add("invalid payloads are fixed at the producer and sent again")
+            reasons.add("invalid payloads are fixed at the producer and sent with a new key")
         elif job.purged_at is not None:
             reasons.add("purged jobs are sent again with a new key")
         else:

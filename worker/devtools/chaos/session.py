@@ -147,9 +147,10 @@ class Chaos:
             self.report.enqueued += 1
             if poison and number % POISON_EVERY == 0:
                 self.push_poison()
-                self.push_broken_copy(job)
         while poison and self.report.poison_sent < len(POISON_MAKERS):
             self.push_poison()
+        if poison:
+            self.push_broken_copies(-(-len(self.plan.jobs) // POISON_EVERY))
 
     @staticmethod
     def _again_while_away(action: Callable[[], Any], what: str) -> None:
@@ -175,14 +176,33 @@ class Chaos:
         self._again_while_away(lambda: get_redis().lpush(queue, raw), f"poison {number}")
         self.report.poison_sent += 1
 
-    def push_broken_copy(self, job: dict[str, Any]) -> None:
-        """The job just enqueued, sent again with a broken field (faults.broken_copy)."""
+    def push_broken_copies(self, count: int, patience: float = 60.0) -> None:
+        """`count` jobs the ledger holds already, each sent again with a broken field
+        (faults.broken_copy), spread over the plan. Only jobs in the ledger: a broken
+        message that comes first is its key's job, by design."""
         from worker.transport.redis_client import get_redis
 
-        queue, raw = broken_copy(job, self.report.broken_copies_sent)
-        key = f"broken copy of {job['idempotency_key']}"
-        self._again_while_away(lambda: get_redis().lpush(queue, raw), key)
-        self.report.broken_copies_sent += 1
+        step = max(len(self.plan.jobs) // count, 1)
+        wanted = self.plan.jobs[::step][:count]
+        deadline = time.monotonic() + patience
+        while wanted and time.monotonic() < deadline:
+            for job in [j for j in wanted if self._in_ledger(j)]:
+                wanted.remove(job)
+                queue, raw = broken_copy(job, self.report.broken_copies_sent)
+                push = functools.partial(get_redis().lpush, queue, raw)
+                self._again_while_away(push, f"broken copy of {job['idempotency_key']}")
+                self.report.broken_copies_sent += 1
+            time.sleep(0.5)
+
+    @staticmethod
+    def _in_ledger(job: dict[str, Any]) -> bool:
+        from worker.jobs import job_id_for
+        from worker.ledger.store import find_job
+
+        try:
+            return find_job(job_id_for(job["tenant_id"], job["idempotency_key"])) is not None
+        except Exception:  # the ledger may be away for a moment
+            return False
 
     def poison_settled(self) -> bool:
         """Every poison message pushed is in the poison list, or none can still get there
