@@ -226,6 +226,23 @@ def test_401_gets_one_new_token_for_concurrent_clients(sim: Any) -> None:
     assert sim.identity.calls == calls + 1
 
 
+def test_a_token_another_worker_got_and_that_was_revoked_since_is_replaced(sim: Any) -> None:
+    """A client's token is refused; the one another worker stored meanwhile was revoked
+    too: the client asks for a token of its own instead of parking the tenant as if its
+    tenant id were wrong."""
+    tenant = vn_tenant(sim)
+    company = credentials_of(get_tenant(tenant))["tenant_id"]
+    stale = VismaNetProvider(get_tenant(tenant))
+    stale.http.get_json("/v1/currency")
+    sim.identity.expire(company)
+    VismaNetProvider(get_tenant(tenant)).http.get_json("/v1/currency")  # stores a new one
+    sim.identity.expire(company)
+    calls = sim.identity.calls
+    stale.http.get_json("/v1/currency")
+    assert sim.identity.calls == calls + 1
+    assert get_tenant(tenant).connection_state != "needs_reauth"
+
+
 def test_customer_tenant_id_parks_the_tenant_with_the_explanation(sim: Any) -> None:
     tenant = vn_tenant(sim, company_tenant_id=CONTRACT_TENANT)
     job = run(invoice_job(tenant))

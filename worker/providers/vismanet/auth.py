@@ -9,9 +9,10 @@ for it, or the approval withdrawn) needs the customer: `NeedsReauth` with the re
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import httpx
@@ -90,17 +91,34 @@ class VismaNetAuth(httpx.Auth):
             )
         renewed = False
         if not fresh(self.credentials):
-            self.credentials = refresh_single_flight(
-                self.tenant_id, self.credentials, request_token,
-                still_needed=lambda current: not fresh(current), grant_key=TENANT_KEY,
-            )  # fmt: skip
-            renewed = True
+            renewed = self._renew(lambda current: not fresh(current))
         request.headers["Authorization"] = f"Bearer {self.credentials['access_token']}"
         response = yield request
-        if response.status_code != 401 or renewed:
-            return
+        # A refused token that another worker got (and that may have been revoked since)
+        # is replaced once more; only a token this flow asked for itself being refused
+        # means the tenant id is wrong.
+        for _ in range(2):
+            if response.status_code != 401 or renewed:
+                return
+            renewed = self._renew(functools.partial(_holds, self.credentials.get("access_token")))
+            request.headers["Authorization"] = f"Bearer {self.credentials['access_token']}"
+            response = yield request
+
+    def _renew(self, still_needed: Callable[[dict[str, Any]], bool]) -> bool:
+        """Newer credentials (single-flight); whether this flow asked for the token."""
+        asked = False
+
+        def ask(company_tenant_id: str) -> dict[str, Any]:
+            nonlocal asked
+            asked = True
+            return request_token(company_tenant_id)
+
         self.credentials = refresh_single_flight(
-            self.tenant_id, self.credentials, request_token, grant_key=TENANT_KEY
+            self.tenant_id, self.credentials, ask, still_needed=still_needed, grant_key=TENANT_KEY
         )
-        request.headers["Authorization"] = f"Bearer {self.credentials['access_token']}"
-        yield request
+        return asked
+
+
+def _holds(token: str | None, current: dict[str, Any]) -> bool:
+    """The stored credentials still hold `token` (refused): nobody has replaced it."""
+    return current.get("access_token") == token
