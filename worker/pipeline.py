@@ -47,6 +47,7 @@ from worker.ops import circuit
 from worker.ops.alerts import job_failed
 from worker.providers import limits, provider_for
 from worker.providers.base import (
+    PROVIDER_WAIT_CODES,
     SLOT_RESERVED_CODE,
     AnyJob,
     NeedsReauth,
@@ -79,15 +80,13 @@ HAND_BACK_SECONDS = 1.0
 OUTAGE_CODE = "provider_outage"
 HELD_REFRESH_SECONDS = 30.0
 #: Error codes of attempts that waited rather than failed (besides NotReady's: its invoice,
-#: another payment of it): an open provider circuit, a rate limit, a worker shutting down
-#: or a soft time limit, another copy holding the lease, the ledger away. The retry limit
-#: counts none of them.
-NOT_THE_JOBS_FAILURE = frozenset({
-    OUTAGE_CODE, SLOT_RESERVED_CODE, "rate_limited", "handed_back", "time_limit",
-    "lease_lost", "lease_unknown", "store_unavailable",
-    # A write waiting to be looked up, or a provider's background work still running.
-    "write_settling", "release_pending", "background_pending",
-})  # fmt: skip
+#: another payment of it): the provider's own waits, an open provider circuit, a worker
+#: shutting down or a soft time limit, another copy holding the lease, the ledger away,
+#: an unanswered write settling before its lookup. The retry limit counts none of them.
+NOT_THE_JOBS_FAILURE = PROVIDER_WAIT_CODES | {
+    OUTAGE_CODE, SLOT_RESERVED_CODE, "handed_back", "time_limit", "lease_lost",
+    "lease_unknown", "store_unavailable", "write_settling",
+}  # fmt: skip
 #: A job that gave up while its last write was unconfirmed (failed for review).
 UNCONFIRMED_WRITE_CODE = "write_unconfirmed"
 

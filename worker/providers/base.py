@@ -65,6 +65,11 @@ class NoAnswer(Transient):
 SLOT_RESERVED_CODE = "rate_limit_slot_reserved"
 
 
+#: Codes of Transient errors that are waiting on the provider, not failing: its rate
+#: limit, or work it performs in the background (a release, a queued request) still running.
+PROVIDER_WAIT_CODES = frozenset({"rate_limited", "release_pending", "background_pending"})
+
+
 class SlotReserved(Transient):
     """A rate-limit slot is reserved for this job at `at` (Unix time, key `limit_key`),
     further away than a worker thread waits: the job comes back for it then, before the
